@@ -1,0 +1,157 @@
+// Python-semantics values for the BFCL tool sandboxes.
+//
+// BFCL's backends are Python classes; their results and states are compared byte for byte, so
+// the sandboxes compute on values that behave like CPython 3.11's: None, bool, int, float, str,
+// list, tuple, dict (insertion ordered) and set, with Python equality (1 == 1.0 == True), repr()/
+// str() and json.dumps renderings.
+//
+// A PyValue is a regular value type: copying deep-copies. Not thread-safe for concurrent
+// mutation; distinct values may be used from different threads.
+#ifndef ENVTUNE_ENVSERVER_PYVALUE_H_
+#define ENVTUNE_ENVSERVER_PYVALUE_H_
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace envtune {
+
+class PyValue;
+using PyList = std::vector<PyValue>;
+
+// An insertion-ordered dict with Python key semantics (keys equal under Python == are the same
+// key: 1, 1.0 and True collide). Lookup is linear for small dicts and indexed for large ones is
+// an implementation detail; iteration order is insertion order, as in Python 3.7+.
+class PyDict {
+ public:
+  using Entry = std::pair<PyValue, PyValue>;
+
+  PyDict() = default;
+  PyDict(std::initializer_list<Entry> entries);
+
+  // Returns nullptr when `key` is absent.
+  const PyValue* Find(const PyValue& key) const;
+  PyValue* Find(const PyValue& key);
+  const PyValue* Find(std::string_view str_key) const;
+  PyValue* Find(std::string_view str_key);
+  bool Contains(const PyValue& key) const { return Find(key) != nullptr; }
+  bool Contains(std::string_view str_key) const { return Find(str_key) != nullptr; }
+
+  // Python d[key] = value: replaces in place (keeping the original key object and position)
+  // or appends.
+  void Set(PyValue key, PyValue value);
+  void Set(std::string_view str_key, PyValue value);
+  // Python d.setdefault(key, None)-like access for building values.
+  PyValue& operator[](std::string_view str_key);
+  // Python del d[key] / d.pop(key): returns false when absent. Order of the rest is kept.
+  bool Erase(const PyValue& key);
+  bool Erase(std::string_view str_key);
+
+  size_t size() const;
+  bool empty() const;
+  const std::vector<Entry>& entries() const;
+  std::vector<Entry>& mutable_entries();  // REQUIRES: callers keep keys unique.
+  auto begin() const { return entries().begin(); }
+  auto end() const { return entries().end(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+struct JsonDumpsOptions {
+  bool sort_keys = false;    // json.dumps(sort_keys=True)
+  bool ensure_ascii = true;  // json.dumps default: non-ASCII as \uXXXX (surrogate pairs)
+  int indent = -1;           // -1: None (one line, ", " and ": "); >= 0: newline + spaces, "," and ": "
+};
+
+class PyValue {
+ public:
+  enum class Type { kNone, kBool, kInt, kFloat, kStr, kList, kTuple, kDict, kSet };
+
+  PyValue() = default;  // None
+  static PyValue None() { return PyValue(); }
+  static PyValue Bool(bool b);
+  static PyValue Int(int64_t i);
+  static PyValue Float(double d);
+  static PyValue Str(std::string s);
+  static PyValue List(PyList items = {});
+  static PyValue Tuple(PyList items = {});
+  static PyValue Dict(PyDict dict = {});
+  // A Python set; stored in insertion order, compared as a set, rendered to JSON as a sorted list.
+  static PyValue Set(PyList items = {});
+
+  Type type() const { return type_; }
+  bool is_none() const { return type_ == Type::kNone; }
+  bool is_bool() const { return type_ == Type::kBool; }
+  bool is_int() const { return type_ == Type::kInt; }  // false for bool (unlike isinstance)
+  bool is_float() const { return type_ == Type::kFloat; }
+  bool is_number() const { return is_bool() || is_int() || is_float(); }
+  bool is_str() const { return type_ == Type::kStr; }
+  bool is_list() const { return type_ == Type::kList; }
+  bool is_tuple() const { return type_ == Type::kTuple; }
+  bool is_dict() const { return type_ == Type::kDict; }
+  bool is_set() const { return type_ == Type::kSet; }
+
+  // Accessors. REQUIRES: the matching type (as_int also accepts bool; as_float accepts
+  // bool/int/float). Violations abort: check the type first.
+  bool as_bool() const;
+  int64_t as_int() const;
+  double as_float() const;
+  const std::string& as_str() const;
+  std::string& as_str();
+  // list(), for kList, kTuple and kSet.
+  const PyList& items() const;
+  PyList& items();
+  const PyDict& dict() const;
+  PyDict& dict();
+
+  // Python truthiness (bool(x)).
+  bool Truthy() const;
+  // Python type(x).__name__: 'NoneType', 'bool', 'int', 'float', 'str', 'list', 'tuple',
+  // 'dict', 'set'.
+  std::string_view TypeName() const;
+
+  // Python repr(x) and str(x), CPython 3.11 rules (float repr is shortest round-trip with
+  // exponent form outside 1e-4 <= |x| < 1e16; str quoting picks ' unless the text has ' and no ").
+  std::string Repr() const;
+  std::string Str() const;
+
+  // Python json.dumps(x, ...). Tuples render as arrays, sets as sorted arrays, non-string dict
+  // keys as json.dumps does (int 1 -> "1", True -> "true", None -> "null", float repr).
+  // NaN/inf render as NaN/Infinity like Python's default allow_nan=True.
+  std::string JsonDumps(const JsonDumpsOptions& options = {}) const;
+
+  // Python json.loads(text): objects -> dict, arrays -> list, integers -> int, numbers with a
+  // fraction or exponent -> float. Errors name the position.
+  static absl::StatusOr<PyValue> FromJson(std::string_view text);
+
+  // Python ==: numeric across bool/int/float, dicts as mappings, sets as sets, list vs tuple
+  // never equal.
+  friend bool operator==(const PyValue& a, const PyValue& b);
+  friend bool operator!=(const PyValue& a, const PyValue& b) { return !(a == b); }
+  // Python < for sorting values of one kind (numbers, strings, lists/tuples lexicographically).
+  // Returns false for incomparable types (Python would raise TypeError).
+  static bool Less(const PyValue& a, const PyValue& b);
+
+ private:
+  Type type_ = Type::kNone;
+  std::variant<std::monostate, bool, int64_t, double, std::string, PyList, PyDict> data_;
+};
+
+// Python repr() of a float (CPython 3.11 float_repr): "1.0", "0.1", "1e+16", "1e-05", "inf",
+// "nan", "-0.0".
+std::string PyFloatRepr(double d);
+// Python repr() of a str: quotes and escapes exactly as CPython (non-printable -> \x.., \u....).
+std::string PyStrRepr(std::string_view utf8);
+// Python round(x, ndigits) for floats (correctly rounded, half-even on the decimal value).
+double PyRound(double x, int ndigits);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ENVSERVER_PYVALUE_H_
