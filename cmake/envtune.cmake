@@ -4,6 +4,13 @@
 # include path, so headers are included as "envserver/pyvalue.h".
 function(envtune_library name)
   cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  if(NOT ARG_SRCS)
+    # A component with no sources yet is an interface library, so the tree always configures.
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/proto)
+    target_link_libraries(${name} INTERFACE ${ARG_DEPS})
+    return()
+  endif()
   add_library(${name} STATIC ${ARG_SRCS})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/proto)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
