@@ -10,6 +10,7 @@
 #ifndef ENVTUNE_ENVSERVER_PYVALUE_H_
 #define ENVTUNE_ENVSERVER_PYVALUE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -28,12 +29,19 @@ using PyList = std::vector<PyValue>;
 // An insertion-ordered dict with Python key semantics (keys equal under Python == are the same
 // key: 1, 1.0 and True collide). Lookup is linear for small dicts and indexed for large ones is
 // an implementation detail; iteration order is insertion order, as in Python 3.7+.
+// Concurrent const access (Find from several threads) is safe: the lookup index of a large dict
+// is built lazily and published atomically. Mutation needs exclusive access.
 class PyDict {
  public:
   using Entry = std::pair<PyValue, PyValue>;
 
   PyDict() = default;
   PyDict(std::initializer_list<Entry> entries);
+  PyDict(const PyDict& other);
+  PyDict(PyDict&& other) noexcept;
+  PyDict& operator=(const PyDict& other);
+  PyDict& operator=(PyDict&& other) noexcept;
+  ~PyDict();
 
   // Returns nullptr when `key` is absent.
   const PyValue* Find(const PyValue& key) const;
@@ -56,12 +64,20 @@ class PyDict {
   size_t size() const;
   bool empty() const;
   const std::vector<Entry>& entries() const;
-  std::vector<Entry>& mutable_entries();  // REQUIRES: callers keep keys unique.
+  // REQUIRES: callers keep keys unique, and do not keep the reference across other calls on
+  // this dict (the lookup index is dropped when this is called and rebuilt on the next Find).
+  std::vector<Entry>& mutable_entries();
   auto begin() const { return entries().begin(); }
   auto end() const { return entries().end(); }
 
  private:
+  struct Index;
+  const Index* GetIndex() const;  // nullptr for small dicts
+  void DropIndex();
+  void AppendEntry(PyValue key, PyValue value);
+
   std::vector<Entry> entries_;
+  mutable std::atomic<Index*> index_{nullptr};  // owned; lazily built cache over entries_
 };
 
 struct JsonDumpsOptions {
@@ -125,6 +141,9 @@ class PyValue {
   // Python json.dumps(x, ...). Tuples render as arrays, sets as sorted arrays, non-string dict
   // keys as json.dumps does (int 1 -> "1", True -> "true", None -> "null", float repr).
   // NaN/inf render as NaN/Infinity like Python's default allow_nan=True.
+  // Lenient where Python raises: sets render as sorted arrays, tuple/other keys as their repr,
+  // unsortable keys (sort_keys with mixed types) in a fixed type order. See PyJsonDumps for the
+  // strict Python behaviour.
   std::string JsonDumps(const JsonDumpsOptions& options = {}) const;
 
   // Python json.loads(text): objects -> dict, arrays -> list, integers -> int, numbers with a
@@ -143,6 +162,11 @@ class PyValue {
   Type type_ = Type::kNone;
   std::variant<std::monostate, bool, int64_t, double, std::string, PyList, PyDict> data_;
 };
+
+// Python json.dumps exactly, including its failures: INVALID_ARGUMENT with Python's TypeError
+// text ("Object of type set is not JSON serializable", "keys must be str, int, float, bool or
+// None, not tuple", "'<' not supported between instances of 'str' and 'int'" for sort_keys).
+absl::StatusOr<std::string> PyJsonDumps(const PyValue& value, const JsonDumpsOptions& options = {});
 
 // Python repr() of a float (CPython 3.11 float_repr): "1.0", "0.1", "1e+16", "1e-05", "inf",
 // "nan", "-0.0".
