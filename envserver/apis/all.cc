@@ -16,6 +16,7 @@ struct ApiRow {
 // Each API implementation adds its row here when it lands.
 constexpr ApiRow kApis[] = {
     {"", nullptr},  // placeholder keeps the array non-empty; skipped below
+    {"VehicleControlAPI", &NewVehicleControlApi},
 };
 
 }  // namespace
