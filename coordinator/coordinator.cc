@@ -1,0 +1,530 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace envtune {
+namespace {
+
+class RealClock final : public Clock {
+ public:
+  absl::Time Now() const override { return absl::Now(); }
+};
+
+bool IsRolloutRole(v1::Role role) {
+  return role == v1::ROLE_ACTOR || role == v1::ROLE_EVALUATOR;
+}
+
+}  // namespace
+
+Clock* Clock::Real() {
+  static RealClock* clock = new RealClock();
+  return clock;
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
+                                                                  Clock* clock) {
+  if (options.stages.empty()) {
+    return absl::InvalidArgumentError("curriculum has no stages");
+  }
+  for (size_t i = 0; i < options.stages.size(); ++i) {
+    const StageConfig& stage = options.stages[i];
+    std::string where = absl::StrCat("curriculum.stages[", i, "]");
+    if (stage.stage != static_cast<int>(i) + 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".stage: expected ", i + 1, ", got ", stage.stage));
+    }
+    if (stage.task_ids.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".tasks: empty task set"));
+    }
+    if (stage.reward_kind != "format" && stage.reward_kind != "progress") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ".reward: '", stage.reward_kind, "' is not 'format' or 'progress'"));
+    }
+    if (stage.group_size == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".group_size: must be > 0"));
+    }
+    for (double p : {stage.augment_start, stage.augment_end}) {
+      if (!(p >= 0.0 && p <= 1.0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".augment: probability ", p, " outside [0, 1]"));
+      }
+    }
+    if (stage.advance.consecutive_checks < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".advance.consecutive_checks: must be >= 1"));
+    }
+  }
+  if (options.eval_every_steps > 0 && options.eval_task_ids.empty()) {
+    return absl::InvalidArgumentError("evaluation.every_steps > 0 but no evaluation tasks");
+  }
+  auto coordinator = std::unique_ptr<Coordinator>(new Coordinator(std::move(options), clock));
+  absl::MutexLock lock(&coordinator->mu_);
+  coordinator->EnterStageLocked(0, "initial");
+  return coordinator;
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, Clock* clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterRequest& request) {
+  if (request.role() == v1::ROLE_UNSPECIFIED || !v1::Role_IsValid(request.role())) {
+    return absl::InvalidArgumentError("Register: role must be set (actor, learner, env_server, "
+                                      "evaluator)");
+  }
+  if ((request.role() == v1::ROLE_ENV_SERVER || request.role() == v1::ROLE_LEARNER) &&
+      request.address().empty()) {
+    return absl::InvalidArgumentError("Register: address is required for servers");
+  }
+  std::vector<v1::StageEvent> events;
+  v1::RegisterResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    if (workers_.size() >= options_.max_workers) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("Register: cluster full (", options_.max_workers, " workers)"));
+    }
+    std::string id = absl::StrCat("w", next_worker_++);
+    Worker& worker = workers_[id];
+    worker.status.set_worker_id(id);
+    worker.status.set_role(request.role());
+    worker.status.set_name(request.name().empty() ? id : request.name());
+    worker.status.set_address(request.address());
+    worker.last_heartbeat = clock_->Now();
+    worker.status.set_last_heartbeat_unix_ms(absl::ToUnixMillis(worker.last_heartbeat));
+    response.set_worker_id(id);
+    response.set_heartbeat_interval_ms(
+        static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+    response.set_expiry_ms(
+        static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.worker_expiry)));
+  }
+  Broadcast(events);
+  return response;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  if (request.worker_id().empty()) {
+    return absl::InvalidArgumentError("Heartbeat: worker_id is empty");
+  }
+  std::vector<v1::StageEvent> events;
+  v1::HeartbeatResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    auto it = workers_.find(request.worker_id());
+    if (it == workers_.end()) {
+      return absl::NotFoundError(absl::StrCat("Heartbeat: unknown worker '", request.worker_id(),
+                                              "' (expired? register again)"));
+    }
+    Worker& worker = it->second;
+    worker.last_heartbeat = clock_->Now();
+    worker.status.set_last_heartbeat_unix_ms(absl::ToUnixMillis(worker.last_heartbeat));
+    worker.status.set_episodes_per_s(request.episodes_per_s());
+    worker.status.set_tokens_per_s(request.tokens_per_s());
+    worker.status.set_policy_version(request.policy_version());
+    response.set_stage(options_.stages[stage_index_].stage);
+    response.set_paused(paused_);
+    response.set_policy_version(policy_version_);
+  }
+  Broadcast(events);
+  return response;
+}
+
+double Coordinator::AugmentProbabilityLocked() const {
+  const StageConfig& stage = options_.stages[stage_index_];
+  if (stage.anneal_steps <= 0) return stage.augment_start;
+  double progress = static_cast<double>(learner_step_ - stage_start_step_) /
+                    static_cast<double>(stage.anneal_steps);
+  progress = std::clamp(progress, 0.0, 1.0);
+  return stage.augment_start + (stage.augment_end - stage.augment_start) * progress;
+}
+
+v1::StageOptions Coordinator::StageOptionsLocked() const {
+  const StageConfig& stage = options_.stages[stage_index_];
+  v1::StageOptions out;
+  out.set_stage(stage.stage);
+  out.set_name(stage.name);
+  out.set_reward_kind(stage.reward_kind);
+  out.set_augment_probability(AugmentProbabilityLocked());
+  out.set_max_steps_per_turn(stage.max_steps_per_turn);
+  out.set_max_new_tokens(stage.max_new_tokens);
+  out.set_max_episode_tokens(stage.max_episode_tokens);
+  return out;
+}
+
+v1::StageEvent Coordinator::StageEventLocked(const std::string& reason) const {
+  v1::StageEvent event;
+  *event.mutable_stage() = StageOptionsLocked();
+  event.set_paused(paused_);
+  event.set_finished(finished_);
+  event.set_learner_step(learner_step_);
+  event.set_reason(reason);
+  return event;
+}
+
+v1::StageEvent Coordinator::EnterStageLocked(size_t index, const std::string& reason) {
+  stage_index_ = index;
+  stage_start_step_ = learner_step_;
+  metric_streak_ = 0;
+  epoch_order_.clear();
+  epoch_cursor_ = 0;
+  RecordMetricLocked("stage", static_cast<double>(options_.stages[index].stage), learner_step_);
+  return StageEventLocked(reason);
+}
+
+std::optional<Coordinator::PendingTask> Coordinator::NextTaskLocked() {
+  if (!eval_queue_.empty()) {
+    PendingTask task = eval_queue_.front();
+    eval_queue_.pop_front();
+    return task;
+  }
+  if (!reissue_.empty()) {
+    PendingTask task = reissue_.front();
+    reissue_.pop_front();
+    return task;
+  }
+  if (epoch_cursor_ >= epoch_order_.size()) {
+    // A new pass over the stage's tasks, in a seeded order.
+    epoch_order_ = options_.stages[stage_index_].task_ids;
+    std::mt19937_64 rng(options_.seed * 1000003ULL + stage_index_ * 7919ULL + epoch_);
+    std::shuffle(epoch_order_.begin(), epoch_order_.end(), rng);
+    ++epoch_;
+    epoch_cursor_ = 0;
+  }
+  return PendingTask{epoch_order_[epoch_cursor_++], false, 0};
+}
+
+absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseRequest& request) {
+  if (request.worker_id().empty()) {
+    return absl::InvalidArgumentError("AcquireLease: worker_id is empty");
+  }
+  std::vector<v1::StageEvent> events;
+  v1::Lease lease;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    auto it = workers_.find(request.worker_id());
+    if (it == workers_.end()) {
+      return absl::NotFoundError(absl::StrCat("AcquireLease: unknown worker '",
+                                              request.worker_id(), "' (expired? register again)"));
+    }
+    if (!IsRolloutRole(it->second.status.role())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("AcquireLease: worker '", request.worker_id(), "' is not an actor"));
+    }
+    if (finished_) return absl::FailedPreconditionError("AcquireLease: the curriculum finished");
+    bool eval_only = paused_;
+    if (paused_ && eval_queue_.empty()) {
+      return absl::FailedPreconditionError("AcquireLease: leases are paused");
+    }
+    size_t held = 0;
+    for (const auto& [id, outstanding] : leases_) held += outstanding.worker_id == request.worker_id();
+    if (held >= options_.max_leases_per_actor) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "AcquireLease: worker holds ", held, " leases (max ", options_.max_leases_per_actor, ")"));
+    }
+    std::optional<PendingTask> task = NextTaskLocked();
+    if (!task.has_value() || (eval_only && !task->evaluation)) {
+      return absl::FailedPreconditionError("AcquireLease: no work available");
+    }
+    const StageConfig& stage = options_.stages[stage_index_];
+    lease.set_lease_id(absl::StrCat("L", next_lease_++));
+    lease.set_task_id(task->task_id);
+    lease.set_evaluation(task->evaluation);
+    *lease.mutable_stage() = StageOptionsLocked();
+    if (task->evaluation) {
+      // Evaluation: one greedy sample against the standard (BFCL) environment.
+      lease.set_group_size(1);
+      lease.mutable_stage()->set_augment_probability(0.0);
+      lease.set_min_policy_version(policy_version_);
+    } else {
+      lease.set_group_size(stage.group_size);
+      lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
+                                       ? policy_version_ - options_.max_policy_staleness
+                                       : 0);
+    }
+    lease.set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + next_lease_);
+    absl::Time now = clock_->Now();
+    lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
+    leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
+  }
+  Broadcast(events);
+  return lease;
+}
+
+absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request) {
+  if (request.lease_id().empty()) {
+    return absl::InvalidArgumentError("CompleteLease: lease_id is empty");
+  }
+  std::vector<v1::StageEvent> events;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    auto it = leases_.find(request.lease_id());
+    if (it == leases_.end()) {
+      if (aborted_leases_.count(request.lease_id()) > 0) {
+        return absl::AbortedError(absl::StrCat("CompleteLease: lease ", request.lease_id(),
+                                               " was re-issued; drop its episodes"));
+      }
+      return absl::NotFoundError(
+          absl::StrCat("CompleteLease: unknown lease '", request.lease_id(), "'"));
+    }
+    const OutstandingLease& outstanding = it->second;
+    if (outstanding.worker_id != request.worker_id()) {
+      return absl::InvalidArgumentError(absl::StrCat("CompleteLease: lease ", request.lease_id(),
+                                                     " belongs to another worker"));
+    }
+    if (static_cast<uint32_t>(request.episodes_size()) != outstanding.lease.group_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "CompleteLease: lease ", request.lease_id(), " has group size ",
+          outstanding.lease.group_size(), " but ", request.episodes_size(), " episodes reported"));
+    }
+    const v1::Lease lease = outstanding.lease;
+    leases_.erase(it);
+    episodes_completed_ += request.episodes_size();
+    int64_t step = learner_step_;
+    if (lease.evaluation()) {
+      for (const v1::EpisodeStats& episode : request.episodes()) eval_valid_ += episode.valid();
+      if (eval_pending_ > 0 && --eval_pending_ == 0 && eval_total_ > 0) {
+        double accuracy = static_cast<double>(eval_valid_) / static_cast<double>(eval_total_);
+        RecordMetricLocked("eval/accuracy", accuracy, step);
+        CheckMetricRuleLocked("eval/accuracy", accuracy, &events);
+      }
+    } else {
+      double reward = 0, progress = 0, format = 0, tool = 0;
+      int counted = 0;
+      for (const v1::EpisodeStats& episode : request.episodes()) {
+        if (episode.failed()) continue;
+        reward += episode.reward();
+        progress += episode.progress();
+        format += episode.format_score();
+        tool += episode.tool_call_score();
+        ++counted;
+      }
+      if (counted > 0) {
+        std::string prefix = absl::StrCat("stage", lease.stage().stage(), "/");
+        RecordMetricLocked(prefix + "reward", reward / counted, step);
+        RecordMetricLocked(prefix + "progress", progress / counted, step);
+        RecordMetricLocked(prefix + "format_score", format / counted, step);
+        RecordMetricLocked(prefix + "tool_call_score", tool / counted, step);
+      }
+    }
+  }
+  Broadcast(events);
+  return absl::OkStatus();
+}
+
+void Coordinator::CheckMetricRuleLocked(const std::string& name, double value,
+                                        std::vector<v1::StageEvent>* events) {
+  if (finished_) return;
+  const AdvanceRule& rule = options_.stages[stage_index_].advance;
+  if (rule.metric.empty() || rule.metric != name) return;
+  metric_streak_ = value >= rule.threshold ? metric_streak_ + 1 : 0;
+  if (metric_streak_ < rule.consecutive_checks) return;
+  if (stage_index_ + 1 < options_.stages.size()) {
+    events->push_back(EnterStageLocked(stage_index_ + 1, "metric"));
+  } else {
+    finished_ = true;
+    events->push_back(StageEventLocked("metric"));
+  }
+}
+
+absl::StatusOr<v1::ReportLearnerStepResponse> Coordinator::ReportLearnerStep(
+    const v1::ReportLearnerStepRequest& request) {
+  std::vector<v1::StageEvent> events;
+  v1::ReportLearnerStepResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    auto it = workers_.find(request.worker_id());
+    if (it == workers_.end()) {
+      return absl::NotFoundError(absl::StrCat("ReportLearnerStep: unknown worker '",
+                                              request.worker_id(), "' (register again)"));
+    }
+    if (it->second.status.role() != v1::ROLE_LEARNER) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ReportLearnerStep: worker '", request.worker_id(), "' is not the learner"));
+    }
+    if (static_cast<int64_t>(request.step()) < learner_step_) {
+      return absl::InvalidArgumentError(absl::StrCat("ReportLearnerStep: step ", request.step(),
+                                                     " is older than ", learner_step_));
+    }
+    it->second.last_heartbeat = clock_->Now();
+    it->second.status.set_policy_version(request.policy_version());
+    learner_step_ = static_cast<int64_t>(request.step());
+    policy_version_ = std::max<uint64_t>(policy_version_, request.policy_version());
+    for (const v1::Metric& metric : request.metrics()) {
+      RecordMetricLocked(metric.name(), metric.value(), learner_step_);
+    }
+    if (!finished_) {
+      for (const v1::Metric& metric : request.metrics()) {
+        CheckMetricRuleLocked(metric.name(), metric.value(), &events);
+      }
+      const AdvanceRule& rule = options_.stages[stage_index_].advance;
+      if (!finished_ && rule.after_learner_steps > 0 &&
+          learner_step_ - stage_start_step_ >= rule.after_learner_steps) {
+        if (stage_index_ + 1 < options_.stages.size()) {
+          events.push_back(EnterStageLocked(stage_index_ + 1, "steps"));
+        } else {
+          finished_ = true;
+          events.push_back(StageEventLocked("steps"));
+        }
+      }
+      if (!finished_ && options_.max_learner_steps > 0 &&
+          learner_step_ >= options_.max_learner_steps) {
+        finished_ = true;
+        events.push_back(StageEventLocked("steps"));
+      }
+      if (options_.eval_every_steps > 0 && eval_pending_ == 0 &&
+          learner_step_ - last_eval_step_ >= options_.eval_every_steps) {
+        last_eval_step_ = learner_step_;
+        eval_total_ = options_.eval_task_ids.size();
+        eval_pending_ = eval_total_;
+        eval_valid_ = 0;
+        for (const std::string& task : options_.eval_task_ids) {
+          eval_queue_.push_back(PendingTask{task, true, 0});
+        }
+      }
+    }
+    response.set_stage(options_.stages[stage_index_].stage);
+  }
+  Broadcast(events);
+  return response;
+}
+
+void Coordinator::SweepLocked(std::vector<v1::StageEvent>* events) {
+  absl::Time now = clock_->Now();
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (now - it->second.last_heartbeat > options_.worker_expiry) {
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    const OutstandingLease& outstanding = it->second;
+    bool owner_gone = workers_.count(outstanding.worker_id) == 0;
+    bool expired = absl::FromUnixMillis(outstanding.lease.deadline_unix_ms()) < now;
+    if (owner_gone || expired) {
+      aborted_leases_[it->first] = true;
+      ++leases_reissued_;
+      // Re-issued leases go first, so a dead actor's work is redone before new work.
+      reissue_.push_front(PendingTask{outstanding.lease.task_id(), outstanding.lease.evaluation(),
+                                      outstanding.lease.stage().stage()});
+      it = leases_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  (void)events;
+}
+
+void Coordinator::Sweep() {
+  std::vector<v1::StageEvent> events;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+  }
+  Broadcast(events);
+}
+
+void Coordinator::RecordMetricLocked(const std::string& name, double value, int64_t step) {
+  v1::Metric metric;
+  metric.set_name(name);
+  metric.set_value(value);
+  metric.set_step(step);
+  latest_metrics_[name] = metric;
+  metrics_.push_back(std::move(metric));
+  while (metrics_.size() > options_.metric_history) metrics_.pop_front();
+}
+
+v1::ClusterStatus Coordinator::Status() {
+  std::vector<v1::StageEvent> events;
+  v1::ClusterStatus status;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    status.set_stage(options_.stages[stage_index_].stage);
+    status.set_stage_name(options_.stages[stage_index_].name);
+    status.set_paused(paused_);
+    status.set_finished(finished_);
+    status.set_learner_step(learner_step_);
+    status.set_policy_version(policy_version_);
+    for (const auto& [id, worker] : workers_) *status.add_workers() = worker.status;
+    for (const auto& [name, metric] : latest_metrics_) *status.add_metrics() = metric;
+    status.set_leases_outstanding(leases_.size());
+    status.set_episodes_completed(episodes_completed_);
+    status.set_leases_reissued(leases_reissued_);
+  }
+  Broadcast(events);
+  return status;
+}
+
+absl::StatusOr<v1::StageEvent> Coordinator::SetStage(uint32_t stage) {
+  v1::StageEvent event;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stage < 1 || stage > options_.stages.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SetStage: stage ", stage, " outside 1..", options_.stages.size()));
+    }
+    finished_ = false;
+    event = EnterStageLocked(stage - 1, "admin");
+  }
+  Broadcast({event});
+  return event;
+}
+
+v1::StageEvent Coordinator::Pause() {
+  v1::StageEvent event;
+  {
+    absl::MutexLock lock(&mu_);
+    paused_ = true;
+    event = StageEventLocked("pause");
+  }
+  Broadcast({event});
+  return event;
+}
+
+v1::StageEvent Coordinator::Resume() {
+  v1::StageEvent event;
+  {
+    absl::MutexLock lock(&mu_);
+    paused_ = false;
+    event = StageEventLocked("resume");
+  }
+  Broadcast({event});
+  return event;
+}
+
+v1::StageEvent Coordinator::CurrentStageEvent() {
+  absl::MutexLock lock(&mu_);
+  return StageEventLocked("initial");
+}
+
+int Coordinator::Subscribe(StageListener listener) {
+  absl::MutexLock lock(&listeners_mu_);
+  int id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void Coordinator::Unsubscribe(int id) {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_.erase(id);
+}
+
+void Coordinator::Broadcast(const std::vector<v1::StageEvent>& events) {
+  if (events.empty()) return;
+  absl::MutexLock lock(&listeners_mu_);
+  for (const v1::StageEvent& event : events) {
+    for (auto& [id, listener] : listeners_) listener(event);
+  }
+}
+
+}  // namespace envtune

@@ -1,0 +1,181 @@
+// The coordinator's state machine: membership, work leases and the curriculum. No gRPC here;
+// coordinator/service.h puts it behind CoordinatorService.
+//
+// Thread-safe: every public method may be called concurrently (one internal mutex).
+// Time comes from an injected Clock so tests can expire workers and leases deterministically.
+#ifndef ENVTUNE_COORDINATOR_COORDINATOR_H_
+#define ENVTUNE_COORDINATOR_COORDINATOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "envtune/v1/coordinator.pb.h"
+
+namespace envtune {
+
+// Injectable time source (LevelDB's Env idea, reduced to what the coordinator needs).
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+  // The process-wide real clock. Never deleted.
+  static Clock* Real();
+};
+
+// When a stage hands over to the next one. A rule with no condition set never advances by
+// itself (only the admin RPC moves on).
+struct AdvanceRule {
+  int64_t after_learner_steps = 0;  // > 0: advance once the stage has run this many steps
+  std::string metric;               // non-empty: advance when `metric` >= threshold ...
+  double threshold = 0;
+  int consecutive_checks = 1;       // ... for this many consecutive reports of it
+};
+
+struct StageConfig {
+  int stage = 1;                            // 1..4
+  std::string name;
+  std::vector<std::string> task_ids;        // the stage's task set (order irrelevant)
+  std::string reward_kind = "progress";     // "format" or "progress"
+  // Augmentation probability, linear from start to end over the stage's first
+  // anneal_steps learner steps (stage 4 anneals to 0).
+  double augment_start = 1.0;
+  double augment_end = 1.0;
+  int64_t anneal_steps = 0;
+  uint32_t group_size = 16;
+  uint32_t max_steps_per_turn = 5;
+  uint32_t max_new_tokens = 512;
+  uint32_t max_episode_tokens = 8192;
+  AdvanceRule advance;
+};
+
+struct CoordinatorOptions {
+  std::vector<StageConfig> stages;          // the curriculum, in order
+  absl::Duration heartbeat_interval = absl::Seconds(2);
+  absl::Duration worker_expiry = absl::Seconds(10);
+  absl::Duration lease_timeout = absl::Minutes(10);
+  // Max leases an actor may hold at once; further AcquireLease calls get FAILED_PRECONDITION.
+  uint32_t max_leases_per_actor = 64;
+  // Leases ask for at least (latest policy version - max_policy_staleness).
+  uint64_t max_policy_staleness = 1;
+  // Stop issuing training leases after this many learner steps in total (0 = never).
+  int64_t max_learner_steps = 0;
+  // Held-out evaluation: every N learner steps, one lease per evaluation task (0 = off).
+  int64_t eval_every_steps = 0;
+  std::vector<std::string> eval_task_ids;
+  uint64_t seed = 1;
+  size_t max_workers = 1024;
+  size_t metric_history = 256;              // recent metric values kept for status
+};
+
+class Coordinator {
+ public:
+  // REQUIRES: options.stages is non-empty with stages numbered 1..n in order, each with tasks.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options,
+                                                             Clock* clock = Clock::Real());
+
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::Lease> AcquireLease(const v1::AcquireLeaseRequest& request);
+  absl::Status CompleteLease(const v1::CompleteLeaseRequest& request);
+  absl::StatusOr<v1::ReportLearnerStepResponse> ReportLearnerStep(
+      const v1::ReportLearnerStepRequest& request);
+  v1::ClusterStatus Status();
+  absl::StatusOr<v1::StageEvent> SetStage(uint32_t stage);
+  v1::StageEvent Pause();
+  v1::StageEvent Resume();
+  v1::StageEvent CurrentStageEvent();
+
+  // Expires workers whose heartbeat is older than worker_expiry and re-queues their leases and
+  // any lease past its deadline. Called by every RPC and periodically by the service.
+  void Sweep();
+
+  // Stage-change subscribers (the WatchStage streams). The callback runs under no lock, on the
+  // thread that caused the change; it must not block. Returns an id for Unsubscribe.
+  using StageListener = std::function<void(const v1::StageEvent&)>;
+  int Subscribe(StageListener listener);
+  void Unsubscribe(int id);
+
+ private:
+  struct Worker {
+    v1::WorkerStatus status;
+    absl::Time last_heartbeat;
+  };
+  struct OutstandingLease {
+    v1::Lease lease;
+    std::string worker_id;
+  };
+  struct PendingTask {
+    std::string task_id;
+    bool evaluation = false;
+    uint32_t stage = 0;  // 0: current stage
+  };
+
+  Coordinator(CoordinatorOptions options, Clock* clock);
+
+  void SweepLocked(std::vector<v1::StageEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::StageOptions StageOptionsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::StageEvent StageEventLocked(const std::string& reason) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves to stage index `index` (0-based); returns the event to broadcast.
+  v1::StageEvent EnterStageLocked(size_t index, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<PendingTask> NextTaskLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordMetricLocked(const std::string& name, double value, int64_t step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the current stage's metric rule to a new value of `name`; may advance.
+  void CheckMetricRuleLocked(const std::string& name, double value,
+                             std::vector<v1::StageEvent>* events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double AugmentProbabilityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Broadcast(const std::vector<v1::StageEvent>& events);
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  Clock* const clock_;
+
+  absl::Mutex mu_;
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, OutstandingLease> leases_ ABSL_GUARDED_BY(mu_);
+  std::deque<PendingTask> reissue_ ABSL_GUARDED_BY(mu_);
+  std::deque<PendingTask> eval_queue_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, bool> aborted_leases_ ABSL_GUARDED_BY(mu_);  // re-issued lease ids
+  // Current held-out evaluation round: leases still out and valid verdicts so far.
+  size_t eval_pending_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t eval_total_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t eval_valid_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> epoch_order_ ABSL_GUARDED_BY(mu_);
+  size_t epoch_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t stage_index_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t stage_start_step_ ABSL_GUARDED_BY(mu_) = 0;
+  int metric_streak_ ABSL_GUARDED_BY(mu_) = 0;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t learner_step_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t policy_version_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_eval_step_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_lease_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t episodes_completed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t leases_reissued_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<v1::Metric> metrics_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::Metric> latest_metrics_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex listeners_mu_;
+  std::map<int, StageListener> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  int next_listener_ ABSL_GUARDED_BY(listeners_mu_) = 1;
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_COORDINATOR_COORDINATOR_H_

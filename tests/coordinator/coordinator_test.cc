@@ -1,0 +1,246 @@
+#include "coordinator/coordinator.h"
+
+#include <set>
+
+#include "gtest/gtest.h"
+
+namespace envtune {
+namespace {
+
+class FakeClock : public Clock {
+ public:
+  absl::Time Now() const override { return now_; }
+  void Advance(absl::Duration d) { now_ += d; }
+
+ private:
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+};
+
+CoordinatorOptions TwoStageOptions() {
+  CoordinatorOptions options;
+  StageConfig s1;
+  s1.stage = 1;
+  s1.name = "syntax";
+  s1.task_ids = {"a", "b", "c"};
+  s1.reward_kind = "format";
+  s1.group_size = 4;
+  s1.advance.after_learner_steps = 2;
+  StageConfig s2;
+  s2.stage = 2;
+  s2.name = "hints";
+  s2.task_ids = {"d", "e"};
+  s2.group_size = 2;
+  s2.augment_start = 1.0;
+  s2.augment_end = 0.0;
+  s2.anneal_steps = 10;
+  s2.advance.metric = "eval/accuracy";
+  s2.advance.threshold = 0.5;
+  s2.advance.consecutive_checks = 2;
+  options.stages = {s1, s2};
+  options.worker_expiry = absl::Seconds(10);
+  options.lease_timeout = absl::Seconds(60);
+  return options;
+}
+
+std::string RegisterWorker(Coordinator& c, v1::Role role, const std::string& address = "") {
+  v1::RegisterRequest request;
+  request.set_role(role);
+  request.set_address(address);
+  auto response = c.Register(request);
+  EXPECT_TRUE(response.ok()) << response.status();
+  return response->worker_id();
+}
+
+v1::CompleteLeaseRequest Completion(const std::string& worker, const v1::Lease& lease,
+                                    double reward) {
+  v1::CompleteLeaseRequest request;
+  request.set_worker_id(worker);
+  request.set_lease_id(lease.lease_id());
+  for (uint32_t i = 0; i < lease.group_size(); ++i) {
+    v1::EpisodeStats* stats = request.add_episodes();
+    stats->set_reward(reward);
+    stats->set_valid(reward > 0.5);
+  }
+  return request;
+}
+
+TEST(CoordinatorTest, RejectsBadCurriculum) {
+  CoordinatorOptions options = TwoStageOptions();
+  options.stages[1].stage = 3;
+  EXPECT_EQ(Coordinator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options = TwoStageOptions();
+  options.stages[0].task_ids.clear();
+  auto created = Coordinator::Create(options);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(created.status().message()).find("stages[0].tasks"), std::string::npos);
+  options = TwoStageOptions();
+  options.stages[0].reward_kind = "binary";
+  EXPECT_EQ(Coordinator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Coordinator::Create(CoordinatorOptions{}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CoordinatorTest, RegisterValidatesRequests) {
+  FakeClock clock;
+  auto c = *Coordinator::Create(TwoStageOptions(), &clock);
+  v1::RegisterRequest request;
+  EXPECT_EQ(c->Register(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.set_role(v1::ROLE_ENV_SERVER);
+  EXPECT_EQ(c->Register(request).status().code(), absl::StatusCode::kInvalidArgument);
+  request.set_address("127.0.0.1:1");
+  EXPECT_TRUE(c->Register(request).ok());
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id("nope");
+  EXPECT_EQ(c->Heartbeat(heartbeat).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CoordinatorTest, LeasesCoverTheStageTasksEachEpoch) {
+  FakeClock clock;
+  auto c = *Coordinator::Create(TwoStageOptions(), &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::multiset<std::string> tasks;
+  for (int i = 0; i < 6; ++i) {
+    v1::AcquireLeaseRequest request;
+    request.set_worker_id(actor);
+    auto lease = c->AcquireLease(request);
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_EQ(lease->group_size(), 4u);
+    EXPECT_EQ(lease->stage().stage(), 1u);
+    EXPECT_EQ(lease->stage().reward_kind(), "format");
+    tasks.insert(lease->task_id());
+    ASSERT_TRUE(c->CompleteLease(Completion(actor, *lease, 1.0)).ok());
+  }
+  // Two full passes over {a, b, c}.
+  EXPECT_EQ(tasks.count("a"), 2u);
+  EXPECT_EQ(tasks.count("b"), 2u);
+  EXPECT_EQ(tasks.count("c"), 2u);
+  EXPECT_EQ(c->Status().episodes_completed(), 24u);
+}
+
+TEST(CoordinatorTest, DeadActorsLeaseIsReissuedExactlyOnce) {
+  FakeClock clock;
+  auto c = *Coordinator::Create(TwoStageOptions(), &clock);
+  std::string dying = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::string healthy = RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest request;
+  request.set_worker_id(dying);
+  v1::Lease lost = *c->AcquireLease(request);
+
+  // Only the healthy actor keeps heartbeating past the expiry.
+  clock.Advance(absl::Seconds(6));
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(healthy);
+  ASSERT_TRUE(c->Heartbeat(heartbeat).ok());
+  clock.Advance(absl::Seconds(6));
+  ASSERT_TRUE(c->Heartbeat(heartbeat).ok());
+
+  request.set_worker_id(healthy);
+  v1::Lease redo = *c->AcquireLease(request);
+  EXPECT_EQ(redo.task_id(), lost.task_id());
+  EXPECT_NE(redo.lease_id(), lost.lease_id());
+  EXPECT_EQ(c->Status().leases_reissued(), 1u);
+  // The dead actor's late completion is refused; the redo completes once.
+  EXPECT_EQ(c->CompleteLease(Completion(dying, lost, 1.0)).code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(c->CompleteLease(Completion(healthy, redo, 1.0)).ok());
+  EXPECT_EQ(c->CompleteLease(Completion(healthy, redo, 1.0)).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(c->Status().episodes_completed(), 4u);
+}
+
+TEST(CoordinatorTest, CompleteLeaseChecksGroupSizeAndOwner) {
+  FakeClock clock;
+  auto c = *Coordinator::Create(TwoStageOptions(), &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::string other = RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest request;
+  request.set_worker_id(actor);
+  v1::Lease lease = *c->AcquireLease(request);
+  v1::CompleteLeaseRequest short_group = Completion(actor, lease, 1.0);
+  short_group.mutable_episodes()->RemoveLast();
+  EXPECT_EQ(c->CompleteLease(short_group).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->CompleteLease(Completion(other, lease, 1.0)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(c->CompleteLease(Completion(actor, lease, 1.0)).ok());
+}
+
+TEST(CoordinatorTest, StagesAdvanceByStepsThenByMetricAndNotifyListeners) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  auto c = *Coordinator::Create(options, &clock);
+  std::vector<v1::StageEvent> events;
+  c->Subscribe([&events](const v1::StageEvent& e) { events.push_back(e); });
+  std::string learner = RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:2");
+
+  v1::ReportLearnerStepRequest step;
+  step.set_worker_id(learner);
+  step.set_step(1);
+  step.set_policy_version(1);
+  EXPECT_EQ(c->ReportLearnerStep(step)->stage(), 1u);
+  step.set_step(2);
+  step.set_policy_version(2);
+  EXPECT_EQ(c->ReportLearnerStep(step)->stage(), 2u);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].stage().stage(), 2u);
+  EXPECT_EQ(events[0].reason(), "steps");
+  // Stage 2 anneals augmentation from 1 to 0 over 10 steps.
+  EXPECT_DOUBLE_EQ(c->CurrentStageEvent().stage().augment_probability(), 1.0);
+  step.set_step(7);
+  v1::Metric* accuracy = step.add_metrics();
+  accuracy->set_name("eval/accuracy");
+  accuracy->set_value(0.6);
+  EXPECT_EQ(c->ReportLearnerStep(step)->stage(), 2u);  // one check of two
+  EXPECT_DOUBLE_EQ(c->CurrentStageEvent().stage().augment_probability(), 0.5);
+  EXPECT_FALSE(c->Status().finished());
+  step.set_step(8);
+  c->ReportLearnerStep(step).IgnoreError();
+  EXPECT_TRUE(c->Status().finished());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_TRUE(events[1].finished());
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest request;
+  request.set_worker_id(actor);
+  EXPECT_EQ(c->AcquireLease(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Old steps are rejected.
+  step.set_step(3);
+  EXPECT_EQ(c->ReportLearnerStep(step).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CoordinatorTest, PauseStopsTrainingLeasesAndEvaluationRoundsReportAccuracy) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.stages[0].advance = AdvanceRule{};
+  options.eval_every_steps = 1;
+  options.eval_task_ids = {"v1", "v2"};
+  auto c = *Coordinator::Create(options, &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::string learner = RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:2");
+  c->Pause();
+  v1::AcquireLeaseRequest request;
+  request.set_worker_id(actor);
+  EXPECT_EQ(c->AcquireLease(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  c->Resume();
+  v1::ReportLearnerStepRequest step;
+  step.set_worker_id(learner);
+  step.set_step(1);
+  ASSERT_TRUE(c->ReportLearnerStep(step).ok());
+  v1::Lease e1 = *c->AcquireLease(request);
+  v1::Lease e2 = *c->AcquireLease(request);
+  EXPECT_TRUE(e1.evaluation());
+  EXPECT_EQ(e1.group_size(), 1u);
+  EXPECT_EQ(e1.stage().augment_probability(), 0.0);
+  ASSERT_TRUE(c->CompleteLease(Completion(actor, e1, 1.0)).ok());
+  ASSERT_TRUE(c->CompleteLease(Completion(actor, e2, 0.0)).ok());
+  bool found = false;
+  v1::ClusterStatus status = c->Status();
+  for (const v1::Metric& m : status.metrics()) {
+    if (m.name() == "eval/accuracy") {
+      found = true;
+      EXPECT_DOUBLE_EQ(m.value(), 0.5);
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_FALSE(c->AcquireLease(request)->evaluation());
+}
+
+}  // namespace
+}  // namespace envtune
