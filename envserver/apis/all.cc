@@ -25,7 +25,7 @@ absl::StatusOr<std::unique_ptr<ToolApi>> CreateToolApi(std::string_view class_na
   for (const ApiRow& row : kApis) {
     if (row.factory != nullptr && class_name == row.class_name) return row.factory();
   }
-  return absl::NotFoundError(absl::StrCat("unknown BFCL class '", class_name, "'"));
+  return absl::NotFoundError(absl::StrCat("unknown BFCL class '", std::string(class_name), "'"));
 }
 
 const std::vector<std::string>& AllToolApiClassNames() {
