@@ -16,6 +16,9 @@ struct ApiRow {
 // Each API implementation adds its row here when it lands.
 constexpr ApiRow kApis[] = {
     {"", nullptr},  // placeholder keeps the array non-empty; skipped below
+    {"MessageAPI", &NewMessageApi},
+    {"TwitterAPI", &NewTwitterApi},
+    {"TicketAPI", &NewTicketApi},
     {"VehicleControlAPI", &NewVehicleControlApi},
 };
 
