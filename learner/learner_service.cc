@@ -1,0 +1,146 @@
+#include "learner/learner_service.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+
+namespace envtune {
+
+// One PushTrajectories stream. At most one read is outstanding; a trajectory that finds the
+// queue full is held here and no further read is started until the queue calls back.
+class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1::Trajectory> {
+ public:
+  PushReactor(LearnerServiceImpl* service, v1::PushTrajectoriesResponse* response)
+      : service_(service), response_(response) {
+    StartRead(&incoming_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the actor half-closed (or the call broke): report what was taken
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (absl::Status valid = ValidateTrajectory(incoming_); !valid.ok()) {
+      Finish(ToGrpcStatus(valid));
+      return;
+    }
+    uint64_t latest = service_->weights_->version();
+    if (incoming_.policy_version() > latest) {
+      Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("trajectory '", incoming_.episode_id(),
+                                       "' has policy_version ", incoming_.policy_version(),
+                                       " but the learner is at ", latest)));
+      return;
+    }
+    if (incoming_.policy_version() + service_->options_.max_staleness < latest) {
+      service_->rejected_stale_.fetch_add(1);
+      response_->set_rejected_stale(response_->rejected_stale() + 1);
+      StartRead(&incoming_);
+      return;
+    }
+    TryPushThenRead();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void TryPushThenRead() {
+    if (service_->queue_->TryPush(incoming_)) {
+      service_->accepted_.fetch_add(1);
+      response_->set_accepted(response_->accepted() + 1);
+      incoming_.Clear();
+      StartRead(&incoming_);
+      return;
+    }
+    // Full (or closed): wait for space without reading; HTTP/2 flow control holds the actor.
+    service_->queue_->NotifyWhenSpace([this] { TryPushThenRead(); });
+  }
+
+  LearnerServiceImpl* const service_;
+  v1::PushTrajectoriesResponse* const response_;
+  v1::Trajectory incoming_;
+};
+
+// One GetWeights stream: not_modified, or header, data chunks, last.
+class LearnerServiceImpl::WeightsReactor final : public grpc::ServerWriteReactor<v1::WeightsChunk> {
+ public:
+  WeightsReactor(std::shared_ptr<const WeightSnapshot> snapshot, const v1::GetWeightsRequest& request,
+                 uint32_t chunk_bytes)
+      : snapshot_(std::move(snapshot)), chunk_bytes_(chunk_bytes) {
+    if (snapshot_ == nullptr) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no policy weights published yet"));
+      return;
+    }
+    chunk_.set_version(snapshot_->version);
+    if (request.known_version() == snapshot_->version) {
+      chunk_.set_not_modified(true);
+      chunk_.set_last(true);
+    } else {
+      *chunk_.mutable_header() = snapshot_->header;
+      chunk_.set_last(snapshot_->data.empty());
+    }
+    StartWrite(&chunk_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "weights stream broken"));
+      return;
+    }
+    if (chunk_.last()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    size_t n = std::min<size_t>(chunk_bytes_, snapshot_->data.size() - offset_);
+    chunk_.Clear();
+    chunk_.set_version(snapshot_->version);
+    chunk_.set_data(snapshot_->data.substr(offset_, n));
+    offset_ += n;
+    chunk_.set_last(offset_ == snapshot_->data.size());
+    StartWrite(&chunk_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const std::shared_ptr<const WeightSnapshot> snapshot_;
+  const uint32_t chunk_bytes_;
+  size_t offset_ = 0;
+  v1::WeightsChunk chunk_;
+};
+
+LearnerServiceImpl::LearnerServiceImpl(TrajectoryQueue* queue, WeightStore* weights,
+                                       LearnerServiceOptions options)
+    : queue_(queue), weights_(weights), options_(options) {}
+
+grpc::ServerReadReactor<v1::Trajectory>* LearnerServiceImpl::PushTrajectories(
+    grpc::CallbackServerContext* context, v1::PushTrajectoriesResponse* response) {
+  return new PushReactor(this, response);
+}
+
+grpc::ServerWriteReactor<v1::WeightsChunk>* LearnerServiceImpl::GetWeights(
+    grpc::CallbackServerContext* context, const v1::GetWeightsRequest* request) {
+  uint32_t chunk = request->chunk_bytes() == 0 ? options_.default_chunk_bytes
+                                               : std::min(request->chunk_bytes(),
+                                                          options_.max_chunk_bytes);
+  return new WeightsReactor(weights_->Latest(), *request, chunk);
+}
+
+grpc::ServerUnaryReactor* LearnerServiceImpl::GetPolicyVersion(
+    grpc::CallbackServerContext* context, const v1::GetPolicyVersionRequest* request,
+    v1::GetPolicyVersionResponse* response) {
+  std::shared_ptr<const WeightSnapshot> latest = weights_->Latest();
+  if (latest != nullptr) {
+    response->set_version(latest->version);
+    response->set_learner_step(latest->learner_step);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace envtune

@@ -1,0 +1,52 @@
+// LearnerService over gRPC's callback API (no torch): trajectories go into a TrajectoryQueue
+// with read-side backpressure, weights stream out of a WeightStore in chunks.
+#ifndef ENVTUNE_LEARNER_LEARNER_SERVICE_H_
+#define ENVTUNE_LEARNER_LEARNER_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "envtune/v1/learner.grpc.pb.h"
+#include "learner/trajectory_queue.h"
+#include "learner/weight_store.h"
+
+namespace envtune {
+
+struct LearnerServiceOptions {
+  // Trajectories older than (latest version - max_staleness) are dropped and counted.
+  uint64_t max_staleness = 1;
+  uint32_t default_chunk_bytes = 1 << 20;
+  uint32_t max_chunk_bytes = 4 << 20;
+};
+
+class LearnerServiceImpl final : public v1::LearnerService::CallbackService {
+ public:
+  // `queue` and `weights` are not owned and must outlive the service.
+  LearnerServiceImpl(TrajectoryQueue* queue, WeightStore* weights,
+                     LearnerServiceOptions options = {});
+
+  grpc::ServerReadReactor<v1::Trajectory>* PushTrajectories(
+      grpc::CallbackServerContext* context, v1::PushTrajectoriesResponse* response) override;
+  grpc::ServerWriteReactor<v1::WeightsChunk>* GetWeights(
+      grpc::CallbackServerContext* context, const v1::GetWeightsRequest* request) override;
+  grpc::ServerUnaryReactor* GetPolicyVersion(grpc::CallbackServerContext* context,
+                                             const v1::GetPolicyVersionRequest* request,
+                                             v1::GetPolicyVersionResponse* response) override;
+
+  uint64_t accepted() const { return accepted_.load(); }
+  uint64_t rejected_stale() const { return rejected_stale_.load(); }
+
+ private:
+  class PushReactor;
+  class WeightsReactor;
+
+  TrajectoryQueue* const queue_;
+  WeightStore* const weights_;
+  const LearnerServiceOptions options_;
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> rejected_stale_{0};
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_LEARNER_LEARNER_SERVICE_H_

@@ -1,0 +1,313 @@
+// Loopback tests: CoordinatorService and LearnerService served in-process on port 0, every RPC
+// called through a real channel, malformed requests included.
+#include <thread>
+
+#include "coordinator/service.h"
+#include "learner/learner_service.h"
+#include "tests/services/test_server.h"
+
+namespace envtune {
+namespace {
+
+CoordinatorOptions SmallCurriculum() {
+  CoordinatorOptions options;
+  StageConfig stage;
+  stage.stage = 1;
+  stage.name = "syntax";
+  stage.task_ids = {"multi_turn_base_0"};
+  stage.group_size = 2;
+  stage.reward_kind = "format";
+  StageConfig stage2 = stage;
+  stage2.stage = 2;
+  stage2.name = "hints";
+  stage2.reward_kind = "progress";
+  options.stages = {stage, stage2};
+  return options;
+}
+
+class CoordinatorLoopbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    coordinator_ = *Coordinator::Create(SmallCurriculum());
+    service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get(), "s3cret");
+    server_ = std::make_unique<TestServer>(std::vector<grpc::Service*>{service_.get()});
+    stub_ = v1::CoordinatorService::NewStub(server_->Channel());
+  }
+  void TearDown() override {
+    service_->Shutdown();
+    server_.reset();
+  }
+
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<CoordinatorServiceImpl> service_;
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<v1::CoordinatorService::Stub> stub_;
+};
+
+TEST_F(CoordinatorLoopbackTest, EveryRpcAndItsErrors) {
+  v1::RegisterRequest bad_register;
+  v1::RegisterResponse registered;
+  grpc::Status status = stub_->Register(ContextWithDeadline().get(), bad_register, &registered);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("role"), std::string::npos);
+
+  v1::RegisterRequest actor;
+  actor.set_role(v1::ROLE_ACTOR);
+  actor.set_name("actor-0");
+  ASSERT_TRUE(stub_->Register(ContextWithDeadline().get(), actor, &registered).ok());
+  const std::string actor_id = registered.worker_id();
+  v1::RegisterRequest learner;
+  learner.set_role(v1::ROLE_LEARNER);
+  learner.set_address("127.0.0.1:9");
+  ASSERT_TRUE(stub_->Register(ContextWithDeadline().get(), learner, &registered).ok());
+  const std::string learner_id = registered.worker_id();
+
+  v1::HeartbeatRequest heartbeat;
+  v1::HeartbeatResponse beat;
+  heartbeat.set_worker_id("ghost");
+  EXPECT_EQ(stub_->Heartbeat(ContextWithDeadline().get(), heartbeat, &beat).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  heartbeat.set_worker_id(actor_id);
+  ASSERT_TRUE(stub_->Heartbeat(ContextWithDeadline().get(), heartbeat, &beat).ok());
+  EXPECT_EQ(beat.stage(), 1u);
+
+  v1::AcquireLeaseRequest acquire;
+  v1::AcquireLeaseResponse leased;
+  EXPECT_EQ(stub_->AcquireLease(ContextWithDeadline().get(), acquire, &leased).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  acquire.set_worker_id(actor_id);
+  ASSERT_TRUE(stub_->AcquireLease(ContextWithDeadline().get(), acquire, &leased).ok());
+  EXPECT_EQ(leased.lease().task_id(), "multi_turn_base_0");
+  EXPECT_EQ(leased.lease().group_size(), 2u);
+
+  v1::CompleteLeaseRequest complete;
+  v1::CompleteLeaseResponse completed;
+  complete.set_worker_id(actor_id);
+  complete.set_lease_id("L999");
+  EXPECT_EQ(stub_->CompleteLease(ContextWithDeadline().get(), complete, &completed).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  complete.set_lease_id(leased.lease().lease_id());
+  complete.add_episodes()->set_reward(1.0);
+  EXPECT_EQ(stub_->CompleteLease(ContextWithDeadline().get(), complete, &completed).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  complete.add_episodes()->set_reward(0.0);
+  EXPECT_TRUE(stub_->CompleteLease(ContextWithDeadline().get(), complete, &completed).ok());
+
+  v1::ReportLearnerStepRequest step;
+  v1::ReportLearnerStepResponse stepped;
+  step.set_worker_id(actor_id);
+  EXPECT_EQ(stub_->ReportLearnerStep(ContextWithDeadline().get(), step, &stepped).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  step.set_worker_id(learner_id);
+  step.set_step(1);
+  step.set_policy_version(1);
+  ASSERT_TRUE(stub_->ReportLearnerStep(ContextWithDeadline().get(), step, &stepped).ok());
+
+  v1::ClusterStatus cluster;
+  ASSERT_TRUE(
+      stub_->GetStatus(ContextWithDeadline().get(), v1::GetStatusRequest(), &cluster).ok());
+  EXPECT_EQ(cluster.workers_size(), 2);
+  EXPECT_EQ(cluster.policy_version(), 1u);
+  EXPECT_EQ(cluster.episodes_completed(), 2u);
+
+  // Admin RPCs: no token, a wrong token, the right token.
+  v1::SetStageRequest set_stage;
+  set_stage.set_stage(2);
+  v1::StageEvent event;
+  EXPECT_EQ(stub_->SetStage(ContextWithDeadline().get(), set_stage, &event).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  auto wrong = ContextWithDeadline();
+  wrong->AddMetadata("authorization", "Bearer nope");
+  EXPECT_EQ(stub_->SetStage(wrong.get(), set_stage, &event).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  auto admin = [] {
+    auto context = ContextWithDeadline();
+    context->AddMetadata("authorization", "Bearer s3cret");
+    return context;
+  };
+  set_stage.set_stage(7);
+  EXPECT_EQ(stub_->SetStage(admin().get(), set_stage, &event).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // WatchStage: the current stage first, then the admin's changes in order.
+  grpc::ClientContext watch_context;
+  v1::WatchStageRequest watch;
+  auto reader = stub_->WatchStage(&watch_context, watch);
+  v1::StageEvent seen;
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_EQ(seen.stage().stage(), 1u);
+  EXPECT_EQ(seen.reason(), "initial");
+  set_stage.set_stage(2);
+  ASSERT_TRUE(stub_->SetStage(admin().get(), set_stage, &event).ok());
+  EXPECT_EQ(event.stage().stage(), 2u);
+  ASSERT_TRUE(stub_->Pause(admin().get(), v1::PauseRequest(), &event).ok());
+  EXPECT_TRUE(event.paused());
+  ASSERT_TRUE(stub_->Resume(admin().get(), v1::ResumeRequest(), &event).ok());
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_EQ(seen.stage().stage(), 2u);
+  EXPECT_EQ(seen.reason(), "admin");
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_TRUE(seen.paused());
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_FALSE(seen.paused());
+  EXPECT_EQ(seen.reason(), "resume");
+  // Server shutdown ends the watch stream cleanly.
+  service_->Shutdown();
+  while (reader->Read(&seen)) {
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+v1::Trajectory MakeTrajectory(const std::string& id, uint64_t version, int tokens) {
+  v1::Trajectory t;
+  t.set_episode_id(id);
+  t.set_lease_id("L1");
+  t.set_group_id("L1");
+  t.set_group_size(1);
+  t.set_task_id("multi_turn_base_0");
+  t.set_stage(2);
+  t.set_policy_version(version);
+  std::string mask;
+  for (int i = 0; i < tokens; ++i) {
+    t.add_token_ids(i + 10);
+    mask.push_back(i >= tokens / 2 ? 1 : 0);
+    t.add_behaviour_logprobs(i >= tokens / 2 ? -0.5f : 0.0f);
+  }
+  t.set_loss_mask(mask);
+  t.set_prompt_tokens(tokens / 2);
+  t.set_reward(0.5);
+  return t;
+}
+
+std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
+  auto snapshot = std::make_shared<WeightSnapshot>();
+  snapshot->version = version;
+  snapshot->learner_step = version;
+  v1::TensorHeader* tensor = snapshot->header.add_tensors();
+  tensor->set_name("model.embed_tokens.weight");
+  tensor->set_dtype("F32");
+  tensor->add_shape(static_cast<int64_t>(bytes / 4));
+  tensor->set_byte_size(bytes);
+  snapshot->header.set_total_bytes(bytes);
+  snapshot->data.resize(bytes);
+  for (size_t i = 0; i < bytes; ++i) snapshot->data[i] = static_cast<char>(i * 7 + version);
+  return snapshot;
+}
+
+TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
+  TrajectoryQueue queue(2);
+  WeightStore weights;
+  LearnerServiceImpl service(&queue, &weights);
+  TestServer server({&service});
+  auto stub = v1::LearnerService::NewStub(server.Channel());
+
+  // Before any weights: version 0 and UNAVAILABLE weights.
+  v1::GetPolicyVersionResponse version;
+  ASSERT_TRUE(stub->GetPolicyVersion(ContextWithDeadline().get(), {}, &version).ok());
+  EXPECT_EQ(version.version(), 0u);
+  {
+    auto context = ContextWithDeadline();
+    auto reader = stub->GetWeights(context.get(), v1::GetWeightsRequest());
+    v1::WeightsChunk chunk;
+    EXPECT_FALSE(reader->Read(&chunk));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  ASSERT_TRUE(weights.Publish(Snapshot(3, 10'000)).ok());
+  EXPECT_FALSE(weights.Publish(Snapshot(2, 8)).ok());
+
+  // Full weights in chunks of 4 KiB, then "not modified" for the same version.
+  {
+    auto context = ContextWithDeadline();
+    v1::GetWeightsRequest request;
+    request.set_chunk_bytes(4096);
+    auto reader = stub->GetWeights(context.get(), request);
+    v1::WeightsChunk chunk;
+    std::string data;
+    int chunks = 0;
+    bool header = false, last = false;
+    while (reader->Read(&chunk)) {
+      EXPECT_EQ(chunk.version(), 3u);
+      header |= chunk.has_header();
+      data += chunk.data();
+      last = chunk.last();
+      ++chunks;
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_TRUE(header);
+    EXPECT_TRUE(last);
+    EXPECT_EQ(chunks, 4);  // header + 4096 + 4096 + 1808
+    EXPECT_EQ(data, weights.Latest()->data);
+  }
+  {
+    auto context = ContextWithDeadline();
+    v1::GetWeightsRequest request;
+    request.set_known_version(3);
+    auto reader = stub->GetWeights(context.get(), request);
+    v1::WeightsChunk chunk;
+    ASSERT_TRUE(reader->Read(&chunk));
+    EXPECT_TRUE(chunk.not_modified());
+    EXPECT_FALSE(reader->Read(&chunk));
+    EXPECT_TRUE(reader->Finish().ok());
+  }
+
+  // Trajectories: valid ones are queued, a stale one is counted, a malformed one ends the
+  // stream with INVALID_ARGUMENT naming the field.
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    ASSERT_TRUE(writer->Write(MakeTrajectory("e1", 3, 8)));
+    ASSERT_TRUE(writer->Write(MakeTrajectory("e2", 2, 8)));
+    ASSERT_TRUE(writer->Write(MakeTrajectory("old", 1, 8)));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(response.accepted(), 2u);
+    EXPECT_EQ(response.rejected_stale(), 1u);
+  }
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    v1::Trajectory bad = MakeTrajectory("bad", 3, 8);
+    bad.mutable_loss_mask()->pop_back();
+    writer->Write(bad);
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("loss_mask"), std::string::npos);
+  }
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    writer->Write(MakeTrajectory("future", 9, 8));
+    writer->WritesDone();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  }
+
+  // Backpressure: the queue (capacity 2) is full; a third trajectory waits until the consumer
+  // pops, then the stream completes.
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    ASSERT_TRUE(writer->Write(MakeTrajectory("e3", 3, 8)));
+    writer->WritesDone();
+    std::thread consumer([&queue] {
+      absl::SleepFor(absl::Milliseconds(200));
+      auto batch = queue.PopBatch(2, 2, absl::Seconds(5));
+      EXPECT_EQ(batch.size(), 2u);
+    });
+    ASSERT_TRUE(writer->Finish().ok());
+    consumer.join();
+    EXPECT_EQ(response.accepted(), 1u);
+    auto rest = queue.PopBatch(1, 10, absl::Seconds(5));
+    ASSERT_EQ(rest.size(), 1u);
+    EXPECT_EQ(rest[0].episode_id(), "e3");
+  }
+  EXPECT_EQ(service.accepted(), 3u);
+  queue.Close();
+}
+
+}  // namespace
+}  // namespace envtune
