@@ -7,6 +7,7 @@
 // or a returned {"error": ...} dict, exactly as the Python backend does.
 //
 // Instances are not thread-safe; each episode side owns its own (Clone() copies all state).
+// SandboxContext::today_* (added for TravelAPI) makes the "current date" injectable.
 #ifndef ENVTUNE_ENVSERVER_TOOL_API_H_
 #define ENVTUNE_ENVSERVER_TOOL_API_H_
 
@@ -53,6 +54,12 @@ struct SandboxContext {
   // Environment augmentation (METHOD.md §5): hint texts instead of BFCL's error texts. Never
   // changes state. Off reproduces BFCL byte for byte.
   bool augment = false;
+  // "Today" for date-dependent checks (TravelAPI.verify_traveler_information's age test). BFCL
+  // reads the wall clock there; we use this fixed, documented date (2024-09-01, the date of
+  // TradingBot's CURRENT_TIME) unless the product injects another one. Proleptic Gregorian.
+  int today_year = 2024;
+  int today_month = 9;
+  int today_day = 1;
 };
 
 // One parameter of a Python method signature (after `self`).
