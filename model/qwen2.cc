@@ -1,0 +1,407 @@
+#include "model/qwen2.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace envtune {
+namespace {
+
+at::Tensor RotateHalf(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// Recomputes a decoder layer in backward (like torch.utils.checkpoint, non-reentrant grads via
+// autograd::grad over the layer input and its trainable parameters).
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos,
+                            at::Tensor sin, at::Tensor mask, at::TensorList params,
+                            int64_t layer_address) {
+    ctx->saved_data["layer"] = layer_address;
+    ctx->save_for_backward({x, cos, sin, mask});
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
+    return layer->forward(x, cos, sin, mask, nullptr, 0);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    std::vector<at::Tensor> inputs = {saved[0].detach().requires_grad_(true)};
+    for (const auto& p : layer->parameters()) {
+      if (p.requires_grad()) inputs.push_back(p);
+    }
+    at::Tensor out;
+    {
+      torch::AutoGradMode enable(true);
+      out = layer->forward(inputs[0], saved[1], saved[2], saved[3], nullptr, 0);
+    }
+    auto grads = torch::autograd::grad({out}, inputs, {grad_out[0]}, /*retain_graph=*/false,
+                                       /*create_graph=*/false, /*allow_unused=*/true);
+    torch::autograd::variable_list result = {grads[0], at::Tensor(), at::Tensor(), at::Tensor()};
+    for (size_t i = 1; i < grads.size(); ++i) result.push_back(grads[i]);
+    result.push_back(at::Tensor());  // layer_address
+    return result;
+  }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+KVCache KVCache::Allocate(const ModelConfig& c, int64_t batch, int64_t capacity,
+                          c10::ScalarType dtype, c10::Device device) {
+  KVCache cache;
+  auto options = at::TensorOptions().dtype(dtype).device(device);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    cache.keys.push_back(at::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, options));
+    cache.values.push_back(
+        at::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, options));
+  }
+  return cache;
+}
+
+void KVCache::SelectRows(const at::Tensor& rows) {
+  for (auto& k : keys) k = k.index_select(0, rows);
+  for (auto& v : values) v = v.index_select(0, rows);
+}
+
+ProjImpl::ProjImpl(int64_t in, int64_t out, bool with_bias, const at::TensorOptions& options) {
+  weight = register_parameter("weight", at::zeros({out, in}, options));
+  if (with_bias) bias = register_parameter("bias", at::zeros({out}, options));
+}
+
+at::Tensor ProjImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_in, const at::TensorOptions& options)
+    : eps(eps_in) {
+  weight = register_parameter("weight", at::ones({dim}, options));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  // HF: hidden.to(float32); variance = pow(2).mean(-1); hidden * rsqrt(var + eps);
+  // weight * hidden.to(input_dtype).
+  at::Tensor h = x.to(at::kFloat);
+  at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + eps);
+  return weight * h.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c, const at::TensorOptions& options)
+    : num_heads(c.num_attention_heads), num_kv_heads(c.num_key_value_heads), head_dim(c.head_dim) {
+  q_proj = register_module("q_proj", Proj(c.hidden_size, num_heads * head_dim, c.qkv_bias, options));
+  k_proj = register_module("k_proj",
+                           Proj(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias, options));
+  v_proj = register_module("v_proj",
+                           Proj(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias, options));
+  o_proj = register_module("o_proj", Proj(num_heads * head_dim, c.hidden_size, c.o_bias, options));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
+                                  const at::Tensor& sin, const at::Tensor& mask, KVCache* cache,
+                                  int64_t layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  at::Tensor q = q_proj(x).view({B, T, num_heads, head_dim}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
+  q = q * cos + RotateHalf(q) * sin;
+  k = k * cos + RotateHalf(k) * sin;
+  if (cache != nullptr) {
+    const int64_t past = cache->length;
+    cache->keys[layer].narrow(2, past, T).copy_(k);
+    cache->values[layer].narrow(2, past, T).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, past + T);
+    v = cache->values[layer].narrow(2, 0, past + T);
+  }
+  const int64_t S = k.size(2);
+  const int64_t rep = num_heads / num_kv_heads;
+  // Grouped-query attention without repeating k/v: head h uses kv head h / rep, so the `rep`
+  // query heads of a group are stacked along the query axis.
+  at::Tensor qg = q.reshape({B, num_kv_heads, rep * T, head_dim});
+  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({B, num_heads, T, S});
+  scores = scores / std::sqrt(static_cast<double>(head_dim));
+  scores = scores + mask;
+  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  at::Tensor out = at::matmul(probs.view({B, num_kv_heads, rep * T, S}), v);
+  out = out.view({B, num_heads, T, head_dim}).transpose(1, 2).reshape({B, T, num_heads * head_dim});
+  return o_proj(out);
+}
+
+MLPImpl::MLPImpl(const ModelConfig& c, const at::TensorOptions& options) {
+  gate_proj = register_module(
+      "gate_proj", Proj(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  up_proj =
+      register_module("up_proj", Proj(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
+  down_proj = register_module(
+      "down_proj", Proj(c.intermediate_size, c.hidden_size, c.mlp_bias, options));
+}
+
+at::Tensor MLPImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const at::TensorOptions& options) {
+  self_attn = register_module("self_attn", Attention(c, options));
+  mlp = register_module("mlp", MLP(c, options));
+  input_layernorm =
+      register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
+                                     const at::Tensor& sin, const at::Tensor& mask,
+                                     KVCache* cache, int64_t layer) {
+  at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderImpl::DecoderImpl(const ModelConfig& c, const at::TensorOptions& options) {
+  embed_tokens = register_module("embed_tokens", std::make_shared<torch::nn::Module>());
+  embed_weight =
+      embed_tokens->register_parameter("weight", at::zeros({c.vocab_size, c.hidden_size}, options));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, options));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+}
+
+// ---------------------------------------------------------------------------------------------
+PolicyImpl::PolicyImpl(PolicyOptions opts) : options(std::move(opts)) {
+  const auto tensor_options =
+      at::TensorOptions().dtype(options.dtype()).device(options.device());
+  const ModelConfig& c = options.config();
+  model = register_module("model", Decoder(c, tensor_options));
+  if (!c.tie_word_embeddings) {
+    lm_head = register_module("lm_head", Proj(c.hidden_size, c.vocab_size, false, tensor_options));
+  }
+  if (c.rope_scaling.type != RopeScaling::Type::kDynamic) {
+    std::vector<float> inv = RopeInvFreq(c, 0);
+    inv_freq_ = at::tensor(inv, at::kFloat).to(options.device());
+  }
+}
+
+void PolicyImpl::InitRandom(uint64_t seed, double std) {
+  at::NoGradGuard no_grad;
+  auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCPU)).clone();
+  gen.set_current_seed(seed);
+  for (auto& item : named_parameters()) {
+    at::Tensor& p = item.value();
+    const std::string& name = item.key();
+    if (name.find("norm") != std::string::npos) {
+      p.fill_(1.0);
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      p.zero_();
+    } else {
+      at::Tensor r = at::empty(p.sizes(), at::kFloat);
+      r.normal_(0.0, std, gen);
+      p.copy_(r);
+    }
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> PolicyImpl::Rotary(const at::Tensor& position_ids) {
+  at::Tensor inv = inv_freq_;
+  if (!inv.defined()) {  // dynamic NTK: frequencies depend on the longest position.
+    const int64_t seq_len = position_ids.max().item<int64_t>() + 1;
+    inv = at::tensor(RopeInvFreq(config(), seq_len), at::kFloat).to(position_ids.device());
+  }
+  at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv.view({1, 1, -1});
+  at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype()).unsqueeze(1), emb.sin().to(dtype()).unsqueeze(1)};
+}
+
+at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& position_ids_in,
+                              const at::Tensor& attention_mask, KVCache* cache) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq]");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const int64_t past = cache != nullptr ? cache->length : 0;
+  const int64_t S = past + T;
+  if (cache != nullptr) {
+    TORCH_CHECK(static_cast<int64_t>(cache->keys.size()) == config().num_hidden_layers,
+                "KV cache has the wrong number of layers");
+    TORCH_CHECK(cache->batch_size() == B, "KV cache batch ", cache->batch_size(),
+                " != input batch ", B);
+    TORCH_CHECK(S <= cache->capacity(), "KV cache capacity ", cache->capacity(),
+                " exceeded (need ", S, ")");
+  }
+  const auto dev = device();
+  at::Tensor ids = input_ids.to(dev, at::kLong);
+  at::Tensor positions = position_ids_in.defined()
+                             ? position_ids_in.to(dev, at::kLong)
+                             : at::arange(past, S, at::TensorOptions().dtype(at::kLong).device(dev))
+                                   .unsqueeze(0)
+                                   .expand({B, T});
+  TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids must match input_ids");
+
+  // Additive mask [B or 1, 1, T, S]: 0 where key j <= query (past + i) and key j is not
+  // padding, dtype-lowest elsewhere (finite, like HF, so fully masked rows stay finite).
+  auto long_opts = at::TensorOptions().dtype(at::kLong).device(dev);
+  at::Tensor key_idx = at::arange(S, long_opts).view({1, S});
+  at::Tensor query_idx = at::arange(past, S, long_opts).view({T, 1});
+  at::Tensor allowed = (key_idx <= query_idx).unsqueeze(0);  // [1, T, S]
+  if (attention_mask.defined()) {
+    TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B &&
+                    attention_mask.size(1) == S,
+                "attention_mask must be [batch, past + seq] = [", B, ", ", S, "]");
+    allowed = allowed & (attention_mask.to(dev).ne(0).unsqueeze(1));
+  }
+  const double lowest = dtype() == at::kBFloat16 ? -3.3895313892515355e38
+                        : dtype() == at::kHalf   ? -65504.0
+                        : dtype() == at::kDouble ? std::numeric_limits<double>::lowest()
+                                                 : std::numeric_limits<float>::lowest();
+  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype()).device(dev))
+                        .masked_fill(allowed.logical_not(), lowest)
+                        .unsqueeze(1);
+
+  auto [cos, sin] = Rotary(positions);
+  at::Tensor x = at::embedding(model->embed_weight, ids);
+  const bool checkpoint = options.gradient_checkpointing() && is_training() &&
+                          at::GradMode::is_enabled() && cache == nullptr;
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    auto layer = model->layers->ptr<DecoderLayerImpl>(i);
+    if (checkpoint) {
+      std::vector<at::Tensor> params;
+      for (const auto& p : layer->parameters()) {
+        if (p.requires_grad()) params.push_back(p);
+      }
+      x = CheckpointedLayer::apply(x, cos, sin, mask, at::TensorList(params),
+                                   reinterpret_cast<int64_t>(layer.get()));
+    } else {
+      x = layer->forward(x, cos, sin, mask, cache, static_cast<int64_t>(i));
+    }
+  }
+  if (cache != nullptr) cache->length = S;
+  return model->norm(x);
+}
+
+at::Tensor PolicyImpl::Logits(const at::Tensor& hidden) {
+  const at::Tensor& w = lm_head ? lm_head->weight : model->embed_weight;
+  return at::linear(hidden, w).to(at::kFloat);
+}
+
+at::Tensor PolicyImpl::forward(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                               const at::Tensor& attention_mask, KVCache* cache) {
+  return Logits(Hidden(input_ids, position_ids, attention_mask, cache));
+}
+
+std::vector<std::pair<std::string, at::Tensor>> PolicyImpl::StateDict() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& item : named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+absl::Status PolicyImpl::LoadStateDict(const TensorMap& tensors) {
+  try {
+    at::NoGradGuard no_grad;
+    size_t used = 0;
+    for (auto& item : named_parameters()) {
+      auto it = tensors.find(item.key());
+      if (it == tensors.end()) {
+        return absl::NotFoundError(absl::StrCat("checkpoint has no tensor ", item.key()));
+      }
+      at::Tensor& p = item.value();
+      if (it->second.sizes() != p.sizes()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint tensor ", item.key(), " has shape ",
+                         c10::str(it->second.sizes()), ", the model expects ",
+                         c10::str(p.sizes())));
+      }
+      if (!it->second.is_floating_point()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint tensor ", item.key(), " is not floating point"));
+      }
+      p.copy_(it->second);
+      ++used;
+    }
+    for (const auto& [name, t] : tensors) {
+      if (named_parameters().find(name) != nullptr) continue;
+      const bool ignorable = (name == "lm_head.weight" && config().tie_word_embeddings) ||
+                             name.find("rotary_emb.inv_freq") != std::string::npos;
+      if (!ignorable) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("checkpoint tensor ", name, " is not a parameter of ",
+                         config().architecture));
+      }
+    }
+    (void)used;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("loading weights: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<c10::ScalarType> DtypeFromName(const std::string& name) {
+  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
+  return absl::InvalidArgumentError(absl::StrCat("unknown dtype \"", name, "\""));
+}
+
+std::string DtypeName(c10::ScalarType dtype) {
+  switch (dtype) {
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    default:
+      return "float32";
+  }
+}
+
+absl::StatusOr<Policy> LoadPolicy(const std::string& dir, const LoadPolicyOptions& options) {
+  auto config = LoadModelConfig(dir);
+  if (!config.ok()) return config.status();
+  c10::ScalarType dtype = at::kFloat;
+  if (options.dtype) {
+    dtype = *options.dtype;
+  } else {
+    auto d = DtypeFromName(config->torch_dtype);
+    if (!d.ok()) return d.status();
+    dtype = *d;
+  }
+  try {
+    auto tensors = ReadSafetensorsDir(dir);
+    if (!tensors.ok()) return tensors.status();
+    Policy policy(PolicyOptions(*config)
+                      .dtype(dtype)
+                      .device(options.device)
+                      .gradient_checkpointing(options.gradient_checkpointing));
+    if (auto st = policy->LoadStateDict(*tensors); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat(dir, ": ", st.message()));
+    }
+    policy->eval();
+    return policy;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("loading ", dir, ": ", e.what_without_backtrace()));
+  }
+}
+
+absl::Status SavePolicy(PolicyImpl& policy, const std::string& dir, int64_t max_shard_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  ModelConfig config = policy.config();
+  config.torch_dtype = DtypeName(policy.dtype());
+  struct File {
+    const char* name;
+    std::string text;
+  };
+  for (const File& f : {File{"config.json", SerializeModelConfig(config)},
+                        File{"generation_config.json", SerializeGenerationConfig(config)}}) {
+    std::ofstream out(dir + "/" + f.name, std::ios::trunc);
+    out << f.text;
+    if (!out) return absl::DataLossError(absl::StrCat("cannot write ", dir, "/", f.name));
+  }
+  try {
+    return WriteSafetensorsDir(dir, policy.StateDict(), max_shard_bytes);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("saving ", dir, ": ", e.what_without_backtrace()));
+  }
+}
+
+}  // namespace envtune
