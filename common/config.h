@@ -1,0 +1,103 @@
+// YAML configuration with command-line overrides and strict checking.
+//
+//   absl::StatusOr<Config> config = Config::Load("configs/tiny-cpu.yaml", {"learner.lr=1e-5"});
+//   ConfigReader reader(*config);
+//   double lr = reader.Get<double>("learner.lr", 1e-6);
+//   ...
+//   if (absl::Status s = reader.Finish(); !s.ok()) ...   // unknown keys, bad values
+//
+// Every error names the key (and the file). Overrides are `dotted.key=value`, the value parsed as
+// YAML (so `a.b=[1, 2]` and `a.b=true` work); an override may add a key only where the file
+// could, and Finish() rejects keys nobody read. Not thread-safe.
+#ifndef ENVTUNE_COMMON_CONFIG_H_
+#define ENVTUNE_COMMON_CONFIG_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "yaml-cpp/yaml.h"
+
+namespace envtune {
+
+class Config {
+ public:
+  // Loads `path` ("" = empty config) and applies `overrides` in order.
+  static absl::StatusOr<Config> Load(const std::string& path,
+                                     const std::vector<std::string>& overrides = {});
+  static absl::StatusOr<Config> FromString(const std::string& yaml,
+                                           const std::vector<std::string>& overrides = {});
+  // Applies one `dotted.key=value` override.
+  absl::Status Override(const std::string& assignment);
+
+  // The node at a dotted key (an undefined node when absent).
+  YAML::Node Find(const std::string& dotted_key) const;
+  const YAML::Node& root() const { return root_; }
+  const std::string& source() const { return source_; }
+
+ private:
+  YAML::Node root_;
+  std::string source_;  // file name for messages
+};
+
+class ConfigReader {
+ public:
+  explicit ConfigReader(const Config& config) : config_(config) {}
+
+  // The value at `key` converted to T, or `fallback` when absent. A present value that does not
+  // convert records an error naming the key (and returns the fallback).
+  template <typename T>
+  T Get(const std::string& key, const T& fallback) {
+    MarkRead(key);
+    YAML::Node node = config_.Find(key);
+    if (!node.IsDefined() || node.IsNull()) return fallback;
+    try {
+      return node.as<T>();
+    } catch (const YAML::Exception&) {
+      AddError(absl::StrCat(key, ": cannot read '", Dump(node), "' as ", TypeName<T>()));
+      return fallback;
+    }
+  }
+  // Like Get, and records an error when the key is absent.
+  template <typename T>
+  T Require(const std::string& key) {
+    if (!Has(key)) {
+      MarkRead(key);
+      AddError(absl::StrCat(key, ": required"));
+      return T{};
+    }
+    return Get<T>(key, T{});
+  }
+  bool Has(const std::string& key) const;
+  // Number of elements of a sequence at `key` (0 when absent); elements are read as
+  // "key[i].sub" keys.
+  size_t SequenceSize(const std::string& key);
+  // Marks `key` and everything below it as read (for free-form sub-trees).
+  void MarkRead(const std::string& key);
+  // Records a semantic error (e.g. a value out of range) against `key`.
+  void AddError(const std::string& message) { errors_.push_back(message); }
+  // OK, or INVALID_ARGUMENT listing bad values and every key present in the config that no
+  // Get/Require/MarkRead asked for ("unknown key 'learner.lrr'").
+  absl::Status Finish() const;
+
+ private:
+  static std::string Dump(const YAML::Node& node);
+  template <typename T>
+  static const char* TypeName() {
+    if constexpr (std::is_same_v<T, bool>) return "a boolean";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else if constexpr (std::is_same_v<T, std::string>) return "a string";
+    else return "the expected type";
+  }
+
+  const Config& config_;
+  std::set<std::string> read_;
+  std::vector<std::string> errors_;
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_COMMON_CONFIG_H_

@@ -1,0 +1,77 @@
+#include "common/config.h"
+
+#include "gtest/gtest.h"
+
+namespace envtune {
+namespace {
+
+constexpr char kYaml[] = R"(
+learner:
+  lr: 1.0e-6
+  clip: {low: 0.2, high: 0.28}
+curriculum:
+  stages:
+    - {stage: 1, reward: format}
+    - {stage: 2, reward: progress}
+)";
+
+TEST(ConfigTest, ReadsTypedValuesAndSequences) {
+  auto config = Config::FromString(kYaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigReader reader(*config);
+  EXPECT_DOUBLE_EQ(reader.Get<double>("learner.lr", 0), 1e-6);
+  EXPECT_DOUBLE_EQ(reader.Get<double>("learner.clip.high", 0), 0.28);
+  EXPECT_DOUBLE_EQ(reader.Get<double>("learner.clip.low", 0), 0.2);
+  EXPECT_EQ(reader.Get<int>("learner.missing", 7), 7);
+  ASSERT_EQ(reader.SequenceSize("curriculum.stages"), 2u);
+  EXPECT_EQ(reader.Get<std::string>("curriculum.stages[1].reward", ""), "progress");
+  EXPECT_EQ(reader.Get<int>("curriculum.stages[0].stage", 0), 1);
+  reader.MarkRead("curriculum.stages[0].reward");
+  reader.MarkRead("curriculum.stages[1].stage");
+  EXPECT_TRUE(reader.Finish().ok()) << reader.Finish();
+}
+
+TEST(ConfigTest, OverridesReplaceAndAdd) {
+  auto config = Config::FromString(kYaml, {"learner.lr=3e-5", "learner.clip.high=0.3",
+                                           "curriculum.stages[0].reward=progress",
+                                           "actor.count=4"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigReader reader(*config);
+  EXPECT_DOUBLE_EQ(reader.Get<double>("learner.lr", 0), 3e-5);
+  EXPECT_DOUBLE_EQ(reader.Get<double>("learner.clip.high", 0), 0.3);
+  EXPECT_EQ(reader.Get<std::string>("curriculum.stages[0].reward", ""), "progress");
+  EXPECT_EQ(reader.Get<int>("actor.count", 0), 4);
+}
+
+TEST(ConfigTest, UnknownKeysAndBadValuesNameTheKey) {
+  auto config = Config::FromString(kYaml, {"learner.lrr=1"});
+  ASSERT_TRUE(config.ok());
+  ConfigReader reader(*config);
+  reader.Get<double>("learner.lr", 0);
+  reader.Get<std::string>("learner.clip.low", "");
+  reader.Get<int>("learner.clip.high", 0);  // 0.28 is not an integer
+  reader.MarkRead("curriculum");
+  absl::Status status = reader.Finish();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  std::string message(status.message());
+  EXPECT_NE(message.find("unknown key 'learner.lrr'"), std::string::npos) << message;
+  EXPECT_NE(message.find("learner.clip.high: cannot read '0.28' as an integer"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigTest, MalformedInputIsAnError) {
+  EXPECT_EQ(Config::FromString("a: [1, 2").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Config::FromString("- 1\n- 2").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Config::FromString("a: 1", {"novalue"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Config::Load("/nonexistent/x.yaml").status().code(), absl::StatusCode::kNotFound);
+  Config small = *Config::FromString("a: 1");
+  ConfigReader reader(small);  // holds a reference: the config must outlive it
+  reader.Require<int>("b");
+  reader.Get<int>("a", 0);
+  EXPECT_NE(std::string(reader.Finish().message()).find("b: required"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace envtune
