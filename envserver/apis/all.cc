@@ -19,6 +19,8 @@ constexpr ApiRow kApis[] = {
     {"MessageAPI", &NewMessageApi},
     {"TwitterAPI", &NewTwitterApi},
     {"TicketAPI", &NewTicketApi},
+    {"GorillaFileSystem", &NewGorillaFileSystem},
+    {"MathAPI", &NewMathApi},
     {"TradingBot", &NewTradingBot},
     {"TravelAPI", &NewTravelApi},
     {"VehicleControlAPI", &NewVehicleControlApi},
