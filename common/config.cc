@@ -157,7 +157,7 @@ size_t ConfigReader::SequenceSize(const std::string& key) {
   return node.size();
 }
 
-void ConfigReader::MarkRead(const std::string& key) { read_.insert(key); }
+void ConfigReader::MarkRead(const std::string& key) { subtrees_.insert(key); }
 
 std::string ConfigReader::Dump(const YAML::Node& node) {
   YAML::Emitter out;
@@ -171,9 +171,9 @@ absl::Status ConfigReader::Finish() const {
   CollectLeaves(config_.root(), "", &leaves);
   for (const std::string& leaf : leaves) {
     if (leaf.empty()) continue;
-    bool known = false;
-    for (const std::string& read : read_) {
-      if (leaf == read || absl::StartsWith(leaf, read + ".") || absl::StartsWith(leaf, read + "[")) {
+    bool known = read_.count(leaf) > 0;
+    for (const std::string& tree : subtrees_) {
+      if (leaf == tree || absl::StartsWith(leaf, tree + ".") || absl::StartsWith(leaf, tree + "[")) {
         known = true;
         break;
       }

@@ -50,7 +50,7 @@ class ConfigReader {
   // convert records an error naming the key (and returns the fallback).
   template <typename T>
   T Get(const std::string& key, const T& fallback) {
-    MarkRead(key);
+    read_.insert(key);
     YAML::Node node = config_.Find(key);
     if (!node.IsDefined() || node.IsNull()) return fallback;
     try {
@@ -64,7 +64,7 @@ class ConfigReader {
   template <typename T>
   T Require(const std::string& key) {
     if (!Has(key)) {
-      MarkRead(key);
+      read_.insert(key);
       AddError(absl::StrCat(key, ": required"));
       return T{};
     }
@@ -94,7 +94,8 @@ class ConfigReader {
   }
 
   const Config& config_;
-  std::set<std::string> read_;
+  std::set<std::string> read_;      // keys read exactly
+  std::set<std::string> subtrees_;  // keys whose whole sub-tree counts as read
   std::vector<std::string> errors_;
 };
 

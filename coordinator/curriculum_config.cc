@@ -1,0 +1,112 @@
+#include "coordinator/curriculum_config.h"
+
+#include <fstream>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace envtune {
+namespace {
+
+// "multi_turn_miss_func_12" -> "miss_func".
+std::string CategoryOf(const std::string& task_id) {
+  std::string rest = task_id;
+  if (absl::StartsWith(rest, "multi_turn_")) rest = rest.substr(11);
+  size_t underscore = rest.rfind('_');
+  return underscore == std::string::npos ? rest : rest.substr(0, underscore);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& data_dir,
+                                                          const std::string& split,
+                                                          const std::vector<std::string>& categories,
+                                                          size_t limit) {
+  std::string path = absl::StrCat(data_dir, "/splits/", split, ".txt");
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("split '", split, "': cannot read ", path));
+  }
+  std::vector<std::string> ids;
+  std::map<std::string, size_t> taken;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string id(absl::StripAsciiWhitespace(line));
+    if (id.empty() || id[0] == '#') continue;
+    std::string category = CategoryOf(id);
+    if (!categories.empty() &&
+        std::find(categories.begin(), categories.end(), category) == categories.end()) {
+      continue;
+    }
+    if (limit > 0 && taken[category] >= limit) continue;
+    ++taken[category];
+    ids.push_back(id);
+  }
+  if (ids.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("split '", split, "' has no tasks in the requested categories"));
+  }
+  return ids;
+}
+
+absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
+                                                          const std::string& data_dir,
+                                                          std::string* admin_token) {
+  CoordinatorOptions options;
+  options.heartbeat_interval =
+      absl::Milliseconds(reader.Get<int64_t>("coordinator.heartbeat_interval_ms", 2000));
+  options.worker_expiry =
+      absl::Milliseconds(reader.Get<int64_t>("coordinator.worker_expiry_ms", 10000));
+  options.lease_timeout =
+      absl::Milliseconds(reader.Get<int64_t>("coordinator.lease_timeout_ms", 600000));
+  options.max_policy_staleness = reader.Get<uint64_t>("coordinator.max_policy_staleness", 1);
+  options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
+  options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
+  *admin_token = reader.Get<std::string>("coordinator.admin_token", "");
+
+  options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);
+  if (options.eval_every_steps > 0) {
+    auto ids = LoadSplitTaskIds(
+        data_dir, reader.Get<std::string>("evaluation.split", "val"),
+        reader.Get<std::vector<std::string>>("evaluation.categories", {}),
+        reader.Get<size_t>("evaluation.limit", 0));
+    if (!ids.ok()) return ids.status();
+    options.eval_task_ids = *std::move(ids);
+  } else {
+    reader.MarkRead("evaluation");
+  }
+
+  size_t n = reader.SequenceSize("curriculum.stages");
+  if (n == 0) reader.AddError("curriculum.stages: at least one stage is required");
+  for (size_t i = 0; i < n; ++i) {
+    std::string key = absl::StrCat("curriculum.stages[", i, "].");
+    StageConfig stage;
+    stage.stage = static_cast<int>(i) + 1;
+    stage.name = reader.Get<std::string>(key + "name", absl::StrCat("stage", i + 1));
+    auto ids = LoadSplitTaskIds(data_dir, reader.Get<std::string>(key + "split", "train"),
+                                reader.Get<std::vector<std::string>>(key + "categories", {}),
+                                reader.Get<size_t>(key + "limit", 0));
+    if (!ids.ok()) {
+      return absl::Status(ids.status().code(), absl::StrCat(key, "split: ", ids.status().message()));
+    }
+    stage.task_ids = *std::move(ids);
+    stage.reward_kind = reader.Get<std::string>(key + "reward", "progress");
+    stage.augment_start = reader.Get<double>(key + "augment.start", 1.0);
+    stage.augment_end = reader.Get<double>(key + "augment.end", stage.augment_start);
+    stage.anneal_steps = reader.Get<int64_t>(key + "augment.anneal_steps", 0);
+    stage.group_size = reader.Get<uint32_t>(key + "group_size", 16);
+    stage.max_steps_per_turn = reader.Get<uint32_t>(key + "max_steps_per_turn", 5);
+    stage.max_new_tokens = reader.Get<uint32_t>(key + "max_new_tokens", 512);
+    stage.max_episode_tokens = reader.Get<uint32_t>(key + "max_episode_tokens", 8192);
+    stage.advance.after_learner_steps = reader.Get<int64_t>(key + "advance.after_steps", 0);
+    stage.advance.metric = reader.Get<std::string>(key + "advance.metric", "");
+    stage.advance.threshold = reader.Get<double>(key + "advance.threshold", 0.0);
+    stage.advance.consecutive_checks = reader.Get<int>(key + "advance.checks", 1);
+    options.stages.push_back(std::move(stage));
+  }
+  return options;
+}
+
+}  // namespace envtune

@@ -1,0 +1,56 @@
+// Reads the coordinator's options (curriculum, leases, evaluation) from a config:
+//
+//   coordinator:
+//     heartbeat_interval_ms: 2000      # how often workers heartbeat
+//     worker_expiry_ms: 10000          # a silent worker is dropped and its leases re-issued
+//     lease_timeout_ms: 600000         # a lease not completed by then is re-issued
+//     max_policy_staleness: 1          # leases ask for >= latest version - this
+//     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
+//     admin_token: ""                  # bearer token for SetStage/Pause/Resume ("" = disabled)
+//     seed: 1
+//   evaluation:
+//     every_steps: 0                   # held-out evaluation every N learner steps (0 = off)
+//     split: val                       # ids from <data.dir>/splits/<split>.txt
+//     categories: [base, miss_func, miss_param, long_context]
+//     limit: 0                         # first N tasks of each category (0 = all)
+//   curriculum:
+//     stages:
+//       - name: syntax
+//         split: train                 # task set: ids from <data.dir>/splits/<split>.txt
+//         categories: [base]           # ... restricted to these categories
+//         limit: 0                     # ... first N per category (0 = all)
+//         reward: format               # format | progress
+//         augment: {start: 1.0, end: 1.0, anneal_steps: 0}
+//         group_size: 16               # GRPO n
+//         max_steps_per_turn: 5
+//         max_new_tokens: 512
+//         max_episode_tokens: 8192
+//         advance: {after_steps: 20, metric: "", threshold: 0, checks: 1}
+#ifndef ENVTUNE_COORDINATOR_CURRICULUM_CONFIG_H_
+#define ENVTUNE_COORDINATOR_CURRICULUM_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "coordinator/coordinator.h"
+
+namespace envtune {
+
+// Task ids of `split` in `data_dir`/splits, restricted to `categories` (empty = all), the first
+// `limit` of each category (0 = all), in file order.
+absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& data_dir,
+                                                          const std::string& split,
+                                                          const std::vector<std::string>& categories,
+                                                          size_t limit);
+
+// Reads the keys above; errors are recorded in `reader` (Finish() reports them) and missing
+// split files are returned as errors. `admin_token` receives coordinator.admin_token.
+absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
+                                                          const std::string& data_dir,
+                                                          std::string* admin_token);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_COORDINATOR_CURRICULUM_CONFIG_H_

@@ -1,0 +1,61 @@
+#include "coordinator/curriculum_config.h"
+
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace envtune {
+namespace {
+
+std::string DataDir() {
+  const char* source = std::getenv("ENVTUNE_SOURCE_DIR");
+  return std::string(source != nullptr ? source : ".") + "/data";
+}
+
+TEST(CurriculumConfigTest, SplitsHaveThePaperSizes) {
+  auto train = LoadSplitTaskIds(DataDir(), "train", {}, 0);
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ(train->size(), 400u);
+  auto val_base = LoadSplitTaskIds(DataDir(), "val", {"base"}, 0);
+  ASSERT_TRUE(val_base.ok());
+  EXPECT_EQ(val_base->size(), 25u);
+  EXPECT_EQ(val_base->front(), "multi_turn_base_4");
+  auto limited = LoadSplitTaskIds(DataDir(), "test", {"miss_func", "long_context"}, 3);
+  ASSERT_TRUE(limited.ok());
+  EXPECT_EQ(limited->size(), 6u);
+  EXPECT_EQ(LoadSplitTaskIds(DataDir(), "nope", {}, 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(LoadSplitTaskIds(DataDir(), "train", {"bogus"}, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CurriculumConfigTest, ReadsStagesAndRejectsUnknownKeys) {
+  auto config = Config::FromString(R"(
+coordinator: {admin_token: tok, worker_expiry_ms: 5000}
+curriculum:
+  stages:
+    - {name: syntax, categories: [base], limit: 4, reward: format, group_size: 2,
+       advance: {after_steps: 3}}
+    - {name: independent, augment: {start: 1.0, end: 0.0, anneal_steps: 10}, typo_key: 1}
+)");
+  ASSERT_TRUE(config.ok());
+  ConfigReader reader(*config);
+  std::string token;
+  auto options = ReadCoordinatorOptions(reader, DataDir(), &token);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(token, "tok");
+  ASSERT_EQ(options->stages.size(), 2u);
+  EXPECT_EQ(options->stages[0].task_ids.size(), 4u);
+  EXPECT_EQ(options->stages[0].reward_kind, "format");
+  EXPECT_EQ(options->stages[0].advance.after_learner_steps, 3);
+  EXPECT_EQ(options->stages[1].task_ids.size(), 400u);
+  EXPECT_DOUBLE_EQ(options->stages[1].augment_end, 0.0);
+  EXPECT_EQ(options->worker_expiry, absl::Seconds(5));
+  absl::Status finish = reader.Finish();
+  EXPECT_NE(std::string(finish.message()).find("curriculum.stages[1].typo_key"),
+            std::string::npos)
+      << finish;
+}
+
+}  // namespace
+}  // namespace envtune
