@@ -1,0 +1,143 @@
+// envtune: one binary for every role of the cluster and the user's tools.
+//
+//   envtune coordinator --config FILE [--port N] [--data_dir DIR] [key.sub=value ...]
+//   envtune status --coordinator HOST:PORT [--json]
+//
+// Each command parses its own flags (`envtune <command> --help`). Exit codes: 0 success,
+// 1 runtime failure, 2 usage or configuration error.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/channels.h"
+#include "common/config.h"
+#include "coordinator/curriculum_config.h"
+#include "coordinator/service.h"
+#include "deploy/status_command.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_FLAG(std::string, config, "", "YAML config file (see configs/)");
+ABSL_FLAG(int, port, 0, "port to serve on (0 = pick a free one and print it)");
+ABSL_FLAG(std::string, host, "127.0.0.1", "address to bind");
+ABSL_FLAG(std::string, data_dir, ENVTUNE_DEFAULT_DATA_DIR,
+          "envtune's data directory (BFCL tasks, splits)");
+ABSL_FLAG(std::string, coordinator, "", "coordinator address host:port");
+ABSL_FLAG(bool, json, false, "print JSON instead of a table");
+ABSL_FLAG(int, timeout_ms, 5000, "deadline of each RPC this command makes");
+
+namespace envtune {
+namespace {
+
+constexpr char kUsage[] = R"(envtune: distributed Environment Tuning for multi-turn tool use.
+
+usage: envtune <command> [flags] [key.sub=value ...]
+
+commands:
+  coordinator   serve CoordinatorService (membership, leases, curriculum, status)
+                  --config FILE --port N --host ADDR --data_dir DIR
+  status        show a running cluster's status
+                  --coordinator HOST:PORT [--json] [--timeout_ms N]
+
+Run `envtune <command> --help` for every flag.)";
+
+absl::Notification* g_stop = nullptr;
+void OnSignal(int) {
+  if (g_stop != nullptr && !g_stop->HasBeenNotified()) g_stop->Notify();
+}
+
+int Fail(const absl::Status& status, int code) {
+  std::cerr << "envtune: " << status.message() << "\n";
+  return code;
+}
+
+int RunCoordinator(const std::vector<std::string>& overrides) {
+  absl::StatusOr<Config> config = Config::Load(absl::GetFlag(FLAGS_config), overrides);
+  if (!config.ok()) return Fail(config.status(), 2);
+  ConfigReader reader(*config);
+  std::string admin_token;
+  absl::StatusOr<CoordinatorOptions> options =
+      ReadCoordinatorOptions(reader, absl::GetFlag(FLAGS_data_dir), &admin_token);
+  if (!options.ok()) return Fail(options.status(), 2);
+  // Sections other roles read are not this role's business.
+  for (const char* other : {"model", "actor", "learner", "envserver", "launch", "data", "sft"}) {
+    reader.MarkRead(other);
+  }
+  if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
+  absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Create(*options);
+  if (!coordinator.ok()) return Fail(coordinator.status(), 2);
+  CoordinatorServiceImpl service(coordinator->get(), admin_token);
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  int port = 0;
+  builder.AddListeningPort(absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port)),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_host),
+                                                    ":", absl::GetFlag(FLAGS_port))),
+                1);
+  }
+  std::cout << "coordinator listening on " << absl::GetFlag(FLAGS_host) << ":" << port << std::endl;
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  // Sweep expired workers and leases even when nobody calls.
+  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(500))) (*coordinator)->Sweep();
+  service.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::cout << "coordinator stopped" << std::endl;
+  return 0;
+}
+
+int RunStatus() {
+  std::string address = absl::GetFlag(FLAGS_coordinator);
+  if (address.empty()) {
+    return Fail(absl::InvalidArgumentError("status: --coordinator HOST:PORT is required"), 2);
+  }
+  absl::StatusOr<v1::ClusterStatus> status = FetchStatus(address, absl::GetFlag(FLAGS_timeout_ms));
+  if (!status.ok()) return Fail(status.status(), 1);
+  std::cout << (absl::GetFlag(FLAGS_json) ? RenderStatusJson(*status) : RenderStatusTable(*status));
+  return 0;
+}
+
+}  // namespace
+}  // namespace envtune
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(envtune::kUsage);
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    std::cout << envtune::kUsage << "\n";
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  // Parse the flags after the command; positional leftovers are key.sub=value overrides.
+  std::vector<char*> args{argv[0]};
+  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  std::vector<std::string> overrides;
+  for (size_t i = 1; i < rest.size(); ++i) {
+    std::string arg = rest[i];
+    if (arg.find('=') == std::string::npos) {
+      std::cerr << "envtune: unexpected argument '" << arg << "' (overrides are key.sub=value)\n";
+      return 2;
+    }
+    overrides.push_back(arg);
+  }
+  if (command == "coordinator") return envtune::RunCoordinator(overrides);
+  if (command == "status") return envtune::RunStatus();
+  std::cerr << "envtune: unknown command '" << command << "'\n\n" << envtune::kUsage << "\n";
+  return 2;
+}
