@@ -1,0 +1,195 @@
+#include "model/generate.h"
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+#include "model/qwen2.h"
+
+namespace envtune {
+namespace {
+
+absl::Status CheckInputs(const PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
+                         const GenerationOptions& o, const DetokenizeFn& detokenize) {
+  const int64_t vocab = policy.config().vocab_size;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i].empty()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i, " is empty"));
+    for (int64_t id : prompts[i]) {
+      if (id < 0 || id >= vocab) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("prompt ", i, " has token id ", id, " outside [0, ", vocab, ")"));
+      }
+    }
+  }
+  if (o.max_new_tokens < 0) return absl::InvalidArgumentError("max_new_tokens must be >= 0");
+  if (o.do_sample && !(o.temperature > 0)) {
+    return absl::InvalidArgumentError("temperature must be > 0 when sampling");
+  }
+  if (!(o.top_p > 0 && o.top_p <= 1)) return absl::InvalidArgumentError("top_p must be in (0, 1]");
+  if (o.top_k < 0) return absl::InvalidArgumentError("top_k must be >= 0");
+  if (!o.stop_strings.empty() && !detokenize) {
+    return absl::InvalidArgumentError("stop_strings need a detokenize callback");
+  }
+  for (const auto& s : o.stop_strings) {
+    if (s.empty()) return absl::InvalidArgumentError("stop strings must be non-empty");
+  }
+  return absl::OkStatus();
+}
+
+// HF's TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper (in that order).
+at::Tensor ProcessLogits(at::Tensor logits, const GenerationOptions& o) {
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  if (o.temperature != 1.0) logits = logits / o.temperature;
+  const int64_t vocab = logits.size(-1);
+  if (o.top_k > 0 && o.top_k < vocab) {
+    at::Tensor kth = std::get<0>(logits.topk(o.top_k, -1)).narrow(-1, o.top_k - 1, 1);
+    logits = logits.masked_fill(logits < kth, neg_inf);
+  }
+  if (o.top_p < 1.0) {
+    auto [sorted, indices] = logits.sort(-1, /*descending=*/false);
+    at::Tensor cumulative = sorted.softmax(-1).cumsum(-1);
+    at::Tensor remove_sorted = cumulative <= (1.0 - o.top_p);
+    remove_sorted.narrow(-1, vocab - 1, 1).fill_(false);
+    at::Tensor remove = remove_sorted.scatter(-1, indices, remove_sorted);
+    logits = logits.masked_fill(remove, neg_inf);
+  }
+  return logits;
+}
+
+}  // namespace
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStopToken:
+      return "stop_token";
+    case FinishReason::kStopString:
+      return "stop_string";
+    case FinishReason::kLength:
+      return "length";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::vector<GenerationResult>> Generate(
+    PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
+    const GenerationOptions& options, const DetokenizeFn& detokenize) {
+  if (auto st = CheckInputs(policy, prompts, options, detokenize); !st.ok()) return st;
+  std::vector<GenerationResult> results(prompts.size());
+  if (prompts.empty() || options.max_new_tokens == 0) return results;
+  size_t max_stop_len = 0;
+  for (const auto& s : options.stop_strings) max_stop_len = std::max(max_stop_len, s.size());
+  try {
+    at::NoGradGuard no_grad;
+    const c10::Device device = policy.device();
+    const int64_t B = static_cast<int64_t>(prompts.size());
+    int64_t P = 0;
+    for (const auto& p : prompts) P = std::max<int64_t>(P, static_cast<int64_t>(p.size()));
+    const int64_t capacity = P + options.max_new_tokens;
+
+    // Left-padded prompt ids and the attention mask over the whole [prompt + generated] span.
+    at::Tensor ids = at::full({B, P}, options.pad_token_id, at::kLong);
+    at::Tensor mask = at::zeros({B, capacity}, at::kLong);
+    for (int64_t b = 0; b < B; ++b) {
+      const auto& p = prompts[b];
+      const int64_t off = P - static_cast<int64_t>(p.size());
+      ids[b].narrow(0, off, p.size()).copy_(at::tensor(p, at::kLong));
+      mask[b].narrow(0, off, p.size()).fill_(1);
+    }
+    ids = ids.to(device);
+    mask = mask.to(device);
+    at::Tensor prompt_mask = mask.narrow(1, 0, P);
+    at::Tensor positions = (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1);
+
+    KVCache cache = KVCache::Allocate(policy.config(), B, capacity, policy.dtype(), device);
+    at::Tensor hidden = policy.Hidden(ids, positions, prompt_mask, &cache);
+    at::Tensor logits = policy.Logits(hidden.select(1, P - 1));  // [B, V]
+    at::Tensor next_pos = positions.select(1, P - 1) + 1;          // [B]
+
+    at::Generator gen = at::globalContext().defaultGenerator(device).clone();
+    gen.set_current_seed(options.seed);
+
+    std::vector<int64_t> active(B);  // original row of each batch row
+    for (int64_t b = 0; b < B; ++b) active[b] = b;
+    for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+      at::Tensor logp = logits.log_softmax(-1);
+      at::Tensor tokens, sampling_lp;
+      if (options.do_sample) {
+        at::Tensor processed = ProcessLogits(logits, options);
+        at::Tensor probs = processed.softmax(-1);
+        tokens = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
+        sampling_lp = processed.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1);
+      } else {
+        tokens = logits.argmax(-1);
+      }
+      at::Tensor lp = logp.gather(1, tokens.unsqueeze(1)).squeeze(1);
+      if (!sampling_lp.defined()) sampling_lp = lp;
+      at::Tensor tokens_cpu = tokens.to(at::kCPU);
+      at::Tensor lp_cpu = lp.to(at::kCPU);
+      at::Tensor slp_cpu = sampling_lp.to(at::kCPU);
+      auto tok_a = tokens_cpu.accessor<int64_t, 1>();
+      auto lp_a = lp_cpu.accessor<float, 1>();
+      auto slp_a = slp_cpu.accessor<float, 1>();
+
+      std::vector<int64_t> keep;  // batch rows that continue
+      for (size_t r = 0; r < active.size(); ++r) {
+        GenerationResult& res = results[active[r]];
+        const int64_t tok = tok_a[r];
+        res.token_ids.push_back(tok);
+        res.logprobs.push_back(lp_a[r]);
+        res.sampling_logprobs.push_back(slp_a[r]);
+        bool done = false;
+        if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), tok) !=
+            options.stop_token_ids.end()) {
+          res.finish_reason = FinishReason::kStopToken;
+          done = true;
+        } else if (max_stop_len > 0) {
+          // Every token decodes to >= 1 byte (byte-level BPE) except skipped specials, so a
+          // window of max_stop_len + 8 tokens sees any match that ends in the newest token.
+          const size_t window = std::min(res.token_ids.size(), max_stop_len + 8);
+          std::vector<int64_t> tail(res.token_ids.end() - window, res.token_ids.end());
+          const std::string text = detokenize(tail);
+          for (const auto& s : options.stop_strings) {
+            if (text.find(s) != std::string::npos) {
+              res.finish_reason = FinishReason::kStopString;
+              res.matched_stop = s;
+              done = true;
+              break;
+            }
+          }
+        }
+        if (!done && step + 1 == options.max_new_tokens) {
+          res.finish_reason = FinishReason::kLength;
+          done = true;
+        }
+        if (!done) keep.push_back(static_cast<int64_t>(r));
+      }
+      if (keep.empty()) break;
+      if (keep.size() != active.size()) {
+        at::Tensor rows = at::tensor(keep, at::kLong).to(device);
+        cache.SelectRows(rows);
+        mask = mask.index_select(0, rows);
+        next_pos = next_pos.index_select(0, rows);
+        tokens = tokens.index_select(0, rows);
+        std::vector<int64_t> next_active;
+        for (int64_t r : keep) next_active.push_back(active[r]);
+        active = std::move(next_active);
+      }
+      const int64_t past = cache.length;
+      mask.select(1, past).fill_(1);
+      logits = policy.forward(tokens.unsqueeze(1), next_pos.unsqueeze(1),
+                              mask.narrow(1, 0, past + 1), &cache)
+                   .squeeze(1);
+      next_pos = next_pos + 1;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("generate: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("generate: ", e.what()));
+  }
+  return results;
+}
+
+}  // namespace envtune

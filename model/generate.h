@@ -1,0 +1,69 @@
+// Batched autoregressive generation with a KV cache. No torch types in this header (the policy
+// is only forward-declared), so actor-side code can include it.
+//
+// Prompts of different lengths are left-padded to a common length; position ids are
+// cumsum(mask) - 1 (pads 1) exactly like HF generate, so a padded prompt produces the same
+// tokens as the prompt alone. Each step runs only the still-active rows (finished rows are
+// dropped from the batch and the cache).
+//
+// Log-probs: GenerationResult::logprobs[i] is log softmax(raw fp32 logits)[token], i.e. the
+// log-prob under the policy at temperature 1.0 with no top-k/top-p truncation. That is the
+// behaviour-policy log-prob the learner needs for the PPO/GRPO ratio when it scores with the
+// unscaled policy. sampling_logprobs[i] is the log-prob under the distribution actually sampled
+// from (after temperature, top-k, top-p); for greedy decoding it equals logprobs.
+//
+// Thread safety: Generate() does not mutate the policy; concurrent calls on one policy are
+// safe as long as nobody trains/loads it meanwhile.
+#ifndef ENVTUNE_MODEL_GENERATE_H_
+#define ENVTUNE_MODEL_GENERATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace envtune {
+
+class PolicyImpl;
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 256;
+  // false: greedy (argmax of the raw logits; temperature/top_k/top_p ignored).
+  bool do_sample = true;
+  double temperature = 1.0;  // > 0 when do_sample
+  int64_t top_k = 0;         // 0 = off
+  double top_p = 1.0;        // in (0, 1]; 1 = off
+  uint64_t seed = 0;         // sampling is reproducible for equal inputs, options and seed
+  // Generation of a row stops after it emits one of these (the token is kept in the output).
+  std::vector<int64_t> stop_token_ids;
+  // ...or once the detokenized generated text contains one of these (needs `detokenize`; the
+  // token completing the match is kept, and matched_stop tells which string matched).
+  std::vector<std::string> stop_strings;
+  int64_t pad_token_id = 0;  // only fills masked positions; never affects results
+};
+
+enum class FinishReason { kStopToken, kStopString, kLength };
+const char* FinishReasonName(FinishReason reason);
+
+struct GenerationResult {
+  std::vector<int64_t> token_ids;        // generated tokens (prompt excluded)
+  std::vector<float> logprobs;           // per token, raw policy (temperature 1.0)
+  std::vector<float> sampling_logprobs;  // per token, the processed sampling distribution
+  FinishReason finish_reason = FinishReason::kLength;
+  std::string matched_stop;              // the stop string, for kStopString
+};
+
+// Turns token ids into text (e.g. the Qwen tokenizer's Decode). Must be thread-compatible.
+using DetokenizeFn = std::function<std::string(const std::vector<int64_t>&)>;
+
+// Generates for every prompt (non-empty; ids in [0, vocab)). Errors: InvalidArgument for bad
+// prompts/options (or stop_strings without detokenize), Internal for LibTorch failures.
+absl::StatusOr<std::vector<GenerationResult>> Generate(
+    PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
+    const GenerationOptions& options, const DetokenizeFn& detokenize = nullptr);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_MODEL_GENERATE_H_
