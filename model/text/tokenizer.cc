@@ -101,6 +101,53 @@ class Regex {
   pcre2_code* code_;
 };
 
+// The reference encodings (transformers.js, as HF's Python tokenizers for everything else) run
+// the Split regex with JavaScript semantics. Where JS, Oniguruma (HF Rust) and PCRE2 differ, the
+// pattern is rewritten to follow JS:
+//  * \s / \S are the JS set: \t \n \v \f \r, Zs, U+2028, U+2029 and U+FEFF (PCRE2 would also take
+//    U+0085 and U+180E, and leave out U+FEFF);
+//  * "(?i:'s|'t|...)" is the ASCII-only case-insensitive group transformers.js substitutes for it
+//    (PCRE2/Oniguruma case folding would also match "'ſ" with U+017F).
+std::string AdaptSplitRegex(const std::string& pattern) {
+  static constexpr char kWs[] = "\\t\\n\\x0B\\f\\r\\p{Zs}\\x{2028}\\x{2029}\\x{FEFF}";
+  static constexpr char kCaseless[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
+  static constexpr char kAscii[] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (!in_class && pattern.compare(i, sizeof(kCaseless) - 1, kCaseless) == 0) {
+      out += kAscii;
+      i += sizeof(kCaseless) - 2;
+      continue;
+    }
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[i + 1];
+      ++i;
+      if (e == 's') {
+        out += in_class ? std::string(kWs) : absl::StrCat("[", kWs, "]");
+      } else if (e == 'S' && !in_class) {
+        out += absl::StrCat("[^", kWs, "]");
+      } else {
+        out.push_back('\\');
+        out.push_back(e);
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out.push_back(c);
+      // A ']' right after '[' or '[^' is a literal.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out.push_back(pattern[++i]);
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out.push_back(pattern[++i]);
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
 struct AddedToken {
   std::string content;
   TokenId id;
@@ -187,6 +234,8 @@ struct Tokenizer::Impl {
   std::string TokenBytes(const std::string& token) const;
   void Bpe(std::string_view word, std::vector<TokenId>* out) const;
   absl::Status EncodeSegment(std::string_view text, std::vector<TokenId>* out) const;
+  // Pre-tokenizer pieces of `text` (already normalized) as byte ranges.
+  absl::Status Split(std::string_view text, std::vector<std::pair<size_t, size_t>>* out) const;
 };
 
 namespace {
@@ -258,7 +307,7 @@ absl::Status Tokenizer::Impl::LoadPreTokenizer(const Json& p) {
     if (p.contains("invert") && !(p["invert"].is_boolean() && !p["invert"].get<bool>())) {
       return FieldError("pre_tokenizer.Split.invert", "only false is supported");
     }
-    auto compiled = Regex::Compile(regex);
+    auto compiled = Regex::Compile(AdaptSplitRegex(regex));
     if (!compiled.ok()) return compiled.status();
     splits.push_back(*std::move(compiled));
     return absl::OkStatus();
@@ -269,8 +318,8 @@ absl::Status Tokenizer::Impl::LoadPreTokenizer(const Json& p) {
     }
     if (p.contains("use_regex") && p["use_regex"] == true) {
       // The GPT-2 split pattern HF applies when use_regex is true.
-      auto compiled = Regex::Compile(
-          "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+");
+      auto compiled = Regex::Compile(AdaptSplitRegex(
+          "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"));
       if (!compiled.ok()) return compiled.status();
       splits.push_back(*std::move(compiled));
     }
@@ -513,6 +562,14 @@ absl::Status Tokenizer::Impl::EncodeSegment(std::string_view text, std::vector<T
     normalized = NormalizeNfc(text);
     text = normalized;
   }
+  std::vector<std::pair<size_t, size_t>> pieces;
+  if (absl::Status s = Split(text, &pieces); !s.ok()) return s;
+  for (const auto& [b, e] : pieces) Bpe(text.substr(b, e - b), out);
+  return absl::OkStatus();
+}
+
+absl::Status Tokenizer::Impl::Split(std::string_view text,
+                                    std::vector<std::pair<size_t, size_t>>* out) const {
   std::vector<std::pair<size_t, size_t>> pieces = {{0, text.size()}};
   for (const auto& regex : splits) {
     std::vector<std::pair<size_t, size_t>> refined;
@@ -524,7 +581,7 @@ absl::Status Tokenizer::Impl::EncodeSegment(std::string_view text, std::vector<T
     }
     pieces = std::move(refined);
   }
-  for (const auto& [b, e] : pieces) Bpe(text.substr(b, e - b), out);
+  *out = std::move(pieces);
   return absl::OkStatus();
 }
 
@@ -596,6 +653,17 @@ absl::StatusOr<std::vector<TokenId>> Tokenizer::Encode(std::string_view text,
   }
   if (absl::Status s = im.EncodeSegment(text.substr(segment_start), &ids); !s.ok()) return s;
   return ids;
+}
+
+absl::StatusOr<std::vector<std::string>> Tokenizer::PreTokenize(std::string_view text) const {
+  if (!IsValidUtf8(text)) return absl::InvalidArgumentError("PreTokenize: input is not valid UTF-8");
+  const std::string normalized = impl_->nfc ? NormalizeNfc(text) : std::string(text);
+  std::vector<std::pair<size_t, size_t>> pieces;
+  if (absl::Status s = impl_->Split(normalized, &pieces); !s.ok()) return s;
+  std::vector<std::string> words;
+  words.reserve(pieces.size());
+  for (const auto& [b, e] : pieces) words.push_back(normalized.substr(b, e - b));
+  return words;
 }
 
 absl::StatusOr<std::string> Tokenizer::DecodeBytes(absl::Span<const TokenId> ids,

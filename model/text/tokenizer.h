@@ -9,6 +9,9 @@
 // added tokens are matched on the raw text). Encoding matches HF `tokenizers`: added tokens are
 // split out first (leftmost-longest match), the rest is NFC-normalized, split by the
 // pre-tokenizer regex (PCRE2, UTF+UCP), byte-level mapped and BPE-merged by merge rank.
+// The regex runs with the JavaScript semantics of the reference encodings (transformers.js) where
+// regex engines disagree: \s is the JS whitespace set (includes U+FEFF, excludes U+0085 and
+// U+180E) and Qwen's "(?i:'s|'t|...)" folds ASCII only.
 //
 // Thread safety: after construction every method is const and safe to call concurrently (the
 // word cache is internally synchronized).
@@ -65,6 +68,9 @@ class Tokenizer {
   // Raw bytes of `ids` without UTF-8 repair (useful for incremental detokenization).
   absl::StatusOr<std::string> DecodeBytes(absl::Span<const TokenId> ids,
                                           const DecodeOptions& options = {}) const;
+
+  // Normalized pre-tokenizer pieces ("words" before BPE) of `text`, ignoring added tokens.
+  absl::StatusOr<std::vector<std::string>> PreTokenize(std::string_view text) const;
 
   // Id of a vocabulary or added token written in its tokenizer.json form ("Ġthe", "<|im_end|>").
   std::optional<TokenId> TokenToId(std::string_view token) const;

@@ -113,6 +113,20 @@ TEST_F(QwenTokenizerTest, RoundTripsAndLongInputs) {
   EXPECT_TRUE(tok().Encode("")->empty());
 }
 
+TEST_F(QwenTokenizerTest, PreTokenizerFollowsQwenRegexWithJsSemantics) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(*tok().PreTokenize("Hello, world!"), (V{"Hello", ",", " world", "!"}));
+  EXPECT_EQ(*tok().PreTokenize("I'M 2024  x\n\n"), (V{"I", "'M", " ", "2", "0", "2", "4", " ", " x", "\n\n"}));
+  EXPECT_EQ(*tok().PreTokenize("a  \tb"), (V{"a", "  ", "\tb"}));
+  // U+FEFF is whitespace for the reference (JS \s), so it joins the following space.
+  EXPECT_EQ(*tok().PreTokenize("\xef\xbb\xbf  x"), (V{"\xef\xbb\xbf ", " x"}));
+  // U+0085 is not JS whitespace: it is punctuation-like and does not join the space.
+  EXPECT_EQ(*tok().PreTokenize("a\xc2\x85  b"), (V{"a", "\xc2\x85", " ", " b"}));
+  // Case-insensitive contractions are ASCII-only ("'\u017f" is not "'s").
+  EXPECT_EQ(*tok().PreTokenize("it'S"), (V{"it", "'S"}));
+  EXPECT_EQ(*tok().PreTokenize("it'\xc5\xbfx"), (V{"it", "'\xc5\xbfx"}));
+}
+
 TEST_F(QwenTokenizerTest, NfcNormalization) {
   // "e" + COMBINING ACUTE ACCENT is normalized to U+00E9 before BPE.
   auto decomposed = tok().Encode("caf\x65\xcc\x81");
