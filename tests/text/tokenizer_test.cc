@@ -71,6 +71,33 @@ TEST_F(QwenTokenizerTest, GoldenEncodings) {
   }
 }
 
+// Extra fixtures from transformers.js (see tests/text/data/README.md).
+TEST_F(QwenTokenizerTest, TransformersJsRandomEncodingsAndDecodings) {
+  const std::string dir = testing::SourceDir() + "/tests/text/data";
+  const auto enc = testing::ReadLines(dir + "/transformersjs_random_encodings.jsonl");
+  const auto dec = testing::ReadLines(dir + "/transformersjs_random_decodings.jsonl");
+  if (enc.empty() || dec.empty()) GTEST_SKIP() << "tests/text/data not found under " << dir;
+  int failures = 0;
+  for (size_t i = 0; i < enc.size() && failures < 10; ++i) {
+    const auto j = nlohmann::json::parse(enc[i]);
+    const auto expected = j["ids"].get<std::vector<TokenId>>();
+    auto ids = tok().Encode(j["text"].get<std::string>());
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    if (*ids != expected) {
+      ++failures;
+      ADD_FAILURE() << "encodings line " << i + 1 << ": " << j["text"].dump();
+    }
+    EXPECT_EQ(*tok().Decode(expected), j["decoded"].get<std::string>()) << "line " << i + 1;
+  }
+  for (size_t i = 0; i < dec.size(); ++i) {
+    const auto j = nlohmann::json::parse(dec[i]);
+    const auto ids = j["ids"].get<std::vector<TokenId>>();
+    EXPECT_EQ(*tok().Decode(ids), j["decoded"].get<std::string>()) << "decodings line " << i + 1;
+    EXPECT_EQ(*tok().Decode(ids, {.skip_special_tokens = true}), j["skipped"].get<std::string>())
+        << "decodings line " << i + 1;
+  }
+}
+
 TEST_F(QwenTokenizerTest, SpecialTokensAndSkip) {
   auto ids = tok().Encode("<|im_start|>user\nhi<|im_end|>\n");
   ASSERT_TRUE(ids.ok());
