@@ -1,0 +1,101 @@
+// The BFCL executor (spec checker.md §A.2-A.5): a Sandbox holds the instances of one side (model
+// or ground truth) of one task and executes call strings on them, producing BFCL's exact result
+// strings.
+//
+// Contract:
+// * Sandbox::Create builds one instance per involved class, in order; every class except MathAPI
+//   gets LoadScenario(deep copy of initial_config[Class] or {}, long_context). A class that is a
+//   BFCL class but not (yet) registered in CreateToolApi is listed in unavailable_classes() and
+//   simply has no methods (its calls fail as unknown names); an unknown class name is an error.
+// * ExecuteCall never throws and never evaluates code: the call string is rewritten exactly as
+//   BFCL's _process_method_calls does (including inside string literals: `name (` loses the
+//   space, method names gain the instance prefix), checked against the blocklist, parsed by
+//   pyparse, its arguments evaluated as literals (plus nested method calls), and dispatched.
+//   Unknown names give "Error during execution: name 'x' is not defined".
+// * The instance prefix BFCL inserts is `re.sub('[-./]', '_', f"{model}_{task_id}_{Class}_instance")`
+//   + "." where `model` is BFCL's model-name argument (checker: "<model>_ground_truth_eval" for
+//   the ground-truth side, "<model>_eval" for the model side; inference: "<model>"). It only
+//   shows up in state when a string argument contains `method(`; SandboxOptions::model_name
+//   chooses it.
+// * Copyable: copies Clone() every instance (including private state such as RNGs).
+// Not thread-safe.
+#ifndef ENVTUNE_ENVSERVER_EXECUTOR_H_
+#define ENVTUNE_ENVSERVER_EXECUTOR_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "envserver/pyvalue.h"
+#include "envserver/tool_api.h"
+
+namespace envtune {
+
+struct SandboxOptions {
+  std::string model_name = "envtune";
+};
+
+struct CallRecord {
+  std::string call;       // the call string as given
+  std::string result;     // BFCL's result string
+  std::string served_by;  // class whose method ran (outermost call); "" if none
+  bool raised = false;    // result is "Error during execution: ..."
+};
+
+// The blocked callee names of checker.md A.5 step 3.
+bool IsBlockedCallName(std::string_view name);
+
+// BFCL's _process_method_calls over the whole text: `\b([a-zA-Z_]\w*)\s*(?=\()` replaced by
+// `prefix.name` when `name` is a key of `method_to_instance`, else by `name` (whitespace dropped).
+std::string RewriteCallString(std::string_view text,
+                              const absl::flat_hash_map<std::string, std::string>& method_to_instance);
+
+class Sandbox {
+ public:
+  static absl::StatusOr<Sandbox> Create(std::string task_id,
+                                        const std::vector<std::string>& involved_classes,
+                                        const PyValue& initial_config, bool long_context,
+                                        const SandboxContext* context, SandboxOptions options = {});
+
+  Sandbox(const Sandbox& other);
+  Sandbox& operator=(const Sandbox& other);
+  Sandbox(Sandbox&&) = default;
+  Sandbox& operator=(Sandbox&&) = default;
+
+  CallRecord ExecuteCall(std::string_view call);
+  std::vector<CallRecord> ExecuteCalls(const std::vector<std::string>& calls);
+  // Convenience: just the result strings.
+  std::vector<std::string> ExecuteCallStrings(const std::vector<std::string>& calls);
+
+  // {Class: PublicState()} for every available class, in involved order.
+  PyValue PublicStates() const;
+
+  const std::vector<std::string>& classes() const { return classes_; }
+  const std::vector<std::string>& unavailable_classes() const { return unavailable_; }
+  // nullptr when the class is not involved or unavailable.
+  ToolApi* instance(std::string_view class_name);
+  const ToolApi* instance(std::string_view class_name) const;
+  // Class serving each method name (later class wins on clashes).
+  const absl::flat_hash_map<std::string, std::string>& method_classes() const { return method_class_; }
+
+ private:
+  Sandbox() = default;
+  void BuildMaps();
+
+  std::string task_id_;
+  SandboxOptions options_;
+  std::vector<std::string> classes_;      // involved, in order
+  std::vector<std::string> unavailable_;  // involved but not registered
+  std::vector<std::string> instance_names_;                     // parallel to classes_
+  std::vector<std::unique_ptr<ToolApi>> instances_;             // parallel; nullptr if unavailable
+  absl::flat_hash_map<std::string, std::string> method_instance_;  // method -> instance name
+  absl::flat_hash_map<std::string, std::string> method_class_;     // method -> class
+  absl::flat_hash_map<std::string, size_t> instance_index_;        // instance name -> index
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ENVSERVER_EXECUTOR_H_
