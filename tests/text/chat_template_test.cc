@@ -106,6 +106,24 @@ TEST(ChatTemplateTest, JinjaEdgeCases) {
                         "<|im_end|>\n<|im_start|>user\nx<|im_end|>\n");
 }
 
+// Edge cases rendered by jinja2 itself (see tests/text/data/README.md).
+TEST(ChatTemplateTest, Jinja2EdgeRenderings) {
+  const auto lines =
+      testing::ReadLines(testing::SourceDir() + "/tests/text/data/jinja2_edge_renderings.jsonl");
+  if (lines.empty()) GTEST_SKIP() << "tests/text/data not found";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const OJson c = OJson::parse(lines[i]);
+    auto text = RenderQwen25Chat(c["messages"], c.value("tools", OJson()),
+                                 c["add_generation_prompt"].get<bool>());
+    if (c.contains("error")) {
+      EXPECT_FALSE(text.ok()) << "line " << i + 1 << " should fail like Jinja: " << c["error"];
+    } else {
+      ASSERT_TRUE(text.ok()) << "line " << i + 1 << ": " << text.status();
+      EXPECT_EQ(*text, c["text"].get<std::string>()) << "line " << i + 1;
+    }
+  }
+}
+
 TEST(ChatTemplateTest, PythonFormatting) {
   const std::vector<std::pair<double, std::string>> floats = {
       {1.0, "1.0"},       {-3e-07, "-3e-07"},        {1e+20, "1e+20"},  {220.34, "220.34"},
