@@ -12,7 +12,9 @@
 //
 // JSON values use nlohmann::ordered_json so that object key order (Python dict order) is kept;
 // `tojson` is Python's json.dumps(ensure_ascii=False) with ", " / ": " separators and Python float
-// repr (1.0, -3e-07, 1e+20). All functions are pure and thread-safe.
+// repr (1.0, -3e-07, 1e+20). Known limit: integers beyond 64 bits arrive as doubles from
+// nlohmann::json and print as floats (Python keeps them exact). Non-list `tools` are rejected
+// (Jinja would iterate a dict's keys). All functions are pure and thread-safe.
 #ifndef ENVTUNE_MODEL_TEXT_CHAT_TEMPLATE_H_
 #define ENVTUNE_MODEL_TEXT_CHAT_TEMPLATE_H_
 
