@@ -1,0 +1,62 @@
+// Per-token log-probs (and optionally entropies) of given tokens under the policy, WITH
+// gradients, for the learner's GRPO/PPO loss.
+//
+// Alignment: out.logprobs[b][t] = log p(input_ids[b][t] | input_ids[b][<t]) at the positions
+// where loss_mask[b][t] != 0 (t >= 1), and 0 elsewhere; out.entropy[b][t] is the entropy of
+// the same predictive distribution. The loss of HF's `labels=` (mean NLL over the mask) is
+// -(logprobs * mask).sum() / mask.sum().
+//
+// Only masked positions go through the lm_head, in chunks whose [chunk, vocab] fp32 logits are
+// recomputed in backward instead of stored (chunk_size rows at a time), so memory is
+// O(tokens * hidden) rather than O(tokens * vocab).
+// Thread safety: like PolicyImpl::forward; backward() must not race with other training.
+#ifndef ENVTUNE_MODEL_SCORE_H_
+#define ENVTUNE_MODEL_SCORE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+
+namespace envtune {
+
+class PolicyImpl;
+
+struct ScoreOptions {
+  bool compute_entropy = false;
+  // Logits are divided by this before the softmax (1.0 = the raw policy, which is what the
+  // log-probs returned by Generate() use).
+  double temperature = 1.0;
+  // Rows of the [tokens, vocab] logits computed at once; 0 = plain autograd over all logits.
+  int64_t chunk_size = 1024;
+};
+
+struct ScoreOutput {
+  at::Tensor logprobs;  // float32 [B, L], differentiable
+  at::Tensor entropy;   // float32 [B, L], differentiable; undefined unless compute_entropy
+  at::Tensor mask;      // float32 [B, L], loss_mask with column 0 cleared
+};
+
+// input_ids int [B, L]; attention_mask [B, L] (1 = real token; left or right padding, or
+// undefined = all real); loss_mask [B, L] (non-zero = score this token). Position ids are
+// cumsum(attention_mask) - 1, so real tokens get 0, 1, ... whatever the padding side.
+absl::StatusOr<ScoreOutput> ScoreTokens(PolicyImpl& policy, const at::Tensor& input_ids,
+                                        const at::Tensor& attention_mask,
+                                        const at::Tensor& loss_mask,
+                                        const ScoreOptions& options = {});
+
+// Variable-length sequences, right-padded into one batch; loss_masks[i] has one entry per token
+// of sequences[i]. Output tensors are [n, max_len].
+absl::StatusOr<ScoreOutput> ScoreSequences(PolicyImpl& policy,
+                                           const std::vector<std::vector<int64_t>>& sequences,
+                                           const std::vector<std::vector<uint8_t>>& loss_masks,
+                                           const ScoreOptions& options = {});
+
+// -(logprobs * mask).sum() / max(mask.sum(), 1): the mean NLL over scored tokens.
+at::Tensor MeanNll(const ScoreOutput& out);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_MODEL_SCORE_H_
