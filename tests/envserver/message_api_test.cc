@@ -174,8 +174,7 @@ TEST_F(MessageApiTest, AddContact) {
   EXPECT_EQ(Call("add_contact", Kw({{"user_name", S("Eve")}})),
             R"({"added_status": true, "user_id": "USR005", "message": "Contact 'Eve' added )"
             R"(successfully."})");
-  EXPECT_EQ(Call("list_users"),
-            R"({"user_list": ["Alice", "Bob", "Catherine", "Daniel", "Eve"]})");
+  EXPECT_EQ(Call("list_users"), R"({"user_list": ["Alice", "Bob", "Catherine", "Daniel", "Eve"]})");
   // The counter is incremented before the id collision check and not undone.
   Load(R"({"user_count": 1, "user_map": {"A": "USR002"}})");
   EXPECT_EQ(Call("add_contact", Kw({{"user_name", S("B")}})),
@@ -206,10 +205,16 @@ TEST_F(MessageApiTest, SearchMessages) {
             R"({"error": "No user is currently logged in."})");
 }
 
+TEST_F(MessageApiTest, NonJsonValuesFallBackToPythonStr) {
+  // A set message is stored as is; json.dumps then fails and the executor uses str(dict).
+  Load(R"({"current_user": "USR001", "inbox": []})");
+  Call("send_message", Pos({S("USR002"), PyValue::Set({I(1), I(2)})}));
+  EXPECT_EQ(Call("view_messages_sent"), "{'messages': {'USR002': [{1, 2}]}}");
+}
+
 TEST_F(MessageApiTest, GetMessageStats) {
   Load(R"({"current_user": "USR001", "inbox": [{"A": "1"}, {"B": "2"}, {"A": "3"}]})");
-  EXPECT_EQ(Call("get_message_stats"),
-            R"({"stats": {"received_count": 3, "total_contacts": 2}})");
+  EXPECT_EQ(Call("get_message_stats"), R"({"stats": {"received_count": 3, "total_contacts": 2}})");
   Load("{}");
   EXPECT_EQ(Call("get_message_stats"), R"({"error": "No user is currently logged in."})");
 }
@@ -237,8 +242,7 @@ TEST_F(MessageApiTest, HostileInputLimits) {
   // Nothing changed, no draw consumed.
   EXPECT_EQ(api_.PublicState().dict().Find("message_count")->as_int(), 3);
   EXPECT_EQ(api_.PublicState().dict().Find("user_count")->as_int(), 4);
-  EXPECT_THAT(Call("send_message", Pos({S("USR002"), S("ok")})),
-              ::testing::HasSubstr("67410"));
+  EXPECT_THAT(Call("send_message", Pos({S("USR002"), S("ok")})), ::testing::HasSubstr("67410"));
   for (size_t i = 4; i < social::kMaxCollectionEntries; ++i) {
     ASSERT_THAT(Call("send_message", Pos({S("USR002"), S("m")})),
                 ::testing::HasSubstr("sent_status"));

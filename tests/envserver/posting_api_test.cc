@@ -113,9 +113,8 @@ TEST_F(TwitterApiTest, NotAuthenticatedErrors) {
 
 TEST_F(TwitterApiTest, PostTweetAndGetTweet) {
   Load(kScenario);
-  EXPECT_EQ(Call("post_tweet", Kw({{"content", S("New")},
-                                   {"tags", L({S("#t")})},
-                                   {"mentions", L({S("@m")})}})),
+  EXPECT_EQ(Call("post_tweet",
+                 Kw({{"content", S("New")}, {"tags", L({S("#t")})}, {"mentions", L({S("@m")})}})),
             R"({"id": 2, "username": "john", "content": "New", "tags": ["#t"], )"
             R"("mentions": ["@m"]})");
   EXPECT_EQ(State("tweet_counter").as_int(), 3);
@@ -203,8 +202,9 @@ TEST_F(TwitterApiTest, MentionExtendsInPlaceWithoutAuth) {
             R"("@x"]})");
   Call("mention", Pos({I(0), S("ab")}));  // a string extends character by character
   EXPECT_THAT(Call("get_tweet", Pos({I(0)})), ::testing::HasSubstr(R"("@x", "a", "b"])"));
-  EXPECT_EQ(Call("mention", Pos({I(0), I(3)})), "Error during execution: 'int' object is not "
-                                                "iterable");
+  EXPECT_EQ(Call("mention", Pos({I(0), I(3)})),
+            "Error during execution: 'int' object is not "
+            "iterable");
   EXPECT_EQ(Call("mention", Pos({I(9), L({})})), R"({"error": "Tweet with ID 9 not found."})");
 }
 
@@ -231,8 +231,9 @@ TEST_F(TwitterApiTest, ArgumentBindingErrors) {
   EXPECT_EQ(Call("comment", {}),
             "Error during execution: TwitterAPI.comment() missing 2 required positional "
             "arguments: 'tweet_id' and 'comment_content'");
-  EXPECT_EQ(Call("no_such"), "Error during execution: 'TwitterAPI' object has no attribute "
-                             "'no_such'");
+  EXPECT_EQ(Call("no_such"),
+            "Error during execution: 'TwitterAPI' object has no attribute "
+            "'no_such'");
 }
 
 TEST_F(TwitterApiTest, HostileInputLimits) {

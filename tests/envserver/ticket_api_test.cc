@@ -123,10 +123,9 @@ TEST_F(TicketApiTest, CloseAndResolve) {
             R"({"error": "Ticket with ID 1 is already resolved."})");
   EXPECT_EQ(Call("resolve_ticket", Pos({I(5), S("x")})),
             R"({"error": "Ticket with ID 5 not found."})");
-  EXPECT_EQ(Queue(),
-            R"([{"id": 1, "status": "Resolved", "description": "d1", "created_by": "u", )"
-            R"("resolution": "done"}, {"id": 2, "created_by": "other", "issue": "x", )"
-            R"("status": "Closed"}])");
+  EXPECT_EQ(Queue(), R"([{"id": 1, "status": "Resolved", "description": "d1", "created_by": "u", )"
+                     R"("resolution": "done"}, {"id": 2, "created_by": "other", "issue": "x", )"
+                     R"("status": "Closed"}])");
   Load(R"({"ticket_queue": [{"id": 1}]})");
   EXPECT_EQ(Call("close_ticket", Pos({I(1)})), "Error during execution: 'status'");
 }
@@ -198,8 +197,7 @@ TEST_F(TicketApiTest, HostileInputLimits) {
   for (size_t i = 2; i < social::kMaxCollectionEntries; ++i) {
     ASSERT_THAT(Call("create_ticket", Pos({S("t")})), ::testing::HasSubstr("\"id\""));
   }
-  EXPECT_EQ(Call("create_ticket", Pos({S("t")})),
-            R"({"error": "Too many tickets (limit 1000)."})");
+  EXPECT_EQ(Call("create_ticket", Pos({S("t")})), R"({"error": "Too many tickets (limit 1000)."})");
 }
 
 }  // namespace
