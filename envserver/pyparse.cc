@@ -174,10 +174,8 @@ class Tokenizer {
         if (p < src_.size() && src_[p] == '\r') ++p;
         if (p < src_.size() && src_[p] == '\n') {
           pos_ = p + 1;
+          if (pos_ >= src_.size()) return Fail("unexpected EOF while parsing", line_);
           ++line_;
-        } else if (p >= src_.size()) {
-          // Backslash at the very end: CPython reports an unexpected EOF.
-          return Fail("unexpected EOF while parsing", line_);
         } else {
           return Fail("unexpected character after line continuation character", line_);
         }
@@ -734,12 +732,11 @@ class Parser {
   // star_expressions: (expression | '*' bitwise_or) (',' ...)* [','] -> Tuple if a comma
   PyNodePtr ParseStarExpressions() {
     int line = Peek().line;
+    if (Peek().type == TokType::kName && IsOp(":=", 1)) return GenericError();  // unparenthesized
     PyNodePtr first = ParseStarExpr();
     if (first == nullptr) return nullptr;
     if (!IsOp(",")) {
-      if (first->kind == PyNodeKind::kStarred) {
-        return Error("can't use starred expression here", true);
-      }
+      if (first->kind == PyNodeKind::kStarred) return GenericError();
       return first;
     }
     PyNodePtr tup = Make(PyNodeKind::kTuple, line);
@@ -1357,7 +1354,7 @@ class Parser {
       return gen;
     }
     if (AcceptOp(")")) {
-      if (first->kind == PyNodeKind::kStarred) return Error("can't use starred expression here", true);
+      if (first->kind == PyNodeKind::kStarred) return Error("cannot use starred expression here", true);
       return first;
     }
     if (!IsOp(",")) return GenericError();
@@ -1772,7 +1769,22 @@ class Unparser {
 
 }  // namespace
 
-absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_leading_ws) {
+namespace {
+absl::StatusOr<PyNodePtr> ParseImpl(std::string_view source, bool strip_leading_ws);
+}  // namespace
+
+absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_leading_ws,
+                                            std::string_view filename) {
+  absl::StatusOr<PyNodePtr> r = ParseImpl(source, strip_leading_ws);
+  if (r.ok() || filename == "<string>") return r;
+  std::string msg(r.status().message());
+  size_t p = msg.rfind(" (<string>, line ");
+  if (p != std::string::npos) msg.replace(p + 2, 8, std::string(filename));
+  return absl::InvalidArgumentError(msg);
+}
+
+namespace {
+absl::StatusOr<PyNodePtr> ParseImpl(std::string_view source, bool strip_leading_ws) {
   if (strip_leading_ws) {
     size_t i = 0;
     while (i < source.size() && (source[i] == ' ' || source[i] == '\t')) ++i;
@@ -1780,7 +1792,7 @@ absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_
   } else if (!source.empty() && (source[0] == ' ' || source[0] == '\t')) {
     size_t i = 0;
     while (i < source.size() && (source[i] == ' ' || source[i] == '\t' || source[i] == '\f')) ++i;
-    if (i < source.size() && source[i] != '\n' && source[i] != '\r' && source[i] != '#') {
+    if (i >= source.size() || (source[i] != '\n' && source[i] != '\r' && source[i] != '#')) {
       return absl::InvalidArgumentError(WithLoc("unexpected indent", 1));
     }
   }
@@ -1790,6 +1802,7 @@ absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_
   Parser parser(std::move(tok.tokens_), std::move(tok.open_));
   return parser.ParseAll();
 }
+}  // namespace
 
 std::string UnparsePy(const PyNode& node) {
   Unparser u;

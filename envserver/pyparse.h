@@ -98,7 +98,10 @@ struct PyNode {
 // Parses `source` as a Python expression (ast.parse(source, mode="eval").body). Leading spaces and
 // tabs are skipped when `strip_leading_ws` (builtin eval() does this; ast.parse does not and
 // reports "unexpected indent").
-absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_leading_ws = true);
+// `filename` appears in SyntaxError texts: "<string>" as for eval()/compile(), "<unknown>" as
+// for ast.parse().
+absl::StatusOr<PyNodePtr> ParsePyExpression(std::string_view source, bool strip_leading_ws = true,
+                                            std::string_view filename = "<string>");
 
 // ast.unparse(node) (CPython 3.11 formatting: minimal parentheses, repr() of constants, ", "
 // between items).

@@ -1,0 +1,58 @@
+// Decoding of model replies into executable call strings, for three output formats:
+//
+// * kBfclPrompting — BFCL's prompting mode (checker.md B.1-B.3): `[f(a=1), g(b='x')]`. Strip
+//   "`\n " from both ends, add missing brackets, parse (pyparse), every element must be a call;
+//   positional arguments dropped, unary-op quirk (`+5` -> -5), bare names -> strings, nested
+//   calls, binary ops on literals folded safely (never eval), normal-form rendering of B.3
+//   (dict-of-dicts = nested call, `{}` fails, dict keys written as '<str(key)>'). Deviations:
+//   bytes, complex and integers beyond int64 are decode errors (BFCL would render their repr).
+// * kBfclFunctionCalling — BFCL FC mode (B.4): the text is the JSON of the reply's tool calls,
+//   a list of `{name: arguments}` (arguments a JSON string or object) or a single such object;
+//   each becomes `name(k1=repr(v1),k2=repr(v2))` (no space after commas). Empty text -> no call;
+//   other non-JSON text -> error (a plain-text reply ends the turn).
+// * kEnvTuning — METHOD.md §2.3: after trimming, exactly one <think>...</think> block first, then
+//   exactly one <tool_call>JSON</tool_call> (a list of {"name", "arguments"} or one object) or one
+//   <answer>...</answer>; nothing else outside tags. Violations -> kFormatError with a precise
+//   message. Valid JSON that is unusable (not a list/object, no valid name, arguments not an
+//   object, non-identifier keys) or an empty list -> kNoCall (turn ends, nothing executed).
+//   Calls render as `name(k1=repr(v1), k2=repr(v2))`: Python literal values like BFCL's FC
+//   rendering but with ", " between keywords, i.e. the B.3 normal form for non-dict values
+//   (dict arguments are plain Python dict reprs, never nested-call renderings).
+// Never evaluates model text; never throws.
+#ifndef ENVTUNE_ENVSERVER_DECODE_H_
+#define ENVTUNE_ENVSERVER_DECODE_H_
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace envtune {
+
+enum class DecodeMode { kBfclPrompting, kBfclFunctionCalling, kEnvTuning };
+
+struct DecodeResult {
+  enum class Kind {
+    kCalls,        // `calls` holds one or more call strings to execute
+    kNoCall,       // nothing to execute; the turn ends (message: why, may be empty)
+    kAnswer,       // envtuning <answer>: `message` is the answer text
+    kFormatError,  // envtuning format violation: `message` is the observation text
+    kError,        // BFCL decode failure (ends the turn like kNoCall): `message` is the error
+  };
+  Kind kind = Kind::kNoCall;
+  std::vector<std::string> calls;
+  std::string message;
+  std::string think;  // envtuning: the <think> block's content
+};
+
+DecodeResult DecodeModelOutput(DecodeMode mode, std::string_view text);
+
+// The individual decoders. An empty vector means "no call".
+absl::StatusOr<std::vector<std::string>> DecodeBfclPrompting(std::string_view text);
+absl::StatusOr<std::vector<std::string>> DecodeBfclFunctionCalling(std::string_view text);
+DecodeResult DecodeEnvTuning(std::string_view text);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ENVSERVER_DECODE_H_
