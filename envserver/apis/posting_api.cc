@@ -220,16 +220,19 @@ CallOutcome TwitterApi::Retweet(const std::vector<PyValue>& a) {
   if (!*found) return CallOutcome::Return(TweetNotFound(tweet_id));
   absl::StatusOr<bool> has_user = social::PyContains(retweets_, username_);
   if (!has_user.ok()) return RaiseFrom(has_user.status());
-  if (!retweets_.is_dict()) {
-    return RaiseFrom(social::PyError(absl::StrCat("'", std::string(retweets_.TypeName()),
-                                                  "' object does not support item assignment")));
+  if (!*has_user) {
+    absl::Status created = social::PySetSubscript(retweets_, username_, PyValue::List());
+    if (!created.ok()) return RaiseFrom(created);
   }
-  if (!*has_user) retweets_.dict().Set(username_, PyValue::List());
-  PyValue& list = *retweets_.dict().Find(username_);
+  PyValue scratch;
+  absl::StatusOr<PyValue*> slot = social::PySubscript(retweets_, username_, scratch);
+  if (!slot.ok()) return RaiseFrom(slot.status());
+  PyValue& list = **slot;
   absl::StatusOr<bool> already = social::PyContains(list, tweet_id);
   if (!already.ok()) return RaiseFrom(already.status());
-  if (*already)
+  if (*already) {
     return CallOutcome::Return(MakeDict({{"retweet_status", PyValue::Str("Already retweeted")}}));
+  }
   if (list.is_list() && list.items().size() >= social::kMaxCollectionEntries) {
     return CallOutcome::Return(ErrorDict(social::TooManyText("retweets")));
   }
@@ -250,22 +253,26 @@ CallOutcome TwitterApi::Comment(const std::vector<PyValue>& a) {
   if (!*found) return CallOutcome::Return(TweetNotFound(tweet_id));
   absl::StatusOr<bool> has_list = social::PyContains(comments_, tweet_id);
   if (!has_list.ok()) return RaiseFrom(has_list.status());
-  if (!comments_.is_dict()) {
-    return RaiseFrom(social::PyError(absl::StrCat("'", std::string(comments_.TypeName()),
-                                                  "' object does not support item assignment")));
-  }
   // Hostile-input limits (before any state change).
   PyValue entry = MakeDict({{"username", username_}, {"content", comment_content}});
   if (social::ApproxSize(entry) > social::kMaxStoredValueBytes) {
     return CallOutcome::Return(ErrorDict(social::TooLargeText("Comment")));
   }
-  const PyValue* existing = comments_.dict().Find(tweet_id);
-  if (existing != nullptr && existing->is_list() &&
-      existing->items().size() >= social::kMaxCollectionEntries) {
-    return CallOutcome::Return(ErrorDict(social::TooManyText("comments on this tweet")));
+  if (*has_list && comments_.is_dict()) {
+    const PyValue* existing = comments_.dict().Find(tweet_id);
+    if (existing != nullptr && existing->is_list() &&
+        existing->items().size() >= social::kMaxCollectionEntries) {
+      return CallOutcome::Return(ErrorDict(social::TooManyText("comments on this tweet")));
+    }
   }
-  if (!*has_list) comments_.dict().Set(tweet_id, PyValue::List());
-  absl::Status appended = social::PyAppend(*comments_.dict().Find(tweet_id), std::move(entry));
+  if (!*has_list) {
+    absl::Status created = social::PySetSubscript(comments_, tweet_id, PyValue::List());
+    if (!created.ok()) return RaiseFrom(created);
+  }
+  PyValue scratch;
+  absl::StatusOr<PyValue*> slot = social::PySubscript(comments_, tweet_id, scratch);
+  if (!slot.ok()) return RaiseFrom(slot.status());
+  absl::Status appended = social::PyAppend(**slot, std::move(entry));
   if (!appended.ok()) return RaiseFrom(appended);
   return CallOutcome::Return(
       MakeDict({{"comment_status", PyValue::Str("Comment added successfully")}}));

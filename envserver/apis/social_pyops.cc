@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -307,6 +308,74 @@ absl::StatusOr<PyValue*> PyGetItem(PyValue& obj, std::string_view key) {
     default:
       return PyError(absl::StrCat("'", TypeNameOf(obj), "' object is not subscriptable"));
   }
+}
+
+namespace {
+// Python's sequence index normalisation; nullopt when out of range.
+std::optional<size_t> SeqIndex(int64_t index, size_t size) {
+  if (index < 0) index += static_cast<int64_t>(size);
+  if (index < 0 || static_cast<size_t>(index) >= size) return std::nullopt;
+  return static_cast<size_t>(index);
+}
+}  // namespace
+
+absl::StatusOr<PyValue*> PySubscript(PyValue& container, const PyValue& key, PyValue& scratch) {
+  const std::string type(container.TypeName());
+  switch (container.type()) {
+    case PyValue::Type::kDict: {
+      absl::Status hashable = CheckHashable(key);
+      if (!hashable.ok()) return hashable;
+      PyValue* found = container.dict().Find(key);
+      if (found == nullptr) return PyError(key.Repr());  // KeyError: str() is repr(key)
+      return found;
+    }
+    case PyValue::Type::kList:
+    case PyValue::Type::kTuple:
+    case PyValue::Type::kStr: {
+      if (!key.is_int() && !key.is_bool()) {
+        if (container.is_str()) {
+          return PyError(absl::StrCat("string indices must be integers, not '",
+                                      std::string(key.TypeName()), "'"));
+        }
+        return PyError(absl::StrCat(type, " indices must be integers or slices, not ",
+                                    std::string(key.TypeName())));
+      }
+      if (container.is_str()) {
+        absl::StatusOr<PyList> chars = PyIterate(container);
+        if (!chars.ok()) return chars.status();
+        std::optional<size_t> i = SeqIndex(key.as_int(), chars->size());
+        if (!i.has_value()) return PyError("string index out of range");
+        scratch = (*chars)[*i];
+        return &scratch;
+      }
+      std::optional<size_t> i = SeqIndex(key.as_int(), container.items().size());
+      if (!i.has_value()) return PyError(absl::StrCat(type, " index out of range"));
+      return &container.items()[*i];
+    }
+    default:
+      return PyError(absl::StrCat("'", type, "' object is not subscriptable"));
+  }
+}
+
+absl::Status PySetSubscript(PyValue& container, const PyValue& key, PyValue value) {
+  if (container.is_dict()) {
+    absl::Status hashable = CheckHashable(key);
+    if (!hashable.ok()) return hashable;
+    container.dict().Set(key, std::move(value));
+    return absl::OkStatus();
+  }
+  if (container.is_list()) {
+    if (!key.is_int() && !key.is_bool()) {
+      return PyError(absl::StrCat("list indices must be integers or slices, not ",
+                                  std::string(key.TypeName())));
+    }
+    std::optional<size_t> i = SeqIndex(key.as_int(), container.items().size());
+    if (!i.has_value()) return PyError("list assignment index out of range");
+    container.items()[*i] = std::move(value);
+    return absl::OkStatus();
+  }
+  return PyError(absl::StrCat("'", std::string(container.TypeName()),
+                              "' object does not support item assignment"));
 }
 
 absl::StatusOr<std::string> PyLowerOf(const PyValue& obj) {

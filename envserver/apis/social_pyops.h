@@ -62,6 +62,11 @@ absl::Status CheckHashable(const PyValue& v);
 absl::StatusOr<bool> PyContains(const PyValue& container, const PyValue& item);
 // `obj[key]` for a str key (KeyError text is repr(key)).
 absl::StatusOr<PyValue*> PyGetItem(PyValue& obj, std::string_view key);
+// `container[key]` for any key (dict lookup, list/tuple/str integer index with negative
+// wrap-around). A str element is written to `scratch` and &scratch returned.
+absl::StatusOr<PyValue*> PySubscript(PyValue& container, const PyValue& key, PyValue& scratch);
+// `container[key] = value`.
+absl::Status PySetSubscript(PyValue& container, const PyValue& key, PyValue value);
 // `obj.lower()`: the lowered text for a str, else AttributeError.
 absl::StatusOr<std::string> PyLowerOf(const PyValue& obj);
 // Elements of `iter(v)` (list/tuple/set items, dict keys, str characters).

@@ -223,6 +223,25 @@ TEST_F(TwitterApiTest, SharedDefaultMentionsList) {
   EXPECT_THAT(Call("post_tweet", Pos({S("x")})), ::testing::HasSubstr(R"("mentions": [])"));
 }
 
+TEST_F(TwitterApiTest, MalformedScenarioContainersFollowPythonSemantics) {
+  // comments as a list: `0 in [[1]]` is False, so comments[0] = [] replaces index 0.
+  Load(R"({"authenticated": true, "tweet_counter": 1, "comments": [[1]],
+           "tweets": {"0": {"id": 0, "username": "john", "content": "x", "tags": [],
+                            "mentions": []}}})");
+  EXPECT_EQ(Call("comment", Pos({I(0), S("c")})),
+            R"({"comment_status": "Comment added successfully"})");
+  EXPECT_EQ(State("comments").JsonDumps(), R"([[{"username": "john", "content": "c"}]])");
+  // `0 in comments` is still False: index 0 is reset to [] and gets the new comment.
+  EXPECT_EQ(Call("comment", Pos({I(0), S("c")})),
+            R"({"comment_status": "Comment added successfully"})");
+  EXPECT_EQ(State("comments").JsonDumps(), R"([[{"username": "john", "content": "c"}]])");
+  Load(R"({"authenticated": true, "tweet_counter": 1, "retweets": 5,
+           "tweets": {"0": {"id": 0, "username": "john", "content": "x", "tags": [],
+                            "mentions": []}}})");
+  EXPECT_EQ(Call("retweet", Pos({I(0)})),
+            "Error during execution: argument of type 'int' is not iterable");
+}
+
 TEST_F(TwitterApiTest, ArgumentBindingErrors) {
   Load("{}");
   EXPECT_EQ(Call("post_tweet", Pos({S("a"), L({}), L({}), S("x")})),
