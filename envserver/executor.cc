@@ -277,9 +277,17 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
       }
       index = it->second;
       method = func.text;
+    } else if (func.kind == PyNodeKind::kAttribute) {
+      // Python evaluates the object first: its own errors (e.g. an unknown name) come first.
+      absl::StatusOr<PyValue> obj = EvalPyLiteral(*func.a, hook);
+      if (!obj.ok()) return obj.status();
+      return absl::InvalidArgumentError(absl::StrCat("'", std::string(obj->TypeName()),
+                                                     "' object has no attribute '", func.text, "'"));
     } else {
+      absl::StatusOr<PyValue> callee = EvalPyLiteral(func, hook);
+      if (!callee.ok()) return callee.status();
       return absl::InvalidArgumentError(
-          absl::StrCat("unsupported callee: ", UnparsePy(func)));
+          absl::StrCat("'", std::string(callee->TypeName()), "' object is not callable"));
     }
     PyArgs args;
     for (const PyNodePtr& e : node.elts) {
