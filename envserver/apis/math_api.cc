@@ -655,7 +655,17 @@ std::optional<std::string> ParseMpfString(const std::string& s) {
   auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
   while (b < e && space(s[b])) ++b;
   while (e > b && space(s[e - 1])) --e;
-  std::string t = s.substr(b, e - b);
+  std::string t;
+  // Python float() accepts single underscores between digits ("1_000").
+  for (size_t k = b; k < e; ++k) {
+    if (s[k] == '_') {
+      bool ok = k > b && k + 1 < e && std::isdigit(static_cast<unsigned char>(s[k - 1])) &&
+                std::isdigit(static_cast<unsigned char>(s[k + 1]));
+      if (!ok) return std::nullopt;
+      continue;
+    }
+    t.push_back(s[k]);
+  }
   std::string lower;
   for (char c : t) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (lower == "inf" || lower == "+inf") return std::string("@inf@");
