@@ -1,0 +1,101 @@
+// EnvService (proto/envtune/v1/env.proto): the stateless environment server.
+//
+// EnvCore holds what every replica rebuilds from its data directory (task catalog, split ids,
+// the episode engine with its caches) and answers the three RPCs as plain functions returning
+// absl::Status codes as documented in env.proto. EnvServiceImpl is the thin gRPC callback
+// adapter; EnvServer owns a running grpc::Server with the standard health service
+// (serving name "envtune.v1.EnvService"): SERVING while up, NOT_SERVING once Drain() is called,
+// after which every RPC answers UNAVAILABLE so clients retry elsewhere with the same blob.
+#ifndef ENVTUNE_ENVSERVER_ENV_SERVICE_H_
+#define ENVTUNE_ENVSERVER_ENV_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "envserver/episode.h"
+#include "envserver/task_catalog.h"
+#include "envtune/v1/env.grpc.pb.h"
+#include "grpcpp/server.h"
+
+namespace envtune {
+
+struct EnvServiceOptions {
+  // envtune's data directory: <data_dir>/bfcl (TaskCatalog layout) and <data_dir>/splits/*.txt.
+  std::string data_dir;
+  // Episode-engine settings; its hmac_key authenticates episode-state blobs.
+  EpisodeEngineOptions engine;
+};
+
+// Reads an HMAC key file: its bytes with trailing whitespace removed; an empty key is an error.
+absl::StatusOr<std::string> ReadHmacKeyFile(const std::string& path);
+
+class EnvCore {
+ public:
+  static absl::StatusOr<std::unique_ptr<EnvCore>> Create(const EnvServiceOptions& options);
+
+  absl::StatusOr<v1::ListTasksResponse> ListTasks(const v1::ListTasksRequest& request) const;
+  absl::StatusOr<v1::StartEpisodeResponse> StartEpisode(const v1::StartEpisodeRequest& request) const;
+  absl::StatusOr<v1::StepResponse> Step(const v1::StepRequest& request) const;
+
+  const TaskCatalog& catalog() const { return catalog_; }
+  const EpisodeEngine& engine() const { return *engine_; }
+  // "train", "val", "test" or "" for a task id.
+  std::string SplitOf(const std::string& task_id) const;
+
+ private:
+  EnvCore() = default;
+  TaskCatalog catalog_;
+  absl::flat_hash_map<std::string, std::string> split_of_;
+  std::unique_ptr<EpisodeEngine> engine_;
+};
+
+class EnvServiceImpl final : public v1::EnvService::CallbackService {
+ public:
+  explicit EnvServiceImpl(const EnvCore* core) : core_(core) {}
+  // From now on every RPC answers UNAVAILABLE.
+  void SetDraining() { draining_ = true; }
+  bool draining() const { return draining_; }
+
+  grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* context, const v1::ListTasksRequest* request,
+                                      v1::ListTasksResponse* response) override;
+  grpc::ServerUnaryReactor* StartEpisode(grpc::CallbackServerContext* context,
+                                         const v1::StartEpisodeRequest* request,
+                                         v1::StartEpisodeResponse* response) override;
+  grpc::ServerUnaryReactor* Step(grpc::CallbackServerContext* context, const v1::StepRequest* request,
+                                 v1::StepResponse* response) override;
+
+ private:
+  const EnvCore* core_;
+  std::atomic<bool> draining_{false};
+};
+
+class EnvServer {
+ public:
+  static constexpr char kHealthServiceName[] = "envtune.v1.EnvService";
+  // Loads the data and listens on `address` ("host:port"; port 0 picks a free one).
+  static absl::StatusOr<std::unique_ptr<EnvServer>> Start(const EnvServiceOptions& options,
+                                                           const std::string& address);
+  ~EnvServer();
+
+  int port() const { return port_; }
+  const EnvCore& core() const { return *core_; }
+  // Health NOT_SERVING and UNAVAILABLE for new RPCs; in-flight ones finish.
+  void Drain();
+  // Drain, then stop (waiting up to `grace` for in-flight RPCs).
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
+
+ private:
+  EnvServer() = default;
+  std::unique_ptr<EnvCore> core_;
+  std::unique_ptr<EnvServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ENVSERVER_ENV_SERVICE_H_

@@ -1,0 +1,461 @@
+// The episode engine (see episode.h).
+#include "envserver/episode.h"
+
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "envserver/decode.h"
+#include "envserver/prompts.h"
+#include "openssl/crypto.h"
+#include "openssl/hmac.h"
+#include "openssl/sha.h"
+
+namespace envtune {
+namespace {
+
+constexpr char kSealDomain[] = "envtune.episode_state";
+constexpr uint8_t kSealHmac = 1;
+constexpr uint8_t kSealChecksum = 2;
+constexpr size_t kTagBytes = 32;
+// BFCL's checker names the model side "<model>_eval" (checker.md D.2); the ground-truth side is
+// GroundTruthSandboxOptions().
+constexpr char kModelSideName[] = "envtune_eval";
+
+std::string ComputeTag(uint8_t kind, const std::string& key, std::string_view payload) {
+  std::string data = absl::StrCat(kSealDomain, std::string(1, static_cast<char>(kind)));
+  data.append(payload.data(), payload.size());
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (kind == kSealHmac) {
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  } else {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+    len = SHA256_DIGEST_LENGTH;
+  }
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+v1::OutputFormat FormatOf(const v1::EpisodeState& s) { return s.options().output_format(); }
+
+std::string RoleForResults(v1::OutputFormat f) { return f == v1::OUTPUT_FORMAT_ENVTUNING ? "user" : "tool"; }
+
+void AddMessage(google::protobuf::RepeatedPtrField<v1::ChatMessage>* out, std::string role, std::string content,
+                std::string name = "") {
+  v1::ChatMessage* m = out->Add();
+  m->set_role(std::move(role));
+  m->set_content(std::move(content));
+  if (!name.empty()) m->set_name(std::move(name));
+}
+
+// The held-out docs already revealed when turn `turn` starts, plus the visible ones.
+PyList DocsInForce(const TaskCatalog& catalog, const BfclTask& task, int turn) {
+  TaskDocs docs = CollectTaskDocs(catalog, task);
+  PyList out = std::move(docs.visible);
+  for (auto& [reveal_turn, revealed] : docs.held_out) {
+    if (reveal_turn > turn) continue;
+    out.insert(out.end(), revealed.begin(), revealed.end());
+  }
+  return out;
+}
+
+void SetTools(const TaskCatalog& catalog, const BfclTask& task, int turn, v1::OutputFormat format,
+              google::protobuf::RepeatedPtrField<std::string>* out) {
+  JsonDumpsOptions opts;
+  opts.ensure_ascii = false;
+  for (const PyValue& doc : DocsInForce(catalog, task, turn)) {
+    out->Add(format == v1::OUTPUT_FORMAT_HERMES ? HermesToolJson(doc) : doc.JsonDumps(opts));
+  }
+}
+
+// The user message(s) that open turn `turn`, with `prefix` before the first one's content.
+void AddTurnMessages(const TaskCatalog& catalog, const BfclTask& task, int turn, v1::OutputFormat format,
+                     const std::string& prefix, google::protobuf::RepeatedPtrField<v1::ChatMessage>* out) {
+  const std::vector<BfclMessage>& msgs = task.questions[turn];
+  if (msgs.empty()) {
+    PyList revealed = RevealedDocsAt(catalog, task, turn);
+    std::string content = format == v1::OUTPUT_FORMAT_HERMES       ? std::string(kRevealSentence)
+                          : format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclRevealMessage(revealed)
+                                                                       : EnvTuningRevealMessage(revealed);
+    if (revealed.empty()) content.clear();  // an empty turn that reveals nothing (not in BFCL data)
+    AddMessage(out, "user", prefix + content);
+    return;
+  }
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    AddMessage(out, msgs[i].role, (i == 0 ? prefix : std::string()) + msgs[i].content);
+  }
+}
+
+void FinalizeComponents(const v1::EpisodeState& s, size_t num_turns, v1::RewardComponents* c, double* reward) {
+  *c = s.components();
+  const double n = c->entries(), f = c->format_errors(), ok = c->clean_steps(), err = c->error_steps();
+  c->set_format_score(n > 0 ? (n - f) / n : 0.0);
+  c->set_tool_call_score(ok + err > 0 ? ok / (ok + err) : 0.0);
+  c->set_progress(num_turns > 0 ? static_cast<double>(c->turns_scored_one()) / static_cast<double>(num_turns) : 0.0);
+  const double has_call = ok + err > 0 ? 1.0 : 0.0;
+  c->set_stage1_reward(has_call * (c->format_score() + c->tool_call_score()));
+  *reward = s.options().reward_kind() == v1::REWARD_KIND_FORMAT ? c->stage1_reward() : c->progress();
+}
+
+bool MultisetContains(const std::vector<std::string>& haystack, const std::vector<CallRecord>& needles) {
+  absl::flat_hash_map<std::string_view, int> counts;
+  for (const std::string& h : haystack) ++counts[h];
+  for (const CallRecord& n : needles) {
+    auto it = counts.find(n.result);
+    if (it == counts.end() || it->second == 0) return false;
+    --it->second;
+  }
+  return true;
+}
+
+bool StatesMatch(const PyValue& model_states, const PyValue& truth_states) {
+  if (!model_states.is_dict() || !truth_states.is_dict()) return false;
+  for (const auto& [cls, truth] : truth_states.dict()) {
+    const PyValue* model = model_states.dict().Find(cls);
+    if (model == nullptr || !(*model == truth)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+EpisodeEngine::EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions options)
+    : catalog_(catalog), options_(std::move(options)) {
+  for (SandboxContext* ctx : {&plain_, &augmented_}) {
+    ctx->long_context_constants = &catalog_->long_context_constants();
+    ctx->today_year = options_.today_year;
+    ctx->today_month = options_.today_month;
+    ctx->today_day = options_.today_day;
+  }
+  augmented_.augment = true;
+}
+
+bool EpisodeEngine::DecideAugment(uint64_t seed, std::string_view task_id, double probability) {
+  if (!(probability > 0.0)) return false;
+  if (probability >= 1.0) return true;
+  std::string data(8, '\0');
+  for (int i = 0; i < 8; ++i) data[i] = static_cast<char>((seed >> (8 * i)) & 0xFF);
+  data.append(task_id.data(), task_id.size());
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  uint64_t u = 0;
+  for (int i = 0; i < 8; ++i) u = (u << 8) | digest[i];
+  const double x = static_cast<double>(u >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+  return x < probability;
+}
+
+std::string EpisodeEngine::Seal(const v1::EpisodeState& state) const {
+  const uint8_t kind = options_.hmac_key.empty() ? kSealChecksum : kSealHmac;
+  std::string payload;
+  state.SerializeToString(&payload);
+  std::string blob(1, static_cast<char>(kind));
+  blob += payload;
+  blob += ComputeTag(kind, options_.hmac_key, payload);
+  return blob;
+}
+
+absl::StatusOr<v1::EpisodeState> EpisodeEngine::Open(std::string_view blob) const {
+  if (blob.empty()) return absl::InvalidArgumentError("episode_state is empty; pass the blob the last StartEpisode/Step returned");
+  if (blob.size() < 1 + kTagBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("episode_state is truncated (", blob.size(), " bytes)"));
+  }
+  const uint8_t kind = static_cast<uint8_t>(blob[0]);
+  const uint8_t expected = options_.hmac_key.empty() ? kSealChecksum : kSealHmac;
+  if (kind != kSealHmac && kind != kSealChecksum) {
+    return absl::InvalidArgumentError("episode_state is not an envtune episode-state blob (unknown seal kind)");
+  }
+  if (kind != expected) {
+    return absl::InvalidArgumentError(
+        kind == kSealHmac ? "episode_state was sealed with an HMAC key but this server has none (foreign cluster?)"
+                          : "episode_state carries no HMAC but this server requires one (foreign or forged blob)");
+  }
+  std::string_view payload = blob.substr(1, blob.size() - 1 - kTagBytes);
+  std::string_view tag = blob.substr(blob.size() - kTagBytes);
+  std::string want = ComputeTag(kind, options_.hmac_key, payload);
+  if (CRYPTO_memcmp(want.data(), tag.data(), kTagBytes) != 0) {
+    return absl::InvalidArgumentError(
+        "episode_state failed authentication (tampered, truncated, or sealed with another key)");
+  }
+  v1::EpisodeState state;
+  if (!state.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return absl::InvalidArgumentError("episode_state payload does not parse");
+  }
+  if (state.version() != kStateVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("episode_state has version ", state.version(),
+                                                   "; this server reads version ", kStateVersion));
+  }
+  return state;
+}
+
+absl::StatusOr<std::shared_ptr<const EpisodeEngine::TaskCache>> EpisodeEngine::GetTaskCache(const BfclTask& task,
+                                                                                             bool augment) const {
+  const std::string key = absl::StrCat(task.id, augment ? "#aug" : "#plain");
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.pos);
+      return it->second.value;
+    }
+  }
+  // Built outside the lock: two threads may build the same entry; the first stored wins.
+  absl::StatusOr<Sandbox> initial = Sandbox::Create(task.id, task.involved_classes, task.initial_config,
+                                                    task.long_context(), Context(augment), SandboxOptions{kModelSideName});
+  if (!initial.ok()) return initial.status();
+  absl::StatusOr<ReplayResult> truth = ReplayGroundTruth(task, Context(augment), GroundTruthSandboxOptions());
+  if (!truth.ok()) return truth.status();
+  auto entry = std::make_shared<const TaskCache>(TaskCache{*std::move(initial), *std::move(truth)});
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second.value;
+  lru_.push_front(key);
+  cache_[key] = CacheSlot{entry, lru_.begin()};
+  while (cache_.size() > std::max<size_t>(1, options_.cache_capacity)) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  return entry;
+}
+
+absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view task_id,
+                                                               const v1::EpisodeOptions& options) const {
+  if (task_id.empty()) return absl::InvalidArgumentError("task_id is empty");
+  const BfclTask* task = catalog_->Find(task_id);
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown task id '", std::string(task_id),
+                                            "' (ids look like multi_turn_base_0; see ListTasks)"));
+  }
+  if (task->questions.empty() || task->questions.size() != task->ground_truth.size()) {
+    return absl::FailedPreconditionError(absl::StrCat("task ", task->id, " has no turns or mismatched ground truth"));
+  }
+  v1::EpisodeOptions opts = options;
+  if (!v1::OutputFormat_IsValid(opts.output_format())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown output_format ", opts.output_format()));
+  }
+  if (!v1::RewardKind_IsValid(opts.reward_kind())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown reward_kind ", opts.reward_kind()));
+  }
+  const double p = opts.augment_probability();
+  if (!std::isfinite(p) || p < 0.0 || p > 1.0) {
+    return absl::InvalidArgumentError(absl::StrCat("augment_probability must be in [0, 1], got ", p));
+  }
+  if (opts.max_steps_per_turn() > options_.max_steps_limit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_steps_per_turn ", opts.max_steps_per_turn(),
+                                                   " exceeds this server's limit ", options_.max_steps_limit));
+  }
+  if (opts.output_format() == v1::OUTPUT_FORMAT_UNSPECIFIED) opts.set_output_format(v1::OUTPUT_FORMAT_ENVTUNING);
+  if (opts.reward_kind() == v1::REWARD_KIND_UNSPECIFIED) opts.set_reward_kind(v1::REWARD_KIND_PROGRESS);
+  if (opts.max_steps_per_turn() == 0) {
+    opts.set_max_steps_per_turn(opts.bfcl_eval_semantics() ? kDefaultEvalSteps : kDefaultTrainingSteps);
+  }
+  const bool augment = !opts.bfcl_eval_semantics() && DecideAugment(opts.seed(), task->id, p);
+  absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, augment);
+  if (!cache.ok()) return cache.status();
+
+  v1::StartEpisodeResponse resp;
+  const v1::OutputFormat format = opts.output_format();
+  if (format != v1::OUTPUT_FORMAT_HERMES) {
+    std::string functions = DocsJsonIndent4(WithPython3Suffix(CollectTaskDocs(*catalog_, *task).visible));
+    AddMessage(resp.mutable_messages(), "system",
+               format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclSystemPrompt(functions)
+                                                          : EnvTuningSystemPrompt(functions));
+  }
+  AddTurnMessages(*catalog_, *task, 0, format, "", resp.mutable_messages());
+  SetTools(*catalog_, *task, 0, format, resp.mutable_tools_json());
+  resp.set_num_turns(static_cast<uint32_t>(task->questions.size()));
+  resp.set_augmented(augment);
+
+  v1::EpisodeState state;
+  state.set_version(kStateVersion);
+  state.set_task_id(task->id);
+  *state.mutable_options() = opts;
+  state.set_augmented(augment);
+  resp.set_episode_state(Seal(state));
+  return resp;
+}
+
+absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_state,
+                                                     std::string_view model_output) const {
+  if (model_output.size() > options_.max_model_output_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("model_output is ", model_output.size(), " bytes; the limit is ",
+                                                   options_.max_model_output_bytes));
+  }
+  absl::StatusOr<v1::EpisodeState> opened = Open(episode_state);
+  if (!opened.ok()) return opened.status();
+  v1::EpisodeState s = *std::move(opened);
+  if (s.ended()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the episode of task ", s.task_id(), " has already ended; start a new episode"));
+  }
+  const BfclTask* task = catalog_->Find(s.task_id());
+  if (task == nullptr) {
+    return absl::NotFoundError(absl::StrCat("episode_state names task '", s.task_id(), "', unknown to this server"));
+  }
+  const size_t num_turns = task->questions.size();
+  const int t = static_cast<int>(s.turn_index());
+  if (s.turn_index() >= num_turns || task->ground_truth.size() != num_turns) {
+    return absl::InvalidArgumentError("episode_state turn index is out of range for its task");
+  }
+  absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, s.augmented());
+  if (!cache.ok()) return cache.status();
+
+  // Rebuild the model side: initial sandbox + every executed step so far.
+  Sandbox model = (*cache)->initial;
+  std::vector<std::string> all_results;
+  for (const v1::ExecutedStep& step : s.steps()) {
+    std::vector<std::string> calls(step.calls().begin(), step.calls().end());
+    for (CallRecord& r : model.ExecuteCalls(calls)) all_results.push_back(std::move(r.result));
+  }
+
+  const v1::OutputFormat format = FormatOf(s);
+  const bool eval = s.options().bfcl_eval_semantics();
+  const uint32_t max_steps = s.options().max_steps_per_turn();
+  const bool cannot_serve = task->ground_truth[t].empty();
+
+  DecodeResult decoded = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? DecodeModelOutput(DecodeMode::kBfclPrompting, model_output)
+                         : format == v1::OUTPUT_FORMAT_HERMES       ? DecodeHermes(model_output)
+                                                                    : DecodeEnvTuning(model_output);
+  if (decoded.kind == DecodeResult::Kind::kCalls && decoded.calls.size() > options_.max_calls_per_step) {
+    size_t n = decoded.calls.size();
+    decoded = DecodeResult{};
+    decoded.kind = DecodeResult::Kind::kFormatError;
+    decoded.message = absl::StrCat("the reply holds ", n, " calls; at most ", options_.max_calls_per_step,
+                                   " are allowed in one step.");
+  }
+
+  v1::StepResponse resp;
+  resp.set_turn_index(s.turn_index());
+  resp.set_step_index(s.replies_in_turn());
+  s.set_replies_in_turn(s.replies_in_turn() + 1);
+  v1::RewardComponents* comp = s.mutable_components();
+
+  bool end_turn = false;
+  std::string end_reason;
+  bool warn_next = false;
+  bool force_quit = false;
+
+  using Kind = DecodeResult::Kind;
+  // A <tool_call> reply whose list is unusable is still a tool-call attempt (envtuning format).
+  const bool tool_attempt =
+      decoded.kind == Kind::kCalls || (format == v1::OUTPUT_FORMAT_ENVTUNING && decoded.kind == Kind::kNoCall);
+
+  if (decoded.kind == Kind::kFormatError) {
+    resp.set_step_signal(-3);
+    resp.set_format_error(decoded.message);
+    comp->set_format_errors(comp->format_errors() + 1);
+    comp->set_entries(comp->entries() + 1);
+    s.set_attempts(s.attempts() + 1);
+    if (eval) {
+      end_turn = true;
+      end_reason = "format_error";
+    } else if (s.attempts() > max_steps) {
+      end_turn = true;
+      end_reason = "format_limit";
+    } else {
+      AddMessage(resp.mutable_observation(), "user",
+                 CapText(FormatErrorObservation(decoded.message), options_.max_observation_bytes));
+    }
+  } else if (cannot_serve && !eval) {
+    end_turn = true;
+    if (tool_attempt) {
+      end_reason = "called_on_cannot_serve";
+      warn_next = true;
+    } else {
+      end_reason = "answer";
+    }
+  } else if (decoded.kind == Kind::kCalls) {
+    std::vector<CallRecord> records = model.ExecuteCalls(decoded.calls);
+    v1::ExecutedStep* step = s.add_steps();
+    step->set_turn(s.turn_index());
+    bool raised = false;
+    std::vector<std::string> shown;
+    for (const CallRecord& r : records) {
+      step->add_calls(r.call);
+      v1::CallResult* cr = resp.add_calls();
+      cr->set_call(r.call);
+      cr->set_result(r.result);
+      cr->set_raised(r.raised);
+      cr->set_api_class(r.served_by);
+      raised = raised || r.raised;
+      all_results.push_back(r.result);
+      shown.push_back(CapText(r.result, options_.max_result_bytes));
+    }
+    resp.set_step_signal(raised ? -2 : -1);
+    if (raised) {
+      comp->set_error_steps(comp->error_steps() + 1);
+    } else {
+      comp->set_clean_steps(comp->clean_steps() + 1);
+    }
+    comp->set_entries(comp->entries() + 1);
+    s.set_attempts(s.attempts() + 1);
+    s.set_executed_in_turn(s.executed_in_turn() + 1);
+    if (eval && s.executed_in_turn() > max_steps) {
+      end_turn = true;
+      end_reason = "force_quit";
+      force_quit = true;
+    } else if (!eval && s.attempts() > max_steps) {
+      end_turn = true;
+      end_reason = "step_limit";
+    } else if (format == v1::OUTPUT_FORMAT_ENVTUNING) {
+      AddMessage(resp.mutable_observation(), "user",
+                 CapText(ToolResultsObservation(shown), options_.max_observation_bytes));
+    } else {
+      for (size_t i = 0; i < shown.size(); ++i) {
+        AddMessage(resp.mutable_observation(), RoleForResults(format), std::move(shown[i]), records[i].call);
+      }
+    }
+  } else {
+    end_turn = true;
+    end_reason = decoded.kind == Kind::kAnswer ? "answer" : "no_call";
+  }
+
+  if (end_turn) {
+    v1::TurnScore ts;
+    ts.set_turn_index(s.turn_index());
+    ts.set_cannot_serve(cannot_serve);
+    ts.set_executed_calls(s.executed_in_turn() > 0);
+    ts.set_end_reason(end_reason);
+    double score = 0.0;
+    if (cannot_serve) {
+      // Training: only a plain answer is right. BFCL evaluation: the turn is not checked.
+      score = eval || end_reason == "answer" ? 1.0 : 0.0;
+    } else if (s.executed_in_turn() > 0) {
+      const ReplayTurn& truth = (*cache)->truth.turns[t];
+      ts.set_state_ok(StatesMatch(model.PublicStates(), truth.state));
+      ts.set_response_ok(MultisetContains(all_results, truth.records));
+      score = ts.state_ok() && ts.response_ok() ? 1.0 : 0.0;
+    }
+    ts.set_score(score);
+    *s.add_turn_scores() = ts;
+    *resp.mutable_turn_score() = ts;
+    resp.set_turn_ended(true);
+    comp->set_turns_finished(comp->turns_finished() + 1);
+    if (score > 0.5) comp->set_turns_scored_one(comp->turns_scored_one() + 1);
+    comp->set_entries(comp->entries() + 1);
+    s.set_attempts(0);
+    s.set_executed_in_turn(0);
+    s.set_replies_in_turn(0);
+    s.set_turn_index(s.turn_index() + 1);
+    if (force_quit || s.turn_index() >= num_turns) {
+      s.set_ended(true);
+      s.set_force_quit(force_quit);
+      resp.set_episode_ended(true);
+    } else {
+      const int next = static_cast<int>(s.turn_index());
+      AddTurnMessages(*catalog_, *task, next, format, warn_next ? CannotServeWarning() : "",
+                      resp.mutable_observation());
+      if (task->missed_function.count(next)) SetTools(*catalog_, *task, next, format, resp.mutable_tools_json());
+    }
+  }
+
+  double reward = 0.0;
+  FinalizeComponents(s, num_turns, resp.mutable_components(), &reward);
+  resp.set_episode_reward(reward);
+  resp.set_episode_state(Seal(s));
+  return resp;
+}
+
+}  // namespace envtune

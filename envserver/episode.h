@@ -1,0 +1,118 @@
+// The Environment Tuning episode engine: StartEpisode / Step as pure functions of
+// (task catalog, episode-state blob, model text). No gRPC, no per-episode memory.
+//
+// Semantics (METHOD.md §2.2-2.6, §4, §5.3-5.4; checker.md A.4, A.6, D):
+// * Training semantics (default): per turn an `attempts` counter counts executed tool steps and
+//   format errors; attempts > max_steps_per_turn (default 5) force-ends the turn (a step that
+//   crosses the limit is executed and scored but its results are not shown). Format errors: -3,
+//   format-error observation. Cannot-serve turns (empty ground truth): the first well-formed reply
+//   decides: an answer scores 1; a <tool_call> is not executed, scores 0, and the next question is
+//   prefixed with CannotServeWarning(). An answer, or an empty/unusable call list, ends a normal
+//   turn.
+// * bfcl_eval_semantics: BFCL's runner. A reply that decodes to no call (answer, format error,
+//   decode error) ends the turn; calls are executed on every turn, including cannot-serve turns;
+//   no augmentation, no warning; more than max_steps_per_turn (default 20) executed steps in a turn
+//   force-quits the task (the turn is scored, later turns are not). Cannot-serve turns score 1
+//   (BFCL does not check them).
+// * Turn score (§4.1): cannot-serve turns as above; else 0 without an executed step in the turn;
+//   else 1 iff the model-side public state equals the ground truth's after this turn for every
+//   involved class AND this turn's ground-truth results are a multiset subset of all the model's
+//   results so far.
+// * Rewards: progress = turns scored 1 / total turns of the task (documented choice: the task's
+//   turn count, not the turns reached); stage-1 format reward = has_call * ((N-F)/N + C/(C+E)).
+// * miss_func: held-out functions are absent from the prompt/tools until their reveal turn, whose
+//   (empty) question becomes the reveal message.
+// * Augmentation: decided once per episode: SHA-256(seed, task id) mapped to [0,1) < p. It sets
+//   SandboxContext::augment for both the model side and the ground-truth side. p = 0 gives BFCL's
+//   bytes exactly.
+// * The blob carries only what changed (see proto/envtune/v1/episode_state.proto) and is sealed
+//   with HMAC-SHA256 (key set) or a SHA-256 checksum (no key); anything that does not verify, or a
+//   different version, is INVALID_ARGUMENT.
+// Thread-safe: one engine serves concurrent calls; its caches (initial sandboxes per task and
+// augmentation, ground-truth replays per task and augmentation) are bounded LRU maps.
+#ifndef ENVTUNE_ENVSERVER_EPISODE_H_
+#define ENVTUNE_ENVSERVER_EPISODE_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "envserver/executor.h"
+#include "envserver/replay.h"
+#include "envserver/task_catalog.h"
+#include "envtune/v1/env.pb.h"
+#include "envtune/v1/episode_state.pb.h"
+
+namespace envtune {
+
+struct EpisodeEngineOptions {
+  // HMAC-SHA256 key for the episode-state blob; empty -> SHA-256 checksum only (integrity, no
+  // authenticity). Every replica of a cluster must use the same key.
+  std::string hmac_key;
+  size_t cache_capacity = 512;                // tasks x augmentation kept in each cache
+  size_t max_model_output_bytes = 256 * 1024;  // larger model_output -> INVALID_ARGUMENT
+  size_t max_calls_per_step = 64;              // more calls in one reply -> format error (BFCL GT max: 34)
+  size_t max_result_bytes = 1 << 20;           // one result as shown (scoring uses the full text)
+  size_t max_observation_bytes = 4 << 20;      // one observation message as shown
+  uint32_t max_steps_limit = 100;              // largest max_steps_per_turn accepted
+  // "Today" for date-dependent tools (see SandboxContext).
+  int today_year = 2024, today_month = 9, today_day = 1;
+};
+
+class EpisodeEngine {
+ public:
+  static constexpr uint32_t kStateVersion = 1;
+  static constexpr int kDefaultTrainingSteps = 5;
+  static constexpr int kDefaultEvalSteps = 20;
+
+  // `catalog` must outlive the engine.
+  EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions options);
+
+  // NOT_FOUND unknown task; INVALID_ARGUMENT bad options.
+  absl::StatusOr<v1::StartEpisodeResponse> Start(std::string_view task_id,
+                                                 const v1::EpisodeOptions& options) const;
+  // INVALID_ARGUMENT bad blob / oversize output; FAILED_PRECONDITION episode already ended.
+  absl::StatusOr<v1::StepResponse> Step(std::string_view episode_state,
+                                        std::string_view model_output) const;
+
+  // Blob sealing (exposed for tests and tools).
+  std::string Seal(const v1::EpisodeState& state) const;
+  absl::StatusOr<v1::EpisodeState> Open(std::string_view blob) const;
+
+  // The augmentation decision of METHOD §3.1/§5.4 for (seed, task id, p).
+  static bool DecideAugment(uint64_t seed, std::string_view task_id, double probability);
+
+  const TaskCatalog& catalog() const { return *catalog_; }
+  const EpisodeEngineOptions& options() const { return options_; }
+
+ private:
+  struct TaskCache {
+    Sandbox initial;     // model side, fresh from the initial config
+    ReplayResult truth;  // ground-truth side, per turn
+  };
+  absl::StatusOr<std::shared_ptr<const TaskCache>> GetTaskCache(const BfclTask& task, bool augment) const;
+  const SandboxContext* Context(bool augment) const { return augment ? &augmented_ : &plain_; }
+
+  const TaskCatalog* catalog_;
+  EpisodeEngineOptions options_;
+  SandboxContext plain_;
+  SandboxContext augmented_;
+
+  mutable absl::Mutex mu_;
+  mutable std::list<std::string> lru_ ABSL_GUARDED_BY(mu_);  // front = most recent
+  struct CacheSlot {
+    std::shared_ptr<const TaskCache> value;
+    std::list<std::string>::iterator pos;
+  };
+  mutable absl::flat_hash_map<std::string, CacheSlot> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ENVSERVER_EPISODE_H_
