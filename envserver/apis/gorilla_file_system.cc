@@ -706,6 +706,9 @@ CallOutcome GorillaFileSystem::Touch(const std::vector<PyValue>& a) {
 CallOutcome GorillaFileSystem::Echo(const std::vector<PyValue>& a) {
   const PyValue& content = a[0];
   const PyValue& name = a[1];
+  if (content.is_str() && content.as_str().size() > kMaxFileBytes) {
+    return ErrOut(absl::StrCat("echo: content exceeds the ", kMaxFileBytes, "-byte limit"));
+  }
   if (name.is_none()) return CallOutcome::Return(One("terminal_output", content));
   bool valid;
   if (auto err = CheckName(name, &valid)) return CallOutcome::Raise(*err);

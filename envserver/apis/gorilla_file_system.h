@@ -10,7 +10,7 @@
 //
 // Hostile-input limits (the model is untrusted; exceeding one returns {"error": "..."} and
 // changes nothing):
-//   * kMaxFileBytes   — 1 MiB per written file content (echo, or a copy of such a file);
+//   * kMaxFileBytes   — 1 MiB per echo content (written or printed) and per copied file;
 //   * kMaxTotalBytes  — 16 MiB of file content in the instance (names included);
 //   * kMaxNodes       — 50 000 files and directories alive in the instance;
 //   * kMaxMapEntries  — 200 000 directory entries over all contents dicts (shallow cp copies);

@@ -387,6 +387,7 @@ TEST_F(GfsTest, HostileLimits) {
   std::string before = fs_.PublicState().JsonDumps();
   std::string huge(GorillaFileSystem::kMaxFileBytes + 1, 'x');
   EXPECT_THAT(Call("echo", {S(huge), S("notes.txt")}), StartsWith("{\"error\": \"echo:"));
+  EXPECT_THAT(Call("echo", {S(huge)}), StartsWith("{\"error\": \"echo:"));
   EXPECT_EQ(fs_.PublicState().JsonDumps(), before);
   // Fill up to the total-bytes limit with 1 MiB files; the next write is refused.
   std::string mib(GorillaFileSystem::kMaxFileBytes, 'y');
