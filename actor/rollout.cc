@@ -1,0 +1,472 @@
+#include "actor/rollout.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "model/generate.h"
+#include "model/text/chat_template.h"
+#include "nlohmann/json.hpp"
+
+namespace envtune {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// A fixed set of threads running queued closures; the destructor drains and joins.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Loop(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+  void Submit(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;  // queued work is dropped: its results are no longer wanted
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+Json MessagesToJson(const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages) {
+  Json out = Json::array();
+  for (const v1::ChatMessage& m : messages) {
+    Json j = {{"role", m.role()}, {"content", m.content()}};
+    if (!m.name().empty()) j["name"] = m.name();
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// One episode's state. Owned by Run's thread; env calls see only copies of their requests.
+struct Episode {
+  const EpisodeSpec* spec = nullptr;
+  size_t index = 0;
+  enum class Phase { kWaitingEnv, kReady, kDone } phase = Phase::kWaitingEnv;
+  absl::Time started;
+  std::vector<int32_t> ids;
+  std::string mask;  // one byte per token
+  std::vector<float> logprobs;
+  uint32_t prompt_tokens = 0;
+  Json messages = Json::array();
+  Json tools;  // null unless the Hermes format carries native tool schemas
+  std::string state;
+  uint32_t model_turns = 0;
+  int64_t generated = 0;
+  bool reply_stopped = true;  // the last reply ended with <|im_end|>
+  size_t reply_begin = 0, reply_end = 0;
+  std::vector<v1::TurnSpan> spans;
+  bool span_open = false;
+  double reward = 0;
+  v1::RewardComponents components;
+  bool augmented = false;
+  std::string finish_reason;
+  bool failed = false;
+  std::string error;
+};
+
+// A finished env call, handed from a pool thread to Run's thread.
+struct Completion {
+  size_t index;
+  std::variant<absl::StatusOr<v1::StartEpisodeResponse>, absl::StatusOr<v1::StepResponse>> result;
+};
+
+}  // namespace
+
+Rollout::Rollout(const Tokenizer* tokenizer, EnvClient* env, RolloutOptions options)
+    : tokenizer_(tokenizer), env_(env), options_(std::move(options)) {}
+
+absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
+                                                        uint64_t policy_version,
+                                                        const std::vector<EpisodeSpec>& specs,
+                                                        const EpisodeDoneFn& on_done,
+                                                        const std::atomic<bool>* cancel) {
+  if (tokenizer_ == nullptr || env_ == nullptr) {
+    return absl::InvalidArgumentError("rollout: tokenizer and env client are required");
+  }
+  std::optional<TokenId> im_end = tokenizer_->TokenToId(kImEnd);
+  if (!im_end.has_value()) {
+    return absl::InvalidArgumentError("rollout: the tokenizer has no <|im_end|> token");
+  }
+  if (options_.concurrency < 1 || !(options_.temperature > 0) || options_.max_new_tokens < 1) {
+    return absl::InvalidArgumentError(
+        "rollout: concurrency >= 1, temperature > 0 and max_new_tokens >= 1 are required");
+  }
+  const size_t n = specs.size();
+  std::vector<Episode> episodes(n);
+  std::vector<EpisodeResult> results(n);
+  if (n == 0) return results;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Completion> completions;  // guarded by mu
+  size_t in_flight = 0;                // env calls submitted and not yet consumed
+  size_t next = 0, active = 0, finished = 0;
+  // Pool tasks touch only mu, cv, completions and env_: all outlive the pool, which is
+  // declared after them and so joined first.
+  ThreadPool pool(options_.env_threads > 0 ? options_.env_threads : options_.concurrency);
+  auto submit = [&pool, &mu, &cv, &completions](std::function<Completion()> call) {
+    pool.Submit([&mu, &cv, &completions, call = std::move(call)] {
+      Completion c = call();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        completions.push_back(std::move(c));
+      }
+      cv.notify_all();
+    });
+  };
+
+  auto finish = [&](Episode& e, std::string reason) {
+    if (e.phase == Episode::Phase::kDone) return;
+    e.phase = Episode::Phase::kDone;
+    e.finish_reason = std::move(reason);
+    const EpisodeSpec& s = *e.spec;
+    EpisodeResult& r = results[e.index];
+    v1::Trajectory& t = r.trajectory;
+    t.set_episode_id(s.episode_id);
+    t.set_lease_id(s.lease_id);
+    t.set_group_id(s.group_id);
+    t.set_group_size(s.group_size);
+    t.set_task_id(s.task_id);
+    t.set_stage(s.stage);
+    t.set_policy_version(policy_version);
+    t.set_finish_reason(e.finish_reason);
+    t.set_augmented(e.augmented);
+    if (e.failed) {
+      t.set_failed(true);
+      t.set_error(e.error);
+    } else {
+      t.mutable_token_ids()->Assign(e.ids.begin(), e.ids.end());
+      t.set_loss_mask(e.mask);
+      t.mutable_behaviour_logprobs()->Assign(e.logprobs.begin(), e.logprobs.end());
+      for (const v1::TurnSpan& span : e.spans) *t.add_turns() = span;
+      t.set_prompt_tokens(e.prompt_tokens);
+      t.set_reward(e.reward);
+      t.set_progress(e.components.progress());
+      t.set_format_score(e.components.format_score());
+      t.set_tool_call_score(e.components.tool_call_score());
+    }
+    v1::EpisodeStats& st = r.stats;
+    st.set_episode_id(s.episode_id);
+    st.set_reward(t.reward());
+    st.set_progress(t.progress());
+    st.set_format_score(t.format_score());
+    st.set_tool_call_score(t.tool_call_score());
+    // BFCL verdict: every turn scored 1 in an episode that ran to its end.
+    st.set_valid(!e.failed && e.finish_reason == "done" && e.components.progress() >= 1.0 - 1e-9);
+    st.set_tokens(static_cast<uint32_t>(t.token_ids_size()));
+    st.set_generated_tokens(static_cast<uint32_t>(e.generated));
+    st.set_policy_version(policy_version);
+    st.set_failed(e.failed);
+    ++finished;
+    --active;
+    episodes_finished_.fetch_add(1);
+    if (on_done) on_done(s, r);
+  };
+  auto fail = [&](Episode& e, std::string reason, std::string error) {
+    e.failed = true;
+    e.error = std::move(error);
+    finish(e, std::move(reason));
+  };
+  auto episode_tokens = [&](const Episode& e) {
+    return e.spec->max_episode_tokens > 0 ? e.spec->max_episode_tokens
+                                          : options_.max_episode_tokens;
+  };
+
+  auto launch = [&](size_t i) {
+    Episode& e = episodes[i];
+    e.spec = &specs[i];
+    e.index = i;
+    e.started = absl::Now();
+    e.phase = Episode::Phase::kWaitingEnv;
+    v1::StartEpisodeRequest request;
+    request.set_task_id(e.spec->task_id);
+    *request.mutable_options() = e.spec->options;
+    ++in_flight;
+    ++active;
+    EnvClient* env = env_;
+    submit([env, i, request = std::move(request)] {
+      return Completion{i, env->StartEpisode(request)};
+    });
+  };
+
+  auto on_started = [&](Episode& e, absl::StatusOr<v1::StartEpisodeResponse> r) {
+    if (!r.ok()) return fail(e, "env_error", std::string(r.status().message()));
+    e.state = std::move(*r->mutable_episode_state());
+    e.augmented = r->augmented();
+    e.messages = MessagesToJson(r->messages());
+    e.tools = Json();
+    if (e.spec->options.output_format() == v1::OUTPUT_FORMAT_HERMES && r->tools_json_size() > 0) {
+      e.tools = Json::array();
+      for (const std::string& tool : r->tools_json()) {
+        Json parsed = Json::parse(tool, nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded()) {
+          return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                                   ": env sent a tool schema that is not JSON"));
+        }
+        e.tools.push_back(std::move(parsed));
+      }
+    }
+    absl::StatusOr<std::string> text = RenderQwen25Chat(e.messages, e.tools, true);
+    if (!text.ok()) {
+      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                               ": rendering the opening messages: ",
+                                               text.status().message()));
+    }
+    absl::StatusOr<std::vector<TokenId>> ids = tokenizer_->Encode(*text);
+    if (!ids.ok()) {
+      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                               ": tokenizing the opening messages: ",
+                                               ids.status().message()));
+    }
+    e.ids = std::move(*ids);
+    e.mask.assign(e.ids.size(), '\0');
+    e.logprobs.assign(e.ids.size(), 0.0f);
+    e.prompt_tokens = static_cast<uint32_t>(e.ids.size());
+    e.phase = Episode::Phase::kReady;
+  };
+
+  auto on_stepped = [&](Episode& e, absl::StatusOr<v1::StepResponse> r) {
+    if (!r.ok()) return fail(e, "env_error", std::string(r.status().message()));
+    e.state = std::move(*r->mutable_episode_state());
+    e.reward = r->episode_reward();
+    e.components = r->components();
+    // Turn spans: a turn's span runs from its first reply to the end of its last reply.
+    if (!e.span_open || e.spans.back().turn_index() != r->turn_index()) {
+      v1::TurnSpan span;
+      span.set_turn_index(r->turn_index());
+      span.set_token_begin(static_cast<uint32_t>(e.reply_begin));
+      e.spans.push_back(span);
+      e.span_open = true;
+    }
+    e.spans.back().set_token_end(static_cast<uint32_t>(e.reply_end));
+    if (r->turn_ended()) {
+      e.spans.back().set_score(r->turn_score().score());
+      e.spans.back().set_state_ok(r->turn_score().state_ok());
+      e.spans.back().set_response_ok(r->turn_score().response_ok());
+      e.span_open = false;
+    }
+    if (r->episode_ended()) return finish(e, "done");
+    Json added = MessagesToJson(r->observation());
+    absl::StatusOr<std::string> delta = RenderQwen25ChatDelta(e.messages, added, e.tools, true);
+    if (!delta.ok()) {
+      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                               ": rendering the observation: ",
+                                               delta.status().message()));
+    }
+    const std::string text =
+        absl::StrCat(e.reply_stopped ? "" : std::string(kImEnd), "\n", *delta);
+    absl::StatusOr<std::vector<TokenId>> ids = tokenizer_->Encode(text);
+    if (!ids.ok()) {
+      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                               ": tokenizing the observation: ",
+                                               ids.status().message()));
+    }
+    for (Json& m : added) e.messages.push_back(std::move(m));
+    // The observation plus at least one generated token must fit.
+    if (static_cast<int64_t>(e.ids.size() + ids->size()) >= episode_tokens(e)) {
+      return finish(e, "token_budget");
+    }
+    e.ids.insert(e.ids.end(), ids->begin(), ids->end());
+    e.mask.append(ids->size(), '\0');
+    e.logprobs.insert(e.logprobs.end(), ids->size(), 0.0f);
+    e.phase = Episode::Phase::kReady;
+  };
+
+  auto drain = [&](std::deque<Completion>& batch) {
+    for (Completion& c : batch) {
+      --in_flight;
+      Episode& e = episodes[c.index];
+      if (e.phase == Episode::Phase::kDone) continue;
+      if (auto* started = std::get_if<0>(&c.result)) {
+        on_started(e, std::move(*started));
+      } else {
+        on_stepped(e, std::move(std::get<1>(c.result)));
+      }
+    }
+    batch.clear();
+  };
+
+  auto cancelled = [&] { return cancel != nullptr && cancel->load(); };
+
+  auto generate = [&](const std::vector<size_t>& rows, bool greedy) {
+    GenerationOptions g;
+    g.do_sample = !greedy;
+    g.temperature = options_.temperature;
+    g.top_p = options_.top_p;
+    g.top_k = options_.top_k;
+    g.stop_token_ids = {*im_end};
+    g.seed = SplitMix64(options_.seed ^ SplitMix64(specs[0].options.seed()) ^ batch_counter_++);
+    std::vector<std::vector<int64_t>> prompts;
+    std::vector<int64_t> caps;
+    int64_t max_cap = 1;
+    for (size_t i : rows) {
+      const Episode& e = episodes[i];
+      prompts.emplace_back(e.ids.begin(), e.ids.end());
+      int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
+      cap = std::min<int64_t>(cap, episode_tokens(e) - static_cast<int64_t>(e.ids.size()));
+      caps.push_back(cap);
+      max_cap = std::max(max_cap, cap);
+    }
+    g.max_new_tokens = max_cap;
+    generate_batches_.fetch_add(1);
+    int64_t seen = max_batch_rows_.load();
+    while (static_cast<int64_t>(rows.size()) > seen &&
+           !max_batch_rows_.compare_exchange_weak(seen, static_cast<int64_t>(rows.size()))) {
+    }
+    absl::StatusOr<std::vector<GenerationResult>> out = Generate(policy, prompts, g);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      Episode& e = episodes[rows[k]];
+      if (!out.ok()) {
+        fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                          ": generation failed: ", out.status().message()));
+        continue;
+      }
+      GenerationResult& res = (*out)[k];
+      // One batch serves rows with different caps: a row keeps the prefix within its own cap
+      // (a prefix of an autoregressive sample is a sample).
+      if (static_cast<int64_t>(res.token_ids.size()) > caps[k]) {
+        res.token_ids.resize(caps[k]);
+        res.logprobs.resize(caps[k]);
+      }
+      e.reply_stopped = !res.token_ids.empty() && res.token_ids.back() == *im_end;
+      e.reply_begin = e.ids.size();
+      for (size_t t = 0; t < res.token_ids.size(); ++t) {
+        e.ids.push_back(static_cast<TokenId>(res.token_ids[t]));
+        e.logprobs.push_back(res.logprobs[t]);
+      }
+      e.mask.append(res.token_ids.size(), '\1');
+      e.reply_end = e.ids.size();
+      e.generated += static_cast<int64_t>(res.token_ids.size());
+      tokens_generated_.fetch_add(static_cast<int64_t>(res.token_ids.size()));
+      ++e.model_turns;
+      // Decode only to talk to the env: the reply without its stop token.
+      std::vector<TokenId> reply(e.ids.begin() + e.reply_begin,
+                                 e.ids.end() - (e.reply_stopped ? 1 : 0));
+      absl::StatusOr<std::string> text = tokenizer_->Decode(reply);
+      if (!text.ok()) {
+        fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
+                                          ": decoding the reply: ", text.status().message()));
+        continue;
+      }
+      e.messages.push_back(Json{{"role", "assistant"}, {"content", *text}});
+      v1::StepRequest request;
+      request.set_episode_state(e.state);
+      request.set_model_output(std::move(*text));
+      e.phase = Episode::Phase::kWaitingEnv;
+      ++in_flight;
+      const size_t index = rows[k];
+      EnvClient* env = env_;
+      submit([env, index, request = std::move(request)] {
+        return Completion{index, env->Step(request)};
+      });
+    }
+  };
+
+  std::deque<Completion> batch;
+  while (finished < n) {
+    if (cancelled()) {
+      for (Episode& e : episodes) {
+        if (e.spec != nullptr && e.phase != Episode::Phase::kDone) {
+          fail(e, "cancelled", "rollout cancelled (actor stopping)");
+        }
+      }
+      for (size_t i = next; i < n; ++i) {
+        episodes[i].spec = &specs[i];
+        episodes[i].index = i;
+        ++active;
+        fail(episodes[i], "cancelled", "rollout cancelled (actor stopping)");
+      }
+      next = n;
+      break;
+    }
+    while (active < static_cast<size_t>(options_.concurrency) && next < n) launch(next++);
+
+    // Budgets are checked when an episode is about to use the model.
+    std::vector<size_t> sampled, greedy;
+    auto collect = [&] {
+      sampled.clear();
+      greedy.clear();
+      for (Episode& e : episodes) {
+        if (e.spec == nullptr || e.phase != Episode::Phase::kReady) continue;
+        if (absl::Now() - e.started > options_.max_episode_time) {
+          finish(e, "time_budget");
+        } else if (e.model_turns >= options_.max_model_turns) {
+          finish(e, "turn_budget");
+        } else if (static_cast<int64_t>(e.ids.size()) >= episode_tokens(e)) {
+          finish(e, "token_budget");
+        } else {
+          (e.spec->greedy ? greedy : sampled).push_back(e.index);
+        }
+      }
+    };
+    collect();
+    if (!sampled.empty() || !greedy.empty()) {
+      // Give env replies still in flight a moment to join this batch.
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait_for(lock, absl::ToChronoMilliseconds(options_.batch_gather),
+                    [&] { return completions.size() >= in_flight; });
+        batch.swap(completions);
+      }
+      drain(batch);
+      collect();
+      if (!sampled.empty()) generate(sampled, false);
+      if (!greedy.empty()) generate(greedy, true);
+      continue;
+    }
+    if (finished >= n) break;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !completions.empty(); });
+      batch.swap(completions);
+    }
+    drain(batch);
+  }
+  // The pool joins here (running calls finish within their deadlines; queued ones are dropped).
+  return results;
+}
+
+}  // namespace envtune

@@ -1,0 +1,115 @@
+// Rollout: runs many episodes at once against the env servers with one policy.
+//
+// Scheduling: up to `concurrency` episodes are in flight. Every episode waiting for the model
+// is generated in ONE Generate batch (a greedy batch and a sampled batch when both kinds wait);
+// env calls (StartEpisode/Step) run on a thread pool, so an episode waiting for an env server
+// never blocks the others. After each batch the engine waits at most `batch_gather` for env
+// replies still in flight before the next batch, trading a little latency for larger batches.
+//
+// Token in, token out: a trajectory's token_ids are the rendered and tokenized opening messages
+// (loss mask 0), then for each model reply exactly the sampled ids (mask 1, behaviour log-probs
+// = GenerationResult::logprobs, i.e. the temperature-1 policy), then the ids of "\n" + the chat
+// template delta of the observation messages (mask 0; "<|im_end|>\n" + delta when the reply
+// was cut by max_new_tokens). Model output is decoded only to send text to the env; it is never
+// re-encoded. The model's stop token is <|im_end|>.
+//
+// Budgets per episode: model replies (max_model_turns -> "turn_budget"), tokens of the whole
+// conversation (max_episode_tokens -> "token_budget"; each generation is capped at the remaining
+// room), wall time (max_episode_time -> "time_budget"). An episode over budget is delivered
+// with its reward so far. An episode whose env calls fail (after EnvClient's retries) or whose
+// text cannot be rendered is delivered with failed=true, no tokens and the error, so its GRPO
+// group is still accounted for.
+//
+// Thread safety: one Run at a time per Rollout (the tokenizer and env client may be shared).
+#ifndef ENVTUNE_ACTOR_ROLLOUT_H_
+#define ENVTUNE_ACTOR_ROLLOUT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "actor/env_client.h"
+#include "envtune/v1/coordinator.pb.h"
+#include "envtune/v1/env.pb.h"
+#include "envtune/v1/learner.pb.h"
+#include "model/text/tokenizer.h"
+
+namespace envtune {
+
+class PolicyImpl;
+
+struct RolloutOptions {
+  int concurrency = 64;               // episodes in flight at once (>= 1)
+  int env_threads = 0;                // parallel env calls; 0 = concurrency
+  int64_t max_new_tokens = 1024;      // per generation, unless the episode sets its own
+  double temperature = 1.0;           // sampling temperature (> 0)
+  double top_p = 1.0;
+  int64_t top_k = 0;                  // 0 = off
+  uint32_t max_model_turns = 64;      // model replies per episode
+  int64_t max_episode_tokens = 32768; // whole conversation, prompt included
+  absl::Duration max_episode_time = absl::Minutes(30);
+  absl::Duration batch_gather = absl::Milliseconds(20);
+  uint64_t seed = 0;                  // mixed into every batch's sampling seed
+};
+
+// One episode to roll out.
+struct EpisodeSpec {
+  std::string episode_id;  // "<lease_id>/<i>"
+  std::string lease_id;
+  std::string group_id;
+  uint32_t group_size = 1;
+  std::string task_id;
+  uint32_t stage = 0;
+  v1::EpisodeOptions options;    // format, reward kind, augmentation, seed
+  bool greedy = false;           // evaluation: argmax decoding
+  int64_t max_new_tokens = 0;    // 0 = RolloutOptions::max_new_tokens
+  int64_t max_episode_tokens = 0;  // 0 = RolloutOptions::max_episode_tokens
+};
+
+struct EpisodeResult {
+  v1::Trajectory trajectory;
+  v1::EpisodeStats stats;
+};
+
+// Called on Run's thread as each episode finishes (in completion order).
+using EpisodeDoneFn = std::function<void(const EpisodeSpec& spec, EpisodeResult& result)>;
+
+class Rollout {
+ public:
+  // `tokenizer` and `env` are not owned and must outlive the Rollout. InvalidArgument (from
+  // Run) if the tokenizer has no <|im_end|>.
+  Rollout(const Tokenizer* tokenizer, EnvClient* env, RolloutOptions options);
+
+  // Rolls every spec out to completion with `policy` (which nobody may modify meanwhile) and
+  // returns the results in spec order. Errors only for unusable arguments; per-episode
+  // failures are results with failed=true. If `cancel` becomes true, episodes not finished yet
+  // end as failed ("cancelled") and Run returns promptly.
+  absl::StatusOr<std::vector<EpisodeResult>> Run(PolicyImpl& policy, uint64_t policy_version,
+                                                 const std::vector<EpisodeSpec>& specs,
+                                                 const EpisodeDoneFn& on_done = nullptr,
+                                                 const std::atomic<bool>* cancel = nullptr);
+
+  // Totals since construction (for heartbeats and benchmarks).
+  int64_t episodes_finished() const { return episodes_finished_.load(); }
+  int64_t tokens_generated() const { return tokens_generated_.load(); }
+  int64_t generate_batches() const { return generate_batches_.load(); }
+  int64_t max_batch_rows() const { return max_batch_rows_.load(); }
+
+ private:
+  const Tokenizer* const tokenizer_;
+  EnvClient* const env_;
+  const RolloutOptions options_;
+  std::atomic<int64_t> episodes_finished_{0};
+  std::atomic<int64_t> tokens_generated_{0};
+  std::atomic<int64_t> generate_batches_{0};
+  std::atomic<int64_t> max_batch_rows_{0};
+  uint64_t batch_counter_ = 0;
+};
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_ACTOR_ROLLOUT_H_
