@@ -2,6 +2,8 @@
 //
 //   envtune coordinator --config FILE [--port N] [--data_dir DIR] [key.sub=value ...]
 //   envtune status --coordinator HOST:PORT [--json]
+//   envtune env-server [--host ADDR] [--port N] [--data_dir DIR] [--hmac_key_file FILE]
+//   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
 //
 // Each command parses its own flags (`envtune <command> --help`). Exit codes: 0 success,
 // 1 runtime failure, 2 usage or configuration error.
@@ -23,6 +25,7 @@
 #include "common/config.h"
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
+#include "deploy/env_commands.h"
 #include "deploy/status_command.h"
 #include "grpcpp/grpcpp.h"
 
@@ -34,6 +37,8 @@ ABSL_FLAG(std::string, data_dir, ENVTUNE_DEFAULT_DATA_DIR,
 ABSL_FLAG(std::string, coordinator, "", "coordinator address host:port");
 ABSL_FLAG(bool, json, false, "print JSON instead of a table");
 ABSL_FLAG(int, timeout_ms, 5000, "deadline of each RPC this command makes");
+ABSL_FLAG(std::string, hmac_key_file, "",
+          "env-server: file holding the cluster key that authenticates episode-state blobs");
 
 namespace envtune {
 namespace {
@@ -47,6 +52,10 @@ commands:
                   --config FILE --port N --host ADDR --data_dir DIR
   status        show a running cluster's status
                   --coordinator HOST:PORT [--json] [--timeout_ms N]
+  env-server    serve EnvService (BFCL sandboxes, augmentation, rewards; stateless)
+                  --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]
+  env play      play an episode by hand: env play TASK_ID [--format envtuning|bfcl|hermes]
+                  [--augment_probability P] [--seed N] [--bfcl_eval]
 
 Run `envtune <command> --help` for every flag.)";
 
@@ -127,6 +136,10 @@ int main(int argc, char** argv) {
   std::vector<char*> args{argv[0]};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  if (command == "env") {
+    std::vector<std::string> env_args(rest.begin() + 1, rest.end());
+    return envtune::RunEnvCommand(env_args, absl::GetFlag(FLAGS_data_dir), std::cin, std::cout);
+  }
   std::vector<std::string> overrides;
   for (size_t i = 1; i < rest.size(); ++i) {
     std::string arg = rest[i];
@@ -138,6 +151,10 @@ int main(int argc, char** argv) {
   }
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();
+  if (command == "env-server") {
+    return envtune::RunEnvServerCommand({absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
+                                         absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_hmac_key_file)});
+  }
   std::cerr << "envtune: unknown command '" << command << "'\n\n" << envtune::kUsage << "\n";
   return 2;
 }
