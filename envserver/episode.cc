@@ -315,6 +315,10 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   const uint32_t max_steps = s.options().max_steps_per_turn();
   const bool cannot_serve = task->ground_truth[t].empty();
 
+  // Token-level sampling can produce invalid UTF-8; decode it like Python's errors="replace" so
+  // that call strings, results and the blob stay valid protobuf strings.
+  const std::string text = SanitizeUtf8(model_output);
+  model_output = text;
   DecodeResult decoded = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? DecodeModelOutput(DecodeMode::kBfclPrompting, model_output)
                          : format == v1::OUTPUT_FORMAT_HERMES       ? DecodeHermes(model_output)
                                                                     : DecodeEnvTuning(model_output);

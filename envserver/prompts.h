@@ -76,6 +76,10 @@ std::string FormatErrorObservation(std::string_view problem);
 // `name(k1=repr(v1), k2=repr(v2))`.
 DecodeResult DecodeHermes(std::string_view text);
 
+// Python's bytes.decode("utf-8", errors="replace") re-encoded: every invalid or truncated UTF-8
+// sequence (including surrogates and overlong forms) becomes U+FFFD. Valid text is unchanged.
+std::string SanitizeUtf8(std::string_view text);
+
 // Truncates `text` to at most `max_bytes` bytes on a UTF-8 boundary, appending a marker that says
 // how much was cut. Unchanged when short enough.
 std::string CapText(std::string text, size_t max_bytes);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -497,6 +498,70 @@ TEST_F(EpisodeTest, LimitsAgainstHostileOutput) {
   EXPECT_THAT(s.format_error(), HasSubstr("65 calls"));
   EXPECT_EQ(CapText("abcdef", 3), "abc...[truncated 3 bytes]");
   EXPECT_EQ(CapText("a\xc3\xa9", 2), "a...[truncated 2 bytes]");  // never splits a UTF-8 character
+}
+
+TEST(SanitizeUtf8Test, MatchesPythonDecodeReplace) {
+  // Expected values: CPython 3.11 bytes.decode("utf-8", "replace").encode("utf-8").
+  const std::string R = "\xEF\xBF\xBD";
+  const std::pair<std::string, std::string> cases[] = {
+      {"abc", "abc"},           {"\xff", R},
+      {"a\xc3", "a" + R},       {"\xc3\xa9", "\xc3\xa9"},
+      {"\xe2\x82", R},          {"\xe2\x82\xac", "\xe2\x82\xac"},
+      {"\xed\xa0\x80", R + R + R}, {"\xf0\x9f\x98", R},
+      {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"}, {"\xc0\xaf", R + R},
+      {"\xf4\x90\x80\x80", R + R + R + R}, {"\xe0\x80\x80", R + R + R},
+      {"\x80\x80x", R + R + "x"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(SanitizeUtf8(in), want) << in;
+}
+
+TEST_F(EpisodeTest, InvalidUtf8InModelOutputKeepsTheBlobValid) {
+  Begin("multi_turn_base_42");
+  v1::StepResponse s = StepOk(ToolCall("[{\"name\": \"echo\", \"arguments\": {\"content\": \"bad \xff\xfe bytes\"}}]"));
+  ASSERT_EQ(s.calls_size(), 1);
+  EXPECT_THAT(s.calls(0).call(), HasSubstr("\xEF\xBF\xBD"));
+  EXPECT_TRUE(engine_->Open(blob_).ok());
+  EXPECT_TRUE(engine_->Step(blob_, Answer()).ok());
+}
+
+// Many threads run episodes on one engine whose caches hold a single entry (constant eviction);
+// every response equals the one a fresh single-threaded engine gives.
+TEST_F(EpisodeTest, ConcurrentEpisodesWithTinyCachesMatchSequential) {
+  EpisodeEngineOptions tiny;
+  tiny.cache_capacity = 1;
+  EpisodeEngine shared(catalog_, tiny);
+  const std::vector<std::string> ids = {"multi_turn_base_42", "multi_turn_miss_func_42", "multi_turn_long_context_42",
+                                        "multi_turn_miss_param_42"};
+  const std::vector<std::string> replies = {ToolCall(kTouch), ToolCall(kLs), Answer(), ToolCall(kEcho), Answer(),
+                                            Answer(), Answer(), Answer()};
+  auto run = [&](const EpisodeEngine& e, const std::string& id, uint64_t seed) {
+    std::string trace;
+    v1::EpisodeOptions o;
+    o.set_augment_probability(0.5);
+    o.set_seed(seed);
+    absl::StatusOr<v1::StartEpisodeResponse> r = e.Start(id, o);
+    if (!r.ok()) return std::string(r.status().message());
+    std::string blob = r->episode_state();
+    for (const std::string& reply : replies) {
+      absl::StatusOr<v1::StepResponse> s = e.Step(blob, reply);
+      if (!s.ok()) break;  // FAILED_PRECONDITION once ended
+      trace += s->SerializeAsString();
+      blob = s->episode_state();
+    }
+    return trace;
+  };
+  std::vector<std::string> expected;
+  for (int i = 0; i < 16; ++i) {
+    EpisodeEngine fresh(catalog_, EpisodeEngineOptions{});
+    expected.push_back(run(fresh, ids[i % ids.size()], i));
+  }
+  std::vector<std::string> got(16);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] { got[i] = run(shared, ids[i % ids.size()], i); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(got[i], expected[i]) << i;
 }
 
 TEST_F(EpisodeTest, BlobIsAuthenticated) {
