@@ -1,0 +1,237 @@
+#include "deploy/local_launcher.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/config.h"
+#include "deploy/plot.h"
+#include "deploy/process.h"
+#include "deploy/status_command.h"
+#include "nlohmann/json.hpp"
+
+namespace envtune {
+namespace {
+
+// One supervised role instance: how to (re)start it and the running process.
+struct Slot {
+  std::string name;                 // "env-server-0"
+  std::vector<std::string> argv;
+  bool restartable = false;
+  int restarts = 0;
+  std::optional<ChildProcess> process;
+  std::string address;              // reported listening address, if any
+};
+
+absl::Status StartSlot(Slot& slot, const std::string& log_dir, bool wait_for_address,
+                       absl::Duration timeout) {
+  absl::StatusOr<ChildProcess> child =
+      ChildProcess::Spawn(slot.name, slot.argv, absl::StrCat(log_dir, "/", slot.name, ".log"));
+  if (!child.ok()) return child.status();
+  slot.process.emplace(*std::move(child));
+  if (!wait_for_address) return absl::OkStatus();
+  absl::StatusOr<std::string> address = slot.process->WaitForListeningAddress(timeout);
+  if (!address.ok()) return address.status();
+  slot.address = *address;
+  return absl::OkStatus();
+}
+
+std::vector<std::string> RoleArgv(const LaunchOptions& options, const std::string& role,
+                                  std::vector<std::string> flags) {
+  std::vector<std::string> argv{options.envtune_binary, role};
+  if (!options.config_path.empty()) argv.push_back("--config=" + options.config_path);
+  argv.push_back("--data_dir=" + options.data_dir);
+  for (std::string& flag : flags) argv.push_back(std::move(flag));
+  for (const std::string& o : options.overrides) argv.push_back(o);
+  return argv;
+}
+
+double MetricValue(const v1::ClusterStatus& status, const std::string& name, double fallback) {
+  for (const v1::Metric& m : status.metrics()) {
+    if (m.name() == name) return m.value();
+  }
+  return fallback;
+}
+
+}  // namespace
+
+absl::Status ReadLaunchOptions(LaunchOptions& options) {
+  absl::StatusOr<Config> config = Config::Load(options.config_path, options.overrides);
+  if (!config.ok()) return config.status();
+  ConfigReader reader(*config);
+  options.env_servers = reader.Get<int>("launch.env_servers", options.env_servers);
+  options.actors = reader.Get<int>("launch.actors", options.actors);
+  options.run_dir = reader.Get<std::string>("launch.run_dir", options.run_dir);
+  options.startup_timeout = absl::Seconds(reader.Get<int>("launch.startup_timeout_s", 120));
+  options.max_restarts = reader.Get<int>("launch.max_restarts", options.max_restarts);
+  options.poll_interval = absl::Milliseconds(reader.Get<int>("launch.poll_interval_ms", 1000));
+  options.max_wall = absl::Seconds(reader.Get<int>("launch.max_wall_s", 0));
+  if (options.env_servers < 1) reader.AddError("launch.env_servers: must be >= 1");
+  if (options.actors < 1) reader.AddError("launch.actors: must be >= 1");
+  // Every other section belongs to a role, which checks its own keys.
+  for (const auto& entry : config->root()) {
+    std::string key = entry.first.as<std::string>();
+    if (key != "launch") reader.MarkRead(key);
+  }
+  return reader.Finish();
+}
+
+absl::Status RunLocalTraining(const LaunchOptions& options, const std::atomic<bool>& stop,
+                              std::ostream& progress) {
+  std::error_code ec;
+  std::string log_dir = options.run_dir + "/logs";
+  std::filesystem::create_directories(log_dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", log_dir, ": ", ec.message()));
+
+  // Start order: coordinator, env servers, learner, actors; stop order is the reverse.
+  std::vector<Slot> slots;
+  auto stop_all = [&slots]() {
+    for (auto it = slots.rbegin(); it != slots.rend(); ++it) {
+      if (it->process.has_value()) it->process->Terminate(absl::Seconds(10));
+    }
+  };
+  auto fail = [&](absl::Status status) {
+    stop_all();
+    return status;
+  };
+
+  slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", {"--port=0"})});
+  if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
+    return fail(s);
+  }
+  const std::string coordinator = slots.back().address;
+  progress << "coordinator " << coordinator << "\n";
+
+  std::vector<std::string> env_addresses;
+  for (int i = 0; i < options.env_servers; ++i) {
+    Slot slot{absl::StrCat("env-server-", i),
+              RoleArgv(options, "env-server", {"--port=0", "--coordinator=" + coordinator})};
+    slot.restartable = true;
+    slots.push_back(std::move(slot));
+    if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
+      return fail(s);
+    }
+    env_addresses.push_back(slots.back().address);
+  }
+  progress << "env servers " << absl::StrJoin(env_addresses, ",") << "\n";
+
+  slots.push_back(
+      Slot{"learner", RoleArgv(options, "learner", {"--port=0", "--coordinator=" + coordinator})});
+  if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
+    return fail(s);
+  }
+  const std::string learner = slots.back().address;
+  progress << "learner " << learner << "\n";
+
+  for (int i = 0; i < options.actors; ++i) {
+    Slot slot{absl::StrCat("actor-", i),
+              RoleArgv(options, "actor",
+                       {"--coordinator=" + coordinator, "--learner=" + learner,
+                        "--env=" + absl::StrJoin(env_addresses, ",")})};
+    slot.restartable = true;
+    slots.push_back(std::move(slot));
+    if (absl::Status s = StartSlot(slots.back(), log_dir, false, options.startup_timeout); !s.ok()) {
+      return fail(s);
+    }
+  }
+  progress << options.actors << " actors started; logs in " << log_dir << "\n";
+
+  std::ofstream metrics(options.run_dir + "/metrics.jsonl", std::ios::app);
+  std::map<std::string, Series> reward_series;
+  std::vector<std::pair<double, int>> stage_starts;
+  int64_t last_step = -1;
+  uint32_t last_stage = 0;
+  absl::Time start = absl::Now();
+  int consecutive_status_failures = 0;
+  absl::Status result = absl::OkStatus();
+
+  while (!stop.load()) {
+    // Supervision: restart stateless roles, fail on the coordinator or learner.
+    for (Slot& slot : slots) {
+      std::optional<int> exited = slot.process->PollExit();
+      if (!exited.has_value()) continue;
+      if (!slot.restartable || slot.restarts >= options.max_restarts) {
+        return fail(absl::UnavailableError(absl::StrCat(
+            slot.name, " exited with status ", *exited,
+            slot.restartable ? " (restart budget used up)" : "", "; log tail:\n",
+            slot.process->LogTail())));
+      }
+      ++slot.restarts;
+      progress << slot.name << " exited with status " << *exited << "; restarting ("
+               << slot.restarts << "/" << options.max_restarts << ")\n";
+      // A restarted env server keeps its port so the actors' channel reaches it again.
+      if (!slot.address.empty()) {
+        for (std::string& arg : slot.argv) {
+          if (arg == "--port=0") arg = "--port=" + slot.address.substr(slot.address.rfind(':') + 1);
+        }
+      }
+      if (absl::Status s = StartSlot(slot, log_dir, !slot.address.empty(), options.startup_timeout);
+          !s.ok()) {
+        return fail(s);
+      }
+    }
+
+    absl::StatusOr<v1::ClusterStatus> status = FetchStatus(coordinator, 5000);
+    if (!status.ok()) {
+      if (++consecutive_status_failures >= 10) return fail(status.status());
+    } else {
+      consecutive_status_failures = 0;
+      if (status->stage() != last_stage) {
+        stage_starts.emplace_back(static_cast<double>(status->learner_step()), status->stage());
+        last_stage = status->stage();
+      }
+      if (static_cast<int64_t>(status->learner_step()) != last_step) {
+        last_step = static_cast<int64_t>(status->learner_step());
+        std::string stage_prefix = absl::StrCat("stage", status->stage(), "/");
+        double reward = MetricValue(*status, stage_prefix + "reward", NAN);
+        double accuracy = MetricValue(*status, "eval/accuracy", NAN);
+        double episodes_per_s = 0;
+        for (const v1::WorkerStatus& w : status->workers()) episodes_per_s += w.episodes_per_s();
+        progress << absl::StrFormat(
+                        "[stage %d %s] step %d | reward %.3f | accuracy %.3f | %.2f episodes/s | "
+                        "policy v%d | %.0fs\n",
+                        status->stage(), status->stage_name(), status->learner_step(), reward,
+                        accuracy, episodes_per_s, status->policy_version(),
+                        absl::ToDoubleSeconds(absl::Now() - start))
+                 << std::flush;
+        nlohmann::json line;
+        line["step"] = status->learner_step();
+        line["stage"] = status->stage();
+        line["policy_version"] = status->policy_version();
+        line["elapsed_s"] = absl::ToDoubleSeconds(absl::Now() - start);
+        line["episodes_completed"] = status->episodes_completed();
+        for (const v1::Metric& m : status->metrics()) line["metrics"][m.name()] = m.value();
+        metrics << line.dump() << "\n" << std::flush;
+        double step = static_cast<double>(status->learner_step());
+        for (const v1::Metric& m : status->metrics()) {
+          if (m.name().find("/reward") != std::string::npos || m.name() == "eval/accuracy") {
+            reward_series[m.name()].emplace_back(step, m.value());
+          }
+        }
+      }
+      if (status->finished()) {
+        progress << "curriculum finished at learner step " << status->learner_step() << "\n";
+        break;
+      }
+    }
+    if (options.max_wall > absl::ZeroDuration() && absl::Now() - start > options.max_wall) {
+      progress << "wall-clock limit reached; stopping\n";
+      break;
+    }
+    absl::SleepFor(options.poll_interval);
+  }
+  if (stop.load()) progress << "stop requested; shutting down\n";
+  stop_all();
+  std::ofstream svg(options.run_dir + "/metrics.svg");
+  svg << RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
+                            stage_starts);
+  progress << "metrics: " << options.run_dir << "/metrics.jsonl, plot: " << options.run_dir
+           << "/metrics.svg\n";
+  return result;
+}
+
+}  // namespace envtune

@@ -1,0 +1,52 @@
+// `envtune train` on one machine: starts the coordinator, env servers, learner and actors as
+// separate processes of this binary, supervises them, reports progress, and stops everything
+// cleanly on completion, failure or a stop request.
+//
+// Config keys read here (`launch:` section; the roles read their own sections):
+//   launch:
+//     env_servers: 2          # env-server processes (stateless; restarted if they die)
+//     actors: 2               # actor processes (restarted if they die; leases are re-issued)
+//     run_dir: runs/latest    # logs/<role>.log, metrics.jsonl, metrics.svg, status.json
+//     startup_timeout_s: 120  # per process, until it reports "listening on HOST:PORT"
+//     max_restarts: 3         # per env-server/actor slot before the run fails
+//     poll_interval_ms: 1000  # coordinator status polling
+//     max_wall_s: 0           # stop the run after this long (0 = until the curriculum ends)
+#ifndef ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
+#define ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
+
+#include <atomic>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace envtune {
+
+struct LaunchOptions {
+  std::string envtune_binary;          // this executable
+  std::string config_path;
+  std::vector<std::string> overrides;  // key.sub=value, passed to every role
+  std::string data_dir;
+  int env_servers = 2;
+  int actors = 2;
+  std::string run_dir = "runs/latest";
+  absl::Duration startup_timeout = absl::Seconds(120);
+  int max_restarts = 3;
+  absl::Duration poll_interval = absl::Seconds(1);
+  absl::Duration max_wall = absl::ZeroDuration();
+};
+
+// Reads the `launch:` section of `config_path` (+ overrides) into `options`.
+absl::Status ReadLaunchOptions(LaunchOptions& options);
+
+// Runs the cluster until the curriculum finishes (OK), `stop` becomes true (OK, stopped
+// cleanly), or a process fails beyond repair (the error names the role and quotes its log).
+// Progress lines go to `progress`.
+absl::Status RunLocalTraining(const LaunchOptions& options, const std::atomic<bool>& stop,
+                              std::ostream& progress);
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
