@@ -360,7 +360,8 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       end_reason = "format_limit";
     } else {
       AddMessage(resp.mutable_observation(), "user",
-                 CapText(FormatErrorObservation(decoded.message), options_.max_observation_bytes));
+                 CapText(FormatErrorObservation(decoded.message, format == v1::OUTPUT_FORMAT_ENVTUNING),
+                         options_.max_observation_bytes));
     }
   } else if (cannot_serve && !eval) {
     end_turn = true;

@@ -55,7 +55,9 @@ struct EpisodeEngineOptions {
   // HMAC-SHA256 key for the episode-state blob; empty -> SHA-256 checksum only (integrity, no
   // authenticity). Every replica of a cluster must use the same key.
   std::string hmac_key;
-  size_t cache_capacity = 512;                // tasks x augmentation kept in each cache
+  // (task, augmentation) entries kept (LRU). 2048 holds all 800 tasks in both variants, about
+  // ~0.1 MB each on average (measured: 97 MB RSS with 800 entries of base + long-context tasks).
+  size_t cache_capacity = 2048;
   size_t max_model_output_bytes = 256 * 1024;  // larger model_output -> INVALID_ARGUMENT
   size_t max_calls_per_step = 64;              // more calls in one reply -> format error (BFCL GT max: 34)
   size_t max_result_bytes = 1 << 20;           // one result as shown (scoring uses the full text)

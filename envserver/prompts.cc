@@ -182,7 +182,8 @@ std::string CannotServeWarning() {
          "<answer> block. That turn has been ended and the calls you made were NOT executed.\n\n";
 }
 
-std::string FormatErrorObservation(std::string_view problem) {
+std::string FormatErrorObservation(std::string_view problem, bool envtuning_reminder) {
+  if (!envtuning_reminder) return absl::StrCat("Format error: ", std::string(problem), "\nNothing was executed.");
   return absl::StrCat(
       "Format error: ", std::string(problem),
       "\nNothing was executed. Reply again with one <think>...</think> block followed by exactly one "

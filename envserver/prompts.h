@@ -67,7 +67,8 @@ std::string ToolResultsObservation(const std::vector<std::string>& results);
 // METHOD.md §5.3 (our wording): prefix of the next question after calls on a cannot-serve turn.
 std::string CannotServeWarning();
 // METHOD.md §5.3 (our wording): the observation for a malformed reply; `problem` says what.
-std::string FormatErrorObservation(std::string_view problem);
+// `envtuning_reminder` appends how a well-formed envtuning reply looks (off for other formats).
+std::string FormatErrorObservation(std::string_view problem, bool envtuning_reminder = true);
 
 // Qwen/Hermes native tool calls: every <tool_call>...</tool_call> block holds one JSON object
 // {"name", "arguments"} (arguments an object or a JSON string). No block -> kAnswer (the text is

@@ -401,6 +401,13 @@ TEST_F(EpisodeTest, BfclPromptingFormat) {
   EXPECT_EQ(s.observation(0).role(), "tool");
   EXPECT_EQ(s.observation(0).name(), "touch(file_name='Notes2023.txt')");
   EXPECT_EQ(s.observation(1).name(), "ls()");
+  std::string many = "[";
+  for (int i = 0; i < 65; ++i) many += std::string(i ? ", " : "") + "ls()";
+  v1::StepResponse too_many = StepOk(many + "]");
+  EXPECT_EQ(too_many.step_signal(), -3);
+  ASSERT_EQ(too_many.observation_size(), 1);
+  EXPECT_EQ(too_many.observation(0).content(), FormatErrorObservation(too_many.format_error(), false));
+  EXPECT_THAT(too_many.observation(0).content(), ::testing::Not(HasSubstr("<think>")));
   v1::StepResponse end = StepOk("All done, the file exists now.");  // decode error ends the turn
   EXPECT_TRUE(end.turn_ended());
   EXPECT_EQ(end.turn_score().score(), 1.0);
