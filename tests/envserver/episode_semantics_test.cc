@@ -522,6 +522,35 @@ TEST(SanitizeUtf8Test, MatchesPythonDecodeReplace) {
   for (const auto& [in, want] : cases) EXPECT_EQ(SanitizeUtf8(in), want) << in;
 }
 
+TEST(DecodeHermesTest, Table) {
+  using Kind = DecodeResult::Kind;
+  struct Case {
+    const char* text;
+    Kind kind;
+    std::vector<std::string> calls;
+  } cases[] = {
+      {"Plain reply.", Kind::kAnswer, {}},
+      {"", Kind::kAnswer, {}},
+      {"<tool_call>\n{\"name\": \"cd\", \"arguments\": {\"folder\": \"a\"}}\n</tool_call>", Kind::kCalls,
+       {"cd(folder='a')"}},
+      {"Let me look.\n<tool_call>{\"name\": \"ls\", \"arguments\": {}}</tool_call>"
+       "<tool_call>{\"name\": \"mean\", \"arguments\": \"{\\\"numbers\\\": [1, 2.5]}\"}</tool_call>",
+       Kind::kCalls, {"ls()", "mean(numbers=[1, 2.5])"}},
+      {"<tool_call>{\"name\": \"ls\"}</tool_call>", Kind::kCalls, {"ls()"}},
+      {"<tool_call>{\"name\": \"ls\"", Kind::kFormatError, {}},
+      {"<tool_call>[{\"name\": \"ls\"}]</tool_call>", Kind::kFormatError, {}},
+      {"<tool_call>{\"arguments\": {}}</tool_call>", Kind::kFormatError, {}},
+      {"<tool_call>{\"name\": \"ls\", \"arguments\": [1]}</tool_call>", Kind::kFormatError, {}},
+      {"<tool_call>not json</tool_call>", Kind::kFormatError, {}},
+  };
+  for (const Case& c : cases) {
+    DecodeResult r = DecodeHermes(c.text);
+    EXPECT_EQ(r.kind, c.kind) << c.text << " -> " << r.message;
+    EXPECT_EQ(r.calls, c.calls) << c.text;
+    if (c.kind == Kind::kFormatError) EXPECT_FALSE(r.message.empty()) << c.text;
+  }
+}
+
 TEST_F(EpisodeTest, InvalidUtf8InModelOutputKeepsTheBlobValid) {
   Begin("multi_turn_base_42");
   v1::StepResponse s = StepOk(ToolCall("[{\"name\": \"echo\", \"arguments\": {\"content\": \"bad \xff\xfe bytes\"}}]"));
