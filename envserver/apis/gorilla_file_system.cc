@@ -505,6 +505,7 @@ void GorillaFileSystem::LoadScenario(const PyValue& scenario, bool long_context)
   maps_.clear();
   long_context_ = long_context;
   root_ = NewDir("/", nullptr, nullptr);
+  current_ = root_;  // the old current_ was freed above; CollectGarbage reads it
   if (scenario.is_dict()) {
     const PyValue* root = scenario.dict().Find("root");
     if (root != nullptr && root->is_dict() && !root->dict().empty()) {
