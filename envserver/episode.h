@@ -25,6 +25,9 @@
 // * Augmentation: decided once per episode: SHA-256(seed, task id) mapped to [0,1) < p. It sets
 //   SandboxContext::augment for both the model side and the ground-truth side. p = 0 gives BFCL's
 //   bytes exactly.
+// * Hostile output: model_output over max_model_output_bytes is INVALID_ARGUMENT; invalid UTF-8 is
+//   replaced by U+FFFD (Python errors="replace"); more than max_calls_per_step calls in one reply
+//   is a format error; results and observations as shown are capped (scoring uses full texts).
 // * The blob carries only what changed (see proto/envtune/v1/episode_state.proto) and is sealed
 //   with HMAC-SHA256 (key set) or a SHA-256 checksum (no key); anything that does not verify, or a
 //   different version, is INVALID_ARGUMENT.
