@@ -644,7 +644,8 @@ std::string PyStrRepr(std::string_view utf8) {
 
 namespace {
 
-void AppendRepr(const PyValue& v, std::string& out) {
+// Scalars out of line: their temporaries stay off the recursive frames of AppendRepr.
+[[gnu::noinline]] void AppendScalarRepr(const PyValue& v, std::string& out) {
   switch (v.type()) {
     case PyValue::Type::kNone:
       out += "None";
@@ -660,6 +661,16 @@ void AppendRepr(const PyValue& v, std::string& out) {
       return;
     case PyValue::Type::kStr:
       out += PyStrRepr(v.as_str());
+      return;
+    default:
+      return;
+  }
+}
+
+void AppendRepr(const PyValue& v, std::string& out) {
+  switch (v.type()) {
+    default:
+      AppendScalarRepr(v, out);
       return;
     case PyValue::Type::kList:
     case PyValue::Type::kTuple:
@@ -823,135 +834,168 @@ bool Comparable(const PyValue& a, const PyValue& b) {
   }
 }
 
+// Recursive encoder. Frames are kept small (bool results, the error and output as members) so
+// that the deep trees some sandboxes produce (thousands of levels) encode without exhausting
+// the stack, sanitizer builds included.
 class JsonEncoder {
  public:
   JsonEncoder(const JsonDumpsOptions& options, bool strict) : options_(options), strict_(strict) {}
 
-  absl::Status Encode(const PyValue& v, int level, std::string& out) {
+  bool Encode(const PyValue& v, int level) {
     switch (v.type()) {
-      case PyValue::Type::kNone:
-        out += "null";
-        return absl::OkStatus();
-      case PyValue::Type::kBool:
-        out += v.as_bool() ? "true" : "false";
-        return absl::OkStatus();
-      case PyValue::Type::kInt:
-        out += std::to_string(v.as_int());
-        return absl::OkStatus();
-      case PyValue::Type::kFloat:
-        out += JsonFloat(v.as_float());
-        return absl::OkStatus();
-      case PyValue::Type::kStr:
-        AppendJsonString(v.as_str(), options_.ensure_ascii, out);
-        return absl::OkStatus();
+      default:
+        EncodeScalar(v);
+        return true;
       case PyValue::Type::kList:
       case PyValue::Type::kTuple:
-        return EncodeList(v.items(), level, out);
-      case PyValue::Type::kSet: {
-        if (strict_) {
-          return absl::InvalidArgumentError("Object of type set is not JSON serializable");
-        }
-        PyList sorted = v.items();
-        std::stable_sort(sorted.begin(), sorted.end(), LenientLess);
-        return EncodeList(sorted, level, out);
-      }
+        return EncodeList(v.items(), level);
+      case PyValue::Type::kSet:
+        return EncodeSet(v.items(), level);
       case PyValue::Type::kDict:
-        return EncodeDict(v.dict(), level, out);
+        return options_.sort_keys ? EncodeSortedDict(v.dict(), level) : EncodeDict(v.dict(), level);
     }
-    return absl::InternalError("unknown PyValue type");
   }
+
+  [[gnu::noinline]] void EncodeScalar(const PyValue& v) {
+    switch (v.type()) {
+      case PyValue::Type::kNone:
+        out_ += "null";
+        return;
+      case PyValue::Type::kBool:
+        out_ += v.as_bool() ? "true" : "false";
+        return;
+      case PyValue::Type::kInt:
+        out_ += std::to_string(v.as_int());
+        return;
+      case PyValue::Type::kFloat:
+        out_ += JsonFloat(v.as_float());
+        return;
+      case PyValue::Type::kStr:
+        AppendJsonString(v.as_str(), options_.ensure_ascii, out_);
+        return;
+      default:
+        return;
+    }
+  }
+
+  std::string& out() { return out_; }
+  const std::string& error() const { return error_; }
 
  private:
-  void Newline(int level, std::string& out) {
-    out.push_back('\n');
-    out.append(static_cast<size_t>(options_.indent) * static_cast<size_t>(level), ' ');
+  bool Fail(std::string message) {
+    error_ = std::move(message);
+    return false;
+  }
+  void Newline(int level) {
+    out_.push_back('\n');
+    out_.append(static_cast<size_t>(options_.indent) * static_cast<size_t>(level), ' ');
   }
   bool indented() const { return options_.indent >= 0; }
-  const char* item_separator() const { return indented() ? "," : ", "; }
-
-  absl::Status EncodeList(const PyList& items, int level, std::string& out) {
-    if (items.empty()) {
-      out += "[]";
-      return absl::OkStatus();
-    }
-    out.push_back('[');
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (i > 0) out += item_separator();
-      if (indented()) Newline(level + 1, out);
-      absl::Status s = Encode(items[i], level + 1, out);
-      if (!s.ok()) return s;
-    }
-    if (indented()) Newline(level, out);
-    out.push_back(']');
-    return absl::OkStatus();
+  void ItemPrefix(bool first, int level) {
+    if (!first) out_ += indented() ? "," : ", ";
+    if (indented()) Newline(level + 1);
   }
 
-  absl::Status EncodeKey(const PyValue& k, std::string& out) {
+  bool EncodeList(const PyList& items, int level) {
+    if (items.empty()) {
+      out_ += "[]";
+      return true;
+    }
+    out_.push_back('[');
+    for (size_t i = 0; i < items.size(); ++i) {
+      ItemPrefix(i == 0, level);
+      if (!Encode(items[i], level + 1)) return false;
+    }
+    if (indented()) Newline(level);
+    out_.push_back(']');
+    return true;
+  }
+
+  [[gnu::noinline]] bool EncodeSet(const PyList& items, int level) {
+    if (strict_) return Fail("Object of type set is not JSON serializable");
+    PyList sorted = items;
+    std::stable_sort(sorted.begin(), sorted.end(), LenientLess);
+    return EncodeList(sorted, level);
+  }
+
+  [[gnu::noinline]] bool EncodeKey(const PyValue& k) {
     switch (k.type()) {
       case PyValue::Type::kStr:
-        AppendJsonString(k.as_str(), options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString(k.as_str(), options_.ensure_ascii, out_);
+        return true;
       case PyValue::Type::kFloat:
-        AppendJsonString(JsonFloat(k.as_float()), options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString(JsonFloat(k.as_float()), options_.ensure_ascii, out_);
+        return true;
       case PyValue::Type::kBool:
-        AppendJsonString(k.as_bool() ? "true" : "false", options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString(k.as_bool() ? "true" : "false", options_.ensure_ascii, out_);
+        return true;
       case PyValue::Type::kNone:
-        AppendJsonString("null", options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString("null", options_.ensure_ascii, out_);
+        return true;
       case PyValue::Type::kInt:
-        AppendJsonString(std::to_string(k.as_int()), options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString(std::to_string(k.as_int()), options_.ensure_ascii, out_);
+        return true;
       default:
         if (strict_) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "keys must be str, int, float, bool or None, not ", std::string(k.TypeName())));
+          return Fail(absl::StrCat("keys must be str, int, float, bool or None, not ",
+                                   std::string(k.TypeName())));
         }
-        AppendJsonString(k.Repr(), options_.ensure_ascii, out);
-        return absl::OkStatus();
+        AppendJsonString(k.Repr(), options_.ensure_ascii, out_);
+        return true;
     }
   }
 
-  absl::Status EncodeDict(const PyDict& dict, int level, std::string& out) {
+  bool EncodeEntry(const PyDict::Entry& e, bool first, int level) {
+    ItemPrefix(first, level);
+    if (!EncodeKey(e.first)) return false;
+    out_ += ": ";
+    return Encode(e.second, level + 1);
+  }
+
+  bool EncodeDict(const PyDict& dict, int level) {
     if (dict.empty()) {
-      out += "{}";
-      return absl::OkStatus();
+      out_ += "{}";
+      return true;
+    }
+    out_.push_back('{');
+    bool first = true;
+    for (const PyDict::Entry& e : dict) {
+      if (!EncodeEntry(e, first, level)) return false;
+      first = false;
+    }
+    if (indented()) Newline(level);
+    out_.push_back('}');
+    return true;
+  }
+
+  [[gnu::noinline]] bool EncodeSortedDict(const PyDict& dict, int level) {
+    if (dict.empty()) {
+      out_ += "{}";
+      return true;
     }
     std::vector<const PyDict::Entry*> entries;
     entries.reserve(dict.size());
     for (const PyDict::Entry& e : dict) entries.push_back(&e);
-    if (options_.sort_keys) {
-      absl::Status s = SortEntries(entries);
-      if (!s.ok()) return s;
+    if (!SortEntries(entries)) return false;
+    out_.push_back('{');
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (!EncodeEntry(*entries[i], i == 0, level)) return false;
     }
-    out.push_back('{');
-    bool first = true;
-    for (const PyDict::Entry* e : entries) {
-      if (!first) out += item_separator();
-      first = false;
-      if (indented()) Newline(level + 1, out);
-      absl::Status s = EncodeKey(e->first, out);
-      if (!s.ok()) return s;
-      out += ": ";
-      s = Encode(e->second, level + 1, out);
-      if (!s.ok()) return s;
-    }
-    if (indented()) Newline(level, out);
-    out.push_back('}');
-    return absl::OkStatus();
+    if (indented()) Newline(level);
+    out_.push_back('}');
+    return true;
   }
 
   // Python sorts the (key, value) items; keys are unique, so this orders by key. Binary
   // insertion sort comparing (new < existing), as CPython's sort does for short lists, so a
   // TypeError names the operand types in the same order for the common two-key case.
-  absl::Status SortEntries(std::vector<const PyDict::Entry*>& entries) {
+  bool SortEntries(std::vector<const PyDict::Entry*>& entries) {
     if (!strict_) {
       std::stable_sort(entries.begin(), entries.end(),
                        [](const PyDict::Entry* a, const PyDict::Entry* b) {
                          return LenientLess(a->first, b->first);
                        });
-      return absl::OkStatus();
+      return true;
     }
     for (size_t i = 1; i < entries.size(); ++i) {
       const PyDict::Entry* pivot = entries[i];
@@ -960,9 +1004,9 @@ class JsonEncoder {
         size_t mid = (lo + hi) / 2;
         const PyValue& other = entries[mid]->first;
         if (!Comparable(pivot->first, other)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("'<' not supported between instances of '", std::string(pivot->first.TypeName()),
-                           "' and '", std::string(other.TypeName()), "'"));
+          return Fail(absl::StrCat("'<' not supported between instances of '",
+                                   std::string(pivot->first.TypeName()), "' and '",
+                                   std::string(other.TypeName()), "'"));
         }
         if (PyValue::Less(pivot->first, other)) {
           hi = mid;
@@ -973,28 +1017,27 @@ class JsonEncoder {
       entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
       entries.insert(entries.begin() + static_cast<std::ptrdiff_t>(lo), pivot);
     }
-    return absl::OkStatus();
+    return true;
   }
 
   const JsonDumpsOptions& options_;
   bool strict_;
+  std::string out_;
+  std::string error_;
 };
 
 }  // namespace
 
 std::string PyValue::JsonDumps(const JsonDumpsOptions& options) const {
-  std::string out;
   JsonEncoder encoder(options, /*strict=*/false);
-  (void)encoder.Encode(*this, 0, out);  // the lenient encoder never fails
-  return out;
+  (void)encoder.Encode(*this, 0);  // the lenient encoder never fails
+  return std::move(encoder.out());
 }
 
 absl::StatusOr<std::string> PyJsonDumps(const PyValue& value, const JsonDumpsOptions& options) {
-  std::string out;
   JsonEncoder encoder(options, /*strict=*/true);
-  absl::Status s = encoder.Encode(value, 0, out);
-  if (!s.ok()) return s;
-  return out;
+  if (!encoder.Encode(value, 0)) return absl::InvalidArgumentError(encoder.error());
+  return std::move(encoder.out());
 }
 
 // ---------------------------------------------------------------------------------------------

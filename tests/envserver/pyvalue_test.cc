@@ -500,6 +500,22 @@ TEST(PyDictTest, ConcurrentReadersOfSharedLargeDict) {
   for (int f : found) EXPECT_EQ(f, 5000);
 }
 
+// Sandboxes render depth-limited trees thousands of levels deep (GorillaFileSystem state); the
+// recursive renderers must cope.
+TEST(PyValueTest, DeepNestingRendersAndCompares) {
+  const int kLevels = 3000;
+  PyValue v = I(1);
+  for (int i = 0; i < kLevels; ++i) v = PyValue::Dict({{S("c"), PyValue::List({std::move(v)})}});
+  const size_t expected_size = 1 + static_cast<size_t>(kLevels) * (std::string("{'c': []}").size());
+  EXPECT_EQ(v.Repr().size(), expected_size);
+  EXPECT_EQ(v.JsonDumps().size(), expected_size);
+  absl::StatusOr<std::string> strict = PyJsonDumps(v);
+  ASSERT_TRUE(strict.ok());
+  EXPECT_EQ(strict->size(), expected_size);
+  PyValue copy = v;
+  EXPECT_EQ(copy, v);
+}
+
 TEST(PyRoundTest, MatchesCPython) {
   struct Case {
     double x;
