@@ -1,0 +1,76 @@
+// Test helpers: the shipped Qwen tokenizer and tiny random Qwen2 policies over its vocabulary.
+#ifndef ENVTUNE_TESTS_ACTOR_TINY_POLICY_H_
+#define ENVTUNE_TESTS_ACTOR_TINY_POLICY_H_
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "model/config.h"
+#include "model/qwen2.h"
+#include "model/text/tokenizer.h"
+
+namespace envtune {
+namespace testing_actor {
+
+inline std::string SourceDir() {
+  const char* dir = std::getenv("ENVTUNE_SOURCE_DIR");
+  return dir != nullptr ? dir : ".";
+}
+
+inline std::string TokenizerPath() {
+  return SourceDir() + "/third_party/qwen-tokenizer/tokenizer.json";
+}
+
+// nullptr when the tokenizer file is missing (tests skip).
+inline std::unique_ptr<Tokenizer> LoadTokenizer() {
+  std::error_code ec;
+  if (!std::filesystem::exists(TokenizerPath(), ec)) return nullptr;
+  auto tokenizer = Tokenizer::FromFile(TokenizerPath());
+  return tokenizer.ok() ? std::move(*tokenizer) : nullptr;
+}
+
+inline ModelConfig TinyConfig(int64_t vocab, bool tie) {
+  ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.model_type = "qwen2";
+  c.vocab_size = vocab;
+  c.hidden_size = 16;
+  c.intermediate_size = 32;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  c.head_dim = 8;
+  c.rope_theta = 10000.0;
+  c.rms_norm_eps = 1e-6;
+  c.max_position_embeddings = 32768;
+  c.tie_word_embeddings = tie;
+  c.qkv_bias = true;
+  c.eos_token_ids = {151645};
+  return c;
+}
+
+// A random policy. With `stop_id` >= 0 the policy is biased to emit `stop_id` about half of the
+// time (every embedding gets a constant first coordinate that dominates the final hidden state,
+// and only stop_id's lm_head row reads it), so replies end by themselves after a few tokens.
+inline std::shared_ptr<PolicyImpl> TinyPolicy(int64_t vocab, uint64_t seed, int64_t stop_id = -1,
+                                              double stop_weight = 2.7) {
+  auto policy = std::make_shared<PolicyImpl>(PolicyOptions(TinyConfig(vocab, stop_id < 0)));
+  policy->InitRandom(seed);
+  if (stop_id >= 0) {
+    at::NoGradGuard no_grad;
+    policy->model->embed_weight.select(1, 0).fill_(1.0);
+    policy->lm_head->weight.select(1, 0).fill_(0.0);
+    policy->lm_head->weight[stop_id][0] = stop_weight;
+  }
+  policy->eval();
+  return policy;
+}
+
+}  // namespace testing_actor
+}  // namespace envtune
+
+#endif  // ENVTUNE_TESTS_ACTOR_TINY_POLICY_H_
