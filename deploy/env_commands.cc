@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "envserver/env_cli.h"
 #include "envserver/env_service.h"
 #include "envserver/episode.h"
 
@@ -17,6 +18,9 @@ ABSL_FLAG(std::string, format, "envtuning", "env play: reply format (envtuning, 
 ABSL_FLAG(double, augment_probability, 1.0, "env play: probability of the augmented environment");
 ABSL_FLAG(uint64_t, seed, 0, "env play: seed of the augmentation decision");
 ABSL_FLAG(bool, bfcl_eval, false, "env play: BFCL evaluation semantics (20 steps, no hints)");
+ABSL_FLAG(std::string, mode, "prompting", "env check: decoding of raw replies (prompting, fc, envtuning)");
+ABSL_FLAG(std::string, model_name, "envtune",
+          "env check/replay: BFCL model-name argument (sandbox instance-name prefix)");
 
 namespace envtune {
 namespace {
@@ -142,6 +146,20 @@ int RunPlay(const std::vector<std::string>& args, const std::string& data_dir, s
   return 0;
 }
 
+// The JSON-lines commands of envserver/env_cli.h (results on `out`, diagnostics on stderr).
+using JsonLinesFn = int (*)(const std::vector<std::string>&, const EnvCliOptions&, std::istream&, std::ostream&,
+                            std::ostream&);
+std::function<int(const std::vector<std::string>&, const std::string&, std::istream&, std::ostream&)> JsonLinesCommand(
+    JsonLinesFn fn) {
+  return [fn](const std::vector<std::string>& args, const std::string& data_dir, std::istream& in, std::ostream& out) {
+    EnvCliOptions options;
+    options.data_dir = data_dir;
+    options.mode = absl::GetFlag(FLAGS_mode);
+    options.model_name = absl::GetFlag(FLAGS_model_name);
+    return fn(args, options, in, out, std::cerr);
+  };
+}
+
 struct EnvSubcommand {
   const char* name;
   std::function<int(const std::vector<std::string>&, const std::string&, std::istream&, std::ostream&)> run;
@@ -150,6 +168,9 @@ struct EnvSubcommand {
 const std::vector<EnvSubcommand>& Subcommands() {
   static const auto* table = new std::vector<EnvSubcommand>{
       {"play", RunPlay},
+      {"replay", JsonLinesCommand(RunEnvReplay)},
+      {"check", JsonLinesCommand(RunEnvCheck)},
+      {"decode", JsonLinesCommand(RunEnvDecode)},
   };
   return *table;
 }
@@ -160,7 +181,10 @@ const char* EnvCommandsUsage() {
   return "  env-server    serve EnvService (BFCL sandboxes, rewards; stateless)\n"
          "                  --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]\n"
          "  env play      play an episode by hand: envtune env play TASK_ID\n"
-         "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] [--bfcl_eval]";
+         "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] [--bfcl_eval]\n"
+         "  env replay    execute call strings per turn, golden-format lines: env replay FILE|-\n"
+         "  env check     BFCL multi-turn checker verdicts + rewards: env check FILE|- [--mode prompting|fc|envtuning]\n"
+         "  env decode    decode model replies to BFCL call strings: env decode FILE|-";
 }
 
 int RunEnvServerCommand(const EnvServerCommandArgs& args) {
