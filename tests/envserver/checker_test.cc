@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,6 +98,55 @@ TEST_F(CheckerTest, AllGroundTruthsAreValidWithRewardOne) {
     ++checked;
   }
   EXPECT_EQ(checked, 800);
+}
+
+// Randomly perturbed ground truths of every task (dropped, duplicated, swapped, moved, garbled
+// calls; dropped/extra turns): the checker never crashes, verdicts are consistent with the
+// per-turn scores, and the error type is one of D.4's.
+TEST_F(CheckerTest, PerturbedTrajectoriesGiveConsistentVerdicts) {
+  std::mt19937 rng(20240901);
+  const std::vector<std::string> garbage = {"", "ls(", "cd(folder=1)", "foo(x=1)", "exit()", "cd(folder='..')",
+                                            "mkdir(dir_name='zz')", "post_tweet(content='sort (by date)')"};
+  const std::set<std::string> types = {"", "multi_turn:force_terminated", "multi_turn:empty_turn_model_response",
+                                       "multi_turn:instance_state_mismatch", "multi_turn:execution_response_mismatch"};
+  int invalid = 0, total = 0;
+  for (const BfclTask& task : catalog_->tasks()) {
+    Turns model = AsModel(task);
+    for (int k = 0; k < 3; ++k) {
+      size_t t = rng() % model.size();
+      CallList& calls = model[t][0];
+      switch (rng() % 6) {
+        case 0: if (!calls.empty()) calls.erase(calls.begin() + rng() % calls.size()); break;
+        case 1: if (!calls.empty()) calls.push_back(calls[rng() % calls.size()]); break;
+        case 2: if (calls.size() > 1) std::swap(calls[0], calls[calls.size() - 1]); break;
+        case 3: calls.insert(calls.begin() + rng() % (calls.size() + 1), garbage[rng() % garbage.size()]); break;
+        case 4: if (t + 1 < model.size()) { model[t + 1][0].insert(model[t + 1][0].begin(), calls.begin(), calls.end()); calls.clear(); } break;
+        case 5: model[t].push_back(calls); break;
+      }
+    }
+    if (rng() % 20 == 0) model.pop_back();
+    CheckerVerdict v = Check(task, model);
+    ++total;
+    EXPECT_TRUE(types.count(v.error_type)) << task.id << " " << v.error_type;
+    EXPECT_EQ(v.valid, v.error_type.empty()) << task.id;
+    if (v.valid) {
+      EXPECT_EQ(v.error_message, "");
+      for (const CheckerTurn& t : v.per_turn) EXPECT_EQ(t.score, 1) << task.id;
+    } else {
+      ++invalid;
+      EXPECT_FALSE(v.error_message.empty());
+      if (v.error_type != "multi_turn:force_terminated") {
+        ASSERT_GE(v.error_turn, 0);
+        ASSERT_LT(v.error_turn, static_cast<int>(v.per_turn.size()));
+        EXPECT_EQ(v.per_turn[v.error_turn].score, 0) << task.id;
+        for (int i = 0; i < v.error_turn; ++i) EXPECT_EQ(v.per_turn[i].score, 1) << task.id << " turn " << i;
+      }
+    }
+    EXPECT_GE(v.reward, 0.0);
+    EXPECT_LE(v.reward, 1.0);
+  }
+  EXPECT_EQ(total, 800);
+  EXPECT_GT(invalid, 100);  // the perturbations do break most tasks
 }
 
 TEST_F(CheckerTest, DroppedCallIsStateMismatch) {
