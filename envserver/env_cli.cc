@@ -260,6 +260,11 @@ absl::StatusOr<std::string> CheckLine(const CliEnv& env, const EnvCliOptions& op
                                   const PyValue& input) {
   absl::StatusOr<const BfclTask*> task = FindTask(env, input);
   if (!task.ok()) return task.status();
+  if (const PyValue* m = input.dict().Find("mode"); m != nullptr) {
+    std::optional<DecodeMode> line_mode = m->is_str() ? ParseMode(m->as_str()) : std::nullopt;
+    if (!line_mode) return absl::InvalidArgumentError("\"mode\" must be \"prompting\", \"fc\" or \"envtuning\"");
+    mode = *line_mode;
+  }
   absl::StatusOr<std::optional<std::vector<std::vector<CallList>>>> turns = ModelTurns(input, mode);
   if (!turns.ok()) return turns.status();
   if (!turns->has_value()) return VerdictValue((*task)->id, InferenceErrorVerdict()).JsonDumps();

@@ -13,6 +13,7 @@
 //             "turns": [{"responses": ["raw", ...]}] raw replies, decoded with --mode
 //             "result": [["raw", ...], ...]          BFCL's result-file form (raw replies; in fc
 //                                                    mode a step may also be the tool-call list)
+//           A line may carry its own "mode" (overrides --mode for that line).
 //           Decoded steps that are empty ([] or [""]) are dropped like BFCL's runner (D.1).
 //           "turns"/"result" present but not a list -> multi_turn:inference_error record.
 //   decode: {"mode": "prompting"|"fc"|"envtuning", "input": TEXT} -> {"ok", "calls", "no_call",

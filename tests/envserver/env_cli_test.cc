@@ -242,6 +242,14 @@ TEST_F(EnvCliTest, CheckDecodesWithTheChosenMode) {
   // The same raw replies read as prompting text do not decode: every turn is empty.
   CliRun p = Invoke(RunEnvCheck, {"check", "-"}, line + "\n");
   EXPECT_EQ(Parse(p.lines[0]).dict().Find("error_type")->as_str(), "multi_turn:empty_turn_model_response");
+  // A line's own "mode" overrides the option.
+  std::string with_mode = line;
+  with_mode.insert(1, R"J("mode": "fc", )J");
+  CliRun m = Invoke(RunEnvCheck, {"check", "-"}, with_mode + "\n" + R"J({"id": "multi_turn_base_1", "mode": "xml", "result": []})J" "\n");
+  EXPECT_EQ(m.code, 1);
+  ASSERT_EQ(m.lines.size(), 2u);
+  EXPECT_TRUE(Parse(m.lines[0]).dict().Find("valid")->as_bool()) << m.lines[0];
+  EXPECT_EQ(Parse(m.lines[1]).dict().Find("line")->as_int(), 2);
 }
 
 }  // namespace
