@@ -117,10 +117,19 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
       at::Tensor logp = logits.log_softmax(-1);
       at::Tensor tokens, sampling_lp;
       if (options.do_sample) {
-        at::Tensor processed = ProcessLogits(logits, options);
-        at::Tensor probs = processed.softmax(-1);
-        tokens = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
-        sampling_lp = processed.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1);
+        // Plain temperature-1 sampling reuses logp (saves two vocab-wide softmaxes).
+        const bool plain = options.temperature == 1.0 && options.top_p >= 1.0 &&
+                           (options.top_k == 0 || options.top_k >= logits.size(-1));
+        at::Tensor sampling_logp = plain ? logp : ProcessLogits(logits, options).log_softmax(-1);
+        // Inverse-CDF sampling: one uniform per row (at::multinomial draws an exponential per
+        // vocabulary entry, which costs as much as a small model's decode step on CPU).
+        const int64_t vocab = logits.size(-1);
+        at::Tensor cdf = sampling_logp.exp().to(at::kDouble).cumsum(-1);
+        at::Tensor u = at::rand({cdf.size(0), 1}, gen, cdf.options()) * cdf.narrow(-1, vocab - 1, 1);
+        tokens = at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true)
+                     .squeeze(1)
+                     .clamp_max(vocab - 1);
+        sampling_lp = sampling_logp.gather(1, tokens.unsqueeze(1)).squeeze(1);
       } else {
         tokens = logits.argmax(-1);
       }
