@@ -239,7 +239,10 @@ PyValue VerdictValue(const std::string& id, const CheckerVerdict& v) {
   d.Set("valid", PyValue::Bool(v.valid));
   d.Set("error_type", OptStr(v.error_type));
   d.Set("error_message", OptStr(v.error_message));
-  if (!v.mismatch_class.empty()) d.Set("mismatch_class", PyValue::Str(v.mismatch_class));
+  if (!v.mismatch_class.empty()) {
+    d.Set("mismatch_class", PyValue::Str(v.mismatch_class));
+    d.Set("mismatch_attributes", StrList(v.mismatch_attributes));
+  }
   if (!v.missing_items.empty()) d.Set("missing_items", StrList(v.missing_items));
   PyList per_turn;
   for (const CheckerTurn& t : v.per_turn) {

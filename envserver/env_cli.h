@@ -6,7 +6,9 @@
 //           ground-truth-side sandbox of task `id` (any number of turns). The golden files
 //           themselves round-trip.
 //   check:  model trajectories -> {"id", "valid", "error_type", "error_message", "per_turn":
-//           [{"turn", "checked", "state_ok", "response_ok", "score"}], "reward"} (checker.h).
+//           [{"turn", "checked", "state_ok", "response_ok", "score"}], "reward"} (checker.h), plus
+//           "mismatch_class"/"mismatch_attributes" (state mismatch) or "missing_items" (response
+//           mismatch) describing the first failure.
 //           Per task, the model side is one of:
 //             "turns": [{"calls": [...]}]            each turn's calls are one step
 //             "turns": [{"steps": [[...], ...]}]     already-decoded steps

@@ -231,6 +231,21 @@ TEST_F(EnvCliTest, CheckVerdictsInEveryInputForm) {
   EXPECT_TRUE(ie.dict().Find("per_turn")->items().empty());
 }
 
+TEST_F(EnvCliTest, CheckReportsFirstFailureDetails) {
+  const std::string state =
+      R"J({"id": "multi_turn_base_1", "turns": [{"calls": ["ls(a=True)"]}, {"calls": ["cd(folder='workspace')"]}, {"calls": []}, {"calls": []}]})J";
+  CliRun r = Invoke(RunEnvCheck, {"check", "-"}, state + "\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.lines[0],
+            R"J({"id": "multi_turn_base_1", "valid": false, "error_type": "multi_turn:instance_state_mismatch", )J"
+            R"J("error_message": "Model instance for GorillaFileSystem does not match the state with ground truth instance.", )J"
+            R"J("mismatch_class": "GorillaFileSystem", "mismatch_attributes": ["root"], "per_turn": [)J"
+            R"J({"turn": 0, "checked": true, "state_ok": true, "response_ok": true, "score": 1}, )J"
+            R"J({"turn": 1, "checked": true, "state_ok": false, "response_ok": false, "score": 0}, )J"
+            R"J({"turn": 2, "checked": true, "state_ok": false, "response_ok": false, "score": 0}, )J"
+            R"J({"turn": 3, "checked": true, "state_ok": false, "response_ok": false, "score": 0}], "reward": 0.25})J");
+}
+
 TEST_F(EnvCliTest, CheckDecodesWithTheChosenMode) {
   EnvCliOptions fc;
   fc.mode = "fc";
