@@ -1,6 +1,7 @@
 #include "common/channels.h"
 
 #include "absl/strings/str_join.h"
+#include "common/metrics.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -34,6 +35,8 @@ void ConfigureServerBuilder(grpc::ServerBuilder& builder) {
   // Accept the clients' keepalive pings (20 s) without calling them abusive.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Per-method RPC metrics when this process serves /metrics (common/metrics.h).
+  AddRpcMetricsInterceptor(builder);
 }
 
 }  // namespace envtune

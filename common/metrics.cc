@@ -1,0 +1,227 @@
+// Prometheus metrics registry, exposer and gRPC server interceptor (see metrics.h).
+#include "common/metrics.h"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace envtune {
+
+void CounterHandle::Increment(double by) const {
+  if (counter_ != nullptr && by > 0) counter_->Increment(by);
+}
+double CounterHandle::Value() const { return counter_ == nullptr ? 0.0 : counter_->Value(); }
+
+void GaugeHandle::Set(double value) const {
+  if (gauge_ != nullptr) gauge_->Set(value);
+}
+void GaugeHandle::Increment(double by) const {
+  if (gauge_ != nullptr) gauge_->Increment(by);
+}
+double GaugeHandle::Value() const { return gauge_ == nullptr ? 0.0 : gauge_->Value(); }
+
+void HistogramHandle::Observe(double value) const {
+  if (histogram_ != nullptr) histogram_->Observe(value);
+}
+
+const std::vector<double>& DefaultLatencyBuckets() {
+  static const auto* buckets = new std::vector<double>{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                       0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+  return *buckets;
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) { enabled_ = true; }
+Metrics::~Metrics() = default;
+
+Metrics& Metrics::Global() {
+  static Metrics* global = [] {
+    auto* m = new Metrics();
+    absl::MutexLock lock(&m->mu_);
+    m->enabled_ = false;
+    return m;
+  }();
+  return *global;
+}
+
+void Metrics::Enable() {
+  absl::MutexLock lock(&mu_);
+  enabled_ = true;
+}
+
+bool Metrics::enabled() const {
+  absl::MutexLock lock(&mu_);
+  return enabled_;
+}
+
+absl::Status Metrics::Serve(const std::string& host, int port) {
+  if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("metrics port out of range: ", port));
+  absl::MutexLock lock(&mu_);
+  if (exposer_ != nullptr) return absl::FailedPreconditionError("metrics are already served on this registry");
+  // civetweb takes "host:port"; an IPv6 literal needs brackets.
+  std::string address =
+      host.find(':') != std::string::npos && host.front() != '[' ? absl::StrCat("[", host, "]:", port)
+                                                                   : absl::StrCat(host, ":", port);
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
+    exposer->RegisterCollectable(registry_);
+    std::vector<int> ports = exposer->GetListeningPorts();
+    if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", address));
+    port_ = ports.front();
+    exposer_ = std::move(exposer);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", address, ": ", e.what()));
+  }
+  enabled_ = true;
+  return absl::OkStatus();
+}
+
+int Metrics::port() const {
+  absl::MutexLock lock(&mu_);
+  return port_;
+}
+
+namespace {
+
+absl::Status BadMetric(const std::string& name, const std::exception& e) {
+  return absl::InvalidArgumentError(absl::StrCat("metric '", name, "': ", e.what()));
+}
+
+}  // namespace
+
+absl::StatusOr<CounterHandle> Metrics::Counter(const std::string& name, const std::string& help,
+                                               const MetricLabels& labels) {
+  if (!enabled()) return CounterHandle();
+  try {
+    auto* family = &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_);
+    return CounterHandle(&family->Add(prometheus::Labels(labels.begin(), labels.end())));
+  } catch (const std::exception& e) {
+    return BadMetric(name, e);
+  }
+}
+
+absl::StatusOr<GaugeHandle> Metrics::Gauge(const std::string& name, const std::string& help,
+                                           const MetricLabels& labels) {
+  if (!enabled()) return GaugeHandle();
+  try {
+    auto* family = &prometheus::BuildGauge().Name(name).Help(help).Register(*registry_);
+    return GaugeHandle(&family->Add(prometheus::Labels(labels.begin(), labels.end())));
+  } catch (const std::exception& e) {
+    return BadMetric(name, e);
+  }
+}
+
+absl::StatusOr<HistogramHandle> Metrics::Histogram(const std::string& name, const std::string& help,
+                                                   const std::vector<double>& buckets,
+                                                   const MetricLabels& labels) {
+  if (!enabled()) return HistogramHandle();
+  const std::vector<double>& bounds = buckets.empty() ? DefaultLatencyBuckets() : buckets;
+  if (!std::is_sorted(bounds.begin(), bounds.end()) ||
+      std::adjacent_find(bounds.begin(), bounds.end()) != bounds.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("metric '", name, "': buckets must be strictly increasing"));
+  }
+  try {
+    auto* family = &prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_);
+    return HistogramHandle(&family->Add(prometheus::Labels(labels.begin(), labels.end()),
+                                        prometheus::Histogram::BucketBoundaries(bounds)));
+  } catch (const std::exception& e) {
+    return BadMetric(name, e);
+  }
+}
+
+std::string Metrics::Render() const {
+  try {
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+  } catch (const std::exception& e) {
+    return absl::StrCat("# error: ", e.what(), "\n");
+  }
+}
+
+void Metrics::SetRole(const std::string& role) {
+  absl::StatusOr<GaugeHandle> g =
+      Gauge("envtune_role_info", "Which envtune role this process runs (value is always 1)", {{"role", role}});
+  if (g.ok()) g->Set(1);
+}
+
+std::pair<std::string, std::string> SplitRpcMethod(const std::string& path) {
+  if (path.size() > 1 && path[0] == '/') {
+    size_t slash = path.find('/', 1);
+    if (slash != std::string::npos && slash > 1 && slash + 1 < path.size()) {
+      return {path.substr(1, slash - 1), path.substr(slash + 1)};
+    }
+  }
+  return {"", path};
+}
+
+namespace {
+
+const char* CodeName(grpc::StatusCode code) {
+  static constexpr const char* kNames[] = {
+      "OK",       "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+      "OUT_OF_RANGE", "UNIMPLEMENTED",   "INTERNAL",       "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED"};
+  int i = static_cast<int>(code);
+  return i >= 0 && i < static_cast<int>(std::size(kNames)) ? kNames[i] : "UNKNOWN";
+}
+
+class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit RpcMetricsInterceptor(std::string method)
+      : method_(std::move(method)), start_(std::chrono::steady_clock::now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Record(methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Record(grpc::StatusCode code) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    auto [service, method] = SplitRpcMethod(method_);
+    Metrics& m = Metrics::Global();
+    if (absl::StatusOr<CounterHandle> c =
+            m.Counter("envtune_rpc_requests_total", "gRPC requests served, by method and status code",
+                      {{"service", service}, {"method", method}, {"code", CodeName(code)}});
+        c.ok()) {
+      c->Increment();
+    }
+    if (absl::StatusOr<HistogramHandle> h =
+            m.Histogram("envtune_rpc_duration_seconds", "gRPC server latency from request to status, by method",
+                        {}, {{"service", service}, {"method", method}});
+        h.ok()) {
+      h->Observe(seconds);
+    }
+  }
+
+  std::string method_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class RpcMetricsFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new RpcMetricsInterceptor(info->method() == nullptr ? "" : info->method());
+  }
+};
+
+}  // namespace
+
+void AddRpcMetricsInterceptor(grpc::ServerBuilder& builder) {
+  if (!Metrics::Global().enabled()) return;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(std::make_unique<RpcMetricsFactory>());
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+}
+
+}  // namespace envtune
