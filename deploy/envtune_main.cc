@@ -56,6 +56,10 @@ commands:
                   --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]
   env play      play an episode by hand: env play TASK_ID [--format envtuning|bfcl|hermes]
                   [--augment_probability P] [--seed N] [--bfcl_eval]
+  env replay    execute call strings per turn, print golden-format lines: env replay FILE|-
+  env check     BFCL multi-turn checker verdicts + rewards: env check FILE|-
+                  [--mode prompting|fc|envtuning] [--model_name M]
+  env decode    decode model replies to BFCL call strings: env decode FILE|-
 
 Run `envtune <command> --help` for every flag.)";
 
