@@ -63,6 +63,14 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
   }
   auto coordinator = std::unique_ptr<Coordinator>(new Coordinator(std::move(options), clock));
   absl::MutexLock lock(&coordinator->mu_);
+  if (!coordinator->options_.ledger_path.empty()) {
+    coordinator->ledger_ = std::make_unique<std::ofstream>(coordinator->options_.ledger_path,
+                                                           std::ios::app);
+    if (!*coordinator->ledger_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "coordinator.ledger_path: cannot open '", coordinator->options_.ledger_path, "'"));
+    }
+  }
   coordinator->EnterStageLocked(0, "initial");
   return coordinator;
 }
@@ -252,6 +260,12 @@ absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseReques
     absl::Time now = clock_->Now();
     lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
     leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
+    LedgerLocked(absl::StrCat("{\"event\":\"issued\",\"lease\":\"", lease.lease_id(),
+                              "\",\"task\":\"", lease.task_id(), "\",\"stage\":",
+                              lease.stage().stage(), ",\"group_size\":", lease.group_size(),
+                              ",\"min_version\":", lease.min_policy_version(),
+                              ",\"eval\":", lease.evaluation() ? "true" : "false",
+                              ",\"worker\":\"", request.worker_id(), "\"}"));
   }
   Broadcast(events);
   return lease;
@@ -286,6 +300,8 @@ absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request)
     }
     const v1::Lease lease = outstanding.lease;
     leases_.erase(it);
+    LedgerLocked(absl::StrCat("{\"event\":\"completed\",\"lease\":\"", lease.lease_id(),
+                              "\",\"episodes\":", request.episodes_size(), "}"));
     episodes_completed_ += request.episodes_size();
     int64_t step = learner_step_;
     if (lease.evaluation()) {
@@ -413,6 +429,7 @@ void Coordinator::SweepLocked(std::vector<v1::StageEvent>* events) {
     if (owner_gone || expired) {
       aborted_leases_[it->first] = true;
       ++leases_reissued_;
+      LedgerLocked(absl::StrCat("{\"event\":\"reissued\",\"lease\":\"", it->first, "\"}"));
       // Re-issued leases go first, so a dead actor's work is redone before new work.
       reissue_.push_front(PendingTask{outstanding.lease.task_id(), outstanding.lease.evaluation(),
                                       outstanding.lease.stage().stage()});
@@ -431,6 +448,12 @@ void Coordinator::Sweep() {
     SweepLocked(&events);
   }
   Broadcast(events);
+}
+
+void Coordinator::LedgerLocked(const std::string& json_line) {
+  if (ledger_ == nullptr) return;
+  *ledger_ << json_line << "\n";
+  ledger_->flush();
 }
 
 void Coordinator::RecordMetricLocked(const std::string& name, double value, int64_t step) {

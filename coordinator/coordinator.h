@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -75,6 +76,11 @@ struct CoordinatorOptions {
   uint64_t seed = 1;
   size_t max_workers = 1024;
   size_t metric_history = 256;              // recent metric values kept for status
+  // Optional audit trail: one JSON line per lease event
+  //   {"event":"issued","lease":..,"task":..,"stage":..,"group_size":..,"min_version":..,"eval":..}
+  //   {"event":"completed","lease":..,"episodes":..}   {"event":"reissued","lease":..}
+  // "" = off. Used by the integration test to check exactly-once delivery.
+  std::string ledger_path;
 };
 
 class Coordinator {
@@ -138,6 +144,7 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double AugmentProbabilityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Broadcast(const std::vector<v1::StageEvent>& events);
+  void LedgerLocked(const std::string& json_line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const CoordinatorOptions options_;
@@ -170,6 +177,7 @@ class Coordinator {
   uint64_t leases_reissued_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::Metric> metrics_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Metric> latest_metrics_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<std::ofstream> ledger_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex listeners_mu_;
   std::map<int, StageListener> listeners_ ABSL_GUARDED_BY(listeners_mu_);

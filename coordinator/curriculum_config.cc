@@ -64,6 +64,7 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.max_policy_staleness = reader.Get<uint64_t>("coordinator.max_policy_staleness", 1);
   options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
+  options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");
   *admin_token = reader.Get<std::string>("coordinator.admin_token", "");
 
   options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);

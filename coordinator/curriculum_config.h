@@ -8,6 +8,7 @@
 //     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
 //     admin_token: ""                  # bearer token for SetStage/Pause/Resume ("" = disabled)
 //     seed: 1
+//     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
 //   evaluation:
 //     every_steps: 0                   # held-out evaluation every N learner steps (0 = off)
 //     split: val                       # ids from <data.dir>/splits/<split>.txt

@@ -49,7 +49,19 @@ class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1:
 
  private:
   void TryPushThenRead() {
+    v1::Trajectory copy_for_ledger;
+    bool ledger = service_->ledger_ != nullptr;
+    if (ledger) {
+      copy_for_ledger.set_episode_id(incoming_.episode_id());
+      copy_for_ledger.set_lease_id(incoming_.lease_id());
+      copy_for_ledger.set_group_id(incoming_.group_id());
+      copy_for_ledger.set_task_id(incoming_.task_id());
+      copy_for_ledger.set_stage(incoming_.stage());
+      copy_for_ledger.set_policy_version(incoming_.policy_version());
+      copy_for_ledger.set_failed(incoming_.failed());
+    }
     if (service_->queue_->TryPush(incoming_)) {
+      if (ledger) service_->Ledger(copy_for_ledger);
       service_->accepted_.fetch_add(1);
       response_->set_accepted(response_->accepted() + 1);
       incoming_.Clear();
@@ -115,7 +127,21 @@ class LearnerServiceImpl::WeightsReactor final : public grpc::ServerWriteReactor
 
 LearnerServiceImpl::LearnerServiceImpl(TrajectoryQueue* queue, WeightStore* weights,
                                        LearnerServiceOptions options)
-    : queue_(queue), weights_(weights), options_(options) {}
+    : queue_(queue), weights_(weights), options_(options) {
+  if (!options_.ledger_path.empty()) {
+    ledger_ = std::make_unique<std::ofstream>(options_.ledger_path, std::ios::app);
+  }
+}
+
+void LearnerServiceImpl::Ledger(const v1::Trajectory& t) {
+  absl::MutexLock lock(&ledger_mu_);
+  if (ledger_ == nullptr) return;
+  *ledger_ << absl::StrCat("{\"episode\":\"", t.episode_id(), "\",\"lease\":\"", t.lease_id(),
+                           "\",\"group\":\"", t.group_id(), "\",\"task\":\"", t.task_id(),
+                           "\",\"stage\":", t.stage(), ",\"version\":", t.policy_version(),
+                           ",\"failed\":", t.failed() ? "true" : "false", "}\n");
+  ledger_->flush();
+}
 
 grpc::ServerReadReactor<v1::Trajectory>* LearnerServiceImpl::PushTrajectories(
     grpc::CallbackServerContext* context, v1::PushTrajectoriesResponse* response) {

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <fstream>
+#include <memory>
 
 #include "envtune/v1/learner.grpc.pb.h"
 #include "learner/trajectory_queue.h"
@@ -17,6 +19,10 @@ struct LearnerServiceOptions {
   uint64_t max_staleness = 1;
   uint32_t default_chunk_bytes = 1 << 20;
   uint32_t max_chunk_bytes = 4 << 20;
+  // Optional audit trail: one JSON line per trajectory taken into the queue
+  //   {"episode":..,"lease":..,"group":..,"task":..,"stage":..,"version":..,"failed":..}
+  // "" = off. Used by the integration test to check exactly-once delivery.
+  std::string ledger_path;
 };
 
 class LearnerServiceImpl final : public v1::LearnerService::CallbackService {
@@ -45,6 +51,11 @@ class LearnerServiceImpl final : public v1::LearnerService::CallbackService {
   const LearnerServiceOptions options_;
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> rejected_stale_{0};
+  absl::Mutex ledger_mu_;
+  // Set in the constructor only (so reading the pointer needs no lock); writes hold ledger_mu_.
+  std::unique_ptr<std::ofstream> ledger_;
+
+  void Ledger(const v1::Trajectory& trajectory);
 };
 
 }  // namespace envtune

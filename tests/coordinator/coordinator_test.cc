@@ -1,5 +1,7 @@
 #include "coordinator/coordinator.h"
 
+#include <cstdio>
+#include <fstream>
 #include <set>
 
 #include "gtest/gtest.h"
@@ -145,6 +147,36 @@ TEST(CoordinatorTest, DeadActorsLeaseIsReissuedExactlyOnce) {
   EXPECT_EQ(c->CompleteLease(Completion(healthy, redo, 1.0)).code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(c->Status().episodes_completed(), 4u);
+}
+
+TEST(CoordinatorTest, LedgerRecordsIssuedCompletedAndReissuedLeases) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.ledger_path = ::testing::TempDir() + "/coordinator_ledger.jsonl";
+  std::remove(options.ledger_path.c_str());
+  auto c = *Coordinator::Create(options, &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest request;
+  request.set_worker_id(actor);
+  v1::Lease first = *c->AcquireLease(request);
+  ASSERT_TRUE(c->CompleteLease(Completion(actor, first, 1.0)).ok());
+  v1::Lease second = *c->AcquireLease(request);
+  clock.Advance(absl::Seconds(11));  // the actor expires: its lease is re-issued
+  c->Sweep();
+  std::ifstream in(options.ledger_path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_NE(lines[0].find("\"event\":\"issued\",\"lease\":\"" + first.lease_id()),
+            std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"stage\":1,\"group_size\":4"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"event\":\"completed\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("\"episodes\":4"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[3].find("\"event\":\"reissued\",\"lease\":\"" + second.lease_id()),
+            std::string::npos) << lines[3];
+  options.ledger_path = "/nonexistent-dir/ledger.jsonl";
+  EXPECT_EQ(Coordinator::Create(options, &clock).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CoordinatorTest, CompleteLeaseChecksGroupSizeAndOwner) {

@@ -1,5 +1,7 @@
 // Loopback tests: CoordinatorService and LearnerService served in-process on port 0, every RPC
 // called through a real channel, malformed requests included.
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "coordinator/service.h"
@@ -197,7 +199,10 @@ std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
 TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
   TrajectoryQueue queue(2);
   WeightStore weights;
-  LearnerServiceImpl service(&queue, &weights);
+  LearnerServiceOptions service_options;
+  service_options.ledger_path = ::testing::TempDir() + "/learner_ledger.jsonl";
+  std::remove(service_options.ledger_path.c_str());
+  LearnerServiceImpl service(&queue, &weights, service_options);
   TestServer server({&service});
   auto stub = v1::LearnerService::NewStub(server.Channel());
 
@@ -307,6 +312,14 @@ TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
   }
   EXPECT_EQ(service.accepted(), 3u);
   queue.Close();
+  // The ledger lists exactly the accepted trajectories, in order.
+  std::ifstream ledger(service_options.ledger_path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(ledger, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("\"episode\":\"e1\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"stage\":2,\"version\":3"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[2].find("\"episode\":\"e3\""), std::string::npos) << lines[2];
 }
 
 }  // namespace
