@@ -4,6 +4,8 @@
 //   envtune status --coordinator HOST:PORT [--json]
 //   envtune env-server [--host ADDR] [--port N] [--data_dir DIR] [--hmac_key_file FILE]
 //   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
+//   envtune actor --coordinator HOST:PORT --learner HOST:PORT --env LIST|dns:///NAME:PORT
+//                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
 //
 // Each command parses its own flags (`envtune <command> --help`). Exit codes: 0 success,
 // 1 runtime failure, 2 usage or configuration error.
@@ -28,6 +30,9 @@
 #include "deploy/env_commands.h"
 #include "deploy/status_command.h"
 #include "grpcpp/grpcpp.h"
+#ifdef ENVTUNE_HAS_TORCH
+#include "actor/actor.h"
+#endif
 
 ABSL_FLAG(std::string, config, "", "YAML config file (see configs/)");
 ABSL_FLAG(int, port, 0, "port to serve on (0 = pick a free one and print it)");
@@ -39,6 +44,10 @@ ABSL_FLAG(bool, json, false, "print JSON instead of a table");
 ABSL_FLAG(int, timeout_ms, 5000, "deadline of each RPC this command makes");
 ABSL_FLAG(std::string, hmac_key_file, "",
           "env-server: file holding the cluster key that authenticates episode-state blobs");
+ABSL_FLAG(std::string, learner, "", "learner address host:port (actor)");
+ABSL_FLAG(std::string, env, "",
+          "env servers (actor): host:port[,host:port...] or a gRPC target such as "
+          "dns:///envserver:5001");
 
 namespace envtune {
 namespace {
@@ -60,6 +69,9 @@ commands:
   env check     BFCL multi-turn checker verdicts + rewards: env check FILE|-
                   [--mode prompting|fc|envtuning] [--model_name M]
   env decode    decode model replies to BFCL call strings: env decode FILE|-
+  actor         roll out leased episodes and stream trajectories to the learner
+                  --coordinator HOST:PORT --learner HOST:PORT --env LIST [--config FILE]
+                  (options: the config's `actor:` section, documented in actor/actor.h)
 
 Run `envtune <command> --help` for every flag.)";
 
@@ -125,6 +137,50 @@ int RunStatus() {
   return 0;
 }
 
+int RunActor(const std::vector<std::string>& overrides) {
+#ifdef ENVTUNE_HAS_TORCH
+  absl::StatusOr<Config> config = Config::Load(absl::GetFlag(FLAGS_config), overrides);
+  if (!config.ok()) return Fail(config.status(), 2);
+  ConfigReader reader(*config);
+  ActorOptions options;
+  options.coordinator = absl::GetFlag(FLAGS_coordinator);
+  options.learner = absl::GetFlag(FLAGS_learner);
+  options.env = absl::GetFlag(FLAGS_env);
+  ReadActorOptions(reader, &options);
+  // Sections other roles read are not this role's business.
+  for (const char* other : {"model", "coordinator", "evaluation", "curriculum", "learner",
+                            "envserver", "launch", "data", "sft"}) {
+    reader.MarkRead(other);
+  }
+  if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
+  absl::StatusOr<std::unique_ptr<Actor>> actor = Actor::Create(options);
+  if (!actor.ok()) return Fail(actor.status(), 2);
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::Notification done;
+  std::thread stopper([&] {
+    while (!done.HasBeenNotified()) {
+      if (stop.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
+        (*actor)->Stop();
+        return;
+      }
+    }
+  });
+  absl::Status status = (*actor)->Run();
+  done.Notify();
+  stopper.join();
+  if (!status.ok()) return Fail(status, 1);
+  std::cout << "actor stopped after " << (*actor)->leases_completed() << " leases" << std::endl;
+  return 0;
+#else
+  return Fail(absl::UnimplementedError(
+                  "actor: this envtune was built with ENVTUNE_WITH_TORCH=OFF (no policy)"),
+              2);
+#endif
+}
+
 }  // namespace
 }  // namespace envtune
 
@@ -155,6 +211,7 @@ int main(int argc, char** argv) {
   }
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();
+  if (command == "actor") return envtune::RunActor(overrides);
   if (command == "env-server") {
     return envtune::RunEnvServerCommand({absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                          absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_hmac_key_file)});
