@@ -1,0 +1,103 @@
+// `envtune model ...`: model inspection and conversion commands, plus the small flag parser the
+// torch-side commands (model, eval, sft) share.
+//
+//   envtune model tokenize [--tokenizer DIR]
+//       stdin: JSON lines {"text": ...}; stdout: {"text", "ids", "decoded"} per line.
+//   envtune model generate --model DIR [--tokenizer DIR] [--max_new_tokens N] [--temperature T]
+//       [--top_k K] [--top_p P] [--seed S] [--dtype D] [--device cpu|cuda]
+//       stdin: JSON lines {"prompt": text} or {"prompt_ids": [...]}, each optionally overriding
+//       max_new_tokens / temperature / top_k / top_p / seed / stop (list of strings).
+//       Greedy unless a temperature > 0 is given (flag or line). Stops at <|im_end|> / the
+//       model's eos ids. stdout: {"ids", "text", "logprobs", "finish_reason"} per line
+//       (logprobs: the raw policy's per-token log-probs, temperature 1).
+//   envtune model convert --model DIR --out DIR [--dtype fp32|bf16] [--shard_bytes N]
+//       rewrites a checkpoint in another dtype and/or shard size (HF layout).
+//   envtune model init --config FILE --out DIR [--tokenizer DIR]
+//       a tiny random Qwen2 checkpoint from the config's `model:` section:
+//         model:
+//           tiny: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
+//                  num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: true,
+//                  vocab_size: 0 (= the tokenizer's size), max_position_embeddings: 32768,
+//                  rope_theta: 1000000.0}
+//           seed: 1
+//       Other top-level sections of the file are ignored; unknown keys under `model:` are errors.
+// Exit codes: 0 ok, 1 runtime failure, 2 usage error. A bad input line is an error line
+// {"error": ...} on stdout and processing continues (exit code 1 at the end).
+#ifndef ENVTUNE_MODEL_CLI_H_
+#define ENVTUNE_MODEL_CLI_H_
+
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/config.h"
+#include "model/text/tokenizer.h"
+
+namespace envtune {
+
+class PolicyImpl;
+
+// --name=value / --name value flags and positionals. Bool flags (listed in `bool_flags`) take no
+// value (or =true/=false). Unknown flags are InvalidArgument naming them.
+struct CliFlags {
+  std::map<std::string, std::string> values;
+  std::vector<std::string> positionals;
+  bool Has(const std::string& name) const { return values.count(name) > 0; }
+  std::string Get(const std::string& name, const std::string& fallback = "") const;
+  absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t fallback) const;
+  absl::StatusOr<double> GetDouble(const std::string& name, double fallback) const;
+  absl::StatusOr<bool> GetBool(const std::string& name, bool fallback) const;
+};
+absl::StatusOr<CliFlags> ParseCliFlags(const std::vector<std::string>& args,
+                                       const std::set<std::string>& known,
+                                       const std::set<std::string>& bool_flags = {});
+
+// Tiny random Qwen2 ("model.tiny"): the project's own small default.
+struct TinyQwen2Spec {
+  int64_t vocab_size = 0;  // 0 = the tokenizer's vocab_size()
+  int64_t hidden_size = 64;
+  int64_t intermediate_size = 128;
+  int64_t num_hidden_layers = 2;
+  int64_t num_attention_heads = 4;
+  int64_t num_key_value_heads = 2;
+  bool tie_word_embeddings = true;
+  int64_t max_position_embeddings = 32768;
+  double rope_theta = 1000000.0;
+  uint64_t seed = 1;
+};
+// The Qwen2 config of `spec` (vocab_size must be set), eos = <|im_end|> / <|endoftext|> ids given.
+ModelConfig TinyQwen2Config(const TinyQwen2Spec& spec, int64_t im_end_id, int64_t endoftext_id);
+// Builds the random policy (fp32, CPU) and saves it to `out_dir`.
+absl::Status InitTinyQwen2(const TinyQwen2Spec& spec, const Tokenizer& tokenizer,
+                           const std::string& out_dir);
+
+// Rewrites the checkpoint `in_dir` to `out_dir` in `dtype` ("fp32"/"float32"/"bf16"/"bfloat16";
+// "" keeps it) with shards of at most `shard_bytes` (0 = 5 GiB, HF's default).
+absl::Status ConvertCheckpoint(const std::string& in_dir, const std::string& out_dir,
+                               const std::string& dtype, int64_t shard_bytes);
+
+// JSON-lines processors behind tokenize / generate. Return the number of bad lines.
+int TokenizeJsonLines(const Tokenizer& tokenizer, std::istream& in, std::ostream& out);
+struct GenerateCliOptions {
+  int64_t max_new_tokens = 256;
+  double temperature = 0.0;  // 0 = greedy
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+};
+int GenerateJsonLines(PolicyImpl& policy, const Tokenizer& tokenizer,
+                      const GenerateCliOptions& options, std::istream& in, std::ostream& out);
+
+// `args` are the words after "model" (subcommand first).
+int RunModelCommand(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+                    std::ostream& err);
+const char* ModelCommandUsage();
+
+}  // namespace envtune
+
+#endif  // ENVTUNE_MODEL_CLI_H_
