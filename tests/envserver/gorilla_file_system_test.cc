@@ -17,33 +17,14 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
+using namespace api_test;  // NOLINT(build/namespaces)
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-PyValue S(const std::string& s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-
-std::string SharedDir() {
-  if (const char* d = std::getenv("ENVTUNE_SHARED_DIR")) return d;
-  if (const char* s = std::getenv("ENVTUNE_SOURCE_DIR")) return std::string(s) + "/../shared";
-  return "../shared";
-}
-
-const PyValue& LongContextConstants() {
-  static const PyValue* constants = [] {
-    std::ifstream in(SharedDir() + "/bfcl/data/long_context_constants.json");
-    if (!in) return new PyValue();
-    std::stringstream buf;
-    buf << in.rdbuf();
-    absl::StatusOr<PyValue> v = PyValue::FromJson(buf.str());
-    return new PyValue(v.ok() ? *std::move(v) : PyValue());
-  }();
-  return *constants;
-}
 
 PyValue File(const std::string& content) {
   return PyValue::Dict({{S("type"), S("file")}, {S("content"), S(content)}});

@@ -13,16 +13,12 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-PyValue F(double d) { return PyValue::Float(d); }
-PyValue B(bool b) { return PyValue::Bool(b); }
-PyValue L(PyList items) { return PyValue::List(std::move(items)); }
-
+using namespace api_test;  // NOLINT(build/namespaces)
 std::string Call(const std::string& method, std::vector<PyValue> positional) {
   MathApi api;
   PyArgs args;

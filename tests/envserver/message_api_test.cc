@@ -15,41 +15,18 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-
-PyArgs Pos(std::vector<PyValue> positional) {
-  PyArgs args;
-  args.positional = std::move(positional);
-  return args;
-}
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-PyValue Json(const char* text) {
-  absl::StatusOr<PyValue> v = PyValue::FromJson(text);
-  EXPECT_TRUE(v.ok()) << text;
-  return v.ok() ? *v : PyValue();
-}
-
-class MessageApiTest : public ::testing::Test {
+using namespace api_test;  // NOLINT(build/namespaces)
+class MessageApiTest : public ConcreteApiTest<MessageApi> {
  protected:
-  void Load(const char* scenario_json) { api_.LoadScenario(Json(scenario_json), false); }
-  std::string Call(std::string_view method, const PyArgs& args = {}) {
-    return api_.Invoke(method, args).ResultString();
-  }
   void Login() {
     ASSERT_EQ(Call("message_login", Kw({{"user_id", S("USR001")}})),
               R"({"login_status": true, "message": "User 'USR001' logged in successfully."})");
   }
-  MessageApi api_;
 };
 
 TEST_F(MessageApiTest, RegisteredUnderItsClassName) {

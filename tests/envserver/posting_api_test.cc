@@ -14,31 +14,12 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-PyValue L(std::vector<PyValue> items) { return PyValue::List(std::move(items)); }
-
-PyArgs Pos(std::vector<PyValue> positional) {
-  PyArgs args;
-  args.positional = std::move(positional);
-  return args;
-}
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-PyValue Json(const char* text) {
-  absl::StatusOr<PyValue> v = PyValue::FromJson(text);
-  EXPECT_TRUE(v.ok()) << text;
-  return v.ok() ? *v : PyValue();
-}
-
+using namespace api_test;  // NOLINT(build/namespaces)
 constexpr char kScenario[] = R"({
   "username": "john", "password": "pw", "authenticated": true,
   "tweets": {"0": {"id": 0, "username": "john", "content": "Hello World", "tags": ["#Test"],
@@ -48,14 +29,9 @@ constexpr char kScenario[] = R"({
   "comments": {"1": [{"username": "amy", "comment": "old"}]},
   "tweet_counter": 2})";
 
-class TwitterApiTest : public ::testing::Test {
+class TwitterApiTest : public ConcreteApiTest<TwitterApi> {
  protected:
-  void Load(const char* scenario_json) { api_.LoadScenario(Json(scenario_json), false); }
-  std::string Call(std::string_view method, const PyArgs& args = {}) {
-    return api_.Invoke(method, args).ResultString();
-  }
   const PyValue& State(const char* key) { return *(state_ = api_.PublicState()).dict().Find(key); }
-  TwitterApi api_;
   PyValue state_;
 };
 

@@ -14,43 +14,20 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-
-PyArgs Pos(std::vector<PyValue> positional) {
-  PyArgs args;
-  args.positional = std::move(positional);
-  return args;
-}
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-PyValue Json(const char* text) {
-  absl::StatusOr<PyValue> v = PyValue::FromJson(text);
-  EXPECT_TRUE(v.ok()) << text;
-  return v.ok() ? *v : PyValue();
-}
-
+using namespace api_test;  // NOLINT(build/namespaces)
 constexpr char kScenario[] = R"({
   "ticket_queue": [{"id": 1, "status": "Open", "description": "d1", "created_by": "u"},
                    {"id": 2, "created_by": "other", "issue": "x", "status": "Closed"}],
   "ticket_counter": 3, "current_user": "u"})";
 
-class TicketApiTest : public ::testing::Test {
+class TicketApiTest : public ConcreteApiTest<TicketApi> {
  protected:
-  void Load(const char* scenario_json) { api_.LoadScenario(Json(scenario_json), false); }
-  std::string Call(std::string_view method, const PyArgs& args = {}) {
-    return api_.Invoke(method, args).ResultString();
-  }
   std::string Queue() { return api_.PublicState().dict().Find("ticket_queue")->JsonDumps(); }
-  TicketApi api_;
 };
 
 TEST_F(TicketApiTest, RegisteredAndDefaultState) {

@@ -17,48 +17,16 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
+using namespace api_test;  // NOLINT(build/namespaces)
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-PyValue F(double d) { return PyValue::Float(d); }
-
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-std::string SharedDir() {
-  if (const char* d = std::getenv("ENVTUNE_SHARED_DIR")) return d;
-  if (const char* s = std::getenv("ENVTUNE_SOURCE_DIR")) return std::string(s) + "/../shared";
-  return "../shared";
-}
-
-const PyValue& LongContextConstants() {
-  static const PyValue* constants = [] {
-    std::ifstream in(SharedDir() + "/bfcl/data/long_context_constants.json");
-    if (!in) return new PyValue();
-    std::stringstream buf;
-    buf << in.rdbuf();
-    absl::StatusOr<PyValue> v = PyValue::FromJson(buf.str());
-    return new PyValue(v.ok() ? *std::move(v) : PyValue());
-  }();
-  return *constants;
-}
-
-PyValue Json(std::string_view text) {
-  absl::StatusOr<PyValue> v = PyValue::FromJson(text);
-  EXPECT_TRUE(v.ok()) << v.status();
-  return v.ok() ? *v : PyValue();
-}
 
 // A typical task scenario (shape of the BFCL tasks: string order keys, stray "order_type").
 constexpr const char* kTaskScenario = R"J({
@@ -73,24 +41,7 @@ constexpr const char* kTaskScenario = R"J({
   "watch_list": ["NVDA"], "transaction_history": []
 })J";
 
-class TradingBotTest : public ::testing::Test {
- protected:
-  void Load(std::string_view scenario_json, bool long_context = false) {
-    bot_ = NewTradingBot();
-    bot_->set_context(&context_);
-    bot_->LoadScenario(Json(scenario_json), long_context);
-  }
-  std::string Call(std::string_view method, PyArgs args = {}) {
-    return bot_->Invoke(method, args).ResultString();
-  }
-  std::string State() const { return bot_->PublicState().JsonDumps(); }
-  PyValue StateField(std::string_view name) const {
-    return *bot_->PublicState().dict().Find(name);
-  }
-
-  SandboxContext context_;
-  std::unique_ptr<ToolApi> bot_;
-};
+using TradingBotTest = FactoryApiTest<NewTradingBot>;
 
 TEST_F(TradingBotTest, RegisteredAndMethodNamesInDefinitionOrder) {
   absl::StatusOr<std::unique_ptr<ToolApi>> api = CreateToolApi("TradingBot");
@@ -407,7 +358,7 @@ TEST_F(TradingBotTest, OrderLimitGivesErrorAndKeepsState) {
 
 TEST_F(TradingBotTest, CloneIsIndependent) {
   Load(kTaskScenario);
-  std::unique_ptr<ToolApi> copy = bot_->Clone();
+  std::unique_ptr<ToolApi> copy = api_->Clone();
   Call("fund_account", Kw({{"amount", I(5)}}));
   // The clone has its own RNG: its first timestamp is the seed's first one too.
   copy->Invoke("fund_account", Kw({{"amount", I(5)}}));

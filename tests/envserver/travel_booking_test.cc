@@ -15,28 +15,14 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
+using namespace api_test;  // NOLINT(build/namespaces)
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-PyValue F(double d) { return PyValue::Float(d); }
-
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-PyValue Json(std::string_view text) {
-  absl::StatusOr<PyValue> v = PyValue::FromJson(text);
-  EXPECT_TRUE(v.ok()) << v.status();
-  return v.ok() ? *v : PyValue();
-}
 
 // A typical task scenario: logged in with token "abc", one card, one booking.
 constexpr const char* kTaskScenario = R"J({
@@ -52,20 +38,8 @@ constexpr const char* kTaskScenario = R"J({
   "user_first_name": "Ann", "user_last_name": "Lee", "budget_limit": null
 })J";
 
-class TravelApiTest : public ::testing::Test {
+class TravelApiTest : public FactoryApiTest<NewTravelApi> {
  protected:
-  void Load(std::string_view scenario_json, bool long_context = false) {
-    api_ = NewTravelApi();
-    api_->set_context(&context_);
-    api_->LoadScenario(Json(scenario_json), long_context);
-  }
-  std::string Call(std::string_view method, PyArgs args = {}) {
-    return api_->Invoke(method, args).ResultString();
-  }
-  std::string State() const { return api_->PublicState().JsonDumps(); }
-  PyValue StateField(std::string_view name) const {
-    return *api_->PublicState().dict().Find(name);
-  }
   PyArgs Book(PyValue card, const char* date, const char* from, const char* to,
               const char* cls) {
     return Kw({{"access_token", S("abc")},
@@ -75,9 +49,6 @@ class TravelApiTest : public ::testing::Test {
                {"travel_to", S(to)},
                {"travel_class", S(cls)}});
   }
-
-  SandboxContext context_;
-  std::unique_ptr<ToolApi> api_;
 };
 
 TEST_F(TravelApiTest, RegisteredWithMethodsInDefinitionOrder) {

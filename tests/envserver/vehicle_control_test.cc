@@ -16,42 +16,14 @@
 #include "envserver/tool_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/api_test_util.h"
 
 namespace envtune {
 namespace {
 
+using namespace api_test;  // NOLINT(build/namespaces)
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-PyValue S(const char* s) { return PyValue::Str(s); }
-PyValue I(int64_t i) { return PyValue::Int(i); }
-PyValue F(double d) { return PyValue::Float(d); }
-PyValue B(bool b) { return PyValue::Bool(b); }
-
-PyArgs Kw(std::vector<std::pair<std::string, PyValue>> keywords) {
-  PyArgs args;
-  args.keywords = std::move(keywords);
-  return args;
-}
-
-std::string SharedDir() {
-  if (const char* d = std::getenv("ENVTUNE_SHARED_DIR")) return d;
-  if (const char* s = std::getenv("ENVTUNE_SOURCE_DIR")) return std::string(s) + "/../shared";
-  return "../shared";
-}
-
-// data/long_context_constants.json, or None when it cannot be read.
-const PyValue& LongContextConstants() {
-  static const PyValue* constants = [] {
-    std::ifstream in(SharedDir() + "/bfcl/data/long_context_constants.json");
-    if (!in) return new PyValue();
-    std::stringstream buf;
-    buf << in.rdbuf();
-    absl::StatusOr<PyValue> v = PyValue::FromJson(buf.str());
-    return new PyValue(v.ok() ? *std::move(v) : PyValue());
-  }();
-  return *constants;
-}
 
 // A scenario with every door locked and the brake fully pressed: ready to start.
 PyValue ReadyScenario() {
