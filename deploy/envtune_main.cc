@@ -28,6 +28,7 @@
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
 #include "deploy/env_commands.h"
+#include "deploy/role_metrics.h"
 #include "deploy/status_command.h"
 #include "grpcpp/grpcpp.h"
 #ifdef ENVTUNE_HAS_TORCH
@@ -44,6 +45,9 @@ ABSL_FLAG(bool, json, false, "print JSON instead of a table");
 ABSL_FLAG(int, timeout_ms, 5000, "deadline of each RPC this command makes");
 ABSL_FLAG(std::string, hmac_key_file, "",
           "env-server: file holding the cluster key that authenticates episode-state blobs");
+ABSL_FLAG(int, metrics_port, -1,
+          "coordinator/env-server/learner/actor: serve Prometheus metrics at "
+          "http://HOST:PORT/metrics on --host (-1 = off, 0 = pick a free port)");
 ABSL_FLAG(std::string, learner, "", "learner address host:port (actor)");
 ABSL_FLAG(std::string, env, "",
           "env servers (actor): host:port[,host:port...] or a gRPC target such as "
@@ -72,6 +76,9 @@ commands:
   actor         roll out leased episodes and stream trajectories to the learner
                   --coordinator HOST:PORT --learner HOST:PORT --env LIST [--config FILE]
                   (options: the config's `actor:` section, documented in actor/actor.h)
+
+coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
+http://HOST:N/metrics (docs/operations.md, "Metrics").
 
 Run `envtune <command> --help` for every flag.)";
 
@@ -118,8 +125,12 @@ int RunCoordinator(const std::vector<std::string>& overrides) {
   g_stop = &stop;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  // Sweep expired workers and leases even when nobody calls.
-  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(500))) (*coordinator)->Sweep();
+  // Sweep expired workers and leases even when nobody calls; mirror the status into metrics.
+  CoordinatorMetrics metrics(Metrics::Global());
+  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(500))) {
+    (*coordinator)->Sweep();
+    if (Metrics::Global().enabled()) metrics.Update((*coordinator)->Status());
+  }
   service.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   std::cout << "coordinator stopped" << std::endl;
@@ -208,6 +219,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     overrides.push_back(arg);
+  }
+  if (command == "coordinator" || command == "env-server" || command == "actor" || command == "learner") {
+    // Before any gRPC server is built, so they get the RPC metrics interceptor.
+    absl::Status s = envtune::StartRoleMetrics(command, absl::GetFlag(FLAGS_host),
+                                               absl::GetFlag(FLAGS_metrics_port), std::cout);
+    if (!s.ok()) return envtune::Fail(s, 1);
   }
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();

@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 
 namespace envtune {
 namespace {
@@ -228,64 +229,7 @@ DecodeResult DecodeHermes(std::string_view text) {
   return r;
 }
 
-std::string SanitizeUtf8(std::string_view text) {
-  static constexpr char kReplacement[] = "\xEF\xBF\xBD";
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  const size_t n = text.size();
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  while (i < n) {
-    const unsigned char c = byte(i);
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
-      continue;
-    }
-    // Expected length and the valid range of the second byte (Unicode Table 3-7).
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    }
-    if (len == 0) {
-      out += kReplacement;
-      ++i;
-      continue;
-    }
-    // Maximal subpart: consume continuation bytes while valid; replace the prefix once.
-    size_t k = 1;
-    bool ok = true;
-    for (; k < len; ++k) {
-      if (i + k >= n) {
-        ok = false;
-        break;
-      }
-      const unsigned char b = byte(i + k);
-      const unsigned char blo = k == 1 ? lo : 0x80, bhi = k == 1 ? hi : 0xBF;
-      if (b < blo || b > bhi) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) {
-      out.append(text.data() + i, len);
-      i += len;
-    } else {
-      out += kReplacement;
-      i += k;
-    }
-  }
-  return out;
-}
+std::string SanitizeUtf8(std::string_view text) { return Utf8Lossy(text); }
 
 std::string CapText(std::string text, size_t max_bytes) {
   if (text.size() <= max_bytes) return text;

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune {
@@ -36,43 +37,12 @@ namespace {
 // Decodes one code point of `s` at `i` and advances `i`. Bytes that are not valid UTF-8 decode
 // one at a time to U+DC80..U+DCFF (Python's surrogateescape), so nothing is ever lost or fatal.
 char32_t DecodeUtf8(std::string_view s, size_t& i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  auto cont = [&](size_t k) -> int {
-    if (i + k >= s.size()) return -1;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    return (b & 0xC0) == 0x80 ? (b & 0x3F) : -1;
-  };
-  if (b0 < 0x80) {
-    ++i;
-    return b0;
+  char32_t cp;
+  if (const size_t n = DecodeUtf8At(s, i, &cp); n > 0) {
+    i += n;
+    return cp;
   }
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    int c1 = cont(1);
-    if (c1 >= 0) {
-      i += 2;
-      return (static_cast<char32_t>(b0 & 0x1F) << 6) | c1;
-    }
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    int c1 = cont(1), c2 = cont(2);
-    if (c1 >= 0 && c2 >= 0) {
-      char32_t cp = (static_cast<char32_t>(b0 & 0x0F) << 12) | (c1 << 6) | c2;
-      if (cp >= 0x800 && !(cp >= 0xD800 && cp <= 0xDFFF)) {
-        i += 3;
-        return cp;
-      }
-    }
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    int c1 = cont(1), c2 = cont(2), c3 = cont(3);
-    if (c1 >= 0 && c2 >= 0 && c3 >= 0) {
-      char32_t cp = (static_cast<char32_t>(b0 & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3;
-      if (cp >= 0x10000 && cp <= 0x10FFFF) {
-        i += 4;
-        return cp;
-      }
-    }
-  }
-  ++i;
-  return 0xDC00 + b0;
+  return 0xDC00 + static_cast<unsigned char>(s[i++]);
 }
 
 bool IsPrintable(char32_t cp) {

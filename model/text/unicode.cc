@@ -28,38 +28,6 @@ constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0
 constexpr int kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount,
               kSCount = kLCount * kNCount;
 
-// Length of the well-formed sequence starting at s[i], or 0 if ill-formed there. On ill-formed
-// input, *maximal is the length of the maximal subpart (>= 1) to replace with one U+FFFD.
-size_t SequenceLength(std::string_view s, size_t i, size_t* maximal) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  *maximal = 1;
-  if (b0 < 0x80) return 1;
-  size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  for (size_t k = 1; k <= need; ++k) {
-    if (i + k >= s.size()) return 0;
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < lo || b > hi) return 0;
-    lo = 0x80;
-    hi = 0xBF;
-    *maximal = k + 1;
-  }
-  return need + 1;
-}
-
 uint32_t CombiningClass(char32_t cp) {
   if (cp < 0x300) return 0;
   auto it = std::lower_bound(std::begin(kCombiningClass), std::end(kCombiningClass), cp,
@@ -107,53 +75,6 @@ char32_t Compose(char32_t a, char32_t b) {
 }
 
 }  // namespace
-
-size_t FirstInvalidUtf8Offset(std::string_view s) {
-  size_t i = 0, maximal = 0;
-  while (i < s.size()) {
-    const size_t n = SequenceLength(s, i, &maximal);
-    if (n == 0) return i;
-    i += n;
-  }
-  return s.size();
-}
-
-bool IsValidUtf8(std::string_view s) { return FirstInvalidUtf8Offset(s) == s.size(); }
-
-std::string Utf8Lossy(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0, maximal = 0;
-  while (i < s.size()) {
-    const size_t n = SequenceLength(s, i, &maximal);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      i += maximal;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
-  }
-  return out;
-}
-
-void AppendUtf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 std::vector<char32_t> DecodeUtf8(std::string_view s) {
   std::vector<char32_t> cps;

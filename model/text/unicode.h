@@ -1,7 +1,7 @@
-// UTF-8 and Unicode helpers for the tokenizer: strict validation, WHATWG/Rust-style lossy decoding
-// (each maximal ill-formed subsequence becomes one U+FFFD, as String::from_utf8_lossy and
-// TextDecoder do), and NFC normalization (tables generated from Unicode 14.0 by
-// gen_unicode_nfc.py). All functions are pure and thread-safe.
+// Unicode helpers for the tokenizer: the UTF-8 primitives of common/utf8.h (strict validation,
+// WHATWG/Rust-style lossy decoding, encoding), fast decoding of valid UTF-8, and NFC normalization
+// (tables generated from Unicode 14.0 by gen_unicode_nfc.py). All functions are pure and
+// thread-safe.
 #ifndef ENVTUNE_MODEL_TEXT_UNICODE_H_
 #define ENVTUNE_MODEL_TEXT_UNICODE_H_
 
@@ -10,19 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/utf8.h"  // IsValidUtf8, FirstInvalidUtf8Offset, Utf8Lossy, AppendUtf8
+
 namespace envtune {
-
-// True iff `s` is well-formed UTF-8 (no surrogates, no overlongs, <= U+10FFFF).
-bool IsValidUtf8(std::string_view s);
-
-// Byte offset of the first ill-formed sequence, or s.size() if valid.
-size_t FirstInvalidUtf8Offset(std::string_view s);
-
-// Replaces every maximal ill-formed subsequence with U+FFFD ("\xEF\xBF\xBD").
-std::string Utf8Lossy(std::string_view bytes);
-
-// Appends the UTF-8 encoding of `cp` (REQUIRES: cp is a Unicode scalar value).
-void AppendUtf8(char32_t cp, std::string* out);
 
 // Decodes valid UTF-8 into code points. REQUIRES: IsValidUtf8(s).
 std::vector<char32_t> DecodeUtf8(std::string_view s);

@@ -1,0 +1,83 @@
+// Role metrics (see role_metrics.h).
+#include "deploy/role_metrics.h"
+
+#include <ostream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace envtune {
+
+absl::Status StartRoleMetrics(const std::string& role, const std::string& host, int port, std::ostream& log) {
+  if (port < 0) return absl::OkStatus();
+  Metrics& metrics = Metrics::Global();
+  if (absl::Status s = metrics.Serve(host, port); !s.ok()) return s;
+  metrics.SetRole(role);
+  log << "metrics on http://" << host << ":" << metrics.port() << "/metrics" << std::endl;
+  return absl::OkStatus();
+}
+
+GaugeHandle CoordinatorMetrics::Gauge(const std::string& name, const std::string& help, const MetricLabels& labels) {
+  absl::StatusOr<GaugeHandle> g = metrics_.Gauge(name, help, labels);
+  return g.ok() ? *g : GaugeHandle();
+}
+
+void CoordinatorMetrics::Update(const v1::ClusterStatus& status) {
+  Gauge("envtune_curriculum_stage", "Current curriculum stage (1-based)").Set(status.stage());
+  Gauge("envtune_curriculum_paused", "1 while the run is paused").Set(status.paused() ? 1 : 0);
+  Gauge("envtune_curriculum_finished", "1 once the curriculum has ended").Set(status.finished() ? 1 : 0);
+  const char* kStageInfoHelp = "The current stage's name (value 1; 0 for stages left)";
+  if (status.stage() != last_stage_ || status.stage_name() != last_stage_name_) {
+    if (!last_stage_name_.empty() || last_stage_ != 0) {
+      Gauge("envtune_stage_info", kStageInfoHelp,
+            {{"stage", absl::StrCat(last_stage_)}, {"name", last_stage_name_}})
+          .Set(0);
+    }
+    last_stage_ = status.stage();
+    last_stage_name_ = status.stage_name();
+  }
+  Gauge("envtune_stage_info", kStageInfoHelp, {{"stage", absl::StrCat(status.stage())}, {"name", status.stage_name()}})
+      .Set(1);
+  Gauge("envtune_learner_step", "Optimiser steps the learner reported").Set(static_cast<double>(status.learner_step()));
+  Gauge("envtune_policy_version", "Latest published policy version").Set(static_cast<double>(status.policy_version()));
+  Gauge("envtune_leases_outstanding", "Leases handed out and not yet completed")
+      .Set(static_cast<double>(status.leases_outstanding()));
+
+  // Live workers per role; every role is set so one that drops to zero reads 0.
+  static constexpr std::pair<v1::Role, const char*> kRoles[] = {
+      {v1::ROLE_UNSPECIFIED, "unspecified"}, {v1::ROLE_ACTOR, "actor"},         {v1::ROLE_LEARNER, "learner"},
+      {v1::ROLE_ENV_SERVER, "env_server"},   {v1::ROLE_EVALUATOR, "evaluator"},
+  };
+  double episodes_per_s = 0, tokens_per_s = 0;
+  for (const auto& [role, name] : kRoles) {
+    int count = 0;
+    for (const v1::WorkerStatus& w : status.workers()) count += w.role() == role ? 1 : 0;
+    Gauge("envtune_workers", "Registered, live workers by role", {{"role", name}}).Set(count);
+  }
+  for (const v1::WorkerStatus& w : status.workers()) {
+    episodes_per_s += w.episodes_per_s();
+    tokens_per_s += w.tokens_per_s();
+  }
+  Gauge("envtune_cluster_episodes_per_second", "Episodes per second summed over workers").Set(episodes_per_s);
+  Gauge("envtune_cluster_tokens_per_second", "Tokens per second summed over workers").Set(tokens_per_s);
+
+  // Counters follow the coordinator's running totals (which never decrease).
+  const std::pair<const char*, uint64_t> kTotals[] = {
+      {"envtune_episodes_completed_total", status.episodes_completed()},
+      {"envtune_leases_reissued_total", status.leases_reissued()},
+  };
+  for (const auto& [name, total] : kTotals) {
+    absl::StatusOr<CounterHandle> c =
+        metrics_.Counter(name, std::string(name) == "envtune_episodes_completed_total"
+                                   ? "Episodes completed (reported through CompleteLease)"
+                                   : "Leases re-issued after their worker expired or the lease timed out");
+    if (c.ok()) c->Increment(static_cast<double>(total) - c->Value());
+  }
+  for (const v1::Metric& m : status.metrics()) {
+    Gauge("envtune_run_metric", "Recent run metrics of the coordinator's status (rewards, accuracy, rates)",
+          {{"name", m.name()}})
+        .Set(m.value());
+  }
+}
+
+}  // namespace envtune
