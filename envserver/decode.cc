@@ -18,16 +18,6 @@ std::string Unsupported(const PyNode& n) {
   return absl::StrCat("Unsupported AST type: <class 'ast.", std::string(PyAstClassName(n)), "'>");
 }
 
-bool Hashable(const PyValue& v) {
-  if (v.is_list() || v.is_dict() || v.is_set()) return false;
-  if (v.is_tuple()) {
-    for (const PyValue& x : v.items()) {
-      if (!Hashable(x)) return false;
-    }
-  }
-  return true;
-}
-
 absl::StatusOr<PyValue> ResolveCall(const PyNode& call, std::string* name_out);
 
 // resolve_ast_by_type.
@@ -92,7 +82,7 @@ absl::StatusOr<PyValue> Resolve(const PyNode& n) {
         if (!k.ok()) return k.status();
         absl::StatusOr<PyValue> v = Resolve(*n.values[i]);
         if (!v.ok()) return v.status();
-        if (!Hashable(*k)) return DecodeErr(absl::StrCat("unhashable type: '", std::string(k->TypeName()), "'"));
+        if (!PyHashable(*k)) return DecodeErr(absl::StrCat("unhashable type: '", std::string(k->TypeName()), "'"));
         dict.Set(*std::move(k), *std::move(v));
       }
       return PyValue::Dict(std::move(dict));

@@ -168,17 +168,18 @@ absl::StatusOr<PyValue> BinOp(const std::string& op, const PyValue& a, const PyV
   return Unsupported(op, a, b);
 }
 
-bool Hashable(const PyValue& v) {
+}  // namespace
+
+bool PyHashable(const PyValue& v) {
   if (v.is_list() || v.is_dict() || v.is_set()) return false;
   if (v.is_tuple()) {
     for (const PyValue& x : v.items()) {
-      if (!Hashable(x)) return false;
+      if (!PyHashable(x)) return false;
     }
   }
   return true;
 }
 
-}  // namespace
 
 absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call_hook) {
   auto eval = [&](const PyNode& n) { return EvalPyLiteral(n, call_hook); };
@@ -221,7 +222,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
       if (node.kind == PyNodeKind::kTuple) return PyValue::Tuple(std::move(items));
       PyList unique;
       for (PyValue& v : items) {
-        if (!Hashable(v)) return PyErr(absl::StrCat("unhashable type: '", TypeName(v), "'"));
+        if (!PyHashable(v)) return PyErr(absl::StrCat("unhashable type: '", TypeName(v), "'"));
         bool dup = false;
         for (const PyValue& u : unique) dup = dup || u == v;
         if (!dup) unique.push_back(std::move(v));
@@ -240,7 +241,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
         }
         absl::StatusOr<PyValue> k = eval(*node.elts[i]);
         if (!k.ok()) return k.status();
-        if (!Hashable(*k)) return PyErr(absl::StrCat("unhashable type: '", TypeName(*k), "'"));
+        if (!PyHashable(*k)) return PyErr(absl::StrCat("unhashable type: '", TypeName(*k), "'"));
         dict.Set(*std::move(k), *std::move(v));
       }
       return PyValue::Dict(std::move(dict));

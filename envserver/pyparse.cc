@@ -710,18 +710,18 @@ class Parser {
     return tup;
   }
 
-  PyNodePtr ParseStarExpr() {
-    if (IsOp("*")) {
-      int line = Peek().line;
-      ++pos_;
-      PyNodePtr v = ParseBitOr();
-      if (v == nullptr) return nullptr;
-      PyNodePtr s = Make(PyNodeKind::kStarred, line);
-      s->a = std::move(v);
-      return s;
-    }
-    return ParseNamedExpr();
+  // `'*' bitwise_or` at a '*' token: a Starred node.
+  PyNodePtr ParseStarred() {
+    int line = Peek().line;
+    ++pos_;
+    PyNodePtr v = ParseBitOr();
+    if (v == nullptr) return nullptr;
+    PyNodePtr s = Make(PyNodeKind::kStarred, line);
+    s->a = std::move(v);
+    return s;
   }
+
+  PyNodePtr ParseStarExpr() { return IsOp("*") ? ParseStarred() : ParseNamedExpr(); }
 
   PyNodePtr ParseNamedExpr() {
     if (Peek().type == TokType::kName && IsOp(":=", 1) && !IsKeyword(Peek().text)) {
@@ -1154,18 +1154,7 @@ class Parser {
     }
     return tup;
   }
-  PyNodePtr ParseStarTarget() {
-    if (IsOp("*")) {
-      int line = Peek().line;
-      ++pos_;
-      PyNodePtr v = ParseBitOr();
-      if (v == nullptr) return nullptr;
-      PyNodePtr s = Make(PyNodeKind::kStarred, line);
-      s->a = std::move(v);
-      return s;
-    }
-    return ParseBitOr();
-  }
+  PyNodePtr ParseStarTarget() { return IsOp("*") ? ParseStarred() : ParseBitOr(); }
 
   PyNodePtr ParseAtom() {
     const Token& t = Peek();

@@ -119,6 +119,9 @@ class PyValue;
 using PyCallHook = std::function<absl::StatusOr<PyValue>(const PyNode& call)>;
 absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call_hook = nullptr);
 
+// Whether Python's hash(v) works: false for a list, dict or set, and for a tuple holding one.
+bool PyHashable(const PyValue& v);
+
 // Python repr() of a bytes value.
 std::string PyBytesRepr(std::string_view bytes);
 

@@ -658,24 +658,57 @@ CallOutcome GorillaFileSystem::Cd(const std::vector<PyValue>& a) {
   return CallOutcome::Return(One("current_working_directory", PyValue::Str(target->name)));
 }
 
-CallOutcome GorillaFileSystem::Mkdir(const std::vector<PyValue>& a) {
-  const PyValue& name = a[0];
+std::optional<CallOutcome> GorillaFileSystem::CheckNewName(const PyValue& name, const char* cmd,
+                                                           const char* action) const {
   bool valid;
   if (auto err = CheckName(name, &valid)) return CallOutcome::Raise(*err);
   if (!valid) {
     if (augment()) {
-      return ErrOut(StrHasSlash(name) ? HintText(Hint::kNamePath, "mkdir", Fmt(name), CwdName())
-                                      : HintText(Hint::kNameChars, "mkdir", Fmt(name)));
+      return ErrOut(StrHasSlash(name) ? HintText(Hint::kNamePath, cmd, Fmt(name), CwdName())
+                                      : HintText(Hint::kNameChars, cmd, Fmt(name)));
     }
-    return ErrOut(absl::StrCat("mkdir: cannot create directory '", Fmt(name),
-                               "': Invalid character"));
+    return ErrOut(absl::StrCat(cmd, ": cannot ", action, " '", Fmt(name), "': Invalid character"));
   }
   Node* existing;
   if (auto err = Lookup(current_, name, &existing)) return CallOutcome::Raise(*err);
   if (existing != nullptr) {
-    if (augment()) return ErrOut(HintText(Hint::kNameExists, "mkdir", Fmt(name), CwdName()));
-    return ErrOut(absl::StrCat("mkdir: cannot create directory '", Fmt(name), "': File exists"));
+    if (augment()) return ErrOut(HintText(Hint::kNameExists, cmd, Fmt(name), CwdName()));
+    return ErrOut(absl::StrCat(cmd, ": cannot ", action, " '", Fmt(name), "': File exists"));
   }
+  return std::nullopt;
+}
+
+std::optional<CallOutcome> GorillaFileSystem::FindOperand(const PyValue& name, const char* cmd,
+                                                          const char* verb, bool is_source,
+                                                          const char* kind, Node** item) const {
+  if (augment() && StrHasSlash(name)) {
+    return ErrOut(HintText(is_source ? Hint::kSourcePath : Hint::kArgPath, cmd, Fmt(name),
+                           CwdName()));
+  }
+  if (auto err = Lookup(current_, name, item)) return CallOutcome::Raise(*err);
+  if (*item == nullptr) {
+    if (augment()) return ErrOut(HintText(Hint::kNotFound, cmd, Fmt(name), CwdName(), kind));
+    return ErrOut(
+        absl::StrCat(cmd, ": cannot ", verb, " '", Fmt(name), "': No such file or directory"));
+  }
+  return std::nullopt;
+}
+
+CallOutcome GorillaFileSystem::NoFileError(const char* cmd, const PyValue& name, const Node* item,
+                                           bool path_hint) const {
+  if (augment()) {
+    if (item != nullptr) return ErrOut(HintText(Hint::kIsDir, cmd, Fmt(name)));
+    if (path_hint && StrHasSlash(name)) {
+      return ErrOut(HintText(Hint::kArgPath, cmd, Fmt(name), CwdName()));
+    }
+    return ErrOut(HintText(Hint::kNotFound, cmd, Fmt(name), CwdName(), "file"));
+  }
+  return ErrOut(absl::StrCat(cmd, ": ", Fmt(name), ": No such file or directory"));
+}
+
+CallOutcome GorillaFileSystem::Mkdir(const std::vector<PyValue>& a) {
+  const PyValue& name = a[0];
+  if (auto err = CheckNewName(name, "mkdir", "create directory")) return *std::move(err);
   if (auto err = Reserve(1, name.as_str().size(), 1)) return ErrOut("mkdir: " + *err);
   current_->contents->entries.emplace_back(name.as_str(), NewDir(name.as_str(), current_, nullptr));
   return CallOutcome::Return(PyValue::None());
@@ -683,21 +716,7 @@ CallOutcome GorillaFileSystem::Mkdir(const std::vector<PyValue>& a) {
 
 CallOutcome GorillaFileSystem::Touch(const std::vector<PyValue>& a) {
   const PyValue& name = a[0];
-  bool valid;
-  if (auto err = CheckName(name, &valid)) return CallOutcome::Raise(*err);
-  if (!valid) {
-    if (augment()) {
-      return ErrOut(StrHasSlash(name) ? HintText(Hint::kNamePath, "touch", Fmt(name), CwdName())
-                                      : HintText(Hint::kNameChars, "touch", Fmt(name)));
-    }
-    return ErrOut(absl::StrCat("touch: cannot touch '", Fmt(name), "': Invalid character"));
-  }
-  Node* existing;
-  if (auto err = Lookup(current_, name, &existing)) return CallOutcome::Raise(*err);
-  if (existing != nullptr) {
-    if (augment()) return ErrOut(HintText(Hint::kNameExists, "touch", Fmt(name), CwdName()));
-    return ErrOut(absl::StrCat("touch: cannot touch '", Fmt(name), "': File exists"));
-  }
+  if (auto err = CheckNewName(name, "touch", "touch")) return *std::move(err);
   if (auto err = Reserve(1, name.as_str().size(), 1)) return ErrOut("touch: " + *err);
   current_->contents->entries.emplace_back(name.as_str(),
                                            NewFile(name.as_str(), PyValue::Str("")));
@@ -860,11 +879,7 @@ CallOutcome GorillaFileSystem::Wc(const std::vector<PyValue>& a) {
     }
     return CallOutcome::Return(PyValue::Dict(std::move(d)));
   }
-  if (augment()) {
-    if (item != nullptr) return ErrOut(HintText(Hint::kIsDir, "wc", Fmt(name)));
-    return ErrOut(HintText(Hint::kNotFound, "wc", Fmt(name), CwdName(), "file"));
-  }
-  return ErrOut(absl::StrCat("wc: ", Fmt(name), ": No such file or directory"));
+  return NoFileError("wc", name, item, /*path_hint=*/false);
 }
 
 CallOutcome GorillaFileSystem::Sort(const std::vector<PyValue>& a) {
@@ -878,12 +893,7 @@ CallOutcome GorillaFileSystem::Sort(const std::vector<PyValue>& a) {
     std::sort(lines.begin(), lines.end());
     return CallOutcome::Return(One("sorted_content", PyValue::Str(Join(lines, "\n"))));
   }
-  if (augment()) {
-    if (item != nullptr) return ErrOut(HintText(Hint::kIsDir, "sort", Fmt(name)));
-    if (StrHasSlash(name)) return ErrOut(HintText(Hint::kArgPath, "sort", Fmt(name), CwdName()));
-    return ErrOut(HintText(Hint::kNotFound, "sort", Fmt(name), CwdName(), "file"));
-  }
-  return ErrOut(absl::StrCat("sort: ", Fmt(name), ": No such file or directory"));
+  return NoFileError("sort", name, item, /*path_hint=*/true);
 }
 
 CallOutcome GorillaFileSystem::Grep(const std::vector<PyValue>& a) {
@@ -908,11 +918,7 @@ CallOutcome GorillaFileSystem::Grep(const std::vector<PyValue>& a) {
     }
     return CallOutcome::Return(One("matching_lines", StrList(matching)));
   }
-  if (augment()) {
-    if (item != nullptr) return ErrOut(HintText(Hint::kIsDir, "grep", Fmt(name)));
-    return ErrOut(HintText(Hint::kNotFound, "grep", Fmt(name), CwdName(), "file"));
-  }
-  return ErrOut(absl::StrCat("grep: ", Fmt(name), ": No such file or directory"));
+  return NoFileError("grep", name, item, /*path_hint=*/false);
 }
 
 CallOutcome GorillaFileSystem::Du(const std::vector<PyValue>& a) {
@@ -991,12 +997,7 @@ CallOutcome GorillaFileSystem::Tail(const std::vector<PyValue>& a) {
     std::vector<std::string> tail(content.begin() + start, content.end());
     return CallOutcome::Return(One("last_lines", PyValue::Str(Join(tail, "\n"))));
   }
-  if (augment()) {
-    if (item != nullptr) return ErrOut(HintText(Hint::kIsDir, "tail", Fmt(name)));
-    if (StrHasSlash(name)) return ErrOut(HintText(Hint::kArgPath, "tail", Fmt(name), CwdName()));
-    return ErrOut(HintText(Hint::kNotFound, "tail", Fmt(name), CwdName(), "file"));
-  }
-  return ErrOut(absl::StrCat("tail: ", Fmt(name), ": No such file or directory"));
+  return NoFileError("tail", name, item, /*path_hint=*/true);
 }
 
 CallOutcome GorillaFileSystem::Diff(const std::vector<PyValue>& a) {
@@ -1045,16 +1046,9 @@ CallOutcome GorillaFileSystem::Diff(const std::vector<PyValue>& a) {
 CallOutcome GorillaFileSystem::Mv(const std::vector<PyValue>& a) {
   const PyValue& source = a[0];
   const PyValue& destination = a[1];
-  if (augment() && StrHasSlash(source)) {
-    return ErrOut(HintText(Hint::kSourcePath, "mv", Fmt(source), CwdName()));
-  }
   Node* item;
-  if (auto err = Lookup(current_, source, &item)) return CallOutcome::Raise(*err);
-  if (item == nullptr) {
-    if (augment()) {
-      return ErrOut(HintText(Hint::kNotFound, "mv", Fmt(source), CwdName(), "file or directory"));
-    }
-    return ErrOut(absl::StrCat("mv: cannot move '", Fmt(source), "': No such file or directory"));
+  if (auto err = FindOperand(source, "mv", "move", /*is_source=*/true, "file or directory", &item)) {
+    return *std::move(err);
   }
   bool slash;
   if (auto err = ContainsSlash(destination, &slash)) return CallOutcome::Raise(*err);
@@ -1099,16 +1093,9 @@ CallOutcome GorillaFileSystem::Mv(const std::vector<PyValue>& a) {
 
 CallOutcome GorillaFileSystem::Rm(const std::vector<PyValue>& a) {
   const PyValue& name = a[0];
-  if (augment() && StrHasSlash(name)) {
-    return ErrOut(HintText(Hint::kArgPath, "rm", Fmt(name), CwdName()));
-  }
   Node* item;
-  if (auto err = Lookup(current_, name, &item)) return CallOutcome::Raise(*err);
-  if (item == nullptr) {
-    if (augment()) {
-      return ErrOut(HintText(Hint::kNotFound, "rm", Fmt(name), CwdName(), "file or directory"));
-    }
-    return ErrOut(absl::StrCat("rm: cannot remove '", Fmt(name), "': No such file or directory"));
+  if (auto err = FindOperand(name, "rm", "remove", /*is_source=*/false, "file or directory", &item)) {
+    return *std::move(err);
   }
   current_->contents->Erase(name.as_str());
   return CallOutcome::Return(
@@ -1117,17 +1104,9 @@ CallOutcome GorillaFileSystem::Rm(const std::vector<PyValue>& a) {
 
 CallOutcome GorillaFileSystem::Rmdir(const std::vector<PyValue>& a) {
   const PyValue& name = a[0];
-  if (augment() && StrHasSlash(name)) {
-    return ErrOut(HintText(Hint::kArgPath, "rmdir", Fmt(name), CwdName()));
-  }
   Node* item;
-  if (auto err = Lookup(current_, name, &item)) return CallOutcome::Raise(*err);
-  if (item == nullptr) {
-    if (augment()) {
-      return ErrOut(HintText(Hint::kNotFound, "rmdir", Fmt(name), CwdName(), "directory"));
-    }
-    return ErrOut(
-        absl::StrCat("rmdir: cannot remove '", Fmt(name), "': No such file or directory"));
+  if (auto err = FindOperand(name, "rmdir", "remove", /*is_source=*/false, "directory", &item)) {
+    return *std::move(err);
   }
   const std::string& n = name.as_str();
   if (!item->is_dir) {
@@ -1143,16 +1122,9 @@ CallOutcome GorillaFileSystem::Rmdir(const std::vector<PyValue>& a) {
 CallOutcome GorillaFileSystem::Cp(const std::vector<PyValue>& a) {
   const PyValue& source = a[0];
   const PyValue& destination = a[1];
-  if (augment() && StrHasSlash(source)) {
-    return ErrOut(HintText(Hint::kSourcePath, "cp", Fmt(source), CwdName()));
-  }
   Node* item;
-  if (auto err = Lookup(current_, source, &item)) return CallOutcome::Raise(*err);
-  if (item == nullptr) {
-    if (augment()) {
-      return ErrOut(HintText(Hint::kNotFound, "cp", Fmt(source), CwdName(), "file or directory"));
-    }
-    return ErrOut(absl::StrCat("cp: cannot copy '", Fmt(source), "': No such file or directory"));
+  if (auto err = FindOperand(source, "cp", "copy", /*is_source=*/true, "file or directory", &item)) {
+    return *std::move(err);
   }
   bool slash;
   if (auto err = ContainsSlash(destination, &slash)) return CallOutcome::Raise(*err);

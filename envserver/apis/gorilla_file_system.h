@@ -103,6 +103,25 @@ class GorillaFileSystem : public ToolApiBase<GorillaFileSystem> {
   void CollectGarbage();
   size_t NodeBytes(const Node* n) const;
   std::string CwdName() const { return current_->name; }
+  // The checks before mkdir/touch (`cmd`) create `name` in the current directory. Returns the
+  // outcome to give back instead (a raise for a bad argument type; "<cmd>: cannot <action>
+  // '<name>': Invalid character" or "...': File exists", or with augmentation the matching hint),
+  // or nullopt when `name` may be created.
+  std::optional<CallOutcome> CheckNewName(const PyValue& name, const char* cmd,
+                                          const char* action) const;
+  // The entry `name` of the current directory that mv/rm/rmdir/cp (`cmd`) acts on. Returns the
+  // outcome to give back instead (with augmentation first the path hint for a name with '/':
+  // the source-path one when `is_source`, else the argument-path one; a raise for a bad argument
+  // type; "<cmd>: cannot <verb> '<name>': No such file or directory", or with augmentation the
+  // not-found hint naming `kind`), or nullopt with *item set.
+  std::optional<CallOutcome> FindOperand(const PyValue& name, const char* cmd, const char* verb,
+                                         bool is_source, const char* kind, Node** item) const;
+  // The error of wc/sort/grep/tail (`cmd`) when `name` is not a file of the current directory
+  // (`item`: the directory found under that name, or nullptr): "<cmd>: <name>: No such file or
+  // directory", or with augmentation the is-a-directory hint, the argument-path hint for a name
+  // with '/' when `path_hint`, else the not-found hint.
+  CallOutcome NoFileError(const char* cmd, const PyValue& name, const Node* item,
+                          bool path_hint) const;
 
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Contents>> maps_;

@@ -406,6 +406,23 @@ std::optional<Num> PySum(const std::vector<PyValue>& items) {
   return Num{true, 0, s};
 }
 
+// The shared start of mean, standard_deviation and sum_values: the items of the list argument
+// `numbers` and their Python sum(). Returns the error outcome to give back instead (`empty_error`
+// for a falsy argument; "All elements in the list must be numbers" when it is not iterable or an
+// item is not a number), or nullopt with *items and *sum set.
+std::optional<CallOutcome> NumbersAndSum(const PyValue& numbers, const char* empty_error,
+                                         std::vector<PyValue>* items, Num* sum) {
+  if (!numbers.Truthy()) return Error(empty_error);
+  std::string type_error;
+  if (!PyIterate(numbers, items, &type_error)) {
+    return Error("All elements in the list must be numbers");
+  }
+  std::optional<Num> s = PySum(*items);
+  if (!s) return Error("All elements in the list must be numbers");
+  *sum = *s;
+  return std::nullopt;
+}
+
 // C pow with CPython float_pow's special cases. Returns nullopt + *exception or *complex_needed.
 struct PowOutcome {
   double value = 0;
@@ -1045,31 +1062,24 @@ CallOutcome MathApi::Logarithm(const std::vector<PyValue>& a) {
 }
 
 CallOutcome MathApi::Mean(const std::vector<PyValue>& a) {
-  const PyValue& numbers = a[0];
-  if (!numbers.Truthy()) return Error("Cannot calculate mean of an empty list");
   std::vector<PyValue> items;
-  std::string type_error;
-  if (!PyIterate(numbers, &items, &type_error)) {
-    return Error("All elements in the list must be numbers");
+  Num sum{};
+  if (auto err = NumbersAndSum(a[0], "Cannot calculate mean of an empty list", &items, &sum)) {
+    return *std::move(err);
   }
-  std::optional<Num> sum = PySum(items);
-  if (!sum) return Error("All elements in the list must be numbers");
   Num n{false, static_cast<__int128>(items.size()), 0};
-  return Result(PyValue::Float(TrueDiv(*sum, n)));
+  return Result(PyValue::Float(TrueDiv(sum, n)));
 }
 
 CallOutcome MathApi::StandardDeviation(const std::vector<PyValue>& a) {
-  const PyValue& numbers = a[0];
-  if (!numbers.Truthy()) return Error("Cannot calculate standard deviation of an empty list");
   std::vector<PyValue> items;
-  std::string type_error;
-  if (!PyIterate(numbers, &items, &type_error)) {
-    return Error("All elements in the list must be numbers");
+  Num sum{};
+  if (auto err = NumbersAndSum(a[0], "Cannot calculate standard deviation of an empty list",
+                               &items, &sum)) {
+    return *std::move(err);
   }
-  std::optional<Num> sum = PySum(items);
-  if (!sum) return Error("All elements in the list must be numbers");
   Num n{false, static_cast<__int128>(items.size()), 0};
-  const double mean = TrueDiv(*sum, n);
+  const double mean = TrueDiv(sum, n);
   std::vector<PyValue> terms;
   terms.reserve(items.size());
   for (const PyValue& item : items) {
@@ -1382,16 +1392,12 @@ CallOutcome MathApi::MaxValue(const std::vector<PyValue>& a) {
 }
 
 CallOutcome MathApi::SumValues(const std::vector<PyValue>& a) {
-  const PyValue& numbers = a[0];
-  if (!numbers.Truthy()) return Error("Cannot calculate sum of an empty list");
   std::vector<PyValue> items;
-  std::string type_error;
-  if (!PyIterate(numbers, &items, &type_error)) {
-    return Error("All elements in the list must be numbers");
+  Num sum{};
+  if (auto err = NumbersAndSum(a[0], "Cannot calculate sum of an empty list", &items, &sum)) {
+    return *std::move(err);
   }
-  std::optional<Num> sum = PySum(items);
-  if (!sum) return Error("All elements in the list must be numbers");
-  return NumResult(*sum);
+  return NumResult(sum);
 }
 
 std::unique_ptr<ToolApi> NewMathApi() { return std::make_unique<MathApi>(); }

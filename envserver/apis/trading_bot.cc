@@ -463,6 +463,12 @@ PyValue ErrorDict(std::string message) {
   return MakeDict({{"error", PyValue::Str(std::move(message))}});
 }
 
+// {"error": "User not authenticated. Please log in to <action>."}: what the account methods
+// return (alone or in a list) when no user is logged in.
+PyValue NotAuthenticated(const char* action) {
+  return ErrorDict(absl::StrCat("User not authenticated. Please log in to ", action, "."));
+}
+
 CallOutcome RaiseStatus(const absl::Status& status) {
   return CallOutcome::Raise(std::string(status.message()));
 }
@@ -766,8 +772,7 @@ CallOutcome TradingBot::PlaceOrder(const std::vector<PyValue>& a) {
   const PyValue& price = a[2];
   const PyValue& amount = a[3];
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        ErrorDict("User not authenticated. Please log in to place an order."));
+    return CallOutcome::Return(NotAuthenticated("place an order"));
   }
   absl::StatusOr<bool> known = pysem::Contains(stocks_, symbol);
   if (!known.ok()) return RaiseStatus(known.status());
@@ -841,8 +846,7 @@ CallOutcome TradingBot::PlaceOrder(const std::vector<PyValue>& a) {
 CallOutcome TradingBot::WithdrawFunds(const std::vector<PyValue>& a) {
   const PyValue& amount = a[0];
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        ErrorDict("User not authenticated. Please log in to make a transaction."));
+    return CallOutcome::Return(NotAuthenticated("make a transaction"));
   }
   if (market_status_ != PyValue::Str("Open")) {
     return CallOutcome::Return(ErrorDict("Market is closed. Transactions are not allowed."));
@@ -877,8 +881,7 @@ CallOutcome TradingBot::WithdrawFunds(const std::vector<PyValue>& a) {
 
 CallOutcome TradingBot::GetAccountInfo(const std::vector<PyValue>&) {
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        ErrorDict("User not authenticated. Please log in to view account information."));
+    return CallOutcome::Return(NotAuthenticated("view account information"));
   }
   return CallOutcome::Return(account_info_);
 }
@@ -907,8 +910,7 @@ CallOutcome TradingBot::TradingLogout(const std::vector<PyValue>&) {
 CallOutcome TradingBot::FundAccount(const std::vector<PyValue>& a) {
   const PyValue& amount = a[0];
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        ErrorDict("User not authenticated. Please log in to fund the account."));
+    return CallOutcome::Return(NotAuthenticated("fund the account"));
   }
   absl::StatusOr<bool> bad = pysem::Compare(amount, "<=", PyValue::Int(0));
   if (!bad.ok()) return RaiseStatus(bad.status());
@@ -937,8 +939,7 @@ CallOutcome TradingBot::FundAccount(const std::vector<PyValue>& a) {
 CallOutcome TradingBot::RemoveStockFromWatchlist(const std::vector<PyValue>& a) {
   const PyValue& symbol = a[0];
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        ErrorDict("User not authenticated. Please log in to modify the watchlist."));
+    return CallOutcome::Return(NotAuthenticated("modify the watchlist"));
   }
   absl::StatusOr<bool> present = pysem::Contains(watch_list_, symbol);
   if (!present.ok()) return RaiseStatus(present.status());
@@ -997,8 +998,7 @@ CallOutcome TradingBot::GetWatchlist(const std::vector<PyValue>&) {
 
 CallOutcome TradingBot::GetOrderHistory(const std::vector<PyValue>&) {
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(
-        PyValue::List({ErrorDict("User not authenticated. Please log in to view order history.")}));
+    return CallOutcome::Return(PyValue::List({NotAuthenticated("view order history")}));
   }
   if (!orders_.is_dict()) {
     return CallOutcome::Raise(
@@ -1013,8 +1013,7 @@ CallOutcome TradingBot::GetTransactionHistory(const std::vector<PyValue>& a) {
   const PyValue& start_date = a[0];
   const PyValue& end_date = a[1];
   if (!authenticated_.Truthy()) {
-    return CallOutcome::Return(PyValue::List(
-        {ErrorDict("User not authenticated. Please log in to view transaction history.")}));
+    return CallOutcome::Return(PyValue::List({NotAuthenticated("view transaction history")}));
   }
   std::optional<pysem::DateTime> start, end;
   if (start_date.Truthy()) {

@@ -326,6 +326,12 @@ PyValue TravelApi::PublicState() const {
 
 bool TravelApi::TokenExpired() const { return token_expires_in_ == PyValue::Int(0); }
 
+const char* TravelApi::TokenError(const PyValue& token) const {
+  if (TokenExpired()) return "Token expired";
+  if (token != access_token_) return "Invalid access token";
+  return nullptr;
+}
+
 CallOutcome TravelApi::AuthenticateTravel(const std::vector<PyValue>& a) {
   const PyValue& grant_type = a[3];
   token_expires_in_ = PyValue::Int(2);
@@ -353,8 +359,7 @@ CallOutcome TravelApi::RegisterCreditCard(const std::vector<PyValue>& a) {
   const PyValue& access_token = a[0];
   const PyValue& card_number = a[1];
   if (token_expires_in_.is_none()) return CallOutcome::Return(ErrorDict("Token not initialized"));
-  if (TokenExpired()) return CallOutcome::Return(ErrorDict("Token expired"));
-  if (access_token != access_token_) return CallOutcome::Return(ErrorDict("Invalid access token"));
+  if (const char* err = TokenError(access_token)) return CallOutcome::Return(ErrorDict(err));
   absl::StatusOr<bool> known = pysem::Contains(credit_card_list_, card_number);
   if (!known.ok()) return RaiseStatus(known.status());
   if (*known) return CallOutcome::Return(ErrorDict("Card already registered"));
@@ -434,8 +439,7 @@ CallOutcome TravelApi::GetFlightCost(const std::vector<PyValue>& a) {
 
 CallOutcome TravelApi::GetCreditCardBalance(const std::vector<PyValue>& a) {
   const PyValue& card_id = a[1];
-  if (TokenExpired()) return CallOutcome::Return(ErrorDict("Token expired"));
-  if (a[0] != access_token_) return CallOutcome::Return(ErrorDict("Invalid access token"));
+  if (const char* err = TokenError(a[0])) return CallOutcome::Return(ErrorDict(err));
   absl::StatusOr<bool> known = pysem::Contains(credit_card_list_, card_id);
   if (!known.ok()) return RaiseStatus(known.status());
   if (!*known) {
@@ -460,8 +464,7 @@ CallOutcome TravelApi::BookFlight(const std::vector<PyValue>& a) {
   auto fail = [](std::string message) {
     return CallOutcome::Return(StatusError("booking_status", std::move(message)));
   };
-  if (TokenExpired()) return fail("Token expired");
-  if (a[0] != access_token_) return fail("Invalid access token");
+  if (const char* err = TokenError(a[0])) return fail(err);
   absl::StatusOr<bool> known = pysem::Contains(credit_card_list_, card_id);
   if (!known.ok()) return RaiseStatus(known.status());
   if (!*known) return fail("Card not registered");
@@ -531,8 +534,7 @@ CallOutcome TravelApi::BookFlight(const std::vector<PyValue>& a) {
 
 CallOutcome TravelApi::RetrieveInvoice(const std::vector<PyValue>& a) {
   const PyValue& booking_id = a[1];
-  if (TokenExpired()) return CallOutcome::Return(ErrorDict("Token expired"));
-  if (a[0] != access_token_) return CallOutcome::Return(ErrorDict("Invalid access token"));
+  if (const char* err = TokenError(a[0])) return CallOutcome::Return(ErrorDict(err));
   absl::StatusOr<bool> known = pysem::Contains(booking_record_, booking_id);
   if (!known.ok()) return RaiseStatus(known.status());
   if (!*known) return CallOutcome::Return(ErrorDict("Booking not found"));
@@ -550,8 +552,7 @@ CallOutcome TravelApi::RetrieveInvoice(const std::vector<PyValue>& a) {
 }
 
 CallOutcome TravelApi::GetBookingHistory(const std::vector<PyValue>& a) {
-  if (TokenExpired()) return CallOutcome::Return(ErrorDict("Token expired"));
-  if (a[0] != access_token_) return CallOutcome::Return(ErrorDict("Invalid access token"));
+  if (const char* err = TokenError(a[0])) return CallOutcome::Return(ErrorDict(err));
   return CallOutcome::Return(MakeDict({{"booking_history", booking_record_}}));
 }
 
@@ -566,8 +567,7 @@ CallOutcome TravelApi::CancelBooking(const std::vector<PyValue>& a) {
   auto fail = [](std::string message) {
     return CallOutcome::Return(StatusError("cancel_status", std::move(message)));
   };
-  if (TokenExpired()) return fail("Token expired");
-  if (a[0] != access_token_) return fail("Invalid access token");
+  if (const char* err = TokenError(a[0])) return fail(err);
   absl::StatusOr<bool> known = pysem::Contains(booking_record_, booking_id);
   if (!known.ok()) return RaiseStatus(known.status());
   if (!*known) return fail("Booking not found");
@@ -654,8 +654,7 @@ CallOutcome TravelApi::VerifyTravelerInformation(const std::vector<PyValue>& a) 
 }
 
 CallOutcome TravelApi::SetBudgetLimit(const std::vector<PyValue>& a) {
-  if (TokenExpired()) return CallOutcome::Return(ErrorDict("Token expired"));
-  if (a[0] != access_token_) return CallOutcome::Return(ErrorDict("Invalid access token"));
+  if (const char* err = TokenError(a[0])) return CallOutcome::Return(ErrorDict(err));
   absl::StatusOr<double> limit = pysem::ToFloat(a[1]);
   if (!limit.ok()) return RaiseStatus(limit.status());
   budget_limit_ = PyValue::Float(*limit);
@@ -681,8 +680,7 @@ CallOutcome TravelApi::PurchaseInsurance(const std::vector<PyValue>& a) {
   auto fail = [](std::string message) {
     return CallOutcome::Return(StatusError("insurance_status", std::move(message)));
   };
-  if (TokenExpired()) return fail("Token expired");
-  if (a[0] != access_token_) return fail("Invalid access token");
+  if (const char* err = TokenError(a[0])) return fail(err);
   if (!budget_limit_.is_none()) {
     absl::StatusOr<bool> over = pysem::Compare(budget_limit_, "<", insurance_cost);
     if (!over.ok()) return RaiseStatus(over.status());

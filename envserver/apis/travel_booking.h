@@ -83,6 +83,9 @@ class TravelApi : public ToolApiBase<TravelApi> {
 
  private:
   bool TokenExpired() const;  // token_expires_in == 0 (Python ==)
+  // The first failing check of a method's access token: "Token expired", then "Invalid access
+  // token" when `token` != access_token (Python !=); nullptr when both pass.
+  const char* TokenError(const PyValue& token) const;
 
   PyValue credit_card_list_;
   PyValue booking_record_;
