@@ -694,6 +694,19 @@ std::optional<CallOutcome> GorillaFileSystem::FindOperand(const PyValue& name, c
   return std::nullopt;
 }
 
+std::optional<CallOutcome> GorillaFileSystem::FindDestination(const PyValue& destination,
+                                                              const char* cmd, Node** dest) const {
+  bool slash;
+  if (auto err = ContainsSlash(destination, &slash)) return CallOutcome::Raise(*err);
+  if (slash) {
+    if (augment()) return ErrOut(HintText(Hint::kDestPath, cmd, Fmt(destination), CwdName()));
+    return ErrOut(absl::StrCat(
+        cmd, ": path not allowed in destination. Provide only a file or directory name."));
+  }
+  if (auto err = Lookup(current_, destination, dest)) return CallOutcome::Raise(*err);
+  return std::nullopt;
+}
+
 CallOutcome GorillaFileSystem::NoFileError(const char* cmd, const PyValue& name, const Node* item,
                                            bool path_hint) const {
   if (augment()) {
@@ -1050,15 +1063,8 @@ CallOutcome GorillaFileSystem::Mv(const std::vector<PyValue>& a) {
   if (auto err = FindOperand(source, "mv", "move", /*is_source=*/true, "file or directory", &item)) {
     return *std::move(err);
   }
-  bool slash;
-  if (auto err = ContainsSlash(destination, &slash)) return CallOutcome::Raise(*err);
-  if (slash) {
-    if (augment()) return ErrOut(HintText(Hint::kDestPath, "mv", Fmt(destination), CwdName()));
-    return ErrOut(
-        "mv: path not allowed in destination. Provide only a file or directory name.");
-  }
   Node* dest;
-  if (auto err = Lookup(current_, destination, &dest)) return CallOutcome::Raise(*err);
+  if (auto err = FindDestination(destination, "mv", &dest)) return *std::move(err);
   const std::string& src = source.as_str();
   if (dest != nullptr) {
     const std::string& dst = destination.as_str();
@@ -1126,15 +1132,8 @@ CallOutcome GorillaFileSystem::Cp(const std::vector<PyValue>& a) {
   if (auto err = FindOperand(source, "cp", "copy", /*is_source=*/true, "file or directory", &item)) {
     return *std::move(err);
   }
-  bool slash;
-  if (auto err = ContainsSlash(destination, &slash)) return CallOutcome::Raise(*err);
-  if (slash) {
-    if (augment()) return ErrOut(HintText(Hint::kDestPath, "cp", Fmt(destination), CwdName()));
-    return ErrOut(
-        "cp: path not allowed in destination. Provide only a file or directory name.");
-  }
   Node* dest;
-  if (auto err = Lookup(current_, destination, &dest)) return CallOutcome::Raise(*err);
+  if (auto err = FindDestination(destination, "cp", &dest)) return *std::move(err);
   const std::string& src = source.as_str();
   const std::string& dst = destination.as_str();
   if (item->content.is_str() && item->content.as_str().size() > kMaxFileBytes) {

@@ -116,6 +116,12 @@ class GorillaFileSystem : public ToolApiBase<GorillaFileSystem> {
   // not-found hint naming `kind`), or nullopt with *item set.
   std::optional<CallOutcome> FindOperand(const PyValue& name, const char* cmd, const char* verb,
                                          bool is_source, const char* kind, Node** item) const;
+  // The destination entry of mv/cp (`cmd`): a plain name in the current directory. Returns the
+  // outcome to give back instead (a raise for a bad argument type; "<cmd>: path not allowed in
+  // destination. ..." for a name with '/', or with augmentation the destination-path hint), or
+  // nullopt with *dest set to the entry of that name (nullptr when there is none).
+  std::optional<CallOutcome> FindDestination(const PyValue& destination, const char* cmd,
+                                             Node** dest) const;
   // The error of wc/sort/grep/tail (`cmd`) when `name` is not a file of the current directory
   // (`item`: the directory found under that name, or nullptr): "<cmd>: <name>: No such file or
   // directory", or with augmentation the is-a-directory hint, the argument-path hint for a name

@@ -860,23 +860,7 @@ CallOutcome TradingBot::WithdrawFunds(const std::vector<PyValue>& a) {
   absl::StatusOr<bool> too_much = pysem::Compare(amount, ">", **balance);
   if (!too_much.ok()) return RaiseStatus(too_much.status());
   if (*too_much) return CallOutcome::Return(ErrorDict("Insufficient funds for withdrawal."));
-  if (transaction_history_.is_list() && transaction_history_.items().size() >= kMaxTransactions) {
-    return CallOutcome::Return(ErrorDict(absl::StrCat(
-        "Too many transactions: at most ", kMaxTransactions, " transactions are allowed.")));
-  }
-  absl::StatusOr<PyValue> new_balance = pysem::Arith(**balance, '-', amount, true);
-  if (!new_balance.ok()) return RaiseStatus(new_balance.status());
-  account_info_.dict().Set("balance", *new_balance);  // a dict: "balance" was found
-  PyValue entry = MakeDict({{"type", PyValue::Str("withdrawal")},
-                            {"amount", amount},
-                            {"timestamp", PyValue::Str(TransactionTimestamp())}});
-  if (!transaction_history_.is_list()) {
-    return CallOutcome::Raise(absl::StrCat("'", pysem::TypeName(transaction_history_),
-                                           "' object has no attribute 'append'"));
-  }
-  transaction_history_.items().push_back(std::move(entry));
-  return CallOutcome::Return(
-      MakeDict({{"status", PyValue::Str("Withdrawal successful")}, {"new_balance", *new_balance}}));
+  return RecordTransaction(**balance, '-', amount, "withdrawal", "Withdrawal successful");
 }
 
 CallOutcome TradingBot::GetAccountInfo(const std::vector<PyValue>&) {
@@ -917,14 +901,19 @@ CallOutcome TradingBot::FundAccount(const std::vector<PyValue>& a) {
   if (*bad) return CallOutcome::Return(ErrorDict("Funding amount must be positive."));
   absl::StatusOr<const PyValue*> balance = pysem::GetItem(account_info_, PyValue::Str("balance"));
   if (!balance.ok()) return RaiseStatus(balance.status());
+  return RecordTransaction(**balance, '+', amount, "deposit", "Account funded successfully");
+}
+
+CallOutcome TradingBot::RecordTransaction(const PyValue& balance, char op, const PyValue& amount,
+                                          const char* type, const char* status) {
   if (transaction_history_.is_list() && transaction_history_.items().size() >= kMaxTransactions) {
     return CallOutcome::Return(ErrorDict(absl::StrCat(
         "Too many transactions: at most ", kMaxTransactions, " transactions are allowed.")));
   }
-  absl::StatusOr<PyValue> new_balance = pysem::Arith(**balance, '+', amount, true);
+  absl::StatusOr<PyValue> new_balance = pysem::Arith(balance, op, amount, true);
   if (!new_balance.ok()) return RaiseStatus(new_balance.status());
-  account_info_.dict().Set("balance", *new_balance);
-  PyValue entry = MakeDict({{"type", PyValue::Str("deposit")},
+  account_info_.dict().Set("balance", *new_balance);  // a dict: "balance" was found
+  PyValue entry = MakeDict({{"type", PyValue::Str(type)},
                             {"amount", amount},
                             {"timestamp", PyValue::Str(TransactionTimestamp())}});
   if (!transaction_history_.is_list()) {
@@ -932,8 +921,8 @@ CallOutcome TradingBot::FundAccount(const std::vector<PyValue>& a) {
                                            "' object has no attribute 'append'"));
   }
   transaction_history_.items().push_back(std::move(entry));
-  return CallOutcome::Return(MakeDict(
-      {{"status", PyValue::Str("Account funded successfully")}, {"new_balance", *new_balance}}));
+  return CallOutcome::Return(
+      MakeDict({{"status", PyValue::Str(status)}, {"new_balance", *std::move(new_balance)}}));
 }
 
 CallOutcome TradingBot::RemoveStockFromWatchlist(const std::vector<PyValue>& a) {

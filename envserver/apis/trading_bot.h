@@ -108,6 +108,12 @@ class TradingBot : public ToolApiBase<TradingBot> {
   const PyValue* Constant(std::string_view name) const;
   // _generate_transaction_timestamp(): one randint draw.
   std::string TransactionTimestamp();
+  // The shared end of withdraw_funds / fund_account: the kMaxTransactions limit, then
+  // balance <op> amount (Python arithmetic, op '-' or '+') stored as account_info["balance"], a
+  // {"type", "amount", "timestamp"} entry appended to transaction_history (AttributeError text
+  // when that is not a list), and {"status": status, "new_balance": <new balance>}.
+  CallOutcome RecordTransaction(const PyValue& balance, char op, const PyValue& amount,
+                                const char* type, const char* status);
 
   PyValue orders_;
   PyValue account_info_;
