@@ -528,7 +528,7 @@ TEST(ManifestsTest, SlurmJobPassesAddressesBetweenSteps) {
                     " ENVTUNE_RUN_DIR=" + ShellQuote(run_dir.string()) +
                     " ENVTUNE_NODE_IP_CMD='echo 10.0.0.$((7 + ${SLURM_PROCID:-0}))'" +
                     " FAKE_SLURM_LOG=" + ShellQuote((tmp.path() / "srun.log").string()) +
-                    " FAKE_LEARNER_SECONDS=5 STARTUP_TIMEOUT_S=60";
+                    " FAKE_ACTORS=2 STARTUP_TIMEOUT_S=60";
   CommandResult r = RunShell("env " + env + " timeout 120 bash " +
                         ShellQuote((SourceDir() / "deploy/slurm/envtune.sbatch").string()) + " actor.seed=3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
