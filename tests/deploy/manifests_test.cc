@@ -321,6 +321,9 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   EXPECT_TRUE(Contains(env_args, "--port=5001"));
   EXPECT_TRUE(Contains(env_args, "--hmac_key_file=/etc/envtune/secrets/hmac-key"));
   EXPECT_GE(r.Find("Deployment", "envserver")->operator[]("spec")["replicas"].as<int>(), 2);
+  const YAML::Node* pdb = r.Find("PodDisruptionBudget", "envserver");
+  ASSERT_NE(pdb, nullptr);
+  EXPECT_EQ((*pdb)["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].as<std::string>(""), "envserver");
 
   // Actors: every env replica through the headless Service's DNS name, learner rank 0.
   YAML::Node actor = pods["actor"]["spec"]["containers"][0];
@@ -355,6 +358,14 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
 }
 
 TEST(ManifestsTest, KustomizeOverlaysRenderAndWireUp) {
+  // Every config the ConfigMap generator lists must exist (else kustomize fails for everyone).
+  YAML::Node generator = YAML::LoadFile((SourceDir() / "configs/kustomization.yaml").string());
+  for (const YAML::Node& g : generator["configMapGenerator"]) {
+    for (const std::string& f : Strings(g["files"])) {
+      ASSERT_TRUE(fs::exists(SourceDir() / "configs" / f)) << "configs/kustomization.yaml lists configs/" << f
+                                                           << ", which does not exist";
+    }
+  }
   std::string kubectl = FindTool("kubectl", "ENVTUNE_KUBECTL");
   if (kubectl.empty()) {
     GTEST_SKIP() << "kubectl not found (Debian package kubernetes-client; scripts/install-deps installs it)";
