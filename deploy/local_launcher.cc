@@ -180,6 +180,7 @@ absl::Status RunLocalTraining(const LaunchOptions& options, const std::atomic<bo
       if (++consecutive_status_failures >= 10) return fail(status.status());
     } else {
       consecutive_status_failures = 0;
+      std::ofstream(options.run_dir + "/status.json") << RenderStatusJson(*status);
       if (status->stage() != last_stage) {
         stage_starts.emplace_back(static_cast<double>(status->learner_step()), status->stage());
         last_stage = status->stage();
