@@ -6,7 +6,6 @@
 #define ENVTUNE_TESTS_ENVSERVER_API_TEST_UTIL_H_
 
 #include <cstdint>
-#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -19,6 +18,7 @@
 #include "envserver/pyvalue.h"
 #include "envserver/tool_api.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune::api_test {
 
@@ -47,12 +47,7 @@ inline PyValue Json(std::string_view text) {
   return v.ok() ? *std::move(v) : PyValue();
 }
 
-// $ENVTUNE_SHARED_DIR, else $ENVTUNE_SOURCE_DIR/../shared, else ../shared.
-inline std::string SharedDir() {
-  if (const char* d = std::getenv("ENVTUNE_SHARED_DIR")) return d;
-  if (const char* s = std::getenv("ENVTUNE_SOURCE_DIR")) return std::string(s) + "/../shared";
-  return "../shared";
-}
+using test_env::SharedDir;  // $ENVTUNE_SHARED_DIR, else <source>/../shared
 
 // data/long_context_constants.json of the shared BFCL data (read once), or None when it cannot
 // be read or parsed; callers GTEST_SKIP() on None where they need it.

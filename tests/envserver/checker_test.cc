@@ -11,28 +11,19 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune {
 namespace {
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-std::string DataDir() {
-  std::string source = EnvOr("ENVTUNE_SOURCE_DIR", ".");
-  std::string repo = source + "/data/bfcl";
-  if (std::ifstream(repo + "/long_context_constants.json").good()) return repo;
-  return EnvOr("ENVTUNE_SHARED_DIR", source + "/../shared") + "/bfcl/data";
-}
+using namespace test_env;  // NOLINT(build/namespaces)
 
 using Turns = std::vector<std::vector<CallList>>;
 
 class CheckerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<TaskCatalog> c = TaskCatalog::Load(DataDir());
+    absl::StatusOr<TaskCatalog> c = TaskCatalog::Load(BfclDataDir());
     if (c.ok()) {
       catalog_ = new TaskCatalog(*std::move(c));
       context_ = new SandboxContext();
@@ -40,7 +31,7 @@ class CheckerTest : public ::testing::Test {
     }
   }
   void SetUp() override {
-    if (catalog_ == nullptr) GTEST_SKIP() << "BFCL data not found at " << DataDir();
+    if (catalog_ == nullptr) GTEST_SKIP() << "BFCL data not found at " << BfclDataDir();
   }
 
   const BfclTask& Task(const std::string& id) {

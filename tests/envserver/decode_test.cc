@@ -9,18 +9,16 @@
 #include "envserver/pyvalue.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune {
 namespace {
 
+using namespace test_env;  // NOLINT(build/namespaces)
+
 using Kind = DecodeResult::Kind;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::string TestData(const std::string& name) {
-  const char* src = std::getenv("ENVTUNE_SOURCE_DIR");
-  return std::string(src != nullptr ? src : ".") + "/tests/envserver/testdata/" + name;
-}
 
 TEST(DecodeBfclPrompting, MatchesUpstreamDecoder) {
   std::ifstream in(TestData("decode_cases.jsonl"));

@@ -13,17 +13,12 @@
 #include "absl/strings/str_split.h"
 #include "envserver/pyvalue.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune {
 namespace {
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-std::string SourceDir() { return EnvOr("ENVTUNE_SOURCE_DIR", "."); }
-std::string SharedDir() { return EnvOr("ENVTUNE_SHARED_DIR", SourceDir() + "/../shared"); }
-bool Exists(const std::string& path) { return std::ifstream(path).good(); }
+using namespace test_env;  // NOLINT(build/namespaces)
 
 // A data dir the CLI accepts: the repo's data/ (holding bfcl/) or the shared BFCL data itself.
 std::string DataDir() {

@@ -19,25 +19,12 @@
 #include "envserver/replay.h"
 #include "envserver/task_catalog.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune {
 namespace {
 
-std::string EnvOr(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
-
-std::string SourceDir() { return EnvOr("ENVTUNE_SOURCE_DIR", "."); }
-std::string SharedDir() { return EnvOr("ENVTUNE_SHARED_DIR", SourceDir() + "/../shared"); }
-
-bool Exists(const std::string& path) { return std::ifstream(path).good(); }
-
-std::string DataDir() {
-  std::string repo = SourceDir() + "/data/bfcl";
-  if (Exists(repo + "/long_context_constants.json")) return repo;
-  return SharedDir() + "/bfcl/data";
-}
+using namespace test_env;  // NOLINT(build/namespaces)
 
 // Sorts the items of the two result texts whose order is a Python set's iteration order.
 std::string NormalizeSetOrder(const std::string& s) {
@@ -155,7 +142,7 @@ Comparison Compare(const TaskCatalog& catalog, const BfclTask& task, const Repla
 }
 
 TEST(GoldenReplay, AllTasksMatchBfcl) {
-  std::string data_dir = DataDir();
+  std::string data_dir = BfclDataDir();
   std::string golden_dir = SharedDir() + "/bfcl/golden";
   if (!Exists(data_dir + "/long_context_constants.json")) GTEST_SKIP() << "BFCL data not found at " << data_dir;
   if (!Exists(golden_dir + "/gt_base.jsonl")) GTEST_SKIP() << "golden files not found at " << golden_dir;

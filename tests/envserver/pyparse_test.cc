@@ -9,14 +9,12 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/envserver/test_env.h"
 
 namespace envtune {
 namespace {
 
-std::string TestData(const std::string& name) {
-  const char* src = std::getenv("ENVTUNE_SOURCE_DIR");
-  return std::string(src != nullptr ? src : ".") + "/tests/envserver/testdata/" + name;
-}
+using namespace test_env;  // NOLINT(build/namespaces)
 
 TEST(PyParse, MatchesCPythonCases) {
   std::ifstream in(TestData("pyparse_cases.jsonl"));
