@@ -1060,7 +1060,8 @@ CallOutcome GorillaFileSystem::Mv(const std::vector<PyValue>& a) {
   const PyValue& source = a[0];
   const PyValue& destination = a[1];
   Node* item;
-  if (auto err = FindOperand(source, "mv", "move", /*is_source=*/true, "file or directory", &item)) {
+  if (auto err = FindOperand(source, "mv", "move", /*is_source=*/true, "file or directory",
+                             &item)) {
     return *std::move(err);
   }
   Node* dest;
@@ -1100,7 +1101,8 @@ CallOutcome GorillaFileSystem::Mv(const std::vector<PyValue>& a) {
 CallOutcome GorillaFileSystem::Rm(const std::vector<PyValue>& a) {
   const PyValue& name = a[0];
   Node* item;
-  if (auto err = FindOperand(name, "rm", "remove", /*is_source=*/false, "file or directory", &item)) {
+  if (auto err = FindOperand(name, "rm", "remove", /*is_source=*/false, "file or directory",
+                             &item)) {
     return *std::move(err);
   }
   current_->contents->Erase(name.as_str());
@@ -1129,7 +1131,8 @@ CallOutcome GorillaFileSystem::Cp(const std::vector<PyValue>& a) {
   const PyValue& source = a[0];
   const PyValue& destination = a[1];
   Node* item;
-  if (auto err = FindOperand(source, "cp", "copy", /*is_source=*/true, "file or directory", &item)) {
+  if (auto err = FindOperand(source, "cp", "copy", /*is_source=*/true, "file or directory",
+                             &item)) {
     return *std::move(err);
   }
   Node* dest;
