@@ -1,0 +1,690 @@
+#include "learner/learner_role.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <deque>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <torch/torch.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/channels.h"
+#include "common/grpc_status.h"
+#include "envtune/v1/coordinator.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "learner/distributed.h"
+#include "learner/learner_service.h"
+#include "learner/trainer.h"
+#include "learner/trajectory_queue.h"
+#include "learner/weight_store.h"
+#include "model/config.h"
+#include "model/qwen2.h"
+#include "model/weights_io.h"
+
+namespace envtune {
+namespace {
+
+void Log(const std::string& name, const std::string& message) {
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%H:%M:%S", std::localtime(&now));
+  std::cerr << stamp << " [" << name << "] " << message << std::endl;
+}
+
+// Rank-0 -> rank broadcast commands (first byte of the message).
+enum class Command : char { kNoop = 'n', kStep = 's', kStop = 'q' };
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+int EnvIntOr(const char* name, int fallback) {
+  int value = 0;
+  const char* v = std::getenv(name);
+  return v != nullptr && absl::SimpleAtoi(v, &value) ? value : fallback;
+}
+
+ModelConfig TinyModelConfig(const TinyModelOptions& t) {
+  ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.model_type = "qwen2";
+  c.vocab_size = t.vocab_size;
+  c.hidden_size = t.hidden_size;
+  c.intermediate_size = t.intermediate_size;
+  c.num_hidden_layers = t.num_hidden_layers;
+  c.num_attention_heads = t.num_attention_heads;
+  c.num_key_value_heads = t.num_key_value_heads;
+  c.head_dim = t.num_attention_heads > 0 ? t.hidden_size / t.num_attention_heads : 0;
+  c.rope_theta = 1000000.0;
+  c.rms_norm_eps = 1e-6;
+  c.max_position_embeddings = 32768;
+  c.tie_word_embeddings = t.tie_word_embeddings;
+  c.qkv_bias = true;
+  c.torch_dtype = "float32";
+  c.bos_token_id = 151643;
+  c.eos_token_ids = {151645};
+  c.generation_eos_token_ids = {151645, 151643};
+  c.pad_token_id = 151643;
+  return c;
+}
+
+// One GRPO group being assembled.
+struct PendingGroup {
+  std::string id;
+  uint32_t size = 0;
+  absl::Time first_seen;
+  std::set<std::string> episodes;
+  std::vector<v1::Trajectory> trajectories;
+  bool complete() const { return trajectories.size() >= size; }
+};
+
+}  // namespace
+
+void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
+  o->model_path = r.Get<std::string>("model.path", o->model_path);
+  TinyModelOptions& t = o->tiny;
+  t.vocab_size = r.Get<int64_t>("model.tiny.vocab_size", t.vocab_size);
+  t.hidden_size = r.Get<int64_t>("model.tiny.hidden_size", t.hidden_size);
+  t.intermediate_size = r.Get<int64_t>("model.tiny.intermediate_size", t.intermediate_size);
+  t.num_hidden_layers = r.Get<int64_t>("model.tiny.num_hidden_layers", t.num_hidden_layers);
+  t.num_attention_heads = r.Get<int64_t>("model.tiny.num_attention_heads", t.num_attention_heads);
+  t.num_key_value_heads = r.Get<int64_t>("model.tiny.num_key_value_heads", t.num_key_value_heads);
+  t.tie_word_embeddings = r.Get<bool>("model.tiny.tie_word_embeddings", t.tie_word_embeddings);
+  // The rest of `model:` belongs to other roles.
+  r.MarkRead("model");
+
+  const std::string p = "learner.";
+  o->train_batch_groups = r.Get<int>(p + "train_batch_groups", o->train_batch_groups);
+  o->stage_batch_groups = r.Get<std::vector<int>>(p + "stage_batch_groups", o->stage_batch_groups);
+  for (int n : o->stage_batch_groups) {
+    if (n < 1) r.AddError(p + "stage_batch_groups: every entry must be >= 1");
+  }
+  if (o->stage_batch_groups.size() > 4) r.AddError(p + "stage_batch_groups: at most 4 stages");
+  o->group_timeout = absl::Seconds(
+      r.Get<double>(p + "group_timeout_s", absl::ToDoubleSeconds(o->group_timeout)));
+  o->partial_batch_after = absl::Seconds(r.Get<double>(
+      p + "partial_batch_after_s", absl::ToDoubleSeconds(o->partial_batch_after)));
+  o->max_steps = r.Get<int64_t>(p + "max_steps", o->max_steps);
+  o->queue_capacity = r.Get<size_t>(p + "queue_capacity", o->queue_capacity);
+  o->max_staleness = r.Get<uint64_t>(p + "max_staleness", o->max_staleness);
+  o->lr = r.Get<double>(p + "lr", o->lr);
+  o->weight_decay = r.Get<double>(p + "weight_decay", o->weight_decay);
+  std::vector<double> betas =
+      r.Get<std::vector<double>>(p + "betas", std::vector<double>{o->beta1, o->beta2});
+  if (betas.size() != 2) {
+    r.AddError(absl::StrCat(p, "betas: expected [beta1, beta2], got ", betas.size(), " values"));
+  } else {
+    o->beta1 = betas[0];
+    o->beta2 = betas[1];
+  }
+  o->adam_eps = r.Get<double>(p + "adam_eps", o->adam_eps);
+  o->lr_schedule = r.Get<std::string>(p + "lr_schedule", o->lr_schedule);
+  o->warmup_steps = r.Get<int64_t>(p + "warmup_steps", o->warmup_steps);
+  o->total_steps = r.Get<int64_t>(p + "total_steps", o->total_steps);
+  o->min_lr_ratio = r.Get<double>(p + "min_lr_ratio", o->min_lr_ratio);
+  o->max_grad_norm = r.Get<double>(p + "max_grad_norm", o->max_grad_norm);
+  o->clip_low = r.Get<double>(p + "clip_low", o->clip_low);
+  o->clip_high = r.Get<double>(p + "clip_high", o->clip_high);
+  o->dual_clip = r.Get<double>(p + "dual_clip", o->dual_clip);
+  o->kl_coef = r.Get<double>(p + "kl_coef", o->kl_coef);
+  o->entropy_coef = r.Get<double>(p + "entropy_coef", o->entropy_coef);
+  o->tis_cap = r.Get<double>(p + "tis_cap", o->tis_cap);
+  o->micro_batch_tokens = r.Get<int64_t>(p + "micro_batch_tokens", o->micro_batch_tokens);
+  o->score_chunk_size = r.Get<int64_t>(p + "score_chunk_size", o->score_chunk_size);
+  o->gradient_checkpointing = r.Get<bool>(p + "gradient_checkpointing", o->gradient_checkpointing);
+  o->dtype = r.Get<std::string>(p + "dtype", o->dtype);
+  o->device = r.Get<std::string>(p + "device", o->device);
+  o->publish_dtype = r.Get<std::string>(p + "publish_dtype", o->publish_dtype);
+  o->checkpoint_dir = r.Get<std::string>(p + "checkpoint_dir", o->checkpoint_dir);
+  o->checkpoint_every = r.Get<int64_t>(p + "checkpoint_every", o->checkpoint_every);
+  o->seed = r.Get<uint64_t>(p + "seed", o->seed);
+  o->name = r.Get<std::string>(p + "name", o->name);
+  o->advertise_address = r.Get<std::string>(p + "advertise_address", o->advertise_address);
+  o->rpc_timeout = absl::Milliseconds(
+      r.Get<int64_t>(p + "rpc_timeout_ms", absl::ToInt64Milliseconds(o->rpc_timeout)));
+  const std::string d = p + "distributed.";
+  o->world_size = r.Get<int>(d + "world_size", EnvIntOr("WORLD_SIZE", o->world_size));
+  o->rank = r.Get<int>(d + "rank", EnvIntOr("RANK", o->rank));
+  o->master_addr = r.Get<std::string>(d + "master_addr", EnvOr("MASTER_ADDR", o->master_addr));
+  o->master_port = r.Get<int>(d + "master_port", EnvIntOr("MASTER_PORT", o->master_port));
+  o->backend = r.Get<std::string>(d + "backend", o->backend);
+  o->dist_timeout = absl::Seconds(
+      r.Get<double>(d + "timeout_s", absl::ToDoubleSeconds(o->dist_timeout)));
+  o->keepalive =
+      absl::Seconds(r.Get<double>(d + "keepalive_s", absl::ToDoubleSeconds(o->keepalive)));
+
+  if (o->train_batch_groups < 1) r.AddError(p + "train_batch_groups: must be >= 1");
+  if (o->group_timeout <= absl::ZeroDuration()) r.AddError(p + "group_timeout_s: must be > 0");
+  if (o->partial_batch_after < absl::ZeroDuration()) {
+    r.AddError(p + "partial_batch_after_s: must be >= 0");
+  }
+  if (o->max_steps < 0) r.AddError(p + "max_steps: must be >= 0");
+  if (o->queue_capacity < 1) r.AddError(p + "queue_capacity: must be >= 1");
+  if (o->checkpoint_every < 1) r.AddError(p + "checkpoint_every: must be >= 1");
+  if (o->keepalive <= absl::ZeroDuration() || o->keepalive >= o->dist_timeout) {
+    r.AddError(d + "keepalive_s: must be > 0 and below timeout_s");
+  }
+  if (o->publish_dtype != "" && o->publish_dtype != "F32" && o->publish_dtype != "BF16") {
+    r.AddError(p + "publish_dtype: must be \"\", F32 or BF16");
+  }
+}
+
+struct LearnerRole::Impl {
+  LearnerRoleOptions options;
+  std::shared_ptr<PolicyImpl> policy;
+  std::unique_ptr<Distributed> distributed;
+  std::unique_ptr<Trainer> trainer;
+  // Rank 0 only.
+  std::unique_ptr<TrajectoryQueue> queue;
+  std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<LearnerServiceImpl> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::unique_ptr<v1::CoordinatorService::Stub> coordinator;
+
+  absl::Notification stop_note;
+  std::once_flag stop_once;
+  std::atomic<bool> stop{false};
+  void NotifyStop() {
+    stop = true;
+    std::call_once(stop_once, [this] { stop_note.Notify(); });
+  }
+  mutable absl::Mutex mu;
+  LearnerProgress progress ABSL_GUARDED_BY(mu);
+  std::string worker_id ABSL_GUARDED_BY(mu);
+  uint32_t heartbeat_ms ABSL_GUARDED_BY(mu) = 2000;
+
+  // Group assembly (training thread only).
+  std::map<std::string, PendingGroup> pending;
+  std::deque<std::string> arrival;  // group ids in order of first arrival
+  // Groups already trained on or dropped (bounded memory): late episodes of them are dropped.
+  std::set<std::string> closed_groups;
+  std::deque<std::string> closed_order;
+  static constexpr size_t kClosedGroupsKept = 1 << 16;
+
+  void CloseGroup(const std::string& id) {
+    if (!closed_groups.insert(id).second) return;
+    closed_order.push_back(id);
+    if (closed_order.size() > kClosedGroupsKept) {
+      closed_groups.erase(closed_order.front());
+      closed_order.pop_front();
+    }
+  }
+
+  std::string Peer() const { return absl::StrCat("coordinator ", options.coordinator); }
+  std::string Name() const {
+    return options.world_size > 1 ? absl::StrCat(options.name, "/", options.rank) : options.name;
+  }
+
+  absl::Status Publish(uint64_t version, int64_t step) {
+    absl::StatusOr<PolicyWeights> w = SerializePolicyWeights(*policy, options.publish_dtype);
+    if (!w.ok()) return w.status();
+    auto snapshot = std::make_shared<WeightSnapshot>();
+    snapshot->version = version;
+    snapshot->learner_step = static_cast<uint64_t>(step);
+    snapshot->header = std::move(w->header);
+    snapshot->data = std::move(w->data);
+    return weights->Publish(std::move(snapshot));
+  }
+
+  absl::Status RegisterOnce() {
+    grpc::ClientContext context;
+    SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
+    v1::RegisterRequest request;
+    request.set_role(v1::ROLE_LEARNER);
+    request.set_name(options.name);
+    request.set_address(options.advertise_address.empty()
+                            ? absl::StrCat(options.host, ":", port)
+                            : options.advertise_address);
+    v1::RegisterResponse response;
+    grpc::Status status = coordinator->Register(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status, Peer(), "Register");
+    absl::MutexLock lock(&mu);
+    worker_id = response.worker_id();
+    heartbeat_ms = std::max<uint32_t>(100, response.heartbeat_interval_ms());
+    return absl::OkStatus();
+  }
+
+  // Registers, retrying transient failures for up to a minute.
+  absl::Status Register() {
+    const absl::Time deadline = absl::Now() + std::max(absl::Minutes(1), options.rpc_timeout);
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (true) {
+      absl::Status s = RegisterOnce();
+      if (s.ok() || stop || absl::Now() + backoff > deadline ||
+          (!absl::IsUnavailable(s) && !absl::IsDeadlineExceeded(s))) {
+        return s;
+      }
+      stop_note.WaitForNotificationWithTimeout(backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+  }
+
+  void HeartbeatLoop() {
+    while (true) {
+      uint32_t interval;
+      v1::HeartbeatRequest request;
+      {
+        absl::MutexLock lock(&mu);
+        interval = heartbeat_ms;
+        request.set_worker_id(worker_id);
+        request.set_policy_version(progress.version);
+        request.set_tokens_per_s(progress.last_tokens_per_s);
+      }
+      if (stop_note.WaitForNotificationWithTimeout(absl::Milliseconds(interval))) return;
+      grpc::ClientContext context;
+      SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
+      v1::HeartbeatResponse response;
+      grpc::Status status = coordinator->Heartbeat(&context, request, &response);
+      if (status.ok()) {
+        stage = response.stage();
+        continue;
+      }
+      absl::Status s = FromGrpcStatus(status, Peer(), "Heartbeat");
+      Log(Name(), std::string(s.message()));
+      if (absl::IsNotFound(s)) {  // expired: register again under a new id
+        if (absl::Status re = RegisterOnce(); !re.ok()) Log(Name(), std::string(re.message()));
+      }
+    }
+  }
+
+  // The curriculum stage the coordinator last reported (heartbeats, steps; 0 = unknown).
+  std::atomic<uint32_t> stage{0};
+
+  int BatchGroups() const {
+    const uint32_t s = stage.load();
+    if (s >= 1 && s <= options.stage_batch_groups.size()) {
+      return options.stage_batch_groups[s - 1];
+    }
+    return options.train_batch_groups;
+  }
+
+  void ReportStep(const StepMetrics& m, uint64_t version) {
+    if (coordinator == nullptr) return;
+    v1::ReportLearnerStepRequest request;
+    {
+      absl::MutexLock lock(&mu);
+      request.set_worker_id(worker_id);
+    }
+    request.set_step(static_cast<uint64_t>(m.step));
+    request.set_policy_version(version);
+    for (const auto& [name, value] : m.Named()) {
+      v1::Metric* metric = request.add_metrics();
+      metric->set_name(name);
+      metric->set_value(value);
+      metric->set_step(m.step);
+    }
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      grpc::ClientContext context;
+      SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
+      v1::ReportLearnerStepResponse response;
+      grpc::Status status = coordinator->ReportLearnerStep(&context, request, &response);
+      if (status.ok()) {
+        stage = response.stage();
+        return;
+      }
+      absl::Status s = FromGrpcStatus(status, Peer(), "ReportLearnerStep");
+      Log(Name(), std::string(s.message()));
+      if (!absl::IsNotFound(s) || !RegisterOnce().ok()) return;
+      absl::MutexLock lock(&mu);
+      request.set_worker_id(worker_id);
+    }
+  }
+
+  // Moves queued trajectories into groups; drops groups past their deadline.
+  void Collect(absl::Duration wait) {
+    std::vector<v1::Trajectory> got = queue->PopBatch(1, queue->capacity(), wait);
+    const absl::Time now = absl::Now();
+    int64_t duplicates = 0;
+    for (v1::Trajectory& t : got) {
+      if (closed_groups.count(t.group_id()) > 0) {
+        ++duplicates;
+        continue;
+      }
+      auto [it, inserted] = pending.try_emplace(t.group_id());
+      PendingGroup& g = it->second;
+      if (inserted) {
+        g.id = t.group_id();
+        g.size = t.group_size();
+        g.first_seen = now;
+        arrival.push_back(g.id);
+      }
+      if (!g.episodes.insert(t.episode_id()).second || g.complete()) {
+        ++duplicates;
+        continue;
+      }
+      g.trajectories.push_back(std::move(t));
+    }
+    int64_t dropped = 0;
+    for (auto it = arrival.begin(); it != arrival.end();) {
+      PendingGroup& g = pending[*it];
+      if (!g.complete() && now - g.first_seen > options.group_timeout) {
+        Log(Name(), absl::StrCat("dropping group ", g.id, ": ", g.trajectories.size(), " of ",
+                                 g.size, " episodes after ",
+                                 absl::FormatDuration(options.group_timeout)));
+        CloseGroup(*it);
+        pending.erase(*it);
+        it = arrival.erase(it);
+        ++dropped;
+      } else {
+        ++it;
+      }
+    }
+    absl::MutexLock lock(&mu);
+    progress.trajectories_received += static_cast<int64_t>(got.size());
+    progress.duplicates_dropped += duplicates;
+    progress.groups_dropped += dropped;
+  }
+
+  int CompleteGroups() const {
+    int n = 0;
+    for (const auto& [id, g] : pending) n += g.complete();
+    return n;
+  }
+
+  // Takes up to `count` complete groups, oldest first.
+  std::vector<v1::Trajectory> TakeGroups(int count) {
+    std::vector<v1::Trajectory> out;
+    int taken = 0;
+    for (auto it = arrival.begin(); it != arrival.end() && taken < count;) {
+      auto g = pending.find(*it);
+      if (g != pending.end() && g->second.complete()) {
+        for (v1::Trajectory& t : g->second.trajectories) out.push_back(std::move(t));
+        CloseGroup(g->first);
+        pending.erase(g);
+        it = arrival.erase(it);
+        ++taken;
+      } else {
+        ++it;
+      }
+    }
+    absl::MutexLock lock(&mu);
+    progress.groups_trained += taken;
+    return out;
+  }
+
+  absl::Status Broadcast(Command command, const std::string& payload) {
+    if (distributed->world_size() == 1) return absl::OkStatus();
+    std::string message(1, static_cast<char>(command));
+    message += payload;
+    return distributed->BroadcastBytes(message, "batch broadcast").status();
+  }
+
+  absl::Status SaveCheckpoint(const std::string& label) {
+    if (options.checkpoint_dir.empty() || options.rank != 0) return absl::OkStatus();
+    std::string dir = absl::StrCat(options.checkpoint_dir, "/", label);
+    absl::Status s = SavePolicy(*policy, dir);
+    if (s.ok()) Log(Name(), absl::StrCat("checkpoint ", dir));
+    return s;
+  }
+
+  absl::StatusOr<StepMetrics> TrainOn(const TrainBatch& batch) {
+    TrainBatch shard = distributed->world_size() > 1
+                           ? ShardTrainBatch(batch, distributed->world_size())[options.rank]
+                           : batch;
+    return trainer->Step(shard);
+  }
+
+  absl::Status RunRoot();
+  absl::Status RunWorker();
+};
+
+LearnerRole::LearnerRole(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+LearnerRole::~LearnerRole() {
+  Stop();
+  if (impl_->server != nullptr) {
+    impl_->queue->Close();
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+}
+
+void LearnerRole::Stop() {
+  impl_->NotifyStop();
+}
+
+int LearnerRole::port() const { return impl_->port; }
+
+LearnerProgress LearnerRole::progress() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->progress;
+}
+
+absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRoleOptions& o) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = o;
+  TrainerOptions t;
+  t.lr = o.lr;
+  t.weight_decay = o.weight_decay;
+  t.beta1 = o.beta1;
+  t.beta2 = o.beta2;
+  t.adam_eps = o.adam_eps;
+  t.lr_schedule = o.lr_schedule;
+  t.warmup_steps = o.warmup_steps;
+  t.total_steps = o.total_steps;
+  t.min_lr_ratio = o.min_lr_ratio;
+  t.max_grad_norm = o.max_grad_norm;
+  t.micro_batch_tokens = o.micro_batch_tokens;
+  t.score_chunk_size = o.score_chunk_size;
+  t.gradient_checkpointing = o.gradient_checkpointing;
+  t.grpo.clip_low = o.clip_low;
+  t.grpo.clip_high = o.clip_high;
+  t.grpo.dual_clip = o.dual_clip;
+  t.grpo.kl_coef = o.kl_coef;
+  t.grpo.entropy_coef = o.entropy_coef;
+  t.grpo.tis_cap = o.tis_cap;
+  if (absl::Status s = ValidateTrainerOptions(t); !s.ok()) return s;
+
+  // The policy (and the frozen reference: the initial weights).
+  std::shared_ptr<PolicyImpl> reference;
+  try {
+    torch::manual_seed(o.seed);
+    c10::Device device(o.device);
+    std::optional<c10::ScalarType> dtype;
+    if (!o.dtype.empty()) {
+      absl::StatusOr<c10::ScalarType> d = DtypeFromName(o.dtype);
+      if (!d.ok()) return d.status();
+      dtype = *d;
+    }
+    auto build = [&]() -> absl::StatusOr<std::shared_ptr<PolicyImpl>> {
+      if (!o.model_path.empty()) {
+        LoadPolicyOptions load;
+        load.dtype = dtype;
+        load.device = device;
+        absl::StatusOr<Policy> p = LoadPolicy(o.model_path, load);
+        if (!p.ok()) return p.status();
+        return p->ptr();
+      }
+      ModelConfig config = TinyModelConfig(o.tiny);
+      if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("model.tiny: ", s.message()));
+      }
+      auto p = std::make_shared<PolicyImpl>(
+          PolicyOptions(config).dtype(dtype.value_or(c10::kFloat)).device(device));
+      p->InitRandom(o.seed);
+      return p;
+    };
+    absl::StatusOr<std::shared_ptr<PolicyImpl>> policy = build();
+    if (!policy.ok()) return policy.status();
+    impl->policy = *policy;
+    DistributedOptions d;
+    d.master_addr = o.master_addr;
+    d.master_port = o.master_port;
+    d.world_size = o.world_size;
+    d.rank = o.rank;
+    d.backend = o.backend;
+    d.timeout = o.dist_timeout;
+    absl::StatusOr<std::unique_ptr<Distributed>> dist = Distributed::Create(d);
+    if (!dist.ok()) return dist.status();
+    impl->distributed = std::move(*dist);
+    if (absl::Status s = impl->distributed->BroadcastParameters(*impl->policy); !s.ok()) return s;
+    if (o.kl_coef != 0) {
+      // The reference is a frozen copy of the (broadcast) initial weights.
+      reference = std::make_shared<PolicyImpl>(impl->policy->options);
+      torch::NoGradGuard no_grad;
+      auto src = impl->policy->named_parameters();
+      for (auto& item : reference->named_parameters()) item.value().copy_(src[item.key()]);
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("learner: building the policy: ",
+                                            e.what_without_backtrace()));
+  }
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer =
+      Trainer::Create(impl->policy, reference, t, impl->distributed.get());
+  if (!trainer.ok()) return trainer.status();
+  impl->trainer = std::move(*trainer);
+  if (o.rank != 0) return std::unique_ptr<LearnerRole>(new LearnerRole(std::move(impl)));
+
+  impl->queue = std::make_unique<TrajectoryQueue>(o.queue_capacity);
+  impl->weights = std::make_unique<WeightStore>();
+  if (absl::Status s = impl->Publish(1, 0); !s.ok()) return s;
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->progress.version = 1;
+  }
+  LearnerServiceOptions service_options;
+  service_options.max_staleness = o.max_staleness;
+  impl->service = std::make_unique<LearnerServiceImpl>(impl->queue.get(), impl->weights.get(),
+                                                       service_options);
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), grpc::InsecureServerCredentials(),
+                           &impl->port);
+  builder.RegisterService(impl->service.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("learner: cannot listen on ", o.host, ":", o.port));
+  }
+  if (!o.coordinator.empty()) {
+    impl->coordinator = v1::CoordinatorService::NewStub(MakeChannel(o.coordinator));
+  }
+  return std::unique_ptr<LearnerRole>(new LearnerRole(std::move(impl)));
+}
+
+absl::Status LearnerRole::Run() {
+  absl::Status s = impl_->options.rank == 0 ? impl_->RunRoot() : impl_->RunWorker();
+  if (impl_->options.rank == 0) {
+    absl::Status saved = impl_->SaveCheckpoint("final");
+    if (s.ok()) s = saved;
+  }
+  return s;
+}
+
+absl::Status LearnerRole::Impl::RunWorker() {
+  while (!stop) {
+    absl::StatusOr<std::string> message = distributed->BroadcastBytes("", "batch broadcast");
+    if (!message.ok()) return message.status();
+    if (message->empty()) return absl::InternalError("learner: empty broadcast from rank 0");
+    Command command = static_cast<Command>((*message)[0]);
+    if (command == Command::kStop) return absl::OkStatus();
+    if (command == Command::kNoop) continue;
+    if (command != Command::kStep) {
+      return absl::InternalError(absl::StrCat("learner: unknown command from rank 0: ",
+                                              static_cast<int>((*message)[0])));
+    }
+    absl::StatusOr<TrainBatch> batch = ParseTrainBatch(std::string_view(*message).substr(1));
+    if (!batch.ok()) return batch.status();
+    absl::StatusOr<StepMetrics> m = TrainOn(*batch);
+    if (!m.ok()) return m.status();
+    absl::MutexLock lock(&mu);
+    progress.steps = m->step;
+    progress.version = batch->version + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LearnerRole::Impl::RunRoot() {
+  Log(Name(), absl::StrCat("serving LearnerService on ", options.host, ":", port,
+                           " (version 1; world size ", options.world_size, ")"));
+  std::thread heartbeat;
+  if (coordinator != nullptr) {
+    if (absl::Status s = Register(); !s.ok()) {
+      (void)Broadcast(Command::kStop, "");
+      return s;
+    }
+    heartbeat = std::thread([this] { HeartbeatLoop(); });
+  }
+  absl::Status result = absl::OkStatus();
+  absl::Time last_broadcast = absl::Now();
+  absl::Time waiting_since = absl::Now();
+  uint64_t version = 1;
+  while (!stop) {
+    if (options.max_steps > 0 && trainer->steps() >= options.max_steps) break;
+    Collect(absl::Milliseconds(200));
+    const int complete = CompleteGroups();
+    const int batch_groups = BatchGroups();
+    const bool full = complete >= batch_groups;
+    const bool partial = options.partial_batch_after > absl::ZeroDuration() && complete > 0 &&
+                         absl::Now() - waiting_since > options.partial_batch_after;
+    if (!full && !partial) {
+      if (absl::Now() - last_broadcast > options.keepalive) {
+        if (result = Broadcast(Command::kNoop, ""); !result.ok()) break;
+        last_broadcast = absl::Now();
+      }
+      continue;
+    }
+    std::vector<v1::Trajectory> trajectories = TakeGroups(batch_groups);
+    GrpoOptions grpo;  // only advantage_eps is read by BuildTrainBatch
+    grpo.advantage_eps = trainer->options().grpo.advantage_eps;
+    absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, version, grpo);
+    if (!batch.ok()) {
+      // The service validated every trajectory already; a bad batch is skipped, not fatal.
+      Log(Name(), absl::StrCat("skipping a batch: ", batch.status().message()));
+      continue;
+    }
+    if (result = Broadcast(Command::kStep, SerializeTrainBatch(*batch)); !result.ok()) break;
+    last_broadcast = absl::Now();
+    absl::StatusOr<StepMetrics> m = TrainOn(*batch);
+    if (!m.ok()) {
+      result = m.status();
+      break;
+    }
+    ++version;
+    if (result = Publish(version, m->step); !result.ok()) break;
+    waiting_since = absl::Now();
+    double mean_reward = 0;
+    if (auto it = m->batch.rewards.find("reward/mean"); it != m->batch.rewards.end()) {
+      mean_reward = it->second;
+    }
+    {
+      absl::MutexLock lock(&mu);
+      progress.steps = m->step;
+      progress.version = version;
+      progress.last_mean_reward = mean_reward;
+      progress.last_grad_norm = m->grad_norm;
+      progress.last_tokens_per_s = m->tokens_per_s;
+    }
+    Log(Name(),
+        absl::StrFormat("step %d version %d: groups %d (failed episodes %d) reward %.4f loss %.5f "
+                        "kl %.5f entropy %.4f grad_norm %.4f tokens/s %.0f staleness %.2f "
+                        "mismatch %.2e",
+                        m->step, version, m->batch.groups, m->batch.failed, mean_reward, m->loss,
+                        m->kl, m->entropy, m->grad_norm, m->tokens_per_s,
+                        m->batch.staleness_mean, m->logprob_mismatch_max));
+    ReportStep(*m, version);
+    if (m->step % options.checkpoint_every == 0) {
+      if (absl::Status s = SaveCheckpoint(absl::StrCat("step-", m->step)); !s.ok()) {
+        Log(Name(), absl::StrCat("checkpoint failed: ", s.message()));
+      }
+    }
+  }
+  if (absl::Status s = Broadcast(Command::kStop, ""); !s.ok() && result.ok()) result = s;
+  NotifyStop();
+  if (heartbeat.joinable()) heartbeat.join();
+  return result;
+}
+
+}  // namespace envtune

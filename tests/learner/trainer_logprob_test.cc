@@ -1,0 +1,117 @@
+// The learner's log-probs of actor-generated tokens equal the actor's behaviour log-probs
+// (GenerationResult::logprobs) on CPU fp32: the acceptance bound is 1e-4 for trajectories of the
+// version being trained. Trajectories of an older version are left out of the mismatch metric.
+#include <random>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "learner/trainer.h"
+#include "model/generate.h"
+#include "model/qwen2.h"
+#include "tests/learner/trainer_test_util.h"
+
+namespace envtune {
+namespace {
+
+using trainer_testing::TinyPolicy;
+
+// Rolls out `n` sampled replies to random prompts with `policy` and packs them as trajectories
+// of one group (reward = number of generated tokens, arbitrary but varied).
+std::vector<v1::Trajectory> Rollouts(PolicyImpl& policy, int n, uint64_t version, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::vector<std::vector<int64_t>> prompts;
+  for (int i = 0; i < n; ++i) {
+    std::vector<int64_t> prompt;
+    int len = 3 + static_cast<int>(rng() % 6);
+    for (int j = 0; j < len; ++j) prompt.push_back(static_cast<int64_t>(rng() % 60));
+    prompts.push_back(prompt);
+  }
+  GenerationOptions options;
+  options.max_new_tokens = 12;
+  options.do_sample = true;
+  options.temperature = 0.7;  // behaviour log-probs are still the temperature-1 ones
+  options.top_k = 20;
+  options.seed = seed;
+  options.stop_token_ids = {63};
+  absl::StatusOr<std::vector<GenerationResult>> results = Generate(policy, prompts, options);
+  EXPECT_TRUE(results.ok()) << results.status();
+  std::vector<v1::Trajectory> out;
+  if (!results.ok()) return out;
+  for (int i = 0; i < n; ++i) {
+    const GenerationResult& r = (*results)[static_cast<size_t>(i)];
+    v1::Trajectory t;
+    t.set_episode_id(absl::StrCat("g", seed, "/", i));
+    t.set_group_id(absl::StrCat("g", seed));
+    t.set_group_size(static_cast<uint32_t>(n));
+    t.set_stage(1);
+    t.set_policy_version(version);
+    std::string mask;
+    for (int64_t id : prompts[static_cast<size_t>(i)]) {
+      t.add_token_ids(static_cast<int32_t>(id));
+      t.add_behaviour_logprobs(0);
+      mask.push_back(0);
+    }
+    for (size_t j = 0; j < r.token_ids.size(); ++j) {
+      t.add_token_ids(static_cast<int32_t>(r.token_ids[j]));
+      t.add_behaviour_logprobs(r.logprobs[j]);
+      mask.push_back(1);
+    }
+    t.set_loss_mask(mask);
+    t.set_prompt_tokens(static_cast<uint32_t>(prompts[static_cast<size_t>(i)].size()));
+    t.set_reward(static_cast<double>(r.token_ids.size()));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+TEST(TrainerLogprobs, LearnerMatchesGenerateWithinOneEMinus4) {
+  auto policy = TinyPolicy(21, 64, /*tie=*/false, /*std=*/0.5);  // peaked, not uniform
+  policy->eval();
+  std::vector<v1::Trajectory> trajectories = Rollouts(*policy, 6, /*version=*/5, /*seed=*/3);
+  ASSERT_FALSE(trajectories.empty());
+  // An older version's rollouts (made with another policy) are not compared.
+  auto old_policy = TinyPolicy(22, 64, false, 0.5);
+  old_policy->eval();
+  std::vector<v1::Trajectory> stale = Rollouts(*old_policy, 4, /*version=*/4, /*seed=*/4);
+  double generated = 0;
+  for (const auto& t : trajectories) generated += t.token_ids_size() - t.prompt_tokens();
+  trajectories.insert(trajectories.end(), stale.begin(), stale.end());
+
+  TrainerOptions options;
+  options.grpo.kl_coef = 0;
+  options.micro_batch_tokens = 40;  // several padded micro-batches
+  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 5, options.grpo);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  auto trainer = Trainer::Create(policy, nullptr, options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_DOUBLE_EQ(m->mismatch_tokens, generated);
+  EXPECT_LE(m->logprob_mismatch_max, 1e-4);
+  EXPECT_LE(m->logprob_mismatch_mean, 1e-5);
+  EXPECT_GT(m->micro_batches, 1);
+  // On-policy: the truncated-IS weights are 1 for the current version's tokens; the stale
+  // ones (another policy) pull the mean away from 1.
+  EXPECT_NE(m->tis_weight_mean, 1.0);
+  EXPECT_DOUBLE_EQ(m->batch.staleness_max, 1.0);
+}
+
+TEST(TrainerLogprobs, SameVersionOnlyGivesUnitImportanceWeights) {
+  auto policy = TinyPolicy(23, 64, false, 0.5);
+  policy->eval();
+  std::vector<v1::Trajectory> trajectories = Rollouts(*policy, 5, 1, 9);
+  TrainerOptions options;
+  options.grpo.kl_coef = 0;
+  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 1, options.grpo);
+  ASSERT_TRUE(batch.ok());
+  auto trainer = Trainer::Create(policy, nullptr, options);
+  ASSERT_TRUE(trainer.ok());
+  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_NEAR(m->tis_weight_mean, 1.0, 1e-4);
+  EXPECT_LE(m->logprob_mismatch_max, 1e-4);
+}
+
+}  // namespace
+}  // namespace envtune

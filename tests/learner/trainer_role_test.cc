@@ -1,0 +1,172 @@
+// The learner role end to end on loopback (no coordinator): trajectories pushed over
+// LearnerService are grouped, complete groups are trained on, incomplete ones are dropped after
+// their deadline without stalling, each step publishes a new version, checkpoints are written
+// (HF layout, loadable), and config keys are checked.
+#include "learner/learner_role.h"
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/channels.h"
+#include "common/config.h"
+#include "envtune/v1/learner.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "model/qwen2.h"
+#include "tests/learner/trainer_test_util.h"
+
+namespace envtune {
+namespace {
+
+using trainer_testing::MakeTrajectory;
+
+LearnerRoleOptions TinyOptions(const std::string& checkpoint_dir) {
+  LearnerRoleOptions o;
+  o.tiny.vocab_size = 64;
+  o.tiny.hidden_size = 16;
+  o.tiny.intermediate_size = 32;
+  o.tiny.num_hidden_layers = 2;
+  o.tiny.num_attention_heads = 2;
+  o.tiny.num_key_value_heads = 1;
+  o.train_batch_groups = 2;
+  o.group_timeout = absl::Seconds(1);
+  o.max_steps = 2;
+  o.lr = 1e-3;
+  o.checkpoint_dir = checkpoint_dir;
+  o.checkpoint_every = 1;
+  return o;
+}
+
+absl::Status Push(const std::string& address, const std::vector<v1::Trajectory>& trajectories) {
+  auto stub = v1::LearnerService::NewStub(MakeChannel(address));
+  grpc::ClientContext context;
+  SetDeadline(context, std::chrono::seconds(30));
+  v1::PushTrajectoriesResponse response;
+  auto writer = stub->PushTrajectories(&context, &response);
+  for (const auto& t : trajectories) {
+    if (!writer->Write(t)) break;
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  return absl::OkStatus();
+}
+
+uint64_t PolicyVersion(const std::string& address) {
+  auto stub = v1::LearnerService::NewStub(MakeChannel(address));
+  grpc::ClientContext context;
+  SetDeadline(context, std::chrono::seconds(5));
+  v1::GetPolicyVersionResponse response;
+  if (!stub->GetPolicyVersion(&context, {}, &response).ok()) return 0;
+  return response.version();
+}
+
+TEST(LearnerRole, TrainsCompleteGroupsDropsIncompleteOnesAndCheckpoints) {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("envtune_learner_role_" + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::remove_all(dir);
+  auto role = LearnerRole::Create(TinyOptions(dir));
+  ASSERT_TRUE(role.ok()) << role.status();
+  const std::string address = "127.0.0.1:" + std::to_string((*role)->port());
+  EXPECT_EQ(PolicyVersion(address), 1u);
+  absl::Status run_status;
+  std::thread runner([&] { run_status = (*role)->Run(); });
+
+  std::mt19937 rng(1);
+  std::vector<v1::Trajectory> first;
+  for (int g = 0; g < 2; ++g) {
+    for (int i = 0; i < 2; ++i) {
+      first.push_back(MakeTrajectory("s1g" + std::to_string(g), i, 2, i, 4, 6, rng));
+    }
+  }
+  // An incomplete group (1 of 2) and a duplicate episode.
+  first.push_back(MakeTrajectory("lonely", 0, 2, 1.0, 4, 6, rng));
+  first.push_back(first[0]);
+  ASSERT_TRUE(Push(address, first).ok());
+  for (int i = 0; i < 200 && PolicyVersion(address) < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(PolicyVersion(address), 2u);
+  // Wait for the lonely group's deadline, then a second batch made by version 2.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  std::vector<v1::Trajectory> second;
+  for (int g = 0; g < 2; ++g) {
+    for (int i = 0; i < 2; ++i) {
+      v1::Trajectory t = MakeTrajectory("s2g" + std::to_string(g), i, 2, i, 3, 5, rng, 64, 2);
+      if (g == 1 && i == 1) {  // a failed episode completes its group but is not trained on
+        t.set_failed(true);
+        t.clear_token_ids();
+        t.clear_loss_mask();
+        t.clear_behaviour_logprobs();
+      }
+      second.push_back(t);
+    }
+  }
+  ASSERT_TRUE(Push(address, second).ok());
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  LearnerProgress p = (*role)->progress();
+  EXPECT_EQ(p.steps, 2);
+  EXPECT_EQ(p.version, 3u);
+  EXPECT_EQ(p.groups_trained, 4);
+  EXPECT_EQ(p.groups_dropped, 1);
+  EXPECT_EQ(p.duplicates_dropped, 1);
+  EXPECT_EQ(PolicyVersion(address), 3u);
+  for (const char* name : {"step-1", "step-2", "final"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + name + "/config.json")) << name;
+  }
+  absl::StatusOr<Policy> loaded = LoadPolicy(dir + "/final");
+  EXPECT_TRUE(loaded.ok()) << loaded.status();
+  role->reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LearnerRole, ReadsConfigAndRejectsUnknownKeys) {
+  absl::StatusOr<Config> config = Config::FromString(R"(
+model:
+  tiny: {vocab_size: 128, hidden_size: 32}
+learner:
+  train_batch_groups: 4
+  lr: 2.0e-6
+  betas: [0.8, 0.95]
+  lr_schedule: cosine
+  total_steps: 10
+  distributed: {world_size: 1, keepalive_s: 5}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigReader reader(*config);
+  LearnerRoleOptions o;
+  ReadLearnerOptions(reader, &o);
+  ASSERT_TRUE(reader.Finish().ok()) << reader.Finish();
+  EXPECT_EQ(o.train_batch_groups, 4);
+  EXPECT_DOUBLE_EQ(o.lr, 2e-6);
+  EXPECT_DOUBLE_EQ(o.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(o.beta2, 0.95);
+  EXPECT_EQ(o.tiny.vocab_size, 128);
+  EXPECT_EQ(o.lr_schedule, "cosine");
+  EXPECT_EQ(o.keepalive, absl::Seconds(5));
+
+  absl::StatusOr<Config> bad = Config::FromString("learner: {lrr: 1, train_batch_groups: 0}");
+  ASSERT_TRUE(bad.ok());
+  ConfigReader bad_reader(*bad);
+  ReadLearnerOptions(bad_reader, &o);
+  absl::Status s = bad_reader.Finish();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("lrr"), std::string_view::npos) << s;
+  EXPECT_NE(s.message().find("train_batch_groups"), std::string_view::npos) << s;
+}
+
+TEST(LearnerRole, BadOptionsAreErrors) {
+  LearnerRoleOptions o = TinyOptions("");
+  o.lr_schedule = "sawtooth";
+  EXPECT_FALSE(LearnerRole::Create(o).ok());
+  o = TinyOptions("");
+  o.model_path = "/nonexistent/model";
+  EXPECT_FALSE(LearnerRole::Create(o).ok());
+}
+
+}  // namespace
+}  // namespace envtune
