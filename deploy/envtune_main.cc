@@ -6,6 +6,8 @@
 //   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
 //   envtune actor --coordinator HOST:PORT --learner HOST:PORT --env LIST|dns:///NAME:PORT
 //                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
+//   envtune learner [--config FILE] [--port N] [--host ADDR] [--coordinator HOST:PORT]
+//                   [learner.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
 //
 // Each command parses its own flags (`envtune <command> --help`). Exit codes: 0 success,
 // 1 runtime failure, 2 usage or configuration error.
@@ -33,6 +35,9 @@
 #include "grpcpp/grpcpp.h"
 #ifdef ENVTUNE_HAS_TORCH
 #include "actor/actor.h"
+#endif
+#ifdef ENVTUNE_HAS_LEARNER
+#include "learner/learner_role.h"
 #endif
 
 ABSL_FLAG(std::string, config, "", "YAML config file (see configs/)");
@@ -76,6 +81,10 @@ commands:
   actor         roll out leased episodes and stream trajectories to the learner
                   --coordinator HOST:PORT --learner HOST:PORT --env LIST [--config FILE]
                   (options: the config's `actor:` section, documented in actor/actor.h)
+  learner       train the policy with GRPO on pushed trajectories, serve LearnerService
+                  --config FILE --port N --host ADDR [--coordinator HOST:PORT]
+                  (options: the config's `learner:` and `model:` sections, documented in
+                  learner/learner_role.h)
 
 coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
 http://HOST:N/metrics (docs/operations.md, "Metrics").
@@ -192,6 +201,53 @@ int RunActor(const std::vector<std::string>& overrides) {
 #endif
 }
 
+int RunLearner(const std::vector<std::string>& overrides) {
+#ifdef ENVTUNE_HAS_LEARNER
+  absl::StatusOr<Config> config = Config::Load(absl::GetFlag(FLAGS_config), overrides);
+  if (!config.ok()) return Fail(config.status(), 2);
+  ConfigReader reader(*config);
+  LearnerRoleOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.coordinator = absl::GetFlag(FLAGS_coordinator);
+  ReadLearnerOptions(reader, &options);
+  // Sections other roles read are not this role's business.
+  for (const char* other : {"coordinator", "evaluation", "curriculum", "actor", "envserver",
+                            "launch", "data", "sft"}) {
+    reader.MarkRead(other);
+  }
+  if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
+  absl::StatusOr<std::unique_ptr<LearnerRole>> learner = LearnerRole::Create(options);
+  if (!learner.ok()) return Fail(learner.status(), 2);
+  if (options.rank == 0) {
+    std::cout << "learner listening on " << options.host << ":" << (*learner)->port() << std::endl;
+  }
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::Notification done;
+  std::thread stopper([&] {
+    while (!done.HasBeenNotified()) {
+      if (stop.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
+        (*learner)->Stop();
+        return;
+      }
+    }
+  });
+  absl::Status status = (*learner)->Run();
+  done.Notify();
+  stopper.join();
+  if (!status.ok()) return Fail(status, 1);
+  std::cout << "learner stopped after " << (*learner)->progress().steps << " steps" << std::endl;
+  return 0;
+#else
+  return Fail(absl::UnimplementedError(
+                  "learner: this envtune was built with ENVTUNE_WITH_TORCH=OFF (no trainer)"),
+              2);
+#endif
+}
+
 }  // namespace
 }  // namespace envtune
 
@@ -229,6 +285,7 @@ int main(int argc, char** argv) {
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();
   if (command == "actor") return envtune::RunActor(overrides);
+  if (command == "learner") return envtune::RunLearner(overrides);
   if (command == "env-server") {
     return envtune::RunEnvServerCommand({absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                          absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_hmac_key_file)});
