@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server_builder.h"
@@ -164,6 +165,15 @@ std::pair<std::string, std::string> SplitRpcMethod(const std::string& path) {
 
 namespace {
 
+struct RpcAlias {
+  std::string counter, histogram, help;
+};
+absl::Mutex g_alias_mu(absl::kConstInit);
+std::map<std::string, RpcAlias>& Aliases() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_alias_mu) {
+  static auto* aliases = new std::map<std::string, RpcAlias>();
+  return *aliases;
+}
+
 const char* CodeName(grpc::StatusCode code) {
   static constexpr const char* kNames[] = {
       "OK",       "CANCELLED",         "UNKNOWN",        "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -202,6 +212,20 @@ class RpcMetricsInterceptor final : public grpc::experimental::Interceptor {
         h.ok()) {
       h->Observe(seconds);
     }
+    std::optional<RpcAlias> alias;
+    {
+      absl::MutexLock lock(&g_alias_mu);
+      auto it = Aliases().find(method_);
+      if (it != Aliases().end()) alias = it->second;
+    }
+    if (alias.has_value()) {
+      if (absl::StatusOr<CounterHandle> c = m.Counter(alias->counter, alias->help, {{"code", CodeName(code)}}); c.ok()) {
+        c->Increment();
+      }
+      if (absl::StatusOr<HistogramHandle> h = m.Histogram(alias->histogram, alias->help + " (latency, seconds)"); h.ok()) {
+        h->Observe(seconds);
+      }
+    }
   }
 
   std::string method_;
@@ -216,6 +240,12 @@ class RpcMetricsFactory final : public grpc::experimental::ServerInterceptorFact
 };
 
 }  // namespace
+
+void AddRpcAlias(const std::string& full_method, const std::string& counter, const std::string& histogram,
+                 const std::string& help) {
+  absl::MutexLock lock(&g_alias_mu);
+  Aliases()[full_method] = RpcAlias{counter, histogram, help};
+}
 
 void AddRpcMetricsInterceptor(grpc::ServerBuilder& builder) {
   if (!Metrics::Global().enabled()) return;

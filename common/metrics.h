@@ -10,7 +10,8 @@
 // records per-method RPC metrics (AddRpcMetricsInterceptor below):
 //   envtune_rpc_requests_total{service,method,code}   finished RPCs by status code
 //   envtune_rpc_duration_seconds{service,method}       latency histogram (start to status)
-// For an env server, `method="Step"` are the environment steps and their latency.
+// For an env server, `method="Step"` are the environment steps and their latency. A role can
+// also give one method its own names (AddRpcAlias): e.g. envtune_env_steps_total{code}.
 //
 // Names must match [a-zA-Z_:][a-zA-Z0-9_:]* and label names [a-zA-Z_][a-zA-Z0-9_]*; bad names, or
 // a name registered before with another type, give InvalidArgument (never an exception).
@@ -126,6 +127,12 @@ class Metrics {
 // Installs the RPC metrics interceptor (see the top of this file) on `builder` when
 // Metrics::Global() is enabled; does nothing otherwise. Called by ConfigureServerBuilder.
 void AddRpcMetricsInterceptor(grpc::ServerBuilder& builder);
+
+// From now on RPCs of `full_method` ("/pkg.Service/Method") are also recorded as
+// `counter`{code} and the latency histogram `histogram` (seconds), in Metrics::Global(). Names
+// are checked when first used (a bad name records nothing). Thread-safe.
+void AddRpcAlias(const std::string& full_method, const std::string& counter, const std::string& histogram,
+                 const std::string& help);
 
 // "/pkg.Service/Method" -> {"pkg.Service", "Method"}; anything else -> {"", path}.
 std::pair<std::string, std::string> SplitRpcMethod(const std::string& path);

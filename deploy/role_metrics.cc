@@ -13,6 +13,23 @@ absl::Status StartRoleMetrics(const std::string& role, const std::string& host, 
   Metrics& metrics = Metrics::Global();
   if (absl::Status s = metrics.Serve(host, port); !s.ok()) return s;
   metrics.SetRole(role);
+  // Role-specific names for the RPCs that are the role's work.
+  struct Alias {
+    const char* role;
+    const char* method;
+    const char* counter;
+    const char* histogram;
+    const char* help;
+  };
+  static constexpr Alias kAliases[] = {
+      {"env-server", "/envtune.v1.EnvService/Step", "envtune_env_steps_total", "envtune_env_step_duration_seconds",
+       "Environment steps served, by status code"},
+      {"env-server", "/envtune.v1.EnvService/StartEpisode", "envtune_env_episodes_started_total",
+       "envtune_env_start_duration_seconds", "Episodes started, by status code"},
+  };
+  for (const Alias& a : kAliases) {
+    if (role == a.role) AddRpcAlias(a.method, a.counter, a.histogram, a.help);
+  }
   log << "metrics on http://" << host << ":" << metrics.port() << "/metrics" << std::endl;
   return absl::OkStatus();
 }

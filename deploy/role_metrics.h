@@ -11,7 +11,9 @@
 //                                                                    coordinator's totals)
 //   envtune_run_metric{name="reward/stage2/progress",...}           the status' recent metrics
 // Every role also gets envtune_role_info{role} and, when it serves gRPC, the per-method RPC
-// metrics of common/metrics.h (an env server's steps: envtune_rpc_*{method="Step"}).
+// metrics of common/metrics.h. An env server also names its work (StartRoleMetrics):
+//   envtune_env_steps_total{code}, envtune_env_step_duration_seconds          (Step)
+//   envtune_env_episodes_started_total{code}, envtune_env_start_duration_seconds  (StartEpisode)
 #ifndef ENVTUNE_DEPLOY_ROLE_METRICS_H_
 #define ENVTUNE_DEPLOY_ROLE_METRICS_H_
 

@@ -167,6 +167,8 @@ TEST(MetricsTest, GlobalRegistryAndRpcInterceptor) {
 
   ASSERT_TRUE(global.Serve("127.0.0.1", 0).ok());
   ASSERT_TRUE(global.enabled());
+  AddRpcAlias("/envtune.v1.EnvService/Step", "envtune_test_steps_total", "envtune_test_step_seconds", "steps");
+  AddRpcAlias("/envtune.v1.EnvService/ListTasks", "bad name", "bad name too", "never recorded");
   FakeEnv service;
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
@@ -197,6 +199,11 @@ TEST(MetricsTest, GlobalRegistryAndRpcInterceptor) {
   double sum = SeriesValue(text, "envtune_rpc_duration_seconds_sum{" + labels + "}");
   EXPECT_GT(sum, 0) << text;
   EXPECT_LT(sum, 40) << text;
+  // The alias names the same RPCs.
+  EXPECT_EQ(SeriesValue(text, "envtune_test_steps_total{code=\"OK\"}"), 3) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_test_steps_total{code=\"INVALID_ARGUMENT\"}"), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_test_step_seconds_count"), 4) << text;
+  EXPECT_DOUBLE_EQ(SeriesValue(text, "envtune_test_step_seconds_sum"), sum) << text;
 }
 
 }  // namespace

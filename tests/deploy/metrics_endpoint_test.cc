@@ -159,6 +159,12 @@ TEST_F(MetricsEndpointTest, EnvServerCountsStepsAndLatency) {
   EXPECT_EQ(SeriesValue(text, "envtune_rpc_requests_total{code=\"OK\",method=\"StartEpisode\",service=\"envtune.v1.EnvService\"}"), 1)
       << text;
   EXPECT_EQ(SeriesValue(text, "envtune_role_info{role=\"env-server\"}"), 1) << text;
+  // The env server's own names for its work.
+  EXPECT_EQ(SeriesValue(text, "envtune_env_steps_total{code=\"OK\"}"), ok_steps) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_steps_total{code=\"" + bad_code + "\"}"), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_step_duration_seconds_count"), ok_steps + 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_episodes_started_total{code=\"OK\"}"), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_start_duration_seconds_count"), 1) << text;
   EXPECT_EQ(child->Terminate(absl::Seconds(10)), 0) << child->LogTail();
 }
 
