@@ -394,7 +394,7 @@ TEST(ManifestsTest, KustomizeOverlaysRenderAndWireUp) {
     int ranks;
   };
   for (const Case& c : {Case{"cpu", "/etc/envtune/config/tiny-cpu.yaml", false, 1},
-                        Case{"gpu", "/opt/envtune/configs/paper-qwen2.5-7b.yaml", true, 4}}) {
+                        Case{"gpu", "/etc/envtune/config/paper-qwen2.5-7b.yaml", true, 4}}) {
     Rendered r;
     std::string error = RenderOverlay(kubectl, c.overlay, &r);
     ASSERT_EQ(error, "") << c.overlay;
