@@ -322,6 +322,10 @@ struct Actor::Impl {
         spec.greedy = lease.evaluation();
         spec.max_new_tokens = lease.stage().max_new_tokens();
         spec.max_episode_tokens = lease.stage().max_episode_tokens();
+        if (lease.deadline_unix_ms() > 0) {
+          // Finish before the coordinator re-issues the lease (leave time to push/complete).
+          spec.deadline = absl::FromUnixMillis(lease.deadline_unix_ms()) - options.rpc_timeout;
+        }
         specs.push_back(std::move(spec));
       }
     }

@@ -11,7 +11,8 @@
 //            evaluation episodes are not pushed
 //         -> CompleteLease with one EpisodeStats per episode (valid = BFCL verdict).
 // Stage changes take effect at episode boundaries: every episode runs under its lease's stage
-// options. If the learner cannot provide a lease's min_policy_version within weights_timeout,
+// options. Episodes end with "time_budget" rpc_timeout before their lease's
+// deadline, so the lease is completed before the coordinator re-issues it. If the learner cannot provide a lease's min_policy_version within weights_timeout,
 // the lease's episodes are completed as failed and the error names the learner and phase.
 // Every RPC has a deadline; errors name the peer and the phase. Stop() ends the loop at the
 // next boundary; in-flight episodes end as cancelled and their leases are left to expire

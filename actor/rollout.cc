@@ -431,7 +431,8 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       greedy.clear();
       for (Episode& e : episodes) {
         if (e.spec == nullptr || e.phase != Episode::Phase::kReady) continue;
-        if (absl::Now() - e.started > options_.max_episode_time) {
+        const absl::Time now = absl::Now();
+        if (now - e.started > options_.max_episode_time || now > e.spec->deadline) {
           finish(e, "time_budget");
         } else if (e.model_turns >= options_.max_model_turns) {
           finish(e, "turn_budget");

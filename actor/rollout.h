@@ -15,7 +15,7 @@
 //
 // Budgets per episode: model replies (max_model_turns -> "turn_budget"), tokens of the whole
 // conversation (max_episode_tokens -> "token_budget"; each generation is capped at the remaining
-// room), wall time (max_episode_time -> "time_budget"). An episode over budget is delivered
+// room), wall time (max_episode_time or the spec's deadline -> "time_budget"). An episode over budget is delivered
 // with its reward so far. An episode whose env calls fail (after EnvClient's retries) or whose
 // text cannot be rendered is delivered with failed=true, no tokens and the error, so its GRPO
 // group is still accounted for.
@@ -68,6 +68,8 @@ struct EpisodeSpec {
   bool greedy = false;           // evaluation: argmax decoding
   int64_t max_new_tokens = 0;    // 0 = RolloutOptions::max_new_tokens
   int64_t max_episode_tokens = 0;  // 0 = RolloutOptions::max_episode_tokens
+  // The episode ends with "time_budget" once this passes (e.g. its lease's deadline).
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct EpisodeResult {
