@@ -1,0 +1,339 @@
+#include "learner/sft.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "actor/evaluation.h"
+#include "envserver/episode.h"
+#include "model/qwen2.h"
+#include "model/score.h"
+#include "model/text/chat_template.h"
+#include "model/text/text_tools.h"
+
+namespace envtune {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+absl::Status AppendSegment(const Tokenizer& tokenizer, const std::string& text, uint8_t mask,
+                           SftExample* ex) {
+  if (text.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<TokenId>> ids = tokenizer.Encode(text);
+  if (!ids.ok()) return ids.status();
+  for (TokenId id : *ids) {
+    ex->ids.push_back(id);
+    ex->mask.push_back(mask);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
+  o->model = reader.Get<std::string>("sft.model", o->model);
+  TinyQwen2Spec& t = o->tiny;
+  t.vocab_size = reader.Get<int64_t>("sft.tiny.vocab_size", t.vocab_size);
+  t.hidden_size = reader.Get<int64_t>("sft.tiny.hidden_size", t.hidden_size);
+  t.intermediate_size = reader.Get<int64_t>("sft.tiny.intermediate_size", t.intermediate_size);
+  t.num_hidden_layers = reader.Get<int64_t>("sft.tiny.num_hidden_layers", t.num_hidden_layers);
+  t.num_attention_heads = reader.Get<int64_t>("sft.tiny.num_attention_heads", t.num_attention_heads);
+  t.num_key_value_heads = reader.Get<int64_t>("sft.tiny.num_key_value_heads", t.num_key_value_heads);
+  t.tie_word_embeddings = reader.Get<bool>("sft.tiny.tie_word_embeddings", t.tie_word_embeddings);
+  t.max_position_embeddings =
+      reader.Get<int64_t>("sft.tiny.max_position_embeddings", t.max_position_embeddings);
+  t.rope_theta = reader.Get<double>("sft.tiny.rope_theta", t.rope_theta);
+  o->tokenizer = reader.Get<std::string>("sft.tokenizer", o->tokenizer);
+  const std::string format = reader.Get<std::string>("sft.format", "envtuning");
+  if (format == "envtuning") {
+    o->format = v1::OUTPUT_FORMAT_ENVTUNING;
+  } else if (format == "bfcl" || format == "bfcl_prompting") {
+    o->format = v1::OUTPUT_FORMAT_BFCL_PROMPTING;
+  } else {
+    reader.AddError(absl::StrCat("sft.format: '", format, "' is not envtuning or bfcl"));
+  }
+  o->epochs = reader.Get<int>("sft.epochs", o->epochs);
+  o->lr = reader.Get<double>("sft.lr", o->lr);
+  o->weight_decay = reader.Get<double>("sft.weight_decay", o->weight_decay);
+  o->max_grad_norm = reader.Get<double>("sft.max_grad_norm", o->max_grad_norm);
+  o->batch_tokens = reader.Get<int64_t>("sft.batch_tokens", o->batch_tokens);
+  o->max_length = reader.Get<int64_t>("sft.max_length", o->max_length);
+  o->output_dir = reader.Get<std::string>("sft.output_dir", o->output_dir);
+  o->seed = reader.Get<uint64_t>("sft.seed", o->seed);
+  o->tiny.seed = o->seed;
+  o->data_dir = reader.Get<std::string>("sft.data_dir", o->data_dir);
+  o->subset = reader.Get<std::string>("sft.subset", o->subset);
+  o->categories = reader.Get<std::vector<std::string>>("sft.categories", o->categories);
+  o->limit = reader.Get<int>("sft.limit", o->limit);
+  o->device = reader.Get<std::string>("sft.device", o->device);
+  o->dtype = reader.Get<std::string>("sft.dtype", o->dtype);
+  o->max_steps = reader.Get<int64_t>("sft.max_steps", o->max_steps);
+  if (o->epochs < 0) reader.AddError("sft.epochs: must be >= 0");
+  if (!(o->lr >= 0)) reader.AddError("sft.lr: must be >= 0");
+  if (o->batch_tokens < 1) reader.AddError("sft.batch_tokens: must be >= 1");
+  if (o->max_length < 2) reader.AddError("sft.max_length: must be >= 2");
+  if (o->output_dir.empty()) reader.AddError("sft.output_dir: required");
+  if (o->dtype != "float32" && o->dtype != "bfloat16" && o->dtype != "fp32" && o->dtype != "bf16") {
+    reader.AddError(absl::StrCat("sft.dtype: '", o->dtype, "' is not float32 or bfloat16"));
+  }
+}
+
+absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer, const Json& messages,
+                                            int64_t max_length) {
+  if (!messages.is_array() || messages.empty()) {
+    return absl::InvalidArgumentError("sft: a conversation needs messages");
+  }
+  SftExample ex;
+  const Json null_tools;
+  // Render segment by segment: everything up to each assistant reply's generation prompt is
+  // context (mask 0), the reply + <|im_end|> is trained (mask 1), the "\n" after it is context.
+  std::string rendered;  // text covered so far
+  Json prefix = Json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const Json& m = messages[i];
+    if (m.value("role", "") == "assistant") {
+      absl::StatusOr<std::string> before = RenderQwen25Chat(prefix, null_tools, true);
+      if (!before.ok()) return before.status();
+      if (before->compare(0, rendered.size(), rendered) != 0) {
+        return absl::InternalError("sft: chat rendering is not incremental");
+      }
+      if (absl::Status s = AppendSegment(tokenizer, before->substr(rendered.size()), 0, &ex); !s.ok()) {
+        return s;
+      }
+      const std::string reply = m.value("content", "");
+      if (absl::Status s = AppendSegment(tokenizer, reply, 1, &ex); !s.ok()) return s;
+      std::optional<TokenId> im_end = tokenizer.TokenToId(kImEnd);
+      if (!im_end) return absl::InvalidArgumentError("the tokenizer has no <|im_end|>");
+      ex.ids.push_back(*im_end);
+      ex.mask.push_back(1);
+      if (absl::Status s = AppendSegment(tokenizer, "\n", 0, &ex); !s.ok()) return s;
+      prefix.push_back(m);
+      absl::StatusOr<std::string> after = RenderQwen25Chat(prefix, null_tools, false);
+      if (!after.ok()) return after.status();
+      rendered = *after;
+    } else {
+      prefix.push_back(m);
+    }
+  }
+  // Trailing context after the last reply is never trained; leave it out.
+  if (static_cast<int64_t>(ex.ids.size()) > max_length) {
+    ex.ids.resize(max_length);
+    ex.mask.resize(max_length);
+  }
+  return ex;
+}
+
+absl::StatusOr<std::vector<SftExample>> BuildSftExamples(const TaskCatalog& catalog,
+                                                         const Tokenizer& tokenizer,
+                                                         const std::vector<std::string>& task_ids,
+                                                         v1::OutputFormat format,
+                                                         int64_t max_length) {
+  EpisodeEngine engine(&catalog, EpisodeEngineOptions{});
+  std::unique_ptr<EvalEnv> env = InProcessEvalEnv(&engine);
+  std::unique_ptr<EvalPolicy> gt = GroundTruthEvalPolicy(&catalog);
+  EvalOptions eo;
+  eo.format = format;
+  eo.batch_size = 64;
+  absl::StatusOr<std::vector<TaskEvaluation>> runs = EvaluateTasks(*gt, *env, catalog, task_ids, eo);
+  if (!runs.ok()) return runs.status();
+  std::vector<SftExample> out;
+  for (const TaskEvaluation& r : *runs) {
+    if (!r.verdict.valid) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sft: the ground-truth episode of ", r.task_id, " is not valid (", r.verdict.error_type,
+          ": ", r.verdict.error_message, r.error.empty() ? "" : " / " + r.error, ")"));
+    }
+    absl::StatusOr<SftExample> ex = RenderSftExample(tokenizer, r.messages, max_length);
+    if (!ex.ok()) {
+      return absl::Status(ex.status().code(), absl::StrCat(r.task_id, ": ", ex.status().message()));
+    }
+    ex->task_id = r.task_id;
+    out.push_back(*std::move(ex));
+  }
+  return out;
+}
+
+absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer(o.tokenizer);
+  if (!tok.ok()) return tok.status();
+  absl::StatusOr<TaskCatalog> catalog = TaskCatalog::Load(o.data_dir + "/bfcl");
+  if (!catalog.ok()) return catalog.status();
+  TaskSelection sel;
+  sel.categories = o.categories;
+  sel.subset = o.subset;
+  sel.limit = o.limit;
+  absl::StatusOr<std::vector<std::string>> ids = SelectEvalTasks(*catalog, o.data_dir, sel);
+  if (!ids.ok()) return ids.status();
+  if (ids->empty()) return absl::InvalidArgumentError("sft: no task matches the selection");
+  absl::StatusOr<std::vector<SftExample>> examples =
+      BuildSftExamples(*catalog, **tok, *ids, o.format, o.max_length);
+  if (!examples.ok()) return examples.status();
+
+  // A conversation cut before its first reply teaches nothing: drop it.
+  const size_t before = examples->size();
+  examples->erase(std::remove_if(examples->begin(), examples->end(),
+                                 [](const SftExample& e) {
+                                   return std::find(e.mask.begin(), e.mask.end(), uint8_t{1}) ==
+                                          e.mask.end();
+                                 }),
+                  examples->end());
+  if (examples->empty()) {
+    return absl::InvalidArgumentError(
+        "sft: no conversation has an assistant reply within max_length tokens");
+  }
+  if (log && examples->size() < before) {
+    *log << "sft: dropped " << before - examples->size()
+         << " conversations with no reply within max_length\n";
+  }
+  SftResult result;
+  result.examples = static_cast<int>(examples->size());
+  for (const SftExample& e : *examples) {
+    result.trained_tokens += std::count(e.mask.begin(), e.mask.end(), uint8_t{1});
+  }
+  if (log) {
+    *log << "sft: " << result.examples << " conversations, " << result.trained_tokens
+         << " assistant tokens per epoch\n";
+  }
+  try {
+    torch::manual_seed(o.seed);
+    const std::string dtype_name = (o.dtype == "bf16" || o.dtype == "bfloat16") ? "bfloat16" : "float32";
+    absl::StatusOr<c10::ScalarType> dtype = DtypeFromName(dtype_name);
+    if (!dtype.ok()) return dtype.status();
+    const c10::Device device(o.device);
+    Policy policy{nullptr};
+    if (o.model.empty()) {
+      TinyQwen2Spec spec = o.tiny;
+      if (spec.vocab_size <= 0) spec.vocab_size = (*tok)->vocab_size();
+      std::optional<TokenId> im_end = (*tok)->TokenToId(kImEnd);
+      std::optional<TokenId> eot = (*tok)->TokenToId("<|endoftext|>");
+      if (!im_end || !eot) return absl::InvalidArgumentError("the tokenizer has no <|im_end|>/<|endoftext|>");
+      ModelConfig config = TinyQwen2Config(spec, *im_end, *eot);
+      if (absl::Status s = ValidateModelConfig(config); !s.ok()) return s;
+      policy = Policy(PolicyOptions(config).dtype(*dtype).device(device));
+      policy->InitRandom(spec.seed);
+    } else {
+      LoadPolicyOptions load;
+      load.dtype = *dtype;
+      load.device = device;
+      absl::StatusOr<Policy> p = LoadPolicy(o.model, load);
+      if (!p.ok()) return p.status();
+      policy = *p;
+    }
+    policy->train();
+    torch::optim::AdamW opt(policy->parameters(),
+                            torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+    std::mt19937_64 rng(o.seed);
+    std::vector<size_t> order(examples->size());
+    bool stop = false;
+    for (int epoch = 0; epoch < o.epochs && !stop; ++epoch) {
+      std::iota(order.begin(), order.end(), size_t{0});
+      std::shuffle(order.begin(), order.end(), rng);
+      // Pack in shuffled order: a batch holds sequences while count * max_len <= batch_tokens.
+      std::vector<std::vector<size_t>> batches;
+      std::vector<size_t> cur;
+      size_t cur_max = 0;
+      for (size_t idx : order) {
+        const size_t len = (*examples)[idx].ids.size();
+        const size_t new_max = std::max(cur_max, len);
+        if (!cur.empty() && static_cast<int64_t>((cur.size() + 1) * new_max) > o.batch_tokens) {
+          batches.push_back(std::move(cur));
+          cur.clear();
+          cur_max = 0;
+        }
+        cur.push_back(idx);
+        cur_max = std::max(cur_max, len);
+      }
+      if (!cur.empty()) batches.push_back(std::move(cur));
+      double loss_sum = 0;
+      int counted = 0;
+      for (const std::vector<size_t>& b : batches) {
+        std::vector<std::vector<int64_t>> seqs;
+        std::vector<std::vector<uint8_t>> masks;
+        for (size_t idx : b) {
+          seqs.push_back((*examples)[idx].ids);
+          masks.push_back((*examples)[idx].mask);
+        }
+        opt.zero_grad();
+        absl::StatusOr<ScoreOutput> scored = ScoreSequences(*policy, seqs, masks);
+        if (!scored.ok()) return scored.status();
+        at::Tensor loss = MeanNll(*scored);
+        loss.backward();
+        if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(policy->parameters(), o.max_grad_norm);
+        opt.step();
+        const double l = loss.item<double>();
+        if (result.steps == 0) result.first_loss = l;
+        result.last_loss = l;
+        loss_sum += l;
+        ++counted;
+        ++result.steps;
+        if (log) {
+          *log << absl::StrFormat("sft: epoch %d step %d loss %.5f (%d sequences)\n", epoch + 1,
+                                  result.steps, l, static_cast<int>(b.size()));
+        }
+        if (o.max_steps > 0 && result.steps >= o.max_steps) {
+          stop = true;
+          break;
+        }
+      }
+      result.epoch_loss.push_back(counted > 0 ? loss_sum / counted : 0.0);
+    }
+    policy->eval();
+    if (absl::Status s = SavePolicy(*policy, o.output_dir); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("sft: LibTorch: ", e.what()));
+  }
+  if (log) *log << "sft: wrote " << o.output_dir << "\n";
+  return result;
+}
+
+int RunSftCommand(const std::vector<std::string>& args, const std::string& default_data_dir,
+                  std::ostream& out, std::ostream& err) {
+  absl::StatusOr<CliFlags> f = ParseCliFlags(args, {"config"});
+  if (!f.ok()) {
+    err << "envtune sft: " << f.status().message() << "\nusage: envtune sft --config FILE [sft.key=value ...]\n";
+    return 2;
+  }
+  for (const std::string& p : f->positionals) {
+    if (p.find('=') == std::string::npos) {
+      err << "envtune sft: unexpected argument '" << p << "' (overrides are sft.key=value)\n";
+      return 2;
+    }
+  }
+  absl::StatusOr<Config> config = Config::Load(f->Get("config"), f->positionals);
+  if (!config.ok()) {
+    err << "envtune sft: " << config.status().message() << "\n";
+    return 2;
+  }
+  ConfigReader reader(*config);
+  if (config->root().IsMap()) {
+    for (const auto& kv : config->root()) {
+      const std::string key = kv.first.as<std::string>();
+      if (key != "sft") reader.MarkRead(key);
+    }
+  }
+  SftOptions options;
+  options.data_dir = default_data_dir;
+  ReadSftOptions(reader, &options);
+  if (absl::Status s = reader.Finish(); !s.ok()) {
+    err << "envtune sft: " << s.message() << "\n";
+    return 2;
+  }
+  absl::StatusOr<SftResult> r = RunSft(options, &err);
+  if (!r.ok()) {
+    err << "envtune sft: " << r.status().message() << "\n";
+    return r.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  out << absl::StrFormat(
+      "{\"examples\": %d, \"assistant_tokens\": %d, \"steps\": %d, \"first_loss\": %.6f, "
+      "\"last_loss\": %.6f, \"output_dir\": \"%s\"}\n",
+      r->examples, r->trained_tokens, r->steps, r->first_loss, r->last_loss, options.output_dir);
+  return 0;
+}
+
+}  // namespace envtune
