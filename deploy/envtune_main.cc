@@ -88,6 +88,12 @@ commands:
 
 coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
 http://HOST:N/metrics (docs/operations.md, "Metrics").
+  eval          BFCL V3 multi-turn evaluation of a checkpoint (or --policy ground_truth|no_calls)
+                  --model DIR [--split base,miss_func,...] [--subset val,test] [--tasks FILE]
+                  [--limit N] [--format bfcl|envtuning|hermes] [--env LIST] [--out DIR]
+  sft           supervised fine-tuning on ground-truth trajectories (the SFT baseline)
+                  --config FILE [sft.key=value ...]   (keys documented in learner/sft.h)
+  model         tokenize | generate | convert | init   (model/cli.h)
 
 Run `envtune <command> --help` for every flag.)";
 
@@ -251,6 +257,16 @@ int RunLearner(const std::vector<std::string>& overrides) {
 }  // namespace
 }  // namespace envtune
 
+// eval / sft / model: torch-side user commands that parse their own flags (actor/evaluation.h,
+// learner/sft.h, model/cli.h).
+#ifdef ENVTUNE_HAS_TORCH
+#include "actor/evaluation.h"
+#include "model/cli.h"
+#endif
+#ifdef ENVTUNE_HAS_LEARNER
+#include "learner/sft.h"
+#endif
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(envtune::kUsage);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
@@ -259,6 +275,21 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::string command = argv[1];
+  // eval, sft and model parse their own flags (before absl sees them).
+#ifdef ENVTUNE_HAS_TORCH
+  if (command == "eval" || command == "model") {
+    std::vector<std::string> sub(argv + 2, argv + argc);
+    return command == "eval"
+               ? envtune::RunEvalCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr)
+               : envtune::RunModelCommand(sub, std::cin, std::cout, std::cerr);
+  }
+#endif
+#ifdef ENVTUNE_HAS_LEARNER
+  if (command == "sft") {
+    std::vector<std::string> sub(argv + 2, argv + argc);
+    return envtune::RunSftCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr);
+  }
+#endif
   // Parse the flags after the command; positional leftovers are key.sub=value overrides.
   std::vector<char*> args{argv[0]};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);

@@ -92,6 +92,33 @@ TEST_F(EvaluationTest, GroundTruthPolicyScoresFullMarksInEveryFormat) {
   }
 }
 
+// Acceptance: every one of the 800 tasks, every format, 100% per category.
+TEST_F(EvaluationTest, GroundTruthPolicyScoresFullMarksOnAllTasks) {
+  std::unique_ptr<EvalPolicy> gt = GroundTruthEvalPolicy(catalog_);
+  TaskSelection sel;
+  sel.subset = "all";
+  absl::StatusOr<std::vector<std::string>> ids = SelectEvalTasks(*catalog_, DataDir(), sel);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  ASSERT_EQ(ids->size(), 800u);
+  for (v1::OutputFormat format : {v1::OUTPUT_FORMAT_BFCL_PROMPTING, v1::OUTPUT_FORMAT_ENVTUNING,
+                                  v1::OUTPUT_FORMAT_HERMES}) {
+    SCOPED_TRACE(v1::OutputFormat_Name(format));
+    EvalOptions o;
+    o.format = format;
+    o.batch_size = 64;
+    absl::StatusOr<std::vector<TaskEvaluation>> r = EvaluateTasks(*gt, *env_, *catalog_, *ids, o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ExpectAllValid(*r);
+    EvalReport rep = BuildEvalReport(*r);
+    ASSERT_EQ(rep.categories.size(), 4u);
+    for (const auto& [cat, row] : rep.categories) {
+      EXPECT_EQ(row.tasks, 200) << cat;
+      EXPECT_DOUBLE_EQ(row.accuracy, 1.0) << cat;
+      EXPECT_DOUBLE_EQ(row.mean_progress, 1.0) << cat;
+    }
+  }
+}
+
 TEST_F(EvaluationTest, GroundTruthRepliesLookLikeEachFormat) {
   const BfclTask* task = catalog_->Find("multi_turn_base_0");
   ASSERT_NE(task, nullptr);
