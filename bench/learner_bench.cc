@@ -74,9 +74,9 @@ std::vector<v1::Trajectory> MakeBatch(const BenchConfig& b, std::mt19937& rng) {
 int Run(int steps, bool cuda) {
   const BenchConfig configs[] = {
       {"tiny-h64-v2k", 2048, 64, 128, 2, 4, 2, 8, 4, 256, 256, false},
-      {"tiny-h64-qwenvocab", 151936, 64, 128, 2, 4, 2, 8, 4, 256, 256, false},
-      {"small-h256-l4-v32k", 32768, 256, 768, 4, 4, 2, 8, 4, 512, 512, false},
-      {"small-h256-l4-v32k-ckpt", 32768, 256, 768, 4, 4, 2, 8, 4, 512, 512, true},
+      {"tiny-h64-qwenvocab", 151936, 64, 128, 2, 4, 2, 2, 4, 256, 256, false},
+      {"small-h256-l4-v32k", 32768, 256, 768, 4, 4, 2, 2, 4, 512, 512, false},
+      {"small-h256-l4-v32k-ckpt", 32768, 256, 768, 4, 4, 2, 2, 4, 512, 512, true},
   };
   std::printf("%-26s %8s %10s %12s %12s\n", "config", "params", "tokens", "s/step", "tokens/s");
   for (const BenchConfig& b : configs) {
@@ -118,6 +118,7 @@ int Run(int steps, bool cuda) {
 }  // namespace envtune
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IONBF, 0);
   int steps = 3;
   bool cuda = false;
   for (int i = 1; i < argc; ++i) {

@@ -4,6 +4,7 @@
 // (HF layout, loadable), and config keys are checked.
 #include "learner/learner_role.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -157,6 +158,31 @@ learner:
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("lrr"), std::string_view::npos) << s;
   EXPECT_NE(s.message().find("train_batch_groups"), std::string_view::npos) << s;
+}
+
+TEST(LearnerRole, ShippedConfigsHaveValidLearnerSections) {
+  const char* source = std::getenv("ENVTUNE_SOURCE_DIR");
+  if (source == nullptr) GTEST_SKIP() << "ENVTUNE_SOURCE_DIR not set";
+  for (const char* name : {"tiny-cpu.yaml", "paper-qwen2.5-7b.yaml"}) {
+    std::string path = std::string(source) + "/configs/" + name;
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " missing";
+    absl::StatusOr<Config> config = Config::Load(path);
+    ASSERT_TRUE(config.ok()) << config.status();
+    ConfigReader reader(*config);
+    LearnerRoleOptions o;
+    ReadLearnerOptions(reader, &o);
+    for (const char* other : {"coordinator", "evaluation", "curriculum", "actor", "envserver",
+                              "launch", "data", "sft"}) {
+      reader.MarkRead(other);
+    }
+    EXPECT_TRUE(reader.Finish().ok()) << name << ": " << reader.Finish();
+    if (std::string(name) == "paper-qwen2.5-7b.yaml") {
+      EXPECT_EQ(o.stage_batch_groups, (std::vector<int>{16, 32, 32, 32}));
+      EXPECT_DOUBLE_EQ(o.lr, 1e-6);
+      EXPECT_DOUBLE_EQ(o.kl_coef, 0.1);
+      EXPECT_DOUBLE_EQ(o.clip_high, 0.28);
+    }
+  }
 }
 
 TEST(LearnerRole, BadOptionsAreErrors) {
