@@ -241,6 +241,8 @@ class ModelPolicy : public EvalPolicy {
     if (rows.empty()) return out;
     GenerationOptions g = options_.generation;
     g.max_new_tokens = *std::max_element(caps.begin(), caps.end());
+    // Sampled evaluation: a fresh, reproducible seed per batch (greedy ignores it).
+    g.seed = options_.generation.seed + 0x9E3779B97F4A7C15ULL * ++batches_;
     absl::StatusOr<std::vector<GenerationResult>> gen = Generate(*policy_, prompts, g);
     if (!gen.ok()) return gen.status();
     for (size_t k = 0; k < rows.size(); ++k) {
@@ -263,6 +265,7 @@ class ModelPolicy : public EvalPolicy {
   PolicyImpl* policy_;
   const Tokenizer* tokenizer_;
   ModelPolicyOptions options_;
+  uint64_t batches_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -93,7 +93,9 @@ class EvalPolicy {
 };
 
 struct ModelPolicyOptions {
-  GenerationOptions generation;     // do_sample=false (greedy) by default; stop at <|im_end|>
+  // do_sample=false (greedy) by default; stop at <|im_end|>. When sampling, batch k of this
+  // policy object uses seed + k * golden-ratio constant (reproducible for equal runs).
+  GenerationOptions generation;
   int64_t max_context_tokens = 32768;  // prompt + reply
 };
 ModelPolicyOptions DefaultModelPolicyOptions();
