@@ -11,7 +11,9 @@
 //
 // Each command parses its own flags (`envtune <command> --help`). Exit codes: 0 success,
 // 1 runtime failure, 2 usage or configuration error.
+#include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -30,6 +32,7 @@
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
 #include "deploy/env_commands.h"
+#include "deploy/local_launcher.h"
 #include "deploy/role_metrics.h"
 #include "deploy/status_command.h"
 #include "grpcpp/grpcpp.h"
@@ -66,6 +69,10 @@ constexpr char kUsage[] = R"(envtune: distributed Environment Tuning for multi-t
 usage: envtune <command> [flags] [key.sub=value ...]
 
 commands:
+  train         run the whole system on this machine (coordinator, env servers, learner,
+                actors as processes) until the curriculum ends; Ctrl-C stops it cleanly
+                  --config FILE (default configs/tiny-cpu.yaml) [key.sub=value ...]
+                  (launcher options: the config's `launch:` section, deploy/local_launcher.h)
   coordinator   serve CoordinatorService (membership, leases, curriculum, status)
                   --config FILE --port N --host ADDR --data_dir DIR
   status        show a running cluster's status
@@ -85,15 +92,15 @@ commands:
                   --config FILE --port N --host ADDR [--coordinator HOST:PORT]
                   (options: the config's `learner:` and `model:` sections, documented in
                   learner/learner_role.h)
-
-coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
-http://HOST:N/metrics (docs/operations.md, "Metrics").
   eval          BFCL V3 multi-turn evaluation of a checkpoint (or --policy ground_truth|no_calls)
                   --model DIR [--split base,miss_func,...] [--subset val,test] [--tasks FILE]
                   [--limit N] [--format bfcl|envtuning|hermes] [--env LIST] [--out DIR]
   sft           supervised fine-tuning on ground-truth trajectories (the SFT baseline)
                   --config FILE [sft.key=value ...]   (keys documented in learner/sft.h)
   model         tokenize | generate | convert | init   (model/cli.h)
+
+coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
+http://HOST:N/metrics (docs/operations.md, "Metrics").
 
 Run `envtune <command> --help` for every flag.)";
 
@@ -149,6 +156,26 @@ int RunCoordinator(const std::vector<std::string>& overrides) {
   service.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   std::cout << "coordinator stopped" << std::endl;
+  return 0;
+}
+
+std::atomic<bool> g_train_stop{false};
+void OnTrainSignal(int) { g_train_stop.store(true); }
+
+int RunTrain(const std::vector<std::string>& overrides) {
+  LaunchOptions options;
+  std::error_code ec;
+  options.envtune_binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return Fail(absl::InternalError("cannot locate the envtune executable"), 1);
+  options.config_path = absl::GetFlag(FLAGS_config);
+  if (options.config_path.empty()) options.config_path = ENVTUNE_DEFAULT_CONFIG;
+  options.overrides = overrides;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (absl::Status s = ReadLaunchOptions(options); !s.ok()) return Fail(s, 2);
+  std::signal(SIGINT, OnTrainSignal);
+  std::signal(SIGTERM, OnTrainSignal);
+  absl::Status status = RunLocalTraining(options, g_train_stop, std::cout);
+  if (!status.ok()) return Fail(status, 1);
   return 0;
 }
 
@@ -313,14 +340,15 @@ int main(int argc, char** argv) {
                                                absl::GetFlag(FLAGS_metrics_port), std::cout);
     if (!s.ok()) return envtune::Fail(s, 1);
   }
+  if (command == "train") return envtune::RunTrain(overrides);
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();
-  if (command == "actor") return envtune::RunActor(overrides);
-  if (command == "learner") return envtune::RunLearner(overrides);
   if (command == "env-server") {
     return envtune::RunEnvServerCommand({absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                          absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_hmac_key_file)});
   }
+  if (command == "actor") return envtune::RunActor(overrides);
+  if (command == "learner") return envtune::RunLearner(overrides);
   std::cerr << "envtune: unknown command '" << command << "'\n\n" << envtune::kUsage << "\n";
   return 2;
 }

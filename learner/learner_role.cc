@@ -149,6 +149,7 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->publish_dtype = r.Get<std::string>(p + "publish_dtype", o->publish_dtype);
   o->checkpoint_dir = r.Get<std::string>(p + "checkpoint_dir", o->checkpoint_dir);
   o->checkpoint_every = r.Get<int64_t>(p + "checkpoint_every", o->checkpoint_every);
+  o->ledger_path = r.Get<std::string>(p + "ledger_path", o->ledger_path);
   o->seed = r.Get<uint64_t>(p + "seed", o->seed);
   o->name = r.Get<std::string>(p + "name", o->name);
   o->advertise_address = r.Get<std::string>(p + "advertise_address", o->advertise_address);
@@ -556,6 +557,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
   }
   LearnerServiceOptions service_options;
   service_options.max_staleness = o.max_staleness;
+  service_options.ledger_path = o.ledger_path;
   impl->service = std::make_unique<LearnerServiceImpl>(impl->queue.get(), impl->weights.get(),
                                                        service_options);
   grpc::ServerBuilder builder;

@@ -51,6 +51,7 @@
 //   publish_dtype: ""            weights sent to actors: "" (F32 for fp32 else BF16), F32, BF16
 //   checkpoint_dir: ""           "" = no checkpoints; else <dir>/step-<N> and <dir>/final
 //   checkpoint_every: 5          steps between checkpoints
+//   ledger_path: ""              JSON lines of accepted trajectories (audit; "" = off)
 //   seed: 1                      torch seed (tiny random init)
 //   name: learner                shown in `envtune status`
 //   advertise_address: ""        host:port registered with the coordinator ("" = --host:port)
@@ -126,6 +127,7 @@ struct LearnerRoleOptions {
   // Checkpoints.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 5;
+  std::string ledger_path;  // LearnerServiceOptions::ledger_path
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Data parallel.
   int world_size = 1, rank = 0;

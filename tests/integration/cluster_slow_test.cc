@@ -1,0 +1,150 @@
+// STATUS: not registered in ctest yet. Run by hand (build it against envtune_deploy with
+// ENVTUNE_BINARY defined). The system runs end to end, but the exactly-once check fails: some
+// completed leases have fewer trajectories in the learner ledger than their group size
+// (stale-version drops at LearnerService are not recorded, or shutdown ordering). See the
+// closing note of session 1.
+// The whole system as separate processes on loopback ports: `envtune train` starts a
+// coordinator, 2 env servers, a learner and 2 actors, runs a two-stage curriculum with a tiny
+// policy, and stops. The coordinator's lease ledger and the learner's trajectory ledger then
+// show that every leased episode arrived exactly once, under the right stage and a valid policy
+// version, and the final status shows the learner's progress.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "deploy/process.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace envtune {
+namespace {
+
+std::string SourceDir() {
+  const char* dir = std::getenv("ENVTUNE_SOURCE_DIR");
+  return dir != nullptr ? dir : ".";
+}
+
+std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+std::string ClusterConfig(const std::string& dir) {
+  return absl::StrCat(R"(
+launch:
+  env_servers: 2
+  actors: 2
+  run_dir: )", dir, R"(/run
+  startup_timeout_s: 300
+  max_wall_s: 900
+  poll_interval_ms: 250
+coordinator:
+  worker_expiry_ms: 30000
+  lease_timeout_ms: 600000
+  max_policy_staleness: 1
+  ledger_path: )", dir, R"(/leases.jsonl
+curriculum:
+  stages:
+    - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+    - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+learner:
+  train_batch_groups: 1
+  group_timeout_s: 600
+  max_staleness: 1
+  lr: 1.0e-4
+  kl_coef: 0.0
+  micro_batch_tokens: 8192
+  gradient_checkpointing: false
+  ledger_path: )", dir, R"(/trajectories.jsonl
+model:
+  tiny: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1}
+actor:
+  concurrency: 4
+  max_model_turns: 3
+  max_episode_seconds: 300
+  tokenizer: )", SourceDir(), R"(/third_party/qwen-tokenizer
+)");
+}
+
+TEST(ClusterTest, ShortCurriculumDeliversEveryEpisodeExactlyOnce) {
+  const std::string dir = ::testing::TempDir() + "/envtune_cluster_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string config = dir + "/cluster.yaml";
+  std::ofstream(config) << ClusterConfig(dir);
+
+  auto train = ChildProcess::Spawn(
+      "envtune-train", {ENVTUNE_BINARY, "train", "--config=" + config}, dir + "/train.log");
+  ASSERT_TRUE(train.ok()) << train.status();
+  absl::Time deadline = absl::Now() + absl::Minutes(15);
+  while (!train->PollExit().has_value() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  ASSERT_TRUE(train->PollExit().has_value()) << "envtune train did not finish:\n"
+                                             << train->LogTail(6000);
+  ASSERT_EQ(*train->PollExit(), 0) << train->LogTail(6000);
+  std::string log = train->LogTail(1 << 20);
+  EXPECT_NE(log.find("curriculum finished"), std::string::npos) << log;
+  EXPECT_NE(log.find("[stage 2 hints]"), std::string::npos) << log;
+
+  // Leases issued and completed (the coordinator's view).
+  std::map<std::string, nlohmann::json> issued;
+  std::set<std::string> completed;
+  for (const nlohmann::json& e : ReadJsonLines(dir + "/leases.jsonl")) {
+    if (e["event"] == "issued") issued[e["lease"].get<std::string>()] = e;
+    if (e["event"] == "completed") completed.insert(e["lease"].get<std::string>());
+  }
+  ASSERT_FALSE(completed.empty());
+  std::set<int> stages_seen;
+  for (const std::string& lease : completed) stages_seen.insert(issued.at(lease)["stage"].get<int>());
+  EXPECT_EQ(stages_seen, (std::set<int>{1, 2}));
+
+  // Trajectories received (the learner's view): exactly once each, right stage and version.
+  std::map<std::string, int> episodes;
+  std::map<std::string, int> per_lease;
+  for (const nlohmann::json& t : ReadJsonLines(dir + "/trajectories.jsonl")) {
+    std::string lease = t["lease"].get<std::string>();
+    ++episodes[t["episode"].get<std::string>()];
+    ++per_lease[lease];
+    ASSERT_TRUE(issued.count(lease)) << "trajectory of a lease never issued: " << t.dump();
+    EXPECT_EQ(t["stage"].get<int>(), issued[lease]["stage"].get<int>()) << t.dump();
+    EXPECT_GE(t["version"].get<uint64_t>(), issued[lease]["min_version"].get<uint64_t>())
+        << t.dump();
+  }
+  for (const auto& [episode, count] : episodes) EXPECT_EQ(count, 1) << episode;
+  for (const std::string& lease : completed) {
+    EXPECT_EQ(per_lease[lease], issued[lease]["group_size"].get<int>()) << lease;
+  }
+
+  // The learner advanced and the status shows the cluster.
+  std::ifstream status_file(dir + "/run/status.json");
+  nlohmann::json status = nlohmann::json::parse(status_file);
+  EXPECT_GE(std::stoll(status["policy_version"].get<std::string>()), 4);
+  EXPECT_GE(std::stoll(status["learner_step"].get<std::string>()), 4);
+  EXPECT_TRUE(status["finished"].get<bool>());
+  std::map<std::string, int> roles;
+  for (const nlohmann::json& w : status["workers"]) ++roles[w["role"].get<std::string>()];
+  EXPECT_EQ(roles["ROLE_ACTOR"], 2);
+  EXPECT_EQ(roles["ROLE_LEARNER"], 1);
+  std::set<std::string> metrics;
+  for (const nlohmann::json& m : status["metrics"]) metrics.insert(m["name"].get<std::string>());
+  EXPECT_TRUE(metrics.count("stage1/reward")) << status.dump();
+  EXPECT_TRUE(metrics.count("stage2/reward")) << status.dump();
+  EXPECT_TRUE(std::filesystem::exists(dir + "/run/metrics.svg"));
+  EXPECT_FALSE(ReadJsonLines(dir + "/run/metrics.jsonl").empty());
+}
+
+}  // namespace
+}  // namespace envtune
