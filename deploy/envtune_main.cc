@@ -14,6 +14,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -159,6 +160,28 @@ int RunCoordinator(const std::vector<std::string>& overrides) {
   return 0;
 }
 
+// Runs `run` on this thread; SIGINT/SIGTERM call `stop`, which must make `run` return.
+absl::Status RunUntilSignal(const std::function<absl::Status()>& run,
+                            const std::function<void()>& stop_fn) {
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::Notification done;
+  std::thread stopper([&] {
+    while (!done.HasBeenNotified()) {
+      if (stop.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
+        stop_fn();
+        return;
+      }
+    }
+  });
+  absl::Status status = run();
+  done.Notify();
+  stopper.join();
+  return status;
+}
+
 std::atomic<bool> g_train_stop{false};
 void OnTrainSignal(int) { g_train_stop.store(true); }
 
@@ -208,22 +231,7 @@ int RunActor(const std::vector<std::string>& overrides) {
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
   absl::StatusOr<std::unique_ptr<Actor>> actor = Actor::Create(options);
   if (!actor.ok()) return Fail(actor.status(), 2);
-  absl::Notification stop;
-  g_stop = &stop;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  absl::Notification done;
-  std::thread stopper([&] {
-    while (!done.HasBeenNotified()) {
-      if (stop.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
-        (*actor)->Stop();
-        return;
-      }
-    }
-  });
-  absl::Status status = (*actor)->Run();
-  done.Notify();
-  stopper.join();
+  absl::Status status = RunUntilSignal([&] { return (*actor)->Run(); }, [&] { (*actor)->Stop(); });
   if (!status.ok()) return Fail(status, 1);
   std::cout << "actor stopped after " << (*actor)->leases_completed() << " leases" << std::endl;
   return 0;
@@ -255,22 +263,7 @@ int RunLearner(const std::vector<std::string>& overrides) {
   if (options.rank == 0) {
     std::cout << "learner listening on " << options.host << ":" << (*learner)->port() << std::endl;
   }
-  absl::Notification stop;
-  g_stop = &stop;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  absl::Notification done;
-  std::thread stopper([&] {
-    while (!done.HasBeenNotified()) {
-      if (stop.WaitForNotificationWithTimeout(absl::Milliseconds(200))) {
-        (*learner)->Stop();
-        return;
-      }
-    }
-  });
-  absl::Status status = (*learner)->Run();
-  done.Notify();
-  stopper.join();
+  absl::Status status = RunUntilSignal([&] { return (*learner)->Run(); }, [&] { (*learner)->Stop(); });
   if (!status.ok()) return Fail(status, 1);
   std::cout << "learner stopped after " << (*learner)->progress().steps << " steps" << std::endl;
   return 0;
