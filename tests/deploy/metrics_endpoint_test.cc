@@ -93,7 +93,6 @@ class MetricsEndpointTest : public ::testing::Test {
 };
 
 TEST_F(MetricsEndpointTest, EnvServerCountsStepsAndLatency) {
-  GTEST_SKIP() << "known failure (session 1 note): --metrics_port=0 fails: civetweb cannot bind 127.0.0.1:0 in the merged binary";
   const fs::path data = SourceDir() / "data";
   if (!fs::exists(data / "bfcl")) GTEST_SKIP() << "no BFCL data under " << data;
   absl::StatusOr<ChildProcess> child =
@@ -170,7 +169,6 @@ TEST_F(MetricsEndpointTest, EnvServerCountsStepsAndLatency) {
 }
 
 TEST_F(MetricsEndpointTest, CoordinatorMirrorsItsStatus) {
-  GTEST_SKIP() << "known failure (session 1 note): --metrics_port=0 fails: civetweb cannot bind 127.0.0.1:0 in the merged binary";
   absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(
       "coordinator",
       {Binary().string(), "coordinator", "--config=" + (SourceDir() / "configs/tiny-cpu.yaml").string(),
@@ -215,7 +213,6 @@ TEST_F(MetricsEndpointTest, CoordinatorMirrorsItsStatus) {
 }
 
 TEST_F(MetricsEndpointTest, MetricsPortInUseIsARuntimeError) {
-  GTEST_SKIP() << "known failure (session 1 note): --metrics_port=0 fails: civetweb cannot bind 127.0.0.1:0 in the merged binary";
   // Hold a port, then ask the env server to serve metrics on it.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
