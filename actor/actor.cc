@@ -376,6 +376,12 @@ struct Actor::Impl {
       }
       return;
     }
+    // Roll out with the newest policy the learner has (a cheap "not modified" when current):
+    // the lease's minimum bounds staleness, the newest keeps it as small as it can be.
+    if (absl::StatusOr<uint64_t> latest = policy->Fetch(); !latest.ok()) {
+      Log(options.name, absl::StrCat(latest.status().message(), "; rolling out with version ",
+                                     policy->version()));
+    }
     std::shared_ptr<PolicyImpl> current = policy->policy();
     absl::StatusOr<std::vector<EpisodeResult>> results =
         rollout->Run(*current, policy->version(), specs, deliver, &stop);

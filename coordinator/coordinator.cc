@@ -96,6 +96,11 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       return absl::ResourceExhaustedError(
           absl::StrCat("Register: cluster full (", options_.max_workers, " workers)"));
     }
+    if (request.role() == v1::ROLE_LEARNER) {
+      // A learner (re)starting has none of the groups completed so far in its queue: stop
+      // waiting for them. Groups still being rolled out will reach it.
+      std::erase_if(groups_in_flight_, [](const auto& entry) { return entry.second; });
+    }
     std::string id = absl::StrCat("w", next_worker_++);
     Worker& worker = workers_[id];
     worker.status.set_worker_id(id);
@@ -135,12 +140,29 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     worker.status.set_episodes_per_s(request.episodes_per_s());
     worker.status.set_tokens_per_s(request.tokens_per_s());
     worker.status.set_policy_version(request.policy_version());
+    if (worker.status.role() == v1::ROLE_LEARNER) {
+      UpdateLearnerConsumptionLocked(request.consumed_leases(), request.batch_groups());
+    }
     response.set_stage(options_.stages[stage_index_].stage);
     response.set_paused(paused_);
     response.set_policy_version(policy_version_);
   }
   Broadcast(events);
   return response;
+}
+
+uint64_t Coordinator::GroupsInFlightLocked() const { return groups_in_flight_.size(); }
+
+uint64_t Coordinator::MaxGroupsInFlightLocked() const {
+  if (options_.max_inflight_groups > 0) return options_.max_inflight_groups;
+  return (options_.max_policy_staleness + 1) * learner_batch_groups_;
+}
+
+void Coordinator::UpdateLearnerConsumptionLocked(
+    const google::protobuf::RepeatedPtrField<std::string>& consumed_leases,
+    uint32_t batch_groups) {
+  if (batch_groups > 0) learner_batch_groups_ = batch_groups;
+  for (const std::string& lease_id : consumed_leases) groups_in_flight_.erase(lease_id);
 }
 
 double Coordinator::AugmentProbabilityLocked() const {
@@ -236,6 +258,14 @@ absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseReques
       return absl::FailedPreconditionError(absl::StrCat(
           "AcquireLease: worker holds ", held, " leases (max ", options_.max_leases_per_actor, ")"));
     }
+    const uint64_t max_in_flight = MaxGroupsInFlightLocked();
+    const bool learner_busy = eval_queue_.empty() && max_in_flight > 0 &&
+                              GroupsInFlightLocked() >= max_in_flight;
+    if (learner_busy) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "AcquireLease: no work available: ", GroupsInFlightLocked(),
+          " groups in flight (max ", max_in_flight, "), waiting for the learner"));
+    }
     std::optional<PendingTask> task = NextTaskLocked();
     if (!task.has_value() || (eval_only && !task->evaluation)) {
       return absl::FailedPreconditionError("AcquireLease: no work available");
@@ -260,6 +290,7 @@ absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseReques
     absl::Time now = clock_->Now();
     lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
     leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
+    if (!lease.evaluation()) groups_in_flight_[lease.lease_id()] = false;
     LedgerLocked(absl::StrCat("{\"event\":\"issued\",\"lease\":\"", lease.lease_id(),
                               "\",\"task\":\"", lease.task_id(), "\",\"stage\":",
                               lease.stage().stage(), ",\"group_size\":", lease.group_size(),
@@ -299,6 +330,9 @@ absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request)
           outstanding.lease.group_size(), " but ", request.episodes_size(), " episodes reported"));
     }
     const v1::Lease lease = outstanding.lease;
+    if (auto g = groups_in_flight_.find(request.lease_id()); g != groups_in_flight_.end()) {
+      g->second = true;
+    }
     leases_.erase(it);
     LedgerLocked(absl::StrCat("{\"event\":\"completed\",\"lease\":\"", lease.lease_id(),
                               "\",\"episodes\":", request.episodes_size(), "}"));
@@ -372,6 +406,7 @@ absl::StatusOr<v1::ReportLearnerStepResponse> Coordinator::ReportLearnerStep(
     }
     it->second.last_heartbeat = clock_->Now();
     it->second.status.set_policy_version(request.policy_version());
+    UpdateLearnerConsumptionLocked(request.consumed_leases(), request.batch_groups());
     learner_step_ = static_cast<int64_t>(request.step());
     policy_version_ = std::max<uint64_t>(policy_version_, request.policy_version());
     for (const v1::Metric& metric : request.metrics()) {
@@ -429,6 +464,7 @@ void Coordinator::SweepLocked(std::vector<v1::StageEvent>* events) {
     if (owner_gone || expired) {
       aborted_leases_[it->first] = true;
       ++leases_reissued_;
+      groups_in_flight_.erase(it->first);
       LedgerLocked(absl::StrCat("{\"event\":\"reissued\",\"lease\":\"", it->first, "\"}"));
       // Re-issued leases go first, so a dead actor's work is redone before new work.
       reissue_.push_front(PendingTask{outstanding.lease.task_id(), outstanding.lease.evaluation(),
@@ -483,6 +519,8 @@ v1::ClusterStatus Coordinator::Status() {
     status.set_leases_outstanding(leases_.size());
     status.set_episodes_completed(episodes_completed_);
     status.set_leases_reissued(leases_reissued_);
+    status.set_groups_in_flight(GroupsInFlightLocked());
+    status.set_max_groups_in_flight(MaxGroupsInFlightLocked());
   }
   Broadcast(events);
   return status;

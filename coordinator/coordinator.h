@@ -68,6 +68,10 @@ struct CoordinatorOptions {
   uint32_t max_leases_per_actor = 64;
   // Leases ask for at least (latest policy version - max_policy_staleness).
   uint64_t max_policy_staleness = 1;
+  // Flow control: training leases are issued only while fewer GRPO groups than this are leased
+  // but not yet consumed by the learner. 0 = (max_policy_staleness + 1) x the batch_groups the
+  // learner reports (unbounded until a learner reports).
+  uint64_t max_inflight_groups = 0;
   // Stop issuing training leases after this many learner steps in total (0 = never).
   int64_t max_learner_steps = 0;
   // Held-out evaluation: every N learner steps, one lease per evaluation task (0 = off).
@@ -143,6 +147,12 @@ class Coordinator {
                              std::vector<v1::StageEvent>* events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double AugmentProbabilityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Training groups leased but not consumed by the learner, and the bound (0 = none).
+  uint64_t GroupsInFlightLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t MaxGroupsInFlightLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateLearnerConsumptionLocked(
+      const google::protobuf::RepeatedPtrField<std::string>& consumed_leases,
+      uint32_t batch_groups) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Broadcast(const std::vector<v1::StageEvent>& events);
   void LedgerLocked(const std::string& json_line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -175,6 +185,10 @@ class Coordinator {
   uint64_t next_lease_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t episodes_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t leases_reissued_ ABSL_GUARDED_BY(mu_) = 0;
+  // Flow control: training leases whose group the learner has not consumed yet (value: the
+  // lease was completed), and the learner's batch size as last reported.
+  std::map<std::string, bool> groups_in_flight_ ABSL_GUARDED_BY(mu_);
+  uint32_t learner_batch_groups_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::Metric> metrics_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Metric> latest_metrics_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<std::ofstream> ledger_ ABSL_GUARDED_BY(mu_);

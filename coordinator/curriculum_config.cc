@@ -62,6 +62,7 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.lease_timeout =
       absl::Milliseconds(reader.Get<int64_t>("coordinator.lease_timeout_ms", 600000));
   options.max_policy_staleness = reader.Get<uint64_t>("coordinator.max_policy_staleness", 1);
+  options.max_inflight_groups = reader.Get<uint64_t>("coordinator.max_inflight_groups", 0);
   options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
   options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");

@@ -5,6 +5,8 @@
 //     worker_expiry_ms: 10000          # a silent worker is dropped and its leases re-issued
 //     lease_timeout_ms: 600000         # a lease not completed by then is re-issued
 //     max_policy_staleness: 1          # leases ask for >= latest version - this
+//     max_inflight_groups: 0           # training groups leased but not yet consumed by the
+//                                      #   learner (0 = (staleness + 1) x learner batch groups)
 //     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
 //     admin_token: ""                  # bearer token for SetStage/Pause/Resume ("" = disabled)
 //     seed: 1

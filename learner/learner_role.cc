@@ -204,6 +204,27 @@ struct LearnerRole::Impl {
   }
   mutable absl::Mutex mu;
   LearnerProgress progress ABSL_GUARDED_BY(mu);
+  // Leases whose group was trained on in a published version, or dropped, not yet reported to
+  // the coordinator's flow control (sent with every heartbeat and step report until one
+  // succeeds). A trained group counts only once its version is published, so new leases start
+  // from that version. Bounded: if the coordinator stays unreachable the oldest are forgotten.
+  std::set<std::string> unreported_consumed ABSL_GUARDED_BY(mu);
+  static constexpr size_t kMaxUnreported = 1 << 16;
+  void Consumed(const std::vector<std::string>& lease_ids) {
+    absl::MutexLock lock(&mu);
+    for (const std::string& id : lease_ids) {
+      if (unreported_consumed.size() < kMaxUnreported) unreported_consumed.insert(id);
+    }
+  }
+  template <typename Request>
+  void AddConsumedLocked(Request& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    for (const std::string& id : unreported_consumed) request.add_consumed_leases(id);
+  }
+  template <typename Request>
+  void ReportedConsumed(const Request& request) {
+    absl::MutexLock lock(&mu);
+    for (const std::string& id : request.consumed_leases()) unreported_consumed.erase(id);
+  }
   std::string worker_id ABSL_GUARDED_BY(mu);
   uint32_t heartbeat_ms ABSL_GUARDED_BY(mu) = 2000;
 
@@ -273,24 +294,32 @@ struct LearnerRole::Impl {
     }
   }
 
+  // The first heartbeat goes out at once: it tells the coordinator the batch size its flow
+  // control is sized by before any actor asks for work.
   void HeartbeatLoop() {
-    while (true) {
+    for (bool first = true;; first = false) {
       uint32_t interval;
-      v1::HeartbeatRequest request;
       {
         absl::MutexLock lock(&mu);
         interval = heartbeat_ms;
+      }
+      if (!first && stop_note.WaitForNotificationWithTimeout(absl::Milliseconds(interval))) return;
+      v1::HeartbeatRequest request;
+      {
+        absl::MutexLock lock(&mu);
         request.set_worker_id(worker_id);
         request.set_policy_version(progress.version);
         request.set_tokens_per_s(progress.last_tokens_per_s);
+        AddConsumedLocked(request);
       }
-      if (stop_note.WaitForNotificationWithTimeout(absl::Milliseconds(interval))) return;
+      request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
       grpc::ClientContext context;
       SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
       v1::HeartbeatResponse response;
       grpc::Status status = coordinator->Heartbeat(&context, request, &response);
       if (status.ok()) {
         stage = response.stage();
+        ReportedConsumed(request);
         continue;
       }
       absl::Status s = FromGrpcStatus(status, Peer(), "Heartbeat");
@@ -318,10 +347,20 @@ struct LearnerRole::Impl {
     {
       absl::MutexLock lock(&mu);
       request.set_worker_id(worker_id);
+      AddConsumedLocked(request);
     }
+    request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
     request.set_step(static_cast<uint64_t>(m.step));
     request.set_policy_version(version);
-    for (const auto& [name, value] : m.Named()) {
+    std::vector<std::pair<std::string, double>> named = m.Named();
+    {
+      absl::MutexLock lock(&mu);
+      named.emplace_back("groups/dropped_timeout", static_cast<double>(progress.groups_dropped));
+      named.emplace_back("groups/dropped_stale", static_cast<double>(progress.groups_stale));
+      named.emplace_back("trajectories/duplicates",
+                         static_cast<double>(progress.duplicates_dropped));
+    }
+    for (const auto& [name, value] : named) {
       v1::Metric* metric = request.add_metrics();
       metric->set_name(name);
       metric->set_value(value);
@@ -334,6 +373,7 @@ struct LearnerRole::Impl {
       grpc::Status status = coordinator->ReportLearnerStep(&context, request, &response);
       if (status.ok()) {
         stage = response.stage();
+        ReportedConsumed(request);
         return;
       }
       absl::Status s = FromGrpcStatus(status, Peer(), "ReportLearnerStep");
@@ -369,9 +409,11 @@ struct LearnerRole::Impl {
       g.trajectories.push_back(std::move(t));
     }
     int64_t dropped = 0;
+    std::vector<std::string> dropped_leases;
     for (auto it = arrival.begin(); it != arrival.end();) {
       PendingGroup& g = pending[*it];
       if (!g.complete() && now - g.first_seen > options.group_timeout) {
+        if (!g.trajectories.empty()) dropped_leases.push_back(g.trajectories[0].lease_id());
         Log(Name(), absl::StrCat("dropping group ", g.id, ": ", g.trajectories.size(), " of ",
                                  g.size, " episodes after ",
                                  absl::FormatDuration(options.group_timeout)));
@@ -383,6 +425,7 @@ struct LearnerRole::Impl {
         ++it;
       }
     }
+    Consumed(dropped_leases);
     absl::MutexLock lock(&mu);
     progress.trajectories_received += static_cast<int64_t>(got.size());
     progress.duplicates_dropped += duplicates;
@@ -393,6 +436,44 @@ struct LearnerRole::Impl {
     int n = 0;
     for (const auto& [id, g] : pending) n += g.complete();
     return n;
+  }
+
+  static std::vector<std::string> LeaseIds(const std::vector<v1::Trajectory>& trajectories) {
+    std::set<std::string> ids;
+    for (const v1::Trajectory& t : trajectories) ids.insert(t.lease_id());
+    return {ids.begin(), ids.end()};
+  }
+
+  // Oldest policy version among a group's episodes.
+  static uint64_t GroupVersion(const PendingGroup& g) {
+    uint64_t v = UINT64_MAX;
+    for (const v1::Trajectory& t : g.trajectories) v = std::min<uint64_t>(v, t.policy_version());
+    return v;
+  }
+
+  // Drops complete groups generated more than max_staleness versions before `version`.
+  void DropStaleGroups(uint64_t version) {
+    int64_t stale = 0;
+    std::vector<std::string> stale_leases;
+    for (auto it = arrival.begin(); it != arrival.end();) {
+      auto g = pending.find(*it);
+      if (g != pending.end() && g->second.complete() &&
+          GroupVersion(g->second) + options.max_staleness < version) {
+        Log(Name(), absl::StrCat("dropping group ", g->first, ": generated by version ",
+                                 GroupVersion(g->second), ", the learner is at ", version,
+                                 " (max_staleness ", options.max_staleness, ")"));
+        stale_leases.push_back(g->second.trajectories[0].lease_id());
+        CloseGroup(g->first);
+        pending.erase(g);
+        it = arrival.erase(it);
+        ++stale;
+      } else {
+        ++it;
+      }
+    }
+    Consumed(stale_leases);
+    absl::MutexLock lock(&mu);
+    progress.groups_stale += stale;
   }
 
   // Takes up to `count` complete groups, oldest first.
@@ -556,7 +637,6 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
     impl->progress.version = 1;
   }
   LearnerServiceOptions service_options;
-  service_options.max_staleness = o.max_staleness;
   service_options.ledger_path = o.ledger_path;
   impl->service = std::make_unique<LearnerServiceImpl>(impl->queue.get(), impl->weights.get(),
                                                        service_options);
@@ -626,6 +706,7 @@ absl::Status LearnerRole::Impl::RunRoot() {
   while (!stop) {
     if (options.max_steps > 0 && trainer->steps() >= options.max_steps) break;
     Collect(absl::Milliseconds(200));
+    DropStaleGroups(version);
     const int complete = CompleteGroups();
     const int batch_groups = BatchGroups();
     const bool full = complete >= batch_groups;
@@ -639,12 +720,19 @@ absl::Status LearnerRole::Impl::RunRoot() {
       continue;
     }
     std::vector<v1::Trajectory> trajectories = TakeGroups(batch_groups);
+    const std::vector<std::string> lease_ids = LeaseIds(trajectories);
     GrpoOptions grpo;  // only advantage_eps is read by BuildTrainBatch
     grpo.advantage_eps = trainer->options().grpo.advantage_eps;
     absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, version, grpo);
     if (!batch.ok()) {
       // The service validated every trajectory already; a bad batch is skipped, not fatal.
       Log(Name(), absl::StrCat("skipping a batch: ", batch.status().message()));
+      std::set<std::string> groups;
+      for (const v1::Trajectory& t : trajectories) groups.insert(t.group_id());
+      Consumed(LeaseIds(trajectories));
+      absl::MutexLock lock(&mu);
+      progress.groups_trained -= static_cast<int64_t>(groups.size());
+      progress.groups_dropped += static_cast<int64_t>(groups.size());
       continue;
     }
     if (result = Broadcast(Command::kStep, SerializeTrainBatch(*batch)); !result.ok()) break;
@@ -656,6 +744,7 @@ absl::Status LearnerRole::Impl::RunRoot() {
     }
     ++version;
     if (result = Publish(version, m->step); !result.ok()) break;
+    Consumed(lease_ids);
     waiting_since = absl::Now();
     double mean_reward = 0;
     if (auto it = m->batch.rewards.find("reward/mean"); it != m->batch.rewards.end()) {

@@ -11,7 +11,9 @@
 namespace envtune {
 
 // One PushTrajectories stream. At most one read is outstanding; a trajectory that finds the
-// queue full is held here and no further read is started until the queue calls back.
+// queue full is held here and no further read is started until the queue calls back. Once the
+// queue is closed (the learner stopped training), trajectories are still read, so actors can
+// drain their streams, but discarded and counted.
 class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1::Trajectory> {
  public:
   PushReactor(LearnerServiceImpl* service, v1::PushTrajectoriesResponse* response)
@@ -36,12 +38,6 @@ class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1:
                                        " but the learner is at ", latest)));
       return;
     }
-    if (incoming_.policy_version() + service_->options_.max_staleness < latest) {
-      service_->rejected_stale_.fetch_add(1);
-      response_->set_rejected_stale(response_->rejected_stale() + 1);
-      StartRead(&incoming_);
-      return;
-    }
     TryPushThenRead();
   }
 
@@ -49,27 +45,35 @@ class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1:
 
  private:
   void TryPushThenRead() {
-    v1::Trajectory copy_for_ledger;
-    bool ledger = service_->ledger_ != nullptr;
-    if (ledger) {
-      copy_for_ledger.set_episode_id(incoming_.episode_id());
-      copy_for_ledger.set_lease_id(incoming_.lease_id());
-      copy_for_ledger.set_group_id(incoming_.group_id());
-      copy_for_ledger.set_task_id(incoming_.task_id());
-      copy_for_ledger.set_stage(incoming_.stage());
-      copy_for_ledger.set_policy_version(incoming_.policy_version());
-      copy_for_ledger.set_failed(incoming_.failed());
-    }
+    v1::Trajectory summary;  // the ledger's fields (the queue takes the trajectory itself)
+    if (service_->ledger_ != nullptr) summary = LedgerSummary(incoming_);
     if (service_->queue_->TryPush(incoming_)) {
-      if (ledger) service_->Ledger(copy_for_ledger);
+      service_->Ledger(summary, "queued");
       service_->accepted_.fetch_add(1);
       response_->set_accepted(response_->accepted() + 1);
-      incoming_.Clear();
-      StartRead(&incoming_);
+    } else if (service_->queue_->closed()) {
+      service_->Ledger(summary, "discarded");
+      service_->discarded_.fetch_add(1);
+      response_->set_discarded(response_->discarded() + 1);
+    } else {
+      // Full: wait for space without reading; HTTP/2 flow control holds the actor.
+      service_->queue_->NotifyWhenSpace([this] { TryPushThenRead(); });
       return;
     }
-    // Full (or closed): wait for space without reading; HTTP/2 flow control holds the actor.
-    service_->queue_->NotifyWhenSpace([this] { TryPushThenRead(); });
+    incoming_.Clear();
+    StartRead(&incoming_);
+  }
+
+  static v1::Trajectory LedgerSummary(const v1::Trajectory& t) {
+    v1::Trajectory out;
+    out.set_episode_id(t.episode_id());
+    out.set_lease_id(t.lease_id());
+    out.set_group_id(t.group_id());
+    out.set_task_id(t.task_id());
+    out.set_stage(t.stage());
+    out.set_policy_version(t.policy_version());
+    out.set_failed(t.failed());
+    return out;
   }
 
   LearnerServiceImpl* const service_;
@@ -133,13 +137,14 @@ LearnerServiceImpl::LearnerServiceImpl(TrajectoryQueue* queue, WeightStore* weig
   }
 }
 
-void LearnerServiceImpl::Ledger(const v1::Trajectory& t) {
-  absl::MutexLock lock(&ledger_mu_);
+void LearnerServiceImpl::Ledger(const v1::Trajectory& t, const char* disposition) {
   if (ledger_ == nullptr) return;
+  absl::MutexLock lock(&ledger_mu_);
   *ledger_ << absl::StrCat("{\"episode\":\"", t.episode_id(), "\",\"lease\":\"", t.lease_id(),
                            "\",\"group\":\"", t.group_id(), "\",\"task\":\"", t.task_id(),
                            "\",\"stage\":", t.stage(), ",\"version\":", t.policy_version(),
-                           ",\"failed\":", t.failed() ? "true" : "false", "}\n");
+                           ",\"failed\":", t.failed() ? "true" : "false",
+                           ",\"disposition\":\"", disposition, "\"}\n");
   ledger_->flush();
 }
 

@@ -14,13 +14,15 @@
 
 namespace envtune {
 
+// Trajectories of any age are accepted (the learner enforces staleness per GRPO group); only a
+// policy_version newer than the published one is refused. After the queue is closed, streams
+// are still read to the end and their trajectories discarded and counted.
 struct LearnerServiceOptions {
-  // Trajectories older than (latest version - max_staleness) are dropped and counted.
-  uint64_t max_staleness = 1;
   uint32_t default_chunk_bytes = 1 << 20;
   uint32_t max_chunk_bytes = 4 << 20;
-  // Optional audit trail: one JSON line per trajectory taken into the queue
-  //   {"episode":..,"lease":..,"group":..,"task":..,"stage":..,"version":..,"failed":..}
+  // Optional audit trail: one JSON line per trajectory read off a stream, with what became of it
+  //   {"episode":..,"lease":..,"group":..,"task":..,"stage":..,"version":..,"failed":..,
+  //    "disposition":"queued"|"discarded"}
   // "" = off. Used by the integration test to check exactly-once delivery.
   std::string ledger_path;
 };
@@ -40,7 +42,7 @@ class LearnerServiceImpl final : public v1::LearnerService::CallbackService {
                                              v1::GetPolicyVersionResponse* response) override;
 
   uint64_t accepted() const { return accepted_.load(); }
-  uint64_t rejected_stale() const { return rejected_stale_.load(); }
+  uint64_t discarded() const { return discarded_.load(); }
 
  private:
   class PushReactor;
@@ -50,12 +52,12 @@ class LearnerServiceImpl final : public v1::LearnerService::CallbackService {
   WeightStore* const weights_;
   const LearnerServiceOptions options_;
   std::atomic<uint64_t> accepted_{0};
-  std::atomic<uint64_t> rejected_stale_{0};
+  std::atomic<uint64_t> discarded_{0};
   absl::Mutex ledger_mu_;
   // Set in the constructor only (so reading the pointer needs no lock); writes hold ledger_mu_.
   std::unique_ptr<std::ofstream> ledger_;
 
-  void Ledger(const v1::Trajectory& trajectory);
+  void Ledger(const v1::Trajectory& summary, const char* disposition);
 };
 
 }  // namespace envtune

@@ -101,6 +101,11 @@ void TrajectoryQueue::Close() {
   RunSpaceCallbacks();
 }
 
+bool TrajectoryQueue::closed() {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
 size_t TrajectoryQueue::size() {
   absl::MutexLock lock(&mu_);
   return items_.size();

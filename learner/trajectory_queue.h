@@ -39,6 +39,7 @@ class TrajectoryQueue {
                                        absl::Duration timeout);
   // Wakes every waiter; further pushes fail. Idempotent.
   void Close();
+  bool closed();
   size_t size();
   size_t capacity() const { return capacity_; }
 

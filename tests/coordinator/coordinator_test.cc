@@ -149,6 +149,98 @@ TEST(CoordinatorTest, DeadActorsLeaseIsReissuedExactlyOnce) {
   EXPECT_EQ(c->Status().episodes_completed(), 4u);
 }
 
+TEST(CoordinatorTest, FlowControlBoundsGroupsInFlightByTheLearnersConsumption) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.max_policy_staleness = 1;
+  auto c = *Coordinator::Create(options, &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::string learner = RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:1");
+  v1::AcquireLeaseRequest acquire;
+  acquire.set_worker_id(actor);
+
+  // Before the learner reports its batch size there is no bound.
+  EXPECT_EQ(c->Status().max_groups_in_flight(), 0u);
+  // The learner trains 2 groups per step: (1 + 1) x 2 = 4 groups may be in flight.
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(learner);
+  beat.set_batch_groups(2);
+  ASSERT_TRUE(c->Heartbeat(beat).ok());
+  std::vector<v1::Lease> leases;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<v1::Lease> lease = c->AcquireLease(acquire);
+    ASSERT_TRUE(lease.ok()) << i << ": " << lease.status();
+    leases.push_back(*lease);
+  }
+  absl::StatusOr<v1::Lease> refused = c->AcquireLease(acquire);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("4 groups in flight (max 4)"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(c->Status().groups_in_flight(), 4u);
+  EXPECT_EQ(c->Status().max_groups_in_flight(), 4u);
+
+  // Completing a lease does not free a slot; the learner consuming its group does (reports may
+  // repeat, and unknown ids are ignored).
+  ASSERT_TRUE(c->CompleteLease(Completion(actor, leases[0], 0.0)).ok());
+  ASSERT_TRUE(c->CompleteLease(Completion(actor, leases[1], 0.0)).ok());
+  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+  v1::ReportLearnerStepRequest step;
+  step.set_worker_id(learner);
+  step.set_step(1);
+  step.set_policy_version(2);
+  step.add_consumed_leases(leases[0].lease_id());
+  step.add_consumed_leases("L999");
+  step.set_batch_groups(2);
+  ASSERT_TRUE(c->ReportLearnerStep(step).ok());
+  ASSERT_TRUE(c->ReportLearnerStep(step).ok());
+  EXPECT_EQ(c->Status().groups_in_flight(), 3u);
+  absl::StatusOr<v1::Lease> next = c->AcquireLease(acquire);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+
+  // A re-issued lease leaves the count (the redo takes its slot).
+  v1::HeartbeatRequest actor_beat;
+  actor_beat.set_worker_id(actor);
+  for (int i = 0; i < 7; ++i) {  // past lease_timeout: leases 2, 3 and `next` are re-issued
+    clock.Advance(absl::Seconds(9));
+    ASSERT_TRUE(c->Heartbeat(beat).ok());
+    ASSERT_TRUE(c->Heartbeat(actor_beat).ok());
+  }
+  EXPECT_EQ(c->Status().groups_in_flight(), 1u);  // lease 1: completed, not consumed yet
+
+  // A learner registering afresh never receives the completed groups: they leave the count.
+  RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:2");
+  EXPECT_EQ(c->Status().groups_in_flight(), 0u);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(c->AcquireLease(acquire).ok()) << i;
+  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+}
+
+TEST(CoordinatorTest, FlowControlNeverHoldsBackEvaluationLeases) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.max_inflight_groups = 1;
+  options.eval_every_steps = 1;
+  options.eval_task_ids = {"x", "y"};
+  auto c = *Coordinator::Create(options, &clock);
+  std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
+  std::string learner = RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:1");
+  v1::AcquireLeaseRequest acquire;
+  acquire.set_worker_id(actor);
+  ASSERT_TRUE(c->AcquireLease(acquire).ok());
+  EXPECT_FALSE(c->AcquireLease(acquire).ok());  // the fixed bound of 1
+  v1::ReportLearnerStepRequest step;
+  step.set_worker_id(learner);
+  step.set_step(1);
+  step.set_policy_version(2);
+  ASSERT_TRUE(c->ReportLearnerStep(step).ok());  // schedules an evaluation round
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::Lease> lease = c->AcquireLease(acquire);
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_TRUE(lease->evaluation());
+  }
+  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+}
+
 TEST(CoordinatorTest, LedgerRecordsIssuedCompletedAndReissuedLeases) {
   FakeClock clock;
   CoordinatorOptions options = TwoStageOptions();

@@ -255,19 +255,19 @@ TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
     EXPECT_TRUE(reader->Finish().ok());
   }
 
-  // Trajectories: valid ones are queued, a stale one is counted, a malformed one ends the
-  // stream with INVALID_ARGUMENT naming the field.
+  // Trajectories: valid ones are queued whatever their age (the learner drops stale groups
+  // whole, when it forms a batch), a malformed one ends the stream with INVALID_ARGUMENT naming
+  // the field.
   {
     auto context = ContextWithDeadline();
     v1::PushTrajectoriesResponse response;
     auto writer = stub->PushTrajectories(context.get(), &response);
     ASSERT_TRUE(writer->Write(MakeTrajectory("e1", 3, 8)));
-    ASSERT_TRUE(writer->Write(MakeTrajectory("e2", 2, 8)));
     ASSERT_TRUE(writer->Write(MakeTrajectory("old", 1, 8)));
     writer->WritesDone();
     ASSERT_TRUE(writer->Finish().ok());
     EXPECT_EQ(response.accepted(), 2u);
-    EXPECT_EQ(response.rejected_stale(), 1u);
+    EXPECT_EQ(response.discarded(), 0u);
   }
   {
     auto context = ContextWithDeadline();
@@ -311,15 +311,36 @@ TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
     EXPECT_EQ(rest[0].episode_id(), "e3");
   }
   EXPECT_EQ(service.accepted(), 3u);
+
+  // Once the learner stops training (queue closed), streams are still read to the end (so
+  // actors can close theirs) and every trajectory is discarded and counted, never lost.
   queue.Close();
-  // The ledger lists exactly the accepted trajectories, in order.
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    ASSERT_TRUE(writer->Write(MakeTrajectory("late1", 3, 8)));
+    ASSERT_TRUE(writer->Write(MakeTrajectory("late2", 3, 8)));
+    ASSERT_TRUE(writer->Write(MakeTrajectory("late3", 3, 8)));
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(response.accepted(), 0u);
+    EXPECT_EQ(response.discarded(), 3u);
+  }
+  EXPECT_EQ(service.discarded(), 3u);
+
+  // The ledger lists every trajectory read, in order, with what became of it.
   std::ifstream ledger(service_options.ledger_path);
   std::vector<std::string> lines;
   for (std::string line; std::getline(ledger, line);) lines.push_back(line);
-  ASSERT_EQ(lines.size(), 3u);
+  ASSERT_EQ(lines.size(), 6u);
   EXPECT_NE(lines[0].find("\"episode\":\"e1\""), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("\"stage\":2,\"version\":3"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"episode\":\"old\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("\"disposition\":\"queued\""), std::string::npos) << lines[1];
   EXPECT_NE(lines[2].find("\"episode\":\"e3\""), std::string::npos) << lines[2];
+  EXPECT_NE(lines[5].find("\"episode\":\"late3\""), std::string::npos) << lines[5];
+  EXPECT_NE(lines[5].find("\"disposition\":\"discarded\""), std::string::npos) << lines[5];
 }
 
 }  // namespace
