@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -121,6 +122,12 @@ struct Actor::Impl {
   std::unique_ptr<TrajectoryPusher> pusher;
   std::unique_ptr<Rollout> rollout;
   std::unique_ptr<v1::CoordinatorService::Stub> coordinator;
+  std::unique_ptr<v1::LearnerService::Stub> learner;  // liveness probe while leases wait
+
+  // Main loop only: since when AcquireLease has had no work for this actor, and when that wait
+  // was last reported.
+  std::optional<absl::Time> no_lease_since;
+  absl::Time lease_wait_reported = absl::InfinitePast();
 
   std::atomic<bool> stop{false};
   absl::Notification stop_note;
@@ -240,6 +247,36 @@ struct Actor::Impl {
     }
   }
 
+  // The coordinator has had no lease for this actor for a while (flow control waiting for the
+  // learner to consume groups, or no tasks left to lease). Not an error, but not silent either:
+  // logged every min(weights_timeout, 1 min) of waiting, and when the coordinator is waiting for
+  // the learner, with whether the learner answers at all (a dead learner stalls the run).
+  void ReportLeaseWait(const absl::Status& why) {
+    const absl::Time now = absl::Now();
+    if (!no_lease_since.has_value()) no_lease_since = now;
+    const absl::Duration period = std::min(options.weights_timeout, absl::Minutes(1));
+    if (now - *no_lease_since < period || now - lease_wait_reported < period) return;
+    lease_wait_reported = now;
+    const absl::Duration waited = absl::Trunc(now - *no_lease_since, absl::Seconds(1));
+    std::string message =
+        absl::StrCat("no lease for ", absl::FormatDuration(waited), ": ", why.message());
+    if (absl::StrContains(why.message(), "waiting for the learner")) {
+      grpc::ClientContext context;
+      SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
+      v1::GetPolicyVersionResponse response;
+      grpc::Status status =
+          learner->GetPolicyVersion(&context, v1::GetPolicyVersionRequest(), &response);
+      const std::string peer = absl::StrCat("learner ", options.learner);
+      if (status.ok()) {
+        absl::StrAppend(&message, "; ", peer, " answers at policy version ", response.version());
+      } else {
+        absl::StrAppend(&message, "; ",
+                        FromGrpcStatus(status, peer, "GetPolicyVersion").message());
+      }
+    }
+    Log(options.name, message);
+  }
+
   // Up to `room` episodes' worth of leases. Empty when there is no work right now.
   std::vector<v1::Lease> AcquireLeases() {
     std::vector<v1::Lease> leases;
@@ -254,6 +291,7 @@ struct Actor::Impl {
       v1::AcquireLeaseResponse response;
       grpc::Status status = coordinator->AcquireLease(&context, request, &response);
       if (status.ok()) {
+        no_lease_since.reset();
         episodes += std::max<uint32_t>(1, response.lease().group_size());
         leases.push_back(response.lease());
         continue;
@@ -263,7 +301,11 @@ struct Actor::Impl {
         Log(options.name, absl::StrCat(st.message(), "; registering again"));
         if (absl::Status re = RegisterOnce(); !re.ok()) Log(options.name, std::string(re.message()));
       } else if (absl::IsFailedPrecondition(st)) {
-        if (absl::StrContains(st.message(), "finished")) finished = true;
+        if (absl::StrContains(st.message(), "finished")) {
+          finished = true;
+        } else if (leases.empty()) {
+          ReportLeaseWait(st);
+        }
       } else {
         Log(options.name, std::string(st.message()));
       }
@@ -419,6 +461,8 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(ActorOptions options) {
       MakeChannel(options.learner, ChannelOptions{.round_robin = false}), options.learner,
       options.push);
   impl->rollout = std::make_unique<Rollout>(impl->tokenizer.get(), impl->env.get(), options.rollout);
+  impl->learner = v1::LearnerService::NewStub(
+      MakeChannel(options.learner, ChannelOptions{.round_robin = false}));
   impl->coordinator = v1::CoordinatorService::NewStub(
       MakeChannel(options.coordinator, ChannelOptions{.round_robin = false}));
   impl->options = std::move(options);
