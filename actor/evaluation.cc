@@ -254,7 +254,7 @@ class ModelPolicy : public EvalPolicy {
                                     static_cast<int64_t>(ids.back())) != g.stop_token_ids.end()) {
         ids.pop_back();
       }
-      absl::StatusOr<std::string> text = tokenizer_->Decode(ids);
+      absl::StatusOr<std::string> text = tokenizer_->Decode(ids, {.skip_unknown_ids = true});
       if (!text.ok()) return text.status();
       out[rows[k]].text = std::move(*text);
     }

@@ -385,7 +385,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       // Decode only to talk to the env: the reply without its stop token.
       std::vector<TokenId> reply(e.ids.begin() + e.reply_begin,
                                  e.ids.end() - (e.reply_stopped ? 1 : 0));
-      absl::StatusOr<std::string> text = tokenizer_->Decode(reply);
+      absl::StatusOr<std::string> text = tokenizer_->Decode(reply, {.skip_unknown_ids = true});
       if (!text.ok()) {
         fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
                                           ": decoding the reply: ", text.status().message()));

@@ -104,8 +104,25 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     at::Tensor positions = (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1);
 
     KVCache cache = KVCache::Allocate(policy.config(), B, capacity, policy.dtype(), device);
-    at::Tensor hidden = policy.Hidden(ids, positions, prompt_mask, &cache);
-    at::Tensor logits = policy.Logits(hidden.select(1, P - 1));  // [B, V]
+    // Prefill in row groups of at most kPrefillTokens padded tokens, each writing its rows of the
+    // shared cache through views, so a wide batch of long prompts never holds every row's
+    // activations at once (the attention chunks queries; this bounds the rows).
+    constexpr int64_t kPrefillTokens = 32768;
+    const int64_t rows_per_group = std::max<int64_t>(1, kPrefillTokens / P);
+    std::vector<at::Tensor> last_hidden;
+    for (int64_t r0 = 0; r0 < B; r0 += rows_per_group) {
+      const int64_t n = std::min(rows_per_group, B - r0);
+      KVCache rows;
+      for (size_t l = 0; l < cache.keys.size(); ++l) {
+        rows.keys.push_back(cache.keys[l].narrow(0, r0, n));
+        rows.values.push_back(cache.values[l].narrow(0, r0, n));
+      }
+      at::Tensor hidden = policy.Hidden(ids.narrow(0, r0, n), positions.narrow(0, r0, n),
+                                        prompt_mask.narrow(0, r0, n), &rows);
+      last_hidden.push_back(hidden.select(1, P - 1));
+    }
+    cache.length = P;
+    at::Tensor logits = policy.Logits(at::cat(last_hidden, 0));  // [B, V]
     at::Tensor next_pos = positions.select(1, P - 1) + 1;          // [B]
 
     at::Generator gen = at::globalContext().defaultGenerator(device).clone();

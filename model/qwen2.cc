@@ -1,9 +1,11 @@
 #include "model/qwen2.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -119,16 +121,33 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
     v = cache->values[layer].narrow(2, 0, past + T);
   }
   const int64_t S = k.size(2);
+  const int64_t past = S - T;
   const int64_t rep = num_heads / num_kv_heads;
+  const double scale = std::sqrt(static_cast<double>(head_dim));
+  // Queries in chunks of kQueryChunk: a chunk attends only to keys up to its last position (the
+  // mask is causal), so the [heads, chunk, keys] scores of long sequences take about half the
+  // memory and FLOPs, and no [heads, T, S] tensor exists at once outside autograd's saved probs.
   // Grouped-query attention without repeating k/v: head h uses kv head h / rep, so the `rep`
   // query heads of a group are stacked along the query axis.
-  at::Tensor qg = q.reshape({B, num_kv_heads, rep * T, head_dim});
-  at::Tensor scores = at::matmul(qg, k.transpose(2, 3)).view({B, num_heads, T, S});
-  scores = scores / std::sqrt(static_cast<double>(head_dim));
-  scores = scores + mask;
-  at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  at::Tensor out = at::matmul(probs.view({B, num_kv_heads, rep * T, S}), v);
-  out = out.view({B, num_heads, T, head_dim}).transpose(1, 2).reshape({B, T, num_heads * head_dim});
+  constexpr int64_t kQueryChunk = 512;
+  std::vector<at::Tensor> outs;
+  for (int64_t c0 = 0; c0 < T; c0 += kQueryChunk) {
+    const int64_t c = std::min(kQueryChunk, T - c0);
+    const int64_t keys = T > kQueryChunk ? past + c0 + c : S;
+    at::Tensor qc = T > kQueryChunk ? q.narrow(2, c0, c) : q;
+    at::Tensor qg = qc.reshape({B, num_kv_heads, rep * c, head_dim});
+    at::Tensor kc = k.narrow(2, 0, keys);
+    at::Tensor vc = v.narrow(2, 0, keys);
+    // matmul's backward needs its inputs, not its output: scaling and masking in place is safe.
+    at::Tensor scores = at::matmul(qg, kc.transpose(2, 3)).view({B, num_heads, c, keys});
+    scores.div_(scale);
+    scores.add_(mask.narrow(2, c0, c).narrow(3, 0, keys));
+    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    outs.push_back(at::matmul(probs.view({B, num_kv_heads, rep * c, keys}), vc)
+                       .view({B, num_heads, c, head_dim}));
+  }
+  at::Tensor out = outs.size() == 1 ? outs[0] : at::cat(outs, 2);
+  out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
   return o_proj(out);
 }
 

@@ -673,6 +673,7 @@ absl::StatusOr<std::string> Tokenizer::DecodeBytes(absl::Span<const TokenId> ids
   bool first = true;
   for (TokenId id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= im.id_to_token.size() || !im.is_used[id]) {
+      if (id >= 0 && options.skip_unknown_ids) continue;
       return absl::InvalidArgumentError(absl::StrCat("Decode: unknown token id ", id));
     }
     if (options.skip_special_tokens && im.is_special[id]) continue;

@@ -43,6 +43,10 @@ struct EncodeOptions {
 struct DecodeOptions {
   // Drop added tokens flagged special (e.g. <|im_end|>); non-special added tokens are kept.
   bool skip_special_tokens = false;
+  // Skip ids in [0, model vocab) that have no token (a model's embedding is often padded past
+  // the tokenizer, e.g. Qwen2.5's 151936 rows for 151665 tokens), as HF tokenizers' decode
+  // does; otherwise they are an InvalidArgument error. Negative ids are always an error.
+  bool skip_unknown_ids = false;
 };
 
 class Tokenizer {

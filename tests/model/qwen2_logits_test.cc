@@ -107,5 +107,53 @@ TEST(LogitsCacheTest, IncrementalEqualsFull) {
   }
 }
 
+// Sequences longer than the attention's query chunk (512) take the chunked path: the result
+// equals feeding the same tokens through the KV cache in blocks short enough to be unchunked,
+// with left padding in the batch; its gradients are finite and do not depend on batching.
+TEST(LogitsCacheTest, ChunkedAttentionOfLongSequencesEqualsShortBlocks) {
+  const std::string root = GoldenQwen2Dir();
+  if (root.empty()) GTEST_SKIP() << "golden fixtures not found";
+  auto policy = LoadPolicy(root + "/qwen2-tiny");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  const int64_t T = 1300;  // 3 chunks: 512, 512, 276
+  at::manual_seed(7);
+  at::Tensor ids = at::randint(0, (*policy)->config().vocab_size, {2, T}, at::kLong);
+  at::Tensor attention = at::ones({2, T}, at::kLong);
+  attention[1].narrow(0, 0, 37).zero_();  // row 1 is left-padded
+  at::Tensor positions = (attention.cumsum(1) - 1).clamp_min(0);
+  at::Tensor blocks;
+  {
+    at::NoGradGuard no_grad;
+    KVCache cache = KVCache::Allocate((*policy)->config(), 2, T, at::kFloat, at::kCPU);
+    std::vector<at::Tensor> parts;
+    for (int64_t t = 0; t < T; t += 400) {
+      const int64_t n = std::min<int64_t>(400, T - t);
+      parts.push_back((*policy)->forward(ids.narrow(1, t, n), positions.narrow(1, t, n),
+                                         attention.narrow(1, 0, t + n), &cache));
+    }
+    blocks = at::cat(parts, 1);
+  }
+  at::Tensor full = (*policy)->forward(ids, positions, attention);
+  at::Tensor valid = attention.to(at::kFloat).unsqueeze(-1);
+  EXPECT_LE(((full.detach() - blocks).abs() * valid).max().item<double>(), 1e-4);
+  // Gradients through the chunked path: finite, and the same whether the rows are batched.
+  (full * valid).sum().backward();
+  std::vector<at::Tensor> chunked;
+  for (const at::Tensor& p : (*policy)->parameters()) chunked.push_back(p.grad().clone());
+  (*policy)->zero_grad();
+  at::Tensor a = (*policy)->forward(ids.narrow(0, 0, 1), positions.narrow(0, 0, 1),
+                                    attention.narrow(0, 0, 1));
+  at::Tensor b = (*policy)->forward(ids.narrow(0, 1, 1), positions.narrow(0, 1, 1),
+                                    attention.narrow(0, 1, 1));
+  ((a * valid.narrow(0, 0, 1)).sum() + (b * valid.narrow(0, 1, 1)).sum()).backward();
+  size_t i = 0;
+  for (const at::Tensor& p : (*policy)->parameters()) {
+    const at::Tensor& g = chunked[i++];
+    ASSERT_TRUE(at::isfinite(g).all().item<bool>());
+    const double scale = std::max(1.0, g.abs().max().item<double>());
+    EXPECT_LE((p.grad() - g).abs().max().item<double>() / scale, 1e-4);
+  }
+}
+
 }  // namespace
 }  // namespace envtune

@@ -116,6 +116,20 @@ TEST_F(QwenTokenizerTest, SpecialTokensAndSkip) {
   EXPECT_EQ(*tok().Decode(*tc, {.skip_special_tokens = true}), "<tool_call>x</tool_call>");
 }
 
+// Qwen2.5's embedding has 151936 rows for 151665 tokens: a sampled padding id has no text.
+TEST_F(QwenTokenizerTest, UnknownIdsAreAnErrorUnlessSkipped) {
+  auto ids = tok().Encode("hi");
+  ASSERT_TRUE(ids.ok());
+  std::vector<TokenId> with_padding = *ids;
+  with_padding.push_back(151909);
+  with_padding.insert(with_padding.begin(), 151700);
+  EXPECT_EQ(tok().Decode(with_padding).status().code(), absl::StatusCode::kInvalidArgument);
+  auto skipped = tok().Decode(with_padding, {.skip_unknown_ids = true});
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(*skipped, "hi");
+  EXPECT_FALSE(tok().Decode({-1}, {.skip_unknown_ids = true}).ok());
+}
+
 TEST_F(QwenTokenizerTest, SplitSpecialTokensEncodesThemAsText) {
   auto ids = tok().Encode("<|im_end|><tool_call>", {.split_special_tokens = true});
   ASSERT_TRUE(ids.ok());
