@@ -133,6 +133,9 @@ struct Actor::Impl {
   absl::Notification stop_note;
   std::atomic<bool> finished{false};
   std::atomic<uint32_t> stage{0};
+  // Wall time of the lease loop: waiting for / fetching weights, and rolling out.
+  std::atomic<int64_t> weight_sync_micros{0};
+  std::atomic<int64_t> rollout_micros{0};
 
   absl::Mutex mu;
   std::string worker_id ABSL_GUARDED_BY(mu);
@@ -196,6 +199,17 @@ struct Actor::Impl {
       request.set_episodes_per_s(static_cast<double>(episodes - last_episodes) / seconds);
       request.set_tokens_per_s(static_cast<double>(tokens - last_tokens) / seconds);
       request.set_policy_version(policy->version());
+      for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
+               {"time/generation_s", rollout->generation_seconds()},
+               {"time/env_wait_s", rollout->env_wait_seconds()},
+               {"time/weight_sync_s", weight_sync_micros.load() * 1e-6},
+               {"time/rollout_s", rollout_micros.load() * 1e-6},
+               {"episodes", static_cast<double>(episodes)},
+               {"tokens_generated", static_cast<double>(tokens)}}) {
+        v1::Metric* metric = request.add_metrics();
+        metric->set_name(name);
+        metric->set_value(value);
+      }
       last = now;
       last_episodes = episodes;
       last_tokens = tokens;
@@ -394,9 +408,11 @@ struct Actor::Impl {
       }
     };
 
+    const absl::Time sync_start = absl::Now();
     absl::Status ensured = policy->EnsureVersion(min_version, options.weights_timeout);
     if (!ensured.ok()) {
       // No policy of the required version: deliver the groups as failed.
+      weight_sync_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - sync_start));
       Log(options.name, std::string(ensured.message()));
       for (const EpisodeSpec& spec : specs) {
         EpisodeResult result;
@@ -424,9 +440,12 @@ struct Actor::Impl {
       Log(options.name, absl::StrCat(latest.status().message(), "; rolling out with version ",
                                      policy->version()));
     }
+    weight_sync_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - sync_start));
     std::shared_ptr<PolicyImpl> current = policy->policy();
+    const absl::Time rollout_start = absl::Now();
     absl::StatusOr<std::vector<EpisodeResult>> results =
         rollout->Run(*current, policy->version(), specs, deliver, &stop);
+    rollout_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - rollout_start));
     if (!results.ok()) Log(options.name, std::string(results.status().message()));
   }
 };

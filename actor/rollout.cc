@@ -356,7 +356,9 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     while (static_cast<int64_t>(rows.size()) > seen &&
            !max_batch_rows_.compare_exchange_weak(seen, static_cast<int64_t>(rows.size()))) {
     }
+    const absl::Time generate_start = absl::Now();
     absl::StatusOr<std::vector<GenerationResult>> out = Generate(policy, prompts, g);
+    generation_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - generate_start));
     for (size_t k = 0; k < rows.size(); ++k) {
       Episode& e = episodes[rows[k]];
       if (!out.ok()) {
@@ -460,9 +462,11 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     }
     if (finished >= n) break;
     {
+      const absl::Time wait_start = absl::Now();
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !completions.empty(); });
       batch.swap(completions);
+      env_wait_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - wait_start));
     }
     drain(batch);
   }

@@ -100,6 +100,10 @@ class Rollout {
   int64_t tokens_generated() const { return tokens_generated_.load(); }
   int64_t generate_batches() const { return generate_batches_.load(); }
   int64_t max_batch_rows() const { return max_batch_rows_.load(); }
+  // Wall time of Run's thread: in Generate, and blocked on env replies with nothing to generate
+  // (the rest of Run is the actor's own work: rendering, tokenizing, decoding).
+  double generation_seconds() const { return generation_micros_.load() * 1e-6; }
+  double env_wait_seconds() const { return env_wait_micros_.load() * 1e-6; }
 
  private:
   const Tokenizer* const tokenizer_;
@@ -109,6 +113,8 @@ class Rollout {
   std::atomic<int64_t> tokens_generated_{0};
   std::atomic<int64_t> generate_batches_{0};
   std::atomic<int64_t> max_batch_rows_{0};
+  std::atomic<int64_t> generation_micros_{0};
+  std::atomic<int64_t> env_wait_micros_{0};
   uint64_t batch_counter_ = 0;
 };
 

@@ -5,12 +5,14 @@
 #include <chrono>
 #include <exception>
 #include <optional>
+#include <thread>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server_builder.h"
+#include "httplib.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -42,7 +44,6 @@ const std::vector<double>& DefaultLatencyBuckets() {
 }
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) { enabled_ = true; }
-Metrics::~Metrics() = default;
 
 Metrics& Metrics::Global() {
   static Metrics* global = [] {
@@ -64,27 +65,56 @@ bool Metrics::enabled() const {
   return enabled_;
 }
 
+// /metrics over cpp-httplib (its worker threads have default-size stacks: civetweb's, under
+// prometheus::Exposer, are 100 KiB, less than the static TLS of a LibTorch + OpenBLAS process,
+// so it could not start a thread there).
+class MetricsHttpServer {
+ public:
+  ~MetricsHttpServer() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Binds host:port (0 = any free port) and serves in a thread; returns the port.
+  absl::StatusOr<int> Start(const std::string& host, int port,
+                            std::function<std::string()> render) {
+    // Not httplib's default SO_REUSEPORT: a second server must not share a port in use.
+    server_.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
+    server_.Get("/metrics", [render](const httplib::Request&, httplib::Response& response) {
+      response.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    const int bound = port == 0 ? server_.bind_to_any_port(host)
+                                : (server_.bind_to_port(host, port) ? port : -1);
+    if (bound <= 0) {
+      return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", host, ":", port,
+                                                 " (address in use or not local?)"));
+    }
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    return bound;
+  }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+};
+
 absl::Status Metrics::Serve(const std::string& host, int port) {
   if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("metrics port out of range: ", port));
   absl::MutexLock lock(&mu_);
-  if (exposer_ != nullptr) return absl::FailedPreconditionError("metrics are already served on this registry");
-  // civetweb takes "host:port"; an IPv6 literal needs brackets.
-  std::string address =
-      host.find(':') != std::string::npos && host.front() != '[' ? absl::StrCat("[", host, "]:", port)
-                                                                   : absl::StrCat(host, ":", port);
-  try {
-    auto exposer = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/2);
-    exposer->RegisterCollectable(registry_);
-    std::vector<int> ports = exposer->GetListeningPorts();
-    if (ports.empty()) return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", address));
-    port_ = ports.front();
-    exposer_ = std::move(exposer);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", address, ": ", e.what()));
-  }
+  if (server_ != nullptr) return absl::FailedPreconditionError("metrics are already served on this registry");
+  auto server = std::make_unique<MetricsHttpServer>();
+  absl::StatusOr<int> bound = server->Start(host, port, [this] { return Render(); });
+  if (!bound.ok()) return bound.status();
+  port_ = *bound;
+  server_ = std::move(server);
   enabled_ = true;
   return absl::OkStatus();
 }
+
+Metrics::~Metrics() = default;
 
 int Metrics::port() const {
   absl::MutexLock lock(&mu_);

@@ -2,7 +2,7 @@
 //
 // A process has one registry (Metrics::Global()). A role registers counters, gauges and
 // histograms by name and updates them through cheap handles; `envtune <role> --metrics_port N`
-// starts an HTTP exposer that serves the registry at http://HOST:N/metrics in the Prometheus
+// starts an HTTP server (cpp-httplib) that serves the registry at http://HOST:N/metrics in the Prometheus
 // text format. Handles obtained while metrics are off, or default-constructed, are no-ops, so
 // code can update metrics unconditionally.
 //
@@ -33,7 +33,6 @@ class Counter;
 class Gauge;
 class Histogram;
 class Registry;
-class Exposer;
 }  // namespace prometheus
 
 namespace grpc {
@@ -43,6 +42,8 @@ class ServerBuilder;
 namespace envtune {
 
 using MetricLabels = std::map<std::string, std::string>;
+
+class MetricsHttpServer;  // metrics.cc
 
 // Monotonic counter handle. Negative increments are ignored.
 class CounterHandle {
@@ -120,7 +121,7 @@ class Metrics {
   mutable absl::Mutex mu_;
   bool enabled_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<MetricsHttpServer> server_ ABSL_GUARDED_BY(mu_);
   int port_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

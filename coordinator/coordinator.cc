@@ -140,6 +140,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     worker.status.set_episodes_per_s(request.episodes_per_s());
     worker.status.set_tokens_per_s(request.tokens_per_s());
     worker.status.set_policy_version(request.policy_version());
+    *worker.status.mutable_metrics() = request.metrics();
     if (worker.status.role() == v1::ROLE_LEARNER) {
       UpdateLearnerConsumptionLocked(request.consumed_leases(), request.batch_groups());
     }

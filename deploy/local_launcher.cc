@@ -70,6 +70,11 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   options.max_restarts = reader.Get<int>("launch.max_restarts", options.max_restarts);
   options.poll_interval = absl::Milliseconds(reader.Get<int>("launch.poll_interval_ms", 1000));
   options.max_wall = absl::Seconds(reader.Get<int>("launch.max_wall_s", 0));
+  options.warm_start = reader.Get<std::string>("launch.warm_start", options.warm_start);
+  if (options.warm_start != "none" && options.warm_start != "sft") {
+    reader.AddError(absl::StrCat("launch.warm_start: '", options.warm_start,
+                                 "' is not one of none, sft"));
+  }
   if (options.env_servers < 1) reader.AddError("launch.env_servers: must be >= 1");
   if (options.actors < 1) reader.AddError("launch.actors: must be >= 1");
   // Every other section belongs to a role, which checks its own keys.
@@ -80,12 +85,62 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   return reader.Finish();
 }
 
-absl::Status RunLocalTraining(const LaunchOptions& options, const std::atomic<bool>& stop,
+namespace {
+
+// `envtune sft` as a child process (stoppable); returns the checkpoint directory.
+absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std::string& log_dir,
+                                         const std::atomic<bool>& stop, std::ostream& progress) {
+  const std::string out_dir = options.run_dir + "/sft";
+  std::vector<std::string> argv{options.envtune_binary, "sft", "--config=" + options.config_path,
+                                "sft.data_dir=" + options.data_dir};
+  for (const std::string& o : options.overrides) argv.push_back(o);
+  argv.push_back("sft.output_dir=" + out_dir);
+  progress << "warm start: supervised fine-tuning (sft: section) into " << out_dir << "\n"
+           << std::flush;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn("sft", argv, log_dir + "/sft.log");
+  if (!child.ok()) return child.status();
+  while (!child->PollExit().has_value()) {
+    if (stop.load()) {
+      child->Terminate(absl::Seconds(10));
+      return absl::CancelledError("stopped during the SFT warm start");
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (*child->PollExit() != 0) {
+    return absl::InternalError(absl::StrCat("warm start: envtune sft exited with status ",
+                                            *child->PollExit(), "; log tail:\n",
+                                            child->LogTail()));
+  }
+  // The last line of `envtune sft` is its JSON summary.
+  std::string tail = child->LogTail(4000);
+  std::string summary = tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{'));
+  nlohmann::json j = nlohmann::json::parse(summary, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("first_loss") && j.contains("last_loss")) {
+    progress << absl::StrFormat("warm start: %d steps, loss %.3f -> %.3f (%.0fs)\n",
+                                j.value("steps", 0), j.value("first_loss", 0.0),
+                                j.value("last_loss", 0.0),
+                                absl::ToDoubleSeconds(absl::Now() - start))
+             << std::flush;
+  }
+  return out_dir;
+}
+
+}  // namespace
+
+absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::atomic<bool>& stop,
                               std::ostream& progress) {
+  LaunchOptions options = launch_options;
   std::error_code ec;
   std::string log_dir = options.run_dir + "/logs";
   std::filesystem::create_directories(log_dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", log_dir, ": ", ec.message()));
+  if (options.warm_start == "sft") {
+    absl::StatusOr<std::string> checkpoint = RunWarmStart(options, log_dir, stop, progress);
+    if (absl::IsCancelled(checkpoint.status())) return absl::OkStatus();
+    if (!checkpoint.ok()) return checkpoint.status();
+    options.overrides.push_back("model.path=" + *checkpoint);
+  }
 
   // Start order: coordinator, env servers, learner, actors; stop order is the reverse.
   std::vector<Slot> slots;

@@ -11,6 +11,9 @@
 //     max_restarts: 3         # per env-server/actor slot before the run fails
 //     poll_interval_ms: 1000  # coordinator status polling
 //     max_wall_s: 0           # stop the run after this long (0 = until the curriculum ends)
+//     warm_start: none        # none | sft: first run `envtune sft` with this config's `sft:`
+//                             #   section into <run_dir>/sft and start the learner from it
+//                             #   (model.path); its log is logs/sft.log
 #ifndef ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 #define ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 
@@ -36,6 +39,7 @@ struct LaunchOptions {
   int max_restarts = 3;
   absl::Duration poll_interval = absl::Seconds(1);
   absl::Duration max_wall = absl::ZeroDuration();
+  std::string warm_start = "none";
 };
 
 // Reads the `launch:` section of `config_path` (+ overrides) into `options`.

@@ -195,6 +195,12 @@ struct LearnerRole::Impl {
   int port = 0;
   std::unique_ptr<v1::CoordinatorService::Stub> coordinator;
 
+  // Time split of the training loop (rank 0): optimisation steps, publishing weights, and the
+  // rest since `started` (waiting for complete groups).
+  const absl::Time started = absl::Now();
+  std::atomic<int64_t> train_micros{0};
+  std::atomic<int64_t> publish_micros{0};
+
   absl::Notification stop_note;
   std::once_flag stop_once;
   std::atomic<bool> stop{false};
@@ -313,6 +319,17 @@ struct LearnerRole::Impl {
         AddConsumedLocked(request);
       }
       request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
+      const double wall = absl::ToDoubleSeconds(absl::Now() - started);
+      const double train = train_micros.load() * 1e-6, publish = publish_micros.load() * 1e-6;
+      for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
+               {"time/train_s", train},
+               {"time/publish_s", publish},
+               {"time/wait_s", std::max(0.0, wall - train - publish)},
+               {"time/wall_s", wall}}) {
+        v1::Metric* metric = request.add_metrics();
+        metric->set_name(name);
+        metric->set_value(value);
+      }
       grpc::ClientContext context;
       SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
       v1::HeartbeatResponse response;
@@ -737,13 +754,17 @@ absl::Status LearnerRole::Impl::RunRoot() {
     }
     if (result = Broadcast(Command::kStep, SerializeTrainBatch(*batch)); !result.ok()) break;
     last_broadcast = absl::Now();
+    const absl::Time train_start = absl::Now();
     absl::StatusOr<StepMetrics> m = TrainOn(*batch);
+    train_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - train_start));
     if (!m.ok()) {
       result = m.status();
       break;
     }
     ++version;
+    const absl::Time publish_start = absl::Now();
     if (result = Publish(version, m->step); !result.ok()) break;
+    publish_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - publish_start));
     Consumed(lease_ids);
     waiting_since = absl::Now();
     double mean_reward = 0;

@@ -516,7 +516,7 @@ TEST(ManifestsTest, RuntimePackagesResolveThisBinarysLibraries) {
     EXPECT_EQ(RunShell("dpkg-query -W -f='${Status}' " + ShellQuote(pkg)).output, "install ok installed") << pkg;
   }
   std::vector<std::string> expected = {"libstdc++6", "libc6"};
-  if (is_envtune) expected.insert(expected.end(), {"libgrpc++1.51", "libprometheus-cpp-pull1.0", "libyaml-cpp0.7"});
+  if (is_envtune) expected.insert(expected.end(), {"libgrpc++1.51", "libprometheus-cpp-core1.0", "libcpp-httplib0.11", "libyaml-cpp0.7"});
   for (const std::string& e : expected) EXPECT_TRUE(packages.count(e)) << e << " missing from:\n" << r.output;
   EXPECT_NE(RunShell(ShellQuote((SourceDir() / "deploy/docker/runtime-packages").string()) + " /nonexistent").exit_code, 0);
 }
