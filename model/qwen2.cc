@@ -124,12 +124,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   const int64_t past = S - T;
   const int64_t rep = num_heads / num_kv_heads;
   const double scale = std::sqrt(static_cast<double>(head_dim));
-  // Queries in chunks of kQueryChunk: a chunk attends only to keys up to its last position (the
+  // Queries in chunks of at most 512: a chunk attends only to keys up to its last position (the
   // mask is causal), so the [heads, chunk, keys] scores of long sequences take about half the
   // memory and FLOPs, and no [heads, T, S] tensor exists at once outside autograd's saved probs.
   // Grouped-query attention without repeating k/v: head h uses kv head h / rep, so the `rep`
   // query heads of a group are stacked along the query axis.
-  constexpr int64_t kQueryChunk = 512;
+  // The chunk keeps one chunk's scores under ~16 MiB (fp32): such blocks come from the heap's
+  // free lists again and again instead of fresh mmap()s that page-fault on every use.
+  constexpr int64_t kScoreElements = int64_t{4} << 20;
+  const int64_t kQueryChunk =
+      std::clamp<int64_t>(kScoreElements / std::max<int64_t>(1, B * num_heads * S), 16, 512);
   std::vector<at::Tensor> outs;
   for (int64_t c0 = 0; c0 < T; c0 += kQueryChunk) {
     const int64_t c = std::min(kQueryChunk, T - c0);
