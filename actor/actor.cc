@@ -136,6 +136,14 @@ struct Actor::Impl {
   // Wall time of the lease loop: waiting for / fetching weights, and rolling out.
   std::atomic<int64_t> weight_sync_micros{0};
   std::atomic<int64_t> rollout_micros{0};
+  std::atomic<int64_t> round_start_micros{0};  // unix micros of the round in progress, 0 = none
+  // Finished rounds plus the one in progress (so it is comparable with the generation time,
+  // which grows during a round).
+  double RolloutSeconds() const {
+    const int64_t start = round_start_micros.load();
+    const int64_t running = start > 0 ? absl::ToUnixMicros(absl::Now()) - start : 0;
+    return (rollout_micros.load() + std::max<int64_t>(0, running)) * 1e-6;
+  }
 
   absl::Mutex mu;
   std::string worker_id ABSL_GUARDED_BY(mu);
@@ -203,7 +211,7 @@ struct Actor::Impl {
                {"time/generation_s", rollout->generation_seconds()},
                {"time/env_wait_s", rollout->env_wait_seconds()},
                {"time/weight_sync_s", weight_sync_micros.load() * 1e-6},
-               {"time/rollout_s", rollout_micros.load() * 1e-6},
+               {"time/rollout_s", RolloutSeconds()},
                {"episodes", static_cast<double>(episodes)},
                {"tokens_generated", static_cast<double>(tokens)}}) {
         v1::Metric* metric = request.add_metrics();
@@ -443,9 +451,11 @@ struct Actor::Impl {
     weight_sync_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - sync_start));
     std::shared_ptr<PolicyImpl> current = policy->policy();
     const absl::Time rollout_start = absl::Now();
+    round_start_micros = absl::ToUnixMicros(rollout_start);
     absl::StatusOr<std::vector<EpisodeResult>> results =
         rollout->Run(*current, policy->version(), specs, deliver, &stop);
     rollout_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - rollout_start));
+    round_start_micros = 0;
     if (!results.ok()) Log(options.name, std::string(results.status().message()));
   }
 };

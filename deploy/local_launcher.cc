@@ -199,6 +199,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   std::map<std::string, Series> reward_series;
   std::vector<std::pair<double, int>> stage_starts;
   int64_t last_step = -1;
+  absl::Time last_line_time = absl::Now();
+  uint64_t last_episodes = 0;
   uint32_t last_stage = 0;
   absl::Time start = absl::Now();
   int consecutive_status_failures = 0;
@@ -245,8 +247,15 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         std::string stage_prefix = absl::StrCat("stage", status->stage(), "/");
         double reward = MetricValue(*status, stage_prefix + "reward", NAN);
         double accuracy = MetricValue(*status, "eval/accuracy", NAN);
-        double episodes_per_s = 0;
-        for (const v1::WorkerStatus& w : status->workers()) episodes_per_s += w.episodes_per_s();
+        // Completed episodes since the previous progress line (actors finish them in bursts, so
+        // their instantaneous heartbeat rates are mostly 0 between bursts).
+        const absl::Time now = absl::Now();
+        const double since = absl::ToDoubleSeconds(now - last_line_time);
+        const double episodes_per_s =
+            since > 0 ? static_cast<double>(status->episodes_completed() - last_episodes) / since
+                      : 0.0;
+        last_line_time = now;
+        last_episodes = status->episodes_completed();
         progress << absl::StrFormat(
                         "[stage %d %s] step %d | reward %.3f | accuracy %.3f | %.2f episodes/s | "
                         "policy v%d | %.0fs\n",

@@ -24,10 +24,12 @@ absl::StatusOr<v1::ClusterStatus> FetchStatus(const std::string& coordinator, in
 
 std::string RenderStatusTable(const v1::ClusterStatus& s) {
   std::string out = absl::StrFormat(
-      "stage %d (%s)%s%s  learner step %d  policy v%d  leases out %d  episodes %d  re-issued %d\n",
+      "stage %d (%s)%s%s  learner step %d  policy v%d  leases out %d  episodes %d  re-issued %d"
+      "  groups in flight %d/%s\n",
       s.stage(), s.stage_name(), s.paused() ? " PAUSED" : "", s.finished() ? " FINISHED" : "",
       s.learner_step(), s.policy_version(), s.leases_outstanding(), s.episodes_completed(),
-      s.leases_reissued());
+      s.leases_reissued(), s.groups_in_flight(),
+      s.max_groups_in_flight() > 0 ? absl::StrCat(s.max_groups_in_flight()) : "-");
   absl::StrAppend(&out, "\n", absl::StrFormat("%-8s %-10s %-14s %-22s %9s %10s %9s %7s\n", "WORKER",
                                               "ROLE", "NAME", "ADDRESS", "LAST BEAT",
                                               "EPISODES/S", "TOKENS/S", "POLICY"));

@@ -53,7 +53,8 @@
 //   dtype: ""                    parameters: "" (the checkpoint's torch_dtype), float32, bfloat16
 //   device: cpu                  LibTorch device ("cuda", "cuda:1")
 //   publish_dtype: ""            weights sent to actors: "" (F32 for fp32 else BF16), F32, BF16
-//   checkpoint_dir: ""           "" = no checkpoints; else <dir>/step-<N> and <dir>/final
+//   checkpoint_dir: ""           "" = no checkpoints; else <dir>/step-<N> and <dir>/final, and
+//                                <dir>/step-0 when the initial policy is a random tiny one
 //   checkpoint_every: 5          steps between checkpoints
 //   ledger_path: ""              JSON lines of every trajectory read (audit; "" = off)
 //   seed: 1                      torch seed (tiny random init)

@@ -14,17 +14,14 @@
 #include "absl/strings/str_cat.h"
 #include "deploy/process.h"
 #include "gtest/gtest.h"
+#include "tests/integration/integration_util.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune {
 namespace {
 
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : fallback;
-}
-std::string SourceDir() { return EnvOr("ENVTUNE_SOURCE_DIR", "."); }
-std::string Binary() { return EnvOr("ENVTUNE_BINARY_DIR", "build") + "/deploy/envtune"; }
+using integration::Binary;
+using integration::SourceDir;
 
 std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
   std::vector<nlohmann::json> lines;

@@ -22,16 +22,13 @@
 #include "absl/time/time.h"
 #include "deploy/process.h"
 #include "gtest/gtest.h"
+#include "tests/integration/integration_util.h"
 
 namespace envtune {
 namespace {
 
-std::string EnvOr(const char* name, const char* fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : fallback;
-}
-std::string SourceDir() { return EnvOr("ENVTUNE_SOURCE_DIR", "."); }
-std::string Binary() { return EnvOr("ENVTUNE_BINARY_DIR", "build") + "/deploy/envtune"; }
+using integration::Binary;
+using integration::SourceDir;
 
 // The address as a literal inside a regular expression.
 std::string Quote(const std::string& text) {

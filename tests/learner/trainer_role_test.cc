@@ -116,7 +116,7 @@ TEST(LearnerRole, TrainsCompleteGroupsDropsIncompleteOnesAndCheckpoints) {
   EXPECT_EQ(p.groups_dropped, 1);
   EXPECT_EQ(p.duplicates_dropped, 1);
   EXPECT_EQ(PolicyVersion(address), 3u);
-  for (const char* name : {"step-1", "step-2", "final"}) {
+  for (const char* name : {"step-0", "step-1", "step-2", "final"}) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + name + "/config.json")) << name;
   }
   absl::StatusOr<Policy> loaded = LoadPolicy(dir + "/final");
