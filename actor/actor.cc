@@ -66,6 +66,7 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
   r.batch_gather = absl::Milliseconds(
       reader.Get<int64_t>("actor.batch_gather_ms", absl::ToInt64Milliseconds(r.batch_gather)));
   r.seed = reader.Get<uint64_t>("actor.seed", r.seed);
+  r.reuse_kv_cache = reader.Get<bool>("actor.reuse_kv_cache", r.reuse_kv_cache);
   o->tokenizer = reader.Get<std::string>("actor.tokenizer", o->tokenizer);
   const std::string format = reader.Get<std::string>("actor.output_format", "envtuning");
   bool known = false;

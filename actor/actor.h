@@ -29,6 +29,8 @@
 //   max_episode_tokens: 32768  whole conversation when the lease does not set one ("token_budget")
 //   max_episode_seconds: 1800  wall time per episode ("time_budget")
 //   batch_gather_ms: 20        wait for in-flight env replies before a generation batch
+//   reuse_kv_cache: true       keep each episode's keys/values between replies (prefill only
+//                              the observation, not the whole conversation)
 //   tokenizer: third_party/qwen-tokenizer   tokenizer.json or its directory (relative to the
 //                                           working directory)
 //   output_format: envtuning   envtuning | bfcl_prompting | hermes

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -217,6 +218,7 @@ class ModelPolicy : public EvalPolicy {
   absl::StatusOr<std::vector<EvalReply>> Reply(const std::vector<EvalEpisodeView>& batch) override {
     std::vector<EvalReply> out(batch.size());
     std::vector<std::vector<int64_t>> prompts;
+    std::vector<SequenceCachePtr> caches;
     std::vector<size_t> rows;
     std::vector<int64_t> caps;
     const Json null_tools;
@@ -236,6 +238,7 @@ class ModelPolicy : public EvalPolicy {
       }
       rows.push_back(i);
       prompts.emplace_back(ids->begin(), ids->end());
+      caches.push_back(caches_[v.task]);
       caps.push_back(std::min(room, options_.generation.max_new_tokens));
     }
     if (rows.empty()) return out;
@@ -243,8 +246,12 @@ class ModelPolicy : public EvalPolicy {
     g.max_new_tokens = *std::max_element(caps.begin(), caps.end());
     // Sampled evaluation: a fresh, reproducible seed per batch (greedy ignores it).
     g.seed = options_.generation.seed + 0x9E3779B97F4A7C15ULL * ++batches_;
-    absl::StatusOr<std::vector<GenerationResult>> gen = Generate(*policy_, prompts, g);
+    absl::StatusOr<std::vector<GenerationResult>> gen =
+        Generate(*policy_, prompts, g, nullptr, &caches);
     if (!gen.ok()) return gen.status();
+    // Each episode replies in every round until it ends: keep only this batch's caches.
+    caches_.clear();
+    for (size_t k = 0; k < rows.size(); ++k) caches_[batch[rows[k]].task] = std::move(caches[k]);
     for (size_t k = 0; k < rows.size(); ++k) {
       GenerationResult& res = (*gen)[k];
       if (static_cast<int64_t>(res.token_ids.size()) > caps[k]) res.token_ids.resize(caps[k]);
@@ -266,6 +273,8 @@ class ModelPolicy : public EvalPolicy {
   const Tokenizer* tokenizer_;
   ModelPolicyOptions options_;
   uint64_t batches_ = 0;
+  // Keys/values of each running episode's conversation (the next prompt extends it).
+  std::map<const BfclTask*, SequenceCachePtr> caches_;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -96,6 +96,7 @@ struct Episode {
   uint32_t model_turns = 0;
   int64_t generated = 0;
   bool reply_stopped = true;  // the last reply ended with <|im_end|>
+  SequenceCachePtr kv;        // keys/values of the conversation so far (reuse_kv_cache)
   size_t reply_begin = 0, reply_end = 0;
   std::vector<v1::TurnSpan> spans;
   bool span_open = false;
@@ -161,6 +162,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
   auto finish = [&](Episode& e, std::string reason) {
     if (e.phase == Episode::Phase::kDone) return;
     e.phase = Episode::Phase::kDone;
+    e.kv.reset();
     e.finish_reason = std::move(reason);
     const EpisodeSpec& s = *e.spec;
     EpisodeResult& r = results[e.index];
@@ -340,11 +342,15 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     g.stop_token_ids = {*im_end};
     g.seed = SplitMix64(options_.seed ^ SplitMix64(specs[0].options.seed()) ^ batch_counter_++);
     std::vector<std::vector<int64_t>> prompts;
+    std::vector<SequenceCachePtr> caches;
     std::vector<int64_t> caps;
     int64_t max_cap = 1;
     for (size_t i : rows) {
       const Episode& e = episodes[i];
       prompts.emplace_back(e.ids.begin(), e.ids.end());
+      caches.push_back(e.kv);
+      tokens_reused_.fetch_add(std::min<int64_t>(SequenceCacheTokens(e.kv),
+                                                 static_cast<int64_t>(e.ids.size()) - 1));
       int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
       cap = std::min<int64_t>(cap, episode_tokens(e) - static_cast<int64_t>(e.ids.size()));
       caps.push_back(cap);
@@ -357,7 +363,8 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
            !max_batch_rows_.compare_exchange_weak(seen, static_cast<int64_t>(rows.size()))) {
     }
     const absl::Time generate_start = absl::Now();
-    absl::StatusOr<std::vector<GenerationResult>> out = Generate(policy, prompts, g);
+    absl::StatusOr<std::vector<GenerationResult>> out =
+        Generate(policy, prompts, g, nullptr, options_.reuse_kv_cache ? &caches : nullptr);
     generation_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - generate_start));
     for (size_t k = 0; k < rows.size(); ++k) {
       Episode& e = episodes[rows[k]];
@@ -367,6 +374,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
         continue;
       }
       GenerationResult& res = (*out)[k];
+      if (options_.reuse_kv_cache) e.kv = std::move(caches[k]);
       // One batch serves rows with different caps: a row keeps the prefix within its own cap
       // (a prefix of an autoregressive sample is a sample).
       if (static_cast<int64_t>(res.token_ids.size()) > caps[k]) {

@@ -54,6 +54,10 @@ struct RolloutOptions {
   absl::Duration max_episode_time = absl::Minutes(30);
   absl::Duration batch_gather = absl::Milliseconds(20);
   uint64_t seed = 0;                  // mixed into every batch's sampling seed
+  // Keep each episode's keys/values between its replies, so a reply prefills only the tokens
+  // added since the last one (the observation) instead of the whole conversation. Costs the
+  // episodes' KV memory while they wait for env servers.
+  bool reuse_kv_cache = true;
 };
 
 // One episode to roll out.
@@ -98,6 +102,8 @@ class Rollout {
   // Totals since construction (for heartbeats and benchmarks).
   int64_t episodes_finished() const { return episodes_finished_.load(); }
   int64_t tokens_generated() const { return tokens_generated_.load(); }
+  // Prompt tokens whose keys/values came from the episode's cache instead of a prefill.
+  int64_t tokens_reused() const { return tokens_reused_.load(); }
   int64_t generate_batches() const { return generate_batches_.load(); }
   int64_t max_batch_rows() const { return max_batch_rows_.load(); }
   // Wall time of Run's thread: in Generate, and blocked on env replies with nothing to generate
@@ -111,6 +117,7 @@ class Rollout {
   const RolloutOptions options_;
   std::atomic<int64_t> episodes_finished_{0};
   std::atomic<int64_t> tokens_generated_{0};
+  std::atomic<int64_t> tokens_reused_{0};
   std::atomic<int64_t> generate_batches_{0};
   std::atomic<int64_t> max_batch_rows_{0};
   std::atomic<int64_t> generation_micros_{0};

@@ -73,10 +73,46 @@ const char* FinishReasonName(FinishReason reason) {
   return "unknown";
 }
 
+class SequenceCache {
+ public:
+  std::vector<int64_t> tokens;
+  std::vector<at::Tensor> keys, values;  // per layer [kv_heads, tokens, head_dim]
+};
+
+int64_t SequenceCacheTokens(const SequenceCachePtr& cache) {
+  return cache == nullptr ? 0 : static_cast<int64_t>(cache->tokens.size());
+}
+
+namespace {
+
+// Tokens of `cache` usable for `prompt`: their common prefix, leaving the prompt's last token to
+// be prefilled (its logits start generation); 0 if the cache does not fit this policy.
+int64_t ReusableTokens(const SequenceCache* cache, const std::vector<int64_t>& prompt,
+                       const PolicyImpl& policy) {
+  if (cache == nullptr) return 0;
+  const ModelConfig& c = policy.config();
+  if (static_cast<int64_t>(cache->keys.size()) != c.num_hidden_layers || cache->keys.empty() ||
+      cache->keys[0].size(0) != c.num_key_value_heads || cache->keys[0].size(2) != c.head_dim ||
+      cache->keys[0].scalar_type() != policy.dtype() || cache->keys[0].device() != policy.device()) {
+    return 0;
+  }
+  const size_t limit = std::min(cache->tokens.size(), prompt.size() - 1);
+  size_t n = 0;
+  while (n < limit && cache->tokens[n] == prompt[n]) ++n;
+  return static_cast<int64_t>(n);
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<GenerationResult>> Generate(
     PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
-    const GenerationOptions& options, const DetokenizeFn& detokenize) {
+    const GenerationOptions& options, const DetokenizeFn& detokenize,
+    std::vector<SequenceCachePtr>* caches) {
   if (auto st = CheckInputs(policy, prompts, options, detokenize); !st.ok()) return st;
+  if (caches != nullptr && caches->size() != prompts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("generate: ", caches->size(), " caches for ",
+                                                   prompts.size(), " prompts"));
+  }
   std::vector<GenerationResult> results(prompts.size());
   if (prompts.empty() || options.max_new_tokens == 0) return results;
   size_t max_stop_len = 0;
@@ -85,25 +121,47 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     at::NoGradGuard no_grad;
     const c10::Device device = policy.device();
     const int64_t B = static_cast<int64_t>(prompts.size());
-    int64_t P = 0;
-    for (const auto& p : prompts) P = std::max<int64_t>(P, static_cast<int64_t>(p.size()));
+    // Row b = [pad][reused prefix: reuse[b]] [pad][new prompt tokens] [generated ...]: the
+    // reused block is P0 wide, the prefilled block T; padding is masked wherever it sits.
+    std::vector<int64_t> reuse(B, 0);
+    std::vector<SequenceCachePtr> new_caches;
+    if (caches != nullptr) {
+      new_caches.resize(B);
+      for (int64_t b = 0; b < B; ++b) reuse[b] = ReusableTokens((*caches)[b].get(), prompts[b], policy);
+    }
+    int64_t P0 = 0, T = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      P0 = std::max(P0, reuse[b]);
+      T = std::max<int64_t>(T, static_cast<int64_t>(prompts[b].size()) - reuse[b]);
+    }
+    const int64_t P = P0 + T;
     const int64_t capacity = P + options.max_new_tokens;
 
-    // Left-padded prompt ids and the attention mask over the whole [prompt + generated] span.
-    at::Tensor ids = at::full({B, P}, options.pad_token_id, at::kLong);
+    at::Tensor ids = at::full({B, T}, options.pad_token_id, at::kLong);
     at::Tensor mask = at::zeros({B, capacity}, at::kLong);
     for (int64_t b = 0; b < B; ++b) {
       const auto& p = prompts[b];
-      const int64_t off = P - static_cast<int64_t>(p.size());
-      ids[b].narrow(0, off, p.size()).copy_(at::tensor(p, at::kLong));
-      mask[b].narrow(0, off, p.size()).fill_(1);
+      const int64_t fresh = static_cast<int64_t>(p.size()) - reuse[b];
+      ids[b].narrow(0, T - fresh, fresh)
+          .copy_(at::tensor(std::vector<int64_t>(p.begin() + reuse[b], p.end()), at::kLong));
+      mask[b].narrow(0, P0 - reuse[b], reuse[b]).fill_(1);
+      mask[b].narrow(0, P - fresh, fresh).fill_(1);
     }
     ids = ids.to(device);
     mask = mask.to(device);
     at::Tensor prompt_mask = mask.narrow(1, 0, P);
-    at::Tensor positions = (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1);
+    at::Tensor positions =
+        (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1).narrow(1, P0, T);
 
     KVCache cache = KVCache::Allocate(policy.config(), B, capacity, policy.dtype(), device);
+    for (int64_t b = 0; b < B && P0 > 0; ++b) {
+      if (reuse[b] == 0) continue;
+      const SequenceCache& c = *(*caches)[b];
+      for (size_t l = 0; l < cache.keys.size(); ++l) {
+        cache.keys[l][b].narrow(1, P0 - reuse[b], reuse[b]).copy_(c.keys[l].narrow(1, 0, reuse[b]));
+        cache.values[l][b].narrow(1, P0 - reuse[b], reuse[b]).copy_(c.values[l].narrow(1, 0, reuse[b]));
+      }
+    }
     // Prefill in row groups of at most kPrefillTokens padded tokens, each writing its rows of the
     // shared cache through views, so a wide batch of long prompts never holds every row's
     // activations at once (the attention chunks queries; this bounds the rows).
@@ -117,13 +175,14 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
         rows.keys.push_back(cache.keys[l].narrow(0, r0, n));
         rows.values.push_back(cache.values[l].narrow(0, r0, n));
       }
+      rows.length = P0;
       at::Tensor hidden = policy.Hidden(ids.narrow(0, r0, n), positions.narrow(0, r0, n),
                                         prompt_mask.narrow(0, r0, n), &rows);
-      last_hidden.push_back(hidden.select(1, P - 1));
+      last_hidden.push_back(hidden.select(1, T - 1));
     }
     cache.length = P;
     at::Tensor logits = policy.Logits(at::cat(last_hidden, 0));  // [B, V]
-    at::Tensor next_pos = positions.select(1, P - 1) + 1;          // [B]
+    at::Tensor next_pos = positions.select(1, T - 1) + 1;          // [B]
 
     at::Generator gen = at::globalContext().defaultGenerator(device).clone();
     gen.set_current_seed(options.seed);
@@ -190,7 +249,23 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
           res.finish_reason = FinishReason::kLength;
           done = true;
         }
-        if (!done) keep.push_back(static_cast<int64_t>(r));
+        if (!done) {
+          keep.push_back(static_cast<int64_t>(r));
+        } else if (caches != nullptr) {
+          // The row's cache holds its prompt and every generated token but the one just drawn.
+          auto sc = std::make_shared<SequenceCache>();
+          sc->tokens = prompts[active[r]];
+          sc->tokens.insert(sc->tokens.end(), res.token_ids.begin(), res.token_ids.end() - 1);
+          at::Tensor filled = mask[r].narrow(0, 0, cache.length).nonzero().squeeze(1);
+          for (size_t l = 0; l < cache.keys.size(); ++l) {
+            sc->keys.push_back(cache.keys[l][r].index_select(1, filled));
+            sc->values.push_back(cache.values[l][r].index_select(1, filled));
+          }
+          TORCH_CHECK(sc->keys[0].size(1) == static_cast<int64_t>(sc->tokens.size()),
+                      "sequence cache of ", sc->keys[0].size(1), " positions for ",
+                      sc->tokens.size(), " tokens");
+          new_caches[active[r]] = std::move(sc);
+        }
       }
       if (keep.empty()) break;
       if (keep.size() != active.size()) {
@@ -210,6 +285,7 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
                    .squeeze(1);
       next_pos = next_pos + 1;
     }
+    if (caches != nullptr) *caches = std::move(new_caches);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("generate: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,11 +59,27 @@ struct GenerationResult {
 // Turns token ids into text (e.g. the Qwen tokenizer's Decode). Must be thread-compatible.
 using DetokenizeFn = std::function<std::string(const std::vector<int64_t>&)>;
 
+// The keys and values of one token sequence, kept between Generate calls so that a multi-turn
+// conversation (whose next prompt extends the previous prompt and reply) prefills only its new
+// tokens. Opaque; Generate makes them. Valid only for the weights that made it: the caller drops
+// its caches when the policy changes.
+class SequenceCache;
+using SequenceCachePtr = std::shared_ptr<SequenceCache>;
+// Number of tokens a cache covers (0 for null).
+int64_t SequenceCacheTokens(const SequenceCachePtr& cache);
+
 // Generates for every prompt (non-empty; ids in [0, vocab)). Errors: InvalidArgument for bad
 // prompts/options (or stop_strings without detokenize), Internal for LibTorch failures.
+//
+// caches (optional; one entry per prompt, null = none): entry i's keys/values are reused for the
+// longest common prefix of its tokens and prompts[i] (at most all but the last prompt token), so
+// only the rest is prefilled; the results equal a full prefill up to floating-point rounding. On
+// success entry i is replaced by the cache of prompts[i] + the generated tokens but the last (the
+// prefix of the row's next prompt). On error the entries are left as they were.
 absl::StatusOr<std::vector<GenerationResult>> Generate(
     PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
-    const GenerationOptions& options, const DetokenizeFn& detokenize = nullptr);
+    const GenerationOptions& options, const DetokenizeFn& detokenize = nullptr,
+    std::vector<SequenceCachePtr>* caches = nullptr);
 
 }  // namespace envtune
 

@@ -105,6 +105,62 @@ TEST_F(SamplingTest, CachedLogprobsEqualUncachedRecomputation) {
   }
 }
 
+// A multi-turn conversation: each turn's prompt is the previous prompt + reply + new tokens. With
+// sequence caches only the new tokens are prefilled; tokens and log-probs match generating
+// from the full prompt without caches (greedy, so any numerical drift would show as a token).
+TEST_F(SamplingTest, SequenceCachesMatchFullPrefillAcrossTurns) {
+  GenerationOptions options;
+  options.do_sample = false;
+  options.max_new_tokens = 6;
+  std::vector<std::vector<int64_t>> plain = prompts_, cached = prompts_;
+  std::vector<SequenceCachePtr> caches(prompts_.size());
+  const std::vector<std::vector<int64_t>> observations = {{31, 32}, {33}, {34, 35, 36, 37}};
+  for (int turn = 0; turn < 3; ++turn) {
+    auto expected = Generate(*policy_, plain, options);
+    auto got = Generate(*policy_, cached, options, nullptr, &caches);
+    ASSERT_TRUE(expected.ok() && got.ok()) << got.status();
+    for (size_t i = 0; i < prompts_.size(); ++i) {
+      const auto& e = (*expected)[i];
+      const auto& g = (*got)[i];
+      EXPECT_EQ(g.token_ids, e.token_ids) << "turn " << turn << " row " << i;
+      ASSERT_EQ(g.logprobs.size(), e.logprobs.size());
+      for (size_t t = 0; t < e.logprobs.size(); ++t) EXPECT_NEAR(g.logprobs[t], e.logprobs[t], 1e-5);
+      // The new cache covers the prompt and every generated token but the last.
+      EXPECT_EQ(SequenceCacheTokens(caches[i]),
+                static_cast<int64_t>(cached[i].size() + g.token_ids.size() - 1));
+      for (auto* seq : {&plain[i], &cached[i]}) {
+        seq->insert(seq->end(), e.token_ids.begin(), e.token_ids.end());
+        seq->insert(seq->end(), observations[i].begin(), observations[i].end());
+      }
+    }
+  }
+}
+
+// A cache is used only for the prefix it shares with the prompt: a prompt that diverges inside
+// the cached span (e.g. a re-tokenized reply) or a cache from another conversation still gives
+// the full-prefill result.
+TEST_F(SamplingTest, SequenceCachesReuseOnlyTheCommonPrefix) {
+  GenerationOptions options;
+  options.do_sample = false;
+  options.max_new_tokens = 5;
+  std::vector<SequenceCachePtr> caches(prompts_.size());
+  ASSERT_TRUE(Generate(*policy_, prompts_, options, nullptr, &caches).ok());
+  std::vector<std::vector<int64_t>> next = {
+      {5, 17, 301, 42, 9, 60}, {7}, {90, 1, 2}};  // diverges at 2; shorter; unrelated
+  std::swap(caches[1], caches[2]);                 // row 1 gets a cache longer than its prompt
+  auto expected = Generate(*policy_, next, options);
+  auto got = Generate(*policy_, next, options, nullptr, &caches);
+  ASSERT_TRUE(expected.ok() && got.ok()) << got.status();
+  for (size_t i = 0; i < next.size(); ++i) {
+    EXPECT_EQ((*got)[i].token_ids, (*expected)[i].token_ids) << "row " << i;
+    for (size_t t = 0; t < (*expected)[i].logprobs.size(); ++t) {
+      EXPECT_NEAR((*got)[i].logprobs[t], (*expected)[i].logprobs[t], 1e-5);
+    }
+  }
+  std::vector<SequenceCachePtr> wrong_size(1);
+  EXPECT_FALSE(Generate(*policy_, next, options, nullptr, &wrong_size).ok());
+}
+
 TEST_F(SamplingTest, SeededSamplingIsReproducible) {
   GenerationOptions options;
   options.max_new_tokens = 16;
