@@ -25,6 +25,8 @@ struct BenchConfig {
   int64_t vocab, hidden, intermediate, layers, heads, kv_heads;
   int groups, group_size, prompt_tokens, generated_tokens;
   bool checkpointing;
+  bool share_prefix = true;
+  int64_t micro_batch_tokens = 8192;
 };
 
 ModelConfig MakeConfig(const BenchConfig& b) {
@@ -49,6 +51,9 @@ std::vector<v1::Trajectory> MakeBatch(const BenchConfig& b, std::mt19937& rng) {
   std::uniform_int_distribution<int> token(0, static_cast<int>(b.vocab) - 1);
   std::uniform_real_distribution<double> reward(0, 1);
   for (int g = 0; g < b.groups; ++g) {
+    // A GRPO group's rollouts share their prompt (the scorer runs it once per micro-batch).
+    std::vector<int> prompt;
+    for (int k = 0; k < b.prompt_tokens; ++k) prompt.push_back(token(rng));
     for (int i = 0; i < b.group_size; ++i) {
       v1::Trajectory t;
       t.set_episode_id(absl::StrCat(g, "/", i));
@@ -58,7 +63,7 @@ std::vector<v1::Trajectory> MakeBatch(const BenchConfig& b, std::mt19937& rng) {
       t.set_policy_version(1);
       std::string mask;
       for (int k = 0; k < b.prompt_tokens + b.generated_tokens; ++k) {
-        t.add_token_ids(token(rng));
+        t.add_token_ids(k < b.prompt_tokens ? prompt[k] : token(rng));
         bool loss = k >= b.prompt_tokens;
         mask.push_back(loss ? 1 : 0);
         t.add_behaviour_logprobs(loss ? -3.0f : 0.0f);
@@ -75,6 +80,10 @@ int Run(int steps, bool cuda) {
   const BenchConfig configs[] = {
       {"tiny-h64-v2k", 2048, 64, 128, 2, 4, 2, 8, 4, 256, 256, false},
       {"tiny-h64-qwenvocab", 151936, 64, 128, 2, 4, 2, 2, 4, 256, 256, false},
+      // The tiny default's real shape: BFCL prompts of ~6k tokens, ~300 assistant tokens, the
+      // group's prompt scored once (shared) or per rollout.
+      {"tiny-6k-prompt-shared", 151936, 64, 128, 2, 4, 2, 2, 4, 6000, 300, false, true, 16384},
+      {"tiny-6k-prompt-unshared", 151936, 64, 128, 2, 4, 2, 2, 4, 6000, 300, false, false, 16384},
       {"small-h256-l4-v32k", 32768, 256, 768, 4, 4, 2, 2, 4, 512, 512, false},
       {"small-h256-l4-v32k-ckpt", 32768, 256, 768, 4, 4, 2, 2, 4, 512, 512, true},
   };
@@ -87,7 +96,8 @@ int Run(int steps, bool cuda) {
     for (const auto& p : policy->parameters()) params += p.numel();
     TrainerOptions options;
     options.grpo.kl_coef = 0;
-    options.micro_batch_tokens = 8192;
+    options.micro_batch_tokens = b.micro_batch_tokens;
+    options.share_prefix = b.share_prefix;
     options.gradient_checkpointing = b.checkpointing;
     auto trainer = Trainer::Create(policy, nullptr, options);
     if (!trainer.ok()) {

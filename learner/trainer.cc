@@ -6,6 +6,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <utility>
 
@@ -373,25 +374,52 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
       p.mutable_grad() = torch::zeros_like(p);
     }
   }
-  // Micro-batches: longest first, rows added while rows x longest <= the token budget.
+  // Micro-batches: a group's trajectories together (they share the prompt, which the scorer
+  // runs once per micro-batch), groups and rows longest first; rows are added while the padded
+  // cost, shared prefix + rows x (longest - prefix), stays within the token budget.
+  auto length = [&](size_t i) { return shard.items[i].trajectory.token_ids_size(); };
   std::vector<size_t> order(shard.items.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return shard.items[a].trajectory.token_ids_size() > shard.items[b].trajectory.token_ids_size();
-  });
-  std::vector<std::vector<size_t>> micro_batches;
+  std::map<std::string, int> group_longest;
   for (size_t i : order) {
-    const int64_t len = shard.items[i].trajectory.token_ids_size();
+    int& longest = group_longest[shard.items[i].trajectory.group_id()];
+    longest = std::max(longest, length(i));
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const std::string& ga = shard.items[a].trajectory.group_id();
+    const std::string& gb = shard.items[b].trajectory.group_id();
+    const int la = group_longest[ga], lb = group_longest[gb];
+    if (la != lb) return la > lb;
+    if (ga != gb) return ga < gb;
+    return length(a) > length(b);
+  });
+  auto common_prefix = [&](size_t a, size_t b, int64_t limit) {
+    const auto& x = shard.items[a].trajectory.token_ids();
+    const auto& y = shard.items[b].trajectory.token_ids();
+    int64_t k = 0;
+    while (k < limit && x[static_cast<int>(k)] == y[static_cast<int>(k)]) ++k;
+    return k;
+  };
+  std::vector<std::vector<size_t>> micro_batches;
+  int64_t mb_prefix = 0, mb_shortest = 0;
+  for (size_t i : order) {
     if (!micro_batches.empty()) {
       std::vector<size_t>& mb = micro_batches.back();
-      const int64_t longest = shard.items[mb.front()].trajectory.token_ids_size();
-      if (static_cast<int64_t>(mb.size() + 1) * longest <= options.micro_batch_tokens) {
+      const int64_t longest = length(mb.front());
+      const int64_t shortest = std::min<int64_t>(mb_shortest, length(i));
+      const int64_t prefix =
+          options.share_prefix ? common_prefix(mb.front(), i, std::min(mb_prefix, shortest - 1)) : 0;
+      const int64_t rows = static_cast<int64_t>(mb.size()) + 1;
+      if (prefix + rows * (longest - prefix) <= options.micro_batch_tokens) {
         mb.push_back(i);
+        mb_prefix = prefix;
+        mb_shortest = shortest;
         continue;
       }
     }
     micro_batches.push_back({i});
-    (void)len;
+    mb_prefix = length(i);
+    mb_shortest = length(i);
   }
   // Sums over this rank's loss tokens (token-weighted), reduced over ranks below.
   double loss_sum = 0, pg_sum = 0, kl_sum = 0, entropy_sum = 0, clip_sum = 0, tis_sum = 0;
@@ -427,6 +455,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     ScoreOptions score_options;
     score_options.compute_entropy = need_entropy;
     score_options.chunk_size = options.score_chunk_size;
+    score_options.share_prefix = options.share_prefix;
     absl::StatusOr<ScoreOutput> scored = ScoreSequences(*policy, sequences, masks, score_options);
     if (!scored.ok()) return scored.status();
     GrpoLossInputs in;
@@ -441,6 +470,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
       torch::NoGradGuard no_grad;
       ScoreOptions ref_options;
       ref_options.chunk_size = options.score_chunk_size;
+      ref_options.share_prefix = options.share_prefix;
       absl::StatusOr<ScoreOutput> ref = ScoreSequences(*reference, sequences, masks, ref_options);
       if (!ref.ok()) return ref.status();
       in.ref_logprobs = ref->logprobs.to(device);

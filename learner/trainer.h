@@ -56,9 +56,12 @@ struct TrainerOptions {
   int64_t total_steps = 0;
   double min_lr_ratio = 0.0;
   double max_grad_norm = 1.0;  // <= 0: no clipping (the norm is still reported)
-  // Padded tokens (rows x longest row) per forward/backward micro-batch.
+  // Padded tokens per forward/backward micro-batch: rows x longest row, less the shared
+  // prefix counted once when share_prefix.
   int64_t micro_batch_tokens = 65536;
   int64_t score_chunk_size = 1024;  // lm_head rows at a time (model/score.h)
+  // Score each micro-batch's common prefix (a group's prompt) once (ScoreOptions::share_prefix).
+  bool share_prefix = true;
   bool gradient_checkpointing = false;
   bool compute_entropy = true;  // also for logging when entropy_coef == 0
 };

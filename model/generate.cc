@@ -154,6 +154,12 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
         (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1).narrow(1, P0, T);
 
     KVCache cache = KVCache::Allocate(policy.config(), B, capacity, policy.dtype(), device);
+    // The reused block's padding is never written by a forward pass: zero it, since masking adds
+    // to the scores and uninitialised memory there could hold NaN (NaN + lowest is NaN).
+    for (size_t l = 0; l < cache.keys.size() && P0 > 0; ++l) {
+      cache.keys[l].narrow(2, 0, P0).zero_();
+      cache.values[l].narrow(2, 0, P0).zero_();
+    }
     for (int64_t b = 0; b < B && P0 > 0; ++b) {
       if (reuse[b] == 0) continue;
       const SequenceCache& c = *(*caches)[b];

@@ -68,6 +68,14 @@ KVCache KVCache::Allocate(const ModelConfig& c, int64_t batch, int64_t capacity,
   return cache;
 }
 
+KVCache KVCache::Appending(const ModelConfig& c) {
+  KVCache cache;
+  cache.append = true;
+  cache.keys.resize(c.num_hidden_layers);
+  cache.values.resize(c.num_hidden_layers);
+  return cache;
+}
+
 void KVCache::SelectRows(const at::Tensor& rows) {
   for (auto& k : keys) k = k.index_select(0, rows);
   for (auto& v : values) v = v.index_select(0, rows);
@@ -113,7 +121,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   at::Tensor v = v_proj(x).view({B, T, num_kv_heads, head_dim}).transpose(1, 2);
   q = q * cos + RotateHalf(q) * sin;
   k = k * cos + RotateHalf(k) * sin;
-  if (cache != nullptr) {
+  if (cache != nullptr && cache->append) {
+    at::Tensor& pk = cache->keys[layer];
+    at::Tensor& pv = cache->values[layer];
+    if (pk.defined()) {
+      k = at::cat({pk.expand({B, -1, -1, -1}), k}, 2);
+      v = at::cat({pv.expand({B, -1, -1, -1}), v}, 2);
+    }
+    pk = k;
+    pv = v;
+  } else if (cache != nullptr) {
     const int64_t past = cache->length;
     cache->keys[layer].narrow(2, past, T).copy_(k);
     cache->values[layer].narrow(2, past, T).copy_(v);
@@ -247,10 +264,16 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
   if (cache != nullptr) {
     TORCH_CHECK(static_cast<int64_t>(cache->keys.size()) == config().num_hidden_layers,
                 "KV cache has the wrong number of layers");
-    TORCH_CHECK(cache->batch_size() == B, "KV cache batch ", cache->batch_size(),
-                " != input batch ", B);
-    TORCH_CHECK(S <= cache->capacity(), "KV cache capacity ", cache->capacity(),
-                " exceeded (need ", S, ")");
+    if (cache->append) {
+      TORCH_CHECK(past == 0 || (cache->keys[0].defined() && cache->capacity() == past &&
+                                (cache->batch_size() == B || cache->batch_size() == 1)),
+                  "append-mode KV cache must hold its ", past, " positions for batch 1 or ", B);
+    } else {
+      TORCH_CHECK(cache->batch_size() == B, "KV cache batch ", cache->batch_size(),
+                  " != input batch ", B);
+      TORCH_CHECK(S <= cache->capacity(), "KV cache capacity ", cache->capacity(),
+                  " exceeded (need ", S, ")");
+    }
   }
   const auto dev = device();
   at::Tensor ids = input_ids.to(dev, at::kLong);

@@ -41,13 +41,21 @@ struct PolicyOptions {
 
 // Per-layer key/value tensors [batch, kv_heads, capacity, head_dim] (post-RoPE keys) and the
 // number of filled positions, shared by all rows (rows are aligned: left padding).
+//
+// Append mode (differentiable, for training): keys/values hold exactly `length` positions (or
+// are undefined when length is 0) and each forward replaces them by their concatenation with
+// the new positions, so gradients flow into the earlier keys/values. A batch-1 append cache
+// serves any batch (a prefix shared by every row, e.g. a GRPO group's prompt).
 struct KVCache {
   std::vector<at::Tensor> keys;
   std::vector<at::Tensor> values;
   int64_t length = 0;
+  bool append = false;
 
   static KVCache Allocate(const ModelConfig& config, int64_t batch, int64_t capacity,
                           c10::ScalarType dtype, c10::Device device);
+  // An empty append-mode cache for `config`'s layers.
+  static KVCache Appending(const ModelConfig& config);
   int64_t capacity() const { return keys.empty() ? 0 : keys[0].size(2); }
   int64_t batch_size() const { return keys.empty() ? 0 : keys[0].size(0); }
   // Keeps only the rows in `rows` (int64 indices), in that order.

@@ -31,6 +31,11 @@ struct ScoreOptions {
   double temperature = 1.0;
   // Rows of the [tokens, vocab] logits computed at once; 0 = plain autograd over all logits.
   int64_t chunk_size = 1024;
+  // ScoreSequences: when every sequence starts with the same >= 32 tokens (a GRPO group's
+  // prompt), run that prefix once and let each row attend to its keys/values. Same values and
+  // gradients up to rounding; off under gradient checkpointing (the prefix's activations would
+  // be kept for all layers).
+  bool share_prefix = true;
 };
 
 struct ScoreOutput {

@@ -92,6 +92,15 @@ double MaxGradDiff(const std::map<std::string, at::Tensor>& a,
   return m;
 }
 
+// The largest gradient difference relative to the largest gradient entry (at least 1): fp32
+// sums taken in another order differ by a few ulps of the magnitudes involved.
+double MaxRelGradDiff(const std::map<std::string, at::Tensor>& a,
+                      const std::map<std::string, at::Tensor>& b) {
+  double scale = 1;
+  for (const auto& [k, v] : a) scale = std::max(scale, v.abs().max().item<double>());
+  return MaxGradDiff(a, b) / scale;
+}
+
 TEST(ScoreTest, CheckpointingGivesTheSameGradients) {
   const std::string root = GoldenQwen2Dir();
   if (root.empty()) GTEST_SKIP() << "golden fixtures not found";
@@ -136,7 +145,7 @@ TEST(ScoreTest, ChunkedEntropyAndTemperatureMatchPlainAutograd) {
   EXPECT_LE((outs[0].logprobs - outs[1].logprobs).abs().max().item<double>(), 1e-6);
   EXPECT_LE((outs[0].entropy - outs[1].entropy).abs().max().item<double>(), 1e-5);  // ~5.7 nats, fp32
   EXPECT_GT(outs[0].entropy.max().item<double>(), 1.0);  // near-uniform tiny model
-  EXPECT_LE(MaxGradDiff(grads[0], grads[1]), 1e-6);
+  EXPECT_LE(MaxRelGradDiff(grads[0], grads[1]), 1e-6);
   // Unscored positions are exactly zero.
   EXPECT_EQ((outs[1].logprobs * (1 - outs[1].mask)).abs().sum().item<double>(), 0.0);
 }
@@ -168,6 +177,51 @@ TEST(ScoreTest, SequencesMatchPaddedBatchAndLeftPadding) {
   EXPECT_FALSE(ScoreSequences(**policy, {{1, 2}}, {{1}}).ok());
   EXPECT_FALSE(ScoreSequences(**policy, {{1, 99999}}, {{0, 1}}).ok());
   EXPECT_FALSE(ScoreSequences(**policy, {}, {}).ok());
+}
+
+// A GRPO group: rows share a 40-token prompt, then differ (different lengths, loss tokens also
+// inside the prompt). Scoring the prompt once must give the per-row values and the parameter
+// gradients of scoring every row in full (in float64, so only a real difference would show).
+TEST(ScoreTest, SharedPrefixMatchesFullRows) {
+  const std::string root = GoldenQwen2Dir();
+  if (root.empty()) GTEST_SKIP() << "golden fixtures not found";
+  LoadPolicyOptions f64;
+  f64.dtype = at::kDouble;
+  auto policy = LoadPolicy(root + "/qwen2-tiny", f64);
+  ASSERT_TRUE(policy.ok());
+  (*policy)->train();
+  std::vector<int64_t> prompt;
+  for (int64_t i = 0; i < 40; ++i) prompt.push_back((i * 37 + 11) % 500);
+  std::vector<std::vector<int64_t>> seqs(3, prompt);
+  std::vector<std::vector<uint8_t>> masks(3, std::vector<uint8_t>(prompt.size(), 0));
+  masks[1][38] = masks[1][39] = 1;
+  const std::vector<std::vector<int64_t>> tails = {{7, 8, 9, 10, 11}, {20, 21}, {30, 31, 32, 33}};
+  for (size_t r = 0; r < 3; ++r) {
+    for (size_t k = 0; k < tails[r].size(); ++k) {
+      seqs[r].push_back(tails[r][k]);
+      masks[r].push_back(k % 3 == 2 ? 0 : 1);
+    }
+  }
+  ScoreOutput outs[2];
+  std::map<std::string, at::Tensor> grads[2];
+  for (int shared = 0; shared < 2; ++shared) {
+    (*policy)->zero_grad();
+    ScoreOptions so;
+    so.compute_entropy = true;
+    so.chunk_size = 4;
+    so.share_prefix = shared == 1;
+    auto out = ScoreSequences(**policy, seqs, masks, so);
+    ASSERT_TRUE(out.ok()) << out.status();
+    (MeanNll(*out) - 0.3 * (out->entropy * out->mask).sum()).backward();
+    outs[shared] = *out;
+    grads[shared] = Grads(**policy);
+  }
+  EXPECT_GT(outs[1].mask.sum().item<double>(), 10);
+  // Logits and log-probs are fp32 by contract whatever the model dtype.
+  EXPECT_LE((outs[0].logprobs - outs[1].logprobs).abs().max().item<double>(), 1e-5);
+  EXPECT_LE((outs[0].entropy - outs[1].entropy).abs().max().item<double>(), 1e-5);
+  EXPECT_TRUE(outs[0].mask.equal(outs[1].mask));
+  EXPECT_LE(MaxRelGradDiff(grads[0], grads[1]), 1e-6);
 }
 
 }  // namespace
