@@ -234,22 +234,13 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
     for (int epoch = 0; epoch < o.epochs && !stop; ++epoch) {
       std::iota(order.begin(), order.end(), size_t{0});
       std::shuffle(order.begin(), order.end(), rng);
-      // Pack in shuffled order: a batch holds sequences while count * max_len <= batch_tokens.
-      std::vector<std::vector<size_t>> batches;
-      std::vector<size_t> cur;
-      size_t cur_max = 0;
-      for (size_t idx : order) {
-        const size_t len = (*examples)[idx].ids.size();
-        const size_t new_max = std::max(cur_max, len);
-        if (!cur.empty() && static_cast<int64_t>((cur.size() + 1) * new_max) > o.batch_tokens) {
-          batches.push_back(std::move(cur));
-          cur.clear();
-          cur_max = 0;
-        }
-        cur.push_back(idx);
-        cur_max = std::max(cur_max, len);
-      }
-      if (!cur.empty()) batches.push_back(std::move(cur));
+      // Conversations with the same system prompt (the same API classes) next to each other, so
+      // a batch scores their common prefix once; then the batches in shuffled order.
+      auto ids = [&](size_t i) -> const std::vector<int64_t>& { return (*examples)[i].ids; };
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return ids(a) < ids(b); });
+      std::vector<std::vector<size_t>> batches = PackSequences(order, ids, o.batch_tokens, true);
+      std::shuffle(batches.begin(), batches.end(), rng);
       double loss_sum = 0;
       int counted = 0;
       for (const std::vector<size_t>& b : batches) {

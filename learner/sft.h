@@ -25,7 +25,9 @@
 //   lr: 1.0e-5
 //   weight_decay: 0.0
 //   max_grad_norm: 1.0        0 = no clipping
-//   batch_tokens: 16384       padded tokens per optimizer step (a longer sequence goes alone)
+//   batch_tokens: 16384       padded tokens per optimizer step, a common prefix counted once
+//                             (conversations with the same system prompt are batched together;
+//                             a longer sequence goes alone)
 //   max_length: 8192          tokens per sequence
 //   output_dir: checkpoints/sft
 //   seed: 1                   tiny init and shuffling

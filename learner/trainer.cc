@@ -375,8 +375,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     }
   }
   // Micro-batches: a group's trajectories together (they share the prompt, which the scorer
-  // runs once per micro-batch), groups and rows longest first; rows are added while the padded
-  // cost, shared prefix + rows x (longest - prefix), stays within the token budget.
+  // runs once per micro-batch), groups and rows longest first, packed by PackSequences.
   auto length = [&](size_t i) { return shard.items[i].trajectory.token_ids_size(); };
   std::vector<size_t> order(shard.items.size());
   std::iota(order.begin(), order.end(), 0);
@@ -393,34 +392,9 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     if (ga != gb) return ga < gb;
     return length(a) > length(b);
   });
-  auto common_prefix = [&](size_t a, size_t b, int64_t limit) {
-    const auto& x = shard.items[a].trajectory.token_ids();
-    const auto& y = shard.items[b].trajectory.token_ids();
-    int64_t k = 0;
-    while (k < limit && x[static_cast<int>(k)] == y[static_cast<int>(k)]) ++k;
-    return k;
-  };
-  std::vector<std::vector<size_t>> micro_batches;
-  int64_t mb_prefix = 0, mb_shortest = 0;
-  for (size_t i : order) {
-    if (!micro_batches.empty()) {
-      std::vector<size_t>& mb = micro_batches.back();
-      const int64_t longest = length(mb.front());
-      const int64_t shortest = std::min<int64_t>(mb_shortest, length(i));
-      const int64_t prefix =
-          options.share_prefix ? common_prefix(mb.front(), i, std::min(mb_prefix, shortest - 1)) : 0;
-      const int64_t rows = static_cast<int64_t>(mb.size()) + 1;
-      if (prefix + rows * (longest - prefix) <= options.micro_batch_tokens) {
-        mb.push_back(i);
-        mb_prefix = prefix;
-        mb_shortest = shortest;
-        continue;
-      }
-    }
-    micro_batches.push_back({i});
-    mb_prefix = length(i);
-    mb_shortest = length(i);
-  }
+  const std::vector<std::vector<size_t>> micro_batches = PackSequences(
+      order, [&](size_t i) -> const auto& { return shard.items[i].trajectory.token_ids(); },
+      options.micro_batch_tokens, options.share_prefix);
   // Sums over this rank's loss tokens (token-weighted), reduced over ranks below.
   double loss_sum = 0, pg_sum = 0, kl_sum = 0, entropy_sum = 0, clip_sum = 0, tis_sum = 0;
   double token_count = 0, loss_token_count = 0, mismatch_sum = 0, mismatch_count = 0;

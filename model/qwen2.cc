@@ -15,6 +15,122 @@
 namespace envtune {
 namespace {
 
+// Query rows per attention chunk: one chunk's fp32 scores stay under ~16 MiB (such blocks come
+// from the heap's free lists again and again instead of fresh mmap()s that page-fault on every
+// use), between 16 and 512 rows.
+int64_t QueryChunk(int64_t batch, int64_t heads, int64_t keys) {
+  constexpr int64_t kScoreElements = int64_t{4} << 20;
+  return std::clamp<int64_t>(kScoreElements / std::max<int64_t>(1, batch * heads * keys), 16, 512);
+}
+
+double Lowest(c10::ScalarType dtype) {
+  return dtype == at::kBFloat16 ? -3.3895313892515355e38
+         : dtype == at::kHalf   ? -65504.0
+         : dtype == at::kDouble ? std::numeric_limits<double>::lowest()
+                                : std::numeric_limits<float>::lowest();
+}
+
+// Sets the disallowed entries of the scores [B, H, c, keys] of query rows [c0, c0 + c) to the
+// dtype's lowest value (finite, like HF, so a fully masked row stays uniform): keys after the
+// row's position (causal; query row i sits at past + i) and padding keys (key_allowed
+// [B or 1, 1, 1, S] bool). Only a [c, keys] block is built per chunk.
+void MaskScores(at::Tensor& scores, const at::Tensor& key_allowed, int64_t past, int64_t c0) {
+  const int64_t c = scores.size(2), keys = scores.size(3);
+  auto long_opts = at::TensorOptions().dtype(at::kLong).device(scores.device());
+  at::Tensor disallowed = at::arange(keys, long_opts).view({1, keys}) >
+                          at::arange(past + c0, past + c0 + c, long_opts).view({c, 1});
+  disallowed = disallowed.logical_or(key_allowed.narrow(3, 0, keys).logical_not());
+  scores.masked_fill_(disallowed, Lowest(scores.scalar_type()));
+}
+
+// Causal grouped-query attention for training that keeps no [T, S] probabilities for backward:
+// forward saves q, k, v, the output and each query row's softmax statistics; backward recomputes each
+// query chunk's probabilities (one more q.k^T product) — the flash-attention recurrence on
+// LibTorch ops. Memory O(T) instead of O(T * S) per layer.
+//   q [B, H, T, D], k/v [B, KV, S, D] (S = past + T), key_allowed as in MaskScores.
+//   Query head h uses kv head h / rep: the rep heads of a group stack along the query axis.
+struct MemoryEfficientAttention : public torch::autograd::Function<MemoryEfficientAttention> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                at::Tensor q, at::Tensor k, at::Tensor v,
+                                                at::Tensor mask, double scale) {
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t KV = k.size(1), S = k.size(2), past = S - T, rep = H / KV;
+    const int64_t chunk = QueryChunk(B, H, S);
+    at::Tensor out = at::empty_like(q);
+    at::Tensor stats = at::empty({2, B, H, T}, q.options().dtype(at::kFloat));
+    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+      const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
+      at::Tensor p = Probabilities(q, k, mask, scale, c0, c, keys, rep, &stats);
+      out.narrow(2, c0, c).copy_(at::matmul(p.view({B, KV, rep * c, keys}).to(q.scalar_type()),
+                                            v.narrow(2, 0, keys))
+                                     .view({B, H, c, D}));
+    }
+    ctx->save_for_backward({q, k, v, mask, out, stats});
+    ctx->saved_data["scale"] = scale;
+    return {out};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &mask = saved[3];
+    const at::Tensor &out = saved[4], &stats = saved[5];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const at::Tensor dout = grads[0].contiguous();
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t KV = k.size(1), S = k.size(2), past = S - T, rep = H / KV;
+    const int64_t chunk = QueryChunk(B, H, S);
+    // delta_i = sum_d dout_id out_id = sum_j p_ij dp_ij.
+    at::Tensor delta = (dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1, /*keepdim=*/true);
+    at::Tensor dq = at::empty_like(q);
+    at::Tensor dk = at::zeros(k.sizes(), k.options().dtype(at::kFloat));
+    at::Tensor dv = at::zeros(v.sizes(), v.options().dtype(at::kFloat));
+    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+      const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
+      at::Tensor p = Probabilities(q, k, mask, scale, c0, c, keys, rep, nullptr, &stats);
+      at::Tensor kc = k.narrow(2, 0, keys), vc = v.narrow(2, 0, keys);
+      at::Tensor dout_g = dout.narrow(2, c0, c).reshape({B, KV, rep * c, D});
+      at::Tensor pg = p.view({B, KV, rep * c, keys}).to(q.scalar_type());
+      dv.narrow(2, 0, keys).add_(at::matmul(pg.transpose(2, 3), dout_g));
+      // ds = p * (dp - delta) / scale, with dp = dout . v^T.
+      at::Tensor ds = at::matmul(dout_g, vc.transpose(2, 3)).view({B, H, c, keys}).to(at::kFloat);
+      ds.sub_(delta.narrow(2, c0, c)).mul_(p).div_(scale);
+      at::Tensor dsg = ds.view({B, KV, rep * c, keys}).to(q.scalar_type());
+      dq.narrow(2, c0, c).copy_(at::matmul(dsg, kc).view({B, H, c, D}));
+      at::Tensor qg = q.narrow(2, c0, c).reshape({B, KV, rep * c, D});
+      dk.narrow(2, 0, keys).add_(at::matmul(dsg.transpose(2, 3), qg));
+    }
+    return {dq, dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor()};
+  }
+
+  // fp32 probabilities [B, H, c, keys] of query rows [c0, c0 + c) over keys [0, keys). Forward:
+  // the softmax of the masked scores, storing each row's max and log-sum-exp relative to it in
+  // stats_out [2, B, H, T] (kept apart so a fully masked row, all scores dtype-lowest, stays
+  // uniform as in at::softmax); backward: exp(scores - max - lse) from the saved stats.
+  static at::Tensor Probabilities(const at::Tensor& q, const at::Tensor& k, const at::Tensor& mask,
+                                  double scale, int64_t c0, int64_t c, int64_t keys, int64_t rep,
+                                  at::Tensor* stats_out, const at::Tensor* stats_in = nullptr) {
+    const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = k.size(1);
+    at::Tensor qg = q.narrow(2, c0, c).reshape({B, KV, rep * c, D});
+    at::Tensor s = at::matmul(qg, k.narrow(2, 0, keys).transpose(2, 3))
+                       .view({B, H, c, keys})
+                       .to(at::kFloat);
+    s.div_(scale);
+    MaskScores(s, mask, k.size(2) - q.size(2), c0);
+    if (stats_in != nullptr) {
+      return s.sub_(stats_in->select(0, 0).narrow(2, c0, c).unsqueeze(-1))
+          .sub_(stats_in->select(0, 1).narrow(2, c0, c).unsqueeze(-1))
+          .exp_();
+    }
+    at::Tensor max = s.amax(-1, /*keepdim=*/true);
+    s.sub_(max).exp_();
+    at::Tensor sum = s.sum(-1, /*keepdim=*/true);
+    stats_out->select(0, 0).narrow(2, c0, c).copy_(max.squeeze(-1));
+    stats_out->select(0, 1).narrow(2, c0, c).copy_(sum.log().squeeze(-1));
+    return s.div_(sum);
+  }
+};
+
 at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
@@ -141,16 +257,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   const int64_t past = S - T;
   const int64_t rep = num_heads / num_kv_heads;
   const double scale = std::sqrt(static_cast<double>(head_dim));
-  // Queries in chunks of at most 512: a chunk attends only to keys up to its last position (the
-  // mask is causal), so the [heads, chunk, keys] scores of long sequences take about half the
-  // memory and FLOPs, and no [heads, T, S] tensor exists at once outside autograd's saved probs.
-  // Grouped-query attention without repeating k/v: head h uses kv head h / rep, so the `rep`
-  // query heads of a group are stacked along the query axis.
-  // The chunk keeps one chunk's scores under ~16 MiB (fp32): such blocks come from the heap's
-  // free lists again and again instead of fresh mmap()s that page-fault on every use.
-  constexpr int64_t kScoreElements = int64_t{4} << 20;
-  const int64_t kQueryChunk =
-      std::clamp<int64_t>(kScoreElements / std::max<int64_t>(1, B * num_heads * S), 16, 512);
+  if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
+    at::Tensor out = MemoryEfficientAttention::apply(q, k, v, mask, scale)[0];
+    return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
+  }
+  // Inference: queries in chunks (QueryChunk) that attend only to keys up to their last position
+  // (the mask is causal), so the [heads, chunk, keys] scores of long sequences take about half
+  // the memory and FLOPs, and no [heads, T, S] tensor exists at once. Grouped-query attention
+  // without repeating k/v: head h uses kv head h / rep, so the `rep` query heads of a group are
+  // stacked along the query axis.
+  const int64_t kQueryChunk = QueryChunk(B, num_heads, S);
   std::vector<at::Tensor> outs;
   for (int64_t c0 = 0; c0 < T; c0 += kQueryChunk) {
     const int64_t c = std::min(kQueryChunk, T - c0);
@@ -159,10 +275,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
     at::Tensor qg = qc.reshape({B, num_kv_heads, rep * c, head_dim});
     at::Tensor kc = k.narrow(2, 0, keys);
     at::Tensor vc = v.narrow(2, 0, keys);
-    // matmul's backward needs its inputs, not its output: scaling and masking in place is safe.
     at::Tensor scores = at::matmul(qg, kc.transpose(2, 3)).view({B, num_heads, c, keys});
     scores.div_(scale);
-    scores.add_(mask.narrow(2, c0, c).narrow(3, 0, keys));
+    MaskScores(scores, mask, past, c0);
     at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
     outs.push_back(at::matmul(probs.view({B, num_kv_heads, rep * c, keys}), vc)
                        .view({B, num_heads, c, head_dim}));
@@ -284,25 +399,14 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
                                    .expand({B, T});
   TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids must match input_ids");
 
-  // Additive mask [B or 1, 1, T, S]: 0 where key j <= query (past + i) and key j is not
-  // padding, dtype-lowest elsewhere (finite, like HF, so fully masked rows stay finite).
-  auto long_opts = at::TensorOptions().dtype(at::kLong).device(dev);
-  at::Tensor key_idx = at::arange(S, long_opts).view({1, S});
-  at::Tensor query_idx = at::arange(past, S, long_opts).view({T, 1});
-  at::Tensor allowed = (key_idx <= query_idx).unsqueeze(0);  // [1, T, S]
+  // Allowed (non-padding) keys [B or 1, 1, 1, S]; attention adds causality per query chunk.
+  at::Tensor mask = at::ones({1, 1, 1, S}, at::TensorOptions().dtype(at::kBool).device(dev));
   if (attention_mask.defined()) {
     TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B &&
                     attention_mask.size(1) == S,
                 "attention_mask must be [batch, past + seq] = [", B, ", ", S, "]");
-    allowed = allowed & (attention_mask.to(dev).ne(0).unsqueeze(1));
+    mask = attention_mask.to(dev).ne(0).view({B, 1, 1, S});
   }
-  const double lowest = dtype() == at::kBFloat16 ? -3.3895313892515355e38
-                        : dtype() == at::kHalf   ? -65504.0
-                        : dtype() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                 : std::numeric_limits<float>::lowest();
-  at::Tensor mask = at::zeros(allowed.sizes(), at::TensorOptions().dtype(dtype()).device(dev))
-                        .masked_fill(allowed.logical_not(), lowest)
-                        .unsqueeze(1);
 
   auto [cos, sin] = Rotary(positions);
   at::Tensor x = at::embedding(model->embed_weight, ids);

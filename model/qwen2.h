@@ -83,7 +83,8 @@ TORCH_MODULE(RMSNorm);
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelConfig& c, const at::TensorOptions& options);
-  // x [B,T,H]; cos/sin [B,1,T,D]; mask additive [B,1,T,S]; cache (may be null) is written at
+  // x [B,T,H]; cos/sin [B,1,T,D]; mask: allowed (non-padding) keys [B or 1,1,1,S] bool (the
+  // attention is causal besides); cache (may be null) is written at
   // [cache->length, cache->length + T) of layer `layer`.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const at::Tensor& mask, KVCache* cache, int64_t layer);

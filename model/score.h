@@ -13,6 +13,7 @@
 #ifndef ENVTUNE_MODEL_SCORE_H_
 #define ENVTUNE_MODEL_SCORE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -58,6 +59,43 @@ absl::StatusOr<ScoreOutput> ScoreSequences(PolicyImpl& policy,
                                            const std::vector<std::vector<int64_t>>& sequences,
                                            const std::vector<std::vector<uint8_t>>& loss_masks,
                                            const ScoreOptions& options = {});
+
+// Greedy micro-batches over `order`: consecutive sequences share a batch while its padded cost,
+// common prefix + rows x (longest - common prefix), stays within `budget` tokens (the prefix
+// counts once when `share_prefix`, as ScoreSequences runs it once; otherwise it is 0). A
+// sequence longer than the budget goes alone. tokens(i) returns sequence i (size(), [k]).
+template <typename TokensFn>
+std::vector<std::vector<size_t>> PackSequences(const std::vector<size_t>& order,
+                                               const TokensFn& tokens, int64_t budget,
+                                               bool share_prefix) {
+  std::vector<std::vector<size_t>> batches;
+  int64_t prefix = 0, longest = 0, shortest = 0;
+  for (size_t i : order) {
+    const auto& seq = tokens(i);
+    const int64_t len = static_cast<int64_t>(seq.size());
+    if (!batches.empty()) {
+      const auto& first = tokens(batches.back().front());
+      const int64_t new_longest = std::max(longest, len);
+      const int64_t new_shortest = std::min(shortest, len);
+      int64_t new_prefix = 0;
+      if (share_prefix) {
+        const int64_t limit = std::min(prefix, new_shortest - 1);
+        while (new_prefix < limit && first[new_prefix] == seq[new_prefix]) ++new_prefix;
+      }
+      const int64_t rows = static_cast<int64_t>(batches.back().size()) + 1;
+      if (new_prefix + rows * (new_longest - new_prefix) <= budget) {
+        batches.back().push_back(i);
+        prefix = new_prefix;
+        longest = new_longest;
+        shortest = new_shortest;
+        continue;
+      }
+    }
+    batches.push_back({i});
+    prefix = longest = shortest = len;
+  }
+  return batches;
+}
 
 // -(logprobs * mask).sum() / max(mask.sum(), 1): the mean NLL over scored tokens.
 at::Tensor MeanNll(const ScoreOutput& out);
