@@ -349,8 +349,6 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       const Episode& e = episodes[i];
       prompts.emplace_back(e.ids.begin(), e.ids.end());
       caches.push_back(e.kv);
-      tokens_reused_.fetch_add(std::min<int64_t>(SequenceCacheTokens(e.kv),
-                                                 static_cast<int64_t>(e.ids.size()) - 1));
       int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
       cap = std::min<int64_t>(cap, episode_tokens(e) - static_cast<int64_t>(e.ids.size()));
       caps.push_back(cap);

@@ -102,8 +102,6 @@ class Rollout {
   // Totals since construction (for heartbeats and benchmarks).
   int64_t episodes_finished() const { return episodes_finished_.load(); }
   int64_t tokens_generated() const { return tokens_generated_.load(); }
-  // Prompt tokens whose keys/values came from the episode's cache instead of a prefill.
-  int64_t tokens_reused() const { return tokens_reused_.load(); }
   int64_t generate_batches() const { return generate_batches_.load(); }
   int64_t max_batch_rows() const { return max_batch_rows_.load(); }
   // Wall time of Run's thread: in Generate, and blocked on env replies with nothing to generate
@@ -117,7 +115,6 @@ class Rollout {
   const RolloutOptions options_;
   std::atomic<int64_t> episodes_finished_{0};
   std::atomic<int64_t> tokens_generated_{0};
-  std::atomic<int64_t> tokens_reused_{0};
   std::atomic<int64_t> generate_batches_{0};
   std::atomic<int64_t> max_batch_rows_{0};
   std::atomic<int64_t> generation_micros_{0};

@@ -97,9 +97,8 @@ int64_t ReusableTokens(const SequenceCache* cache, const std::vector<int64_t>& p
     return 0;
   }
   const size_t limit = std::min(cache->tokens.size(), prompt.size() - 1);
-  size_t n = 0;
-  while (n < limit && cache->tokens[n] == prompt[n]) ++n;
-  return static_cast<int64_t>(n);
+  return std::mismatch(cache->tokens.begin(), cache->tokens.begin() + limit, prompt.begin()).first -
+         cache->tokens.begin();
 }
 
 }  // namespace

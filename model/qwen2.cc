@@ -44,8 +44,8 @@ void MaskScores(at::Tensor& scores, const at::Tensor& key_allowed, int64_t past,
 }
 
 // Causal grouped-query attention for training that keeps no [T, S] probabilities for backward:
-// forward saves q, k, v, the output and each query row's softmax statistics; backward recomputes each
-// query chunk's probabilities (one more q.k^T product) — the flash-attention recurrence on
+// forward saves q, k, v, the output and each query row's softmax statistics; backward recomputes
+// each query chunk's probabilities (one more q.k^T product) — the flash-attention recurrence on
 // LibTorch ops. Memory O(T) instead of O(T * S) per layer.
 //   q [B, H, T, D], k/v [B, KV, S, D] (S = past + T), key_allowed as in MaskScores.
 //   Query head h uses kv head h / rep: the rep heads of a group stack along the query axis.

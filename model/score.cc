@@ -1,5 +1,6 @@
 #include "model/score.h"
 
+#include <algorithm>
 #include <limits>
 
 #include <ATen/ATen.h>
@@ -106,10 +107,10 @@ struct ChunkedTokenScore : public torch::autograd::Function<ChunkedTokenScore> {
       at::Tensor z = z_buf.narrow(0, 0, len);
       at::Tensor p = p_buf.narrow(0, 0, len);
       ChunkLogits(h, weight, inv_t, z);
-      SoftmaxInto(z, p);
+      at::Tensor lse = lse_all.narrow(0, s, len).unsqueeze(1);
+      p.copy_(z).sub_(lse).exp_();  // softmax from the forward's log-sum-exp
       at::Tensor glp = g_lp.narrow(0, s, len).unsqueeze(1);
       at::Tensor gh = g_ent.narrow(0, s, len).unsqueeze(1);
-      at::Tensor lse = lse_all.narrow(0, s, len).unsqueeze(1);
       at::Tensor H = ent_all.narrow(0, s, len).unsqueeze(1);
       // gz (in z's buffer) = (p (a + c z) + g_lp onehot) * inv_t, the gradient w.r.t. raw logits.
       at::Tensor a = (-glp + gh * (lse - H)) * inv_t;
@@ -153,46 +154,14 @@ ScoreOutput ScoreRows(PolicyImpl& policy, const at::Tensor& h, const at::Tensor&
   return out;
 }
 
-// ScoreTokens for right-padded rows whose first `prefix` tokens are the same (prefix <= every
-// row's length - 1): the prefix runs once as a batch of one, the rest of every row attends to
-// its keys/values (append-mode cache), and gradients reach the prefix through them.
-absl::StatusOr<ScoreOutput> ScoreWithSharedPrefix(PolicyImpl& policy, const at::Tensor& input_ids,
-                                                  const at::Tensor& attention_mask,
-                                                  const at::Tensor& loss_mask, int64_t prefix,
-                                                  const ScoreOptions& options) {
-  try {
-    const c10::Device device = policy.device();
-    at::Tensor ids = input_ids.to(device, at::kLong);
-    const int64_t B = ids.size(0), L = ids.size(1), C = L - prefix;
-    at::Tensor attn = attention_mask.to(device, at::kLong);
-    at::Tensor positions = (attn.cumsum(-1) - 1).clamp_min(0);
-    at::Tensor mask = loss_mask.to(device).ne(0).to(at::kFloat);
-    mask.select(1, 0).zero_();
-
-    KVCache shared = KVCache::Appending(policy.config());
-    at::Tensor hidden_prefix =
-        policy.Hidden(ids.narrow(0, 0, 1).narrow(1, 0, prefix),
-                      positions.narrow(0, 0, 1).narrow(1, 0, prefix), {}, &shared);  // [1, P, H]
-    at::Tensor hidden_rest = policy.Hidden(ids.narrow(1, prefix, C),
-                                           positions.narrow(1, prefix, C), attn, &shared);
-    // Rows of [prefix positions; row-major rest positions] predicting each scored token.
-    const int64_t H = hidden_rest.size(2);
-    at::Tensor table = at::cat({hidden_prefix[0], hidden_rest.reshape({B * C, H})}, 0);
-    at::Tensor sel = mask.narrow(1, 1, L - 1).nonzero();  // [N, 2] (b, t - 1)
-    at::Tensor b_idx = sel.select(1, 0);
-    at::Tensor t_idx = sel.select(1, 1);
-    at::Tensor row = at::where(t_idx < prefix, t_idx, prefix + b_idx * C + (t_idx - prefix));
-    return ScoreRows(policy, table.index_select(0, row), ids, b_idx, t_idx, mask, options);
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("score: ", e.what_without_backtrace()));
-  }
-}
-
-}  // namespace
-
-absl::StatusOr<ScoreOutput> ScoreTokens(PolicyImpl& policy, const at::Tensor& input_ids,
-                                        const at::Tensor& attention_mask,
-                                        const at::Tensor& loss_mask, const ScoreOptions& options) {
+// ScoreTokens. With prefix > 0 the rows are right-padded and their first `prefix` tokens are the
+// same (prefix <= every row's length - 1): the prefix runs once as a batch of one, the rest of
+// every row attends to its keys/values (append-mode cache), and gradients reach the prefix
+// through them.
+absl::StatusOr<ScoreOutput> ScoreTokensImpl(PolicyImpl& policy, const at::Tensor& input_ids,
+                                            const at::Tensor& attention_mask,
+                                            const at::Tensor& loss_mask,
+                                            const ScoreOptions& options, int64_t prefix) {
   if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) < 1) {
     return absl::InvalidArgumentError("input_ids must be [batch, len] with len >= 1");
   }
@@ -217,16 +186,38 @@ absl::StatusOr<ScoreOutput> ScoreTokens(PolicyImpl& policy, const at::Tensor& in
     at::Tensor positions = (attn.cumsum(-1) - 1).clamp_min(0);
     at::Tensor mask = loss_mask.to(device).ne(0).to(at::kFloat);
     mask.select(1, 0).zero_();
-
-    at::Tensor hidden = policy.Hidden(ids, positions, attn);  // [B, L, H]
     // Token t is predicted from hidden[t - 1].
     at::Tensor sel = mask.narrow(1, 1, L - 1).nonzero();  // [N, 2] (b, t - 1)
     at::Tensor b_idx = sel.select(1, 0);
     at::Tensor t_idx = sel.select(1, 1);
-    return ScoreRows(policy, hidden.index({b_idx, t_idx}), ids, b_idx, t_idx, mask, options);
+
+    if (prefix == 0) {
+      at::Tensor hidden = policy.Hidden(ids, positions, attn);  // [B, L, H]
+      return ScoreRows(policy, hidden.index({b_idx, t_idx}), ids, b_idx, t_idx, mask, options);
+    }
+    const int64_t C = L - prefix;
+    KVCache shared = KVCache::Appending(policy.config());
+    at::Tensor hidden_prefix =
+        policy.Hidden(ids.narrow(0, 0, 1).narrow(1, 0, prefix),
+                      positions.narrow(0, 0, 1).narrow(1, 0, prefix), {}, &shared);  // [1, P, H]
+    at::Tensor hidden_rest = policy.Hidden(ids.narrow(1, prefix, C),
+                                           positions.narrow(1, prefix, C), attn, &shared);
+    // Rows of [prefix positions; row-major rest positions] predicting each scored token.
+    const int64_t H = hidden_rest.size(2);
+    at::Tensor table = at::cat({hidden_prefix[0], hidden_rest.reshape({B * C, H})}, 0);
+    at::Tensor row = at::where(t_idx < prefix, t_idx, prefix + b_idx * C + (t_idx - prefix));
+    return ScoreRows(policy, table.index_select(0, row), ids, b_idx, t_idx, mask, options);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("score: ", e.what_without_backtrace()));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<ScoreOutput> ScoreTokens(PolicyImpl& policy, const at::Tensor& input_ids,
+                                        const at::Tensor& attention_mask,
+                                        const at::Tensor& loss_mask, const ScoreOptions& options) {
+  return ScoreTokensImpl(policy, input_ids, attention_mask, loss_mask, options, /*prefix=*/0);
 }
 
 absl::StatusOr<ScoreOutput> ScoreSequences(PolicyImpl& policy,
@@ -265,24 +256,13 @@ absl::StatusOr<ScoreOutput> ScoreSequences(PolicyImpl& policy,
   // The longest prefix every row shares, leaving each row at least one token of its own.
   int64_t prefix = min_len - 1;
   for (int64_t b = 1; b < B && prefix > 0; ++b) {
-    int64_t k = 0;
-    while (k < prefix && sequences[b][k] == sequences[0][k]) ++k;
-    prefix = k;
+    const auto& first = sequences[0];
+    prefix = std::mismatch(first.begin(), first.begin() + prefix, sequences[b].begin()).first -
+             first.begin();
   }
-  if (options.share_prefix && B >= 2 && prefix >= kMinSharedPrefix &&
-      !policy.options.gradient_checkpointing()) {
-    for (int64_t b = 0; b < B; ++b) {
-      for (size_t t = 0; t < sequences[b].size(); ++t) {
-        if (sequences[b][t] < 0 || sequences[b][t] >= policy.config().vocab_size) {
-          return absl::InvalidArgumentError("input_ids has token ids outside the vocabulary");
-        }
-      }
-    }
-    if (!(options.temperature > 0)) return absl::InvalidArgumentError("temperature must be > 0");
-    if (options.chunk_size < 0) return absl::InvalidArgumentError("chunk_size must be >= 0");
-    return ScoreWithSharedPrefix(policy, ids, attn, loss, prefix, options);
-  }
-  return ScoreTokens(policy, ids, attn, loss, options);
+  const bool share = options.share_prefix && B >= 2 && prefix >= kMinSharedPrefix &&
+                     !policy.options.gradient_checkpointing();
+  return ScoreTokensImpl(policy, ids, attn, loss, options, share ? prefix : 0);
 }
 
 at::Tensor MeanNll(const ScoreOutput& out) {

@@ -80,7 +80,8 @@ std::vector<std::vector<size_t>> PackSequences(const std::vector<size_t>& order,
       int64_t new_prefix = 0;
       if (share_prefix) {
         const int64_t limit = std::min(prefix, new_shortest - 1);
-        while (new_prefix < limit && first[new_prefix] == seq[new_prefix]) ++new_prefix;
+        new_prefix = std::mismatch(first.begin(), first.begin() + limit, seq.begin()).first -
+                     first.begin();
       }
       const int64_t rows = static_cast<int64_t>(batches.back().size()) + 1;
       if (new_prefix + rows * (new_longest - new_prefix) <= budget) {
