@@ -756,9 +756,10 @@ absl::StatusOr<std::vector<std::string>> SelectEvalTasks(const TaskCatalog& cata
     subset_ids.emplace();
     for (absl::string_view part : absl::StrSplit(sel.subset, absl::ByAnyChar(",+"), absl::SkipEmpty())) {
       std::string name(absl::StripAsciiWhitespace(part));
-      if (name != "train" && name != "val" && name != "test") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("unknown subset '", name, "' (expected train, val, test or all)"));
+      if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                              std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "bad subset '", name, "' (a split file name under splits/: train, val, test, ...)"));
       }
       std::string path = absl::StrCat(data_dir, "/splits/", name, ".txt");
       std::ifstream f(path);

@@ -64,6 +64,7 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   o->max_grad_norm = reader.Get<double>("sft.max_grad_norm", o->max_grad_norm);
   o->batch_tokens = reader.Get<int64_t>("sft.batch_tokens", o->batch_tokens);
   o->max_length = reader.Get<int64_t>("sft.max_length", o->max_length);
+  o->max_replies = reader.Get<int>("sft.max_replies", o->max_replies);
   o->output_dir = reader.Get<std::string>("sft.output_dir", o->output_dir);
   o->seed = reader.Get<uint64_t>("sft.seed", o->seed);
   o->tiny.seed = o->seed;
@@ -78,6 +79,7 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   if (!(o->lr >= 0)) reader.AddError("sft.lr: must be >= 0");
   if (o->batch_tokens < 1) reader.AddError("sft.batch_tokens: must be >= 1");
   if (o->max_length < 2) reader.AddError("sft.max_length: must be >= 2");
+  if (o->max_replies < 0) reader.AddError("sft.max_replies: must be >= 0 (0 = all)");
   if (o->output_dir.empty()) reader.AddError("sft.output_dir: required");
   if (o->dtype != "float32" && o->dtype != "bfloat16" && o->dtype != "fp32" && o->dtype != "bf16") {
     reader.AddError(absl::StrCat("sft.dtype: '", o->dtype, "' is not float32 or bfloat16"));
@@ -85,7 +87,7 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
 }
 
 absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer, const Json& messages,
-                                            int64_t max_length) {
+                                            int64_t max_length, int max_replies) {
   if (!messages.is_array() || messages.empty()) {
     return absl::InvalidArgumentError("sft: a conversation needs messages");
   }
@@ -95,7 +97,8 @@ absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer, const Js
   // context (mask 0), the reply + <|im_end|> is trained (mask 1), the "\n" after it is context.
   std::string rendered;  // text covered so far
   Json prefix = Json::array();
-  for (size_t i = 0; i < messages.size(); ++i) {
+  int replies = 0;
+  for (size_t i = 0; i < messages.size() && (max_replies <= 0 || replies < max_replies); ++i) {
     const Json& m = messages[i];
     if (m.value("role", "") == "assistant") {
       absl::StatusOr<std::string> before = RenderQwen25Chat(prefix, null_tools, true);
@@ -117,6 +120,7 @@ absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer, const Js
       absl::StatusOr<std::string> after = RenderQwen25Chat(prefix, null_tools, false);
       if (!after.ok()) return after.status();
       rendered = *after;
+      ++replies;
     } else {
       prefix.push_back(m);
     }
@@ -133,7 +137,7 @@ absl::StatusOr<std::vector<SftExample>> BuildSftExamples(const TaskCatalog& cata
                                                          const Tokenizer& tokenizer,
                                                          const std::vector<std::string>& task_ids,
                                                          v1::OutputFormat format,
-                                                         int64_t max_length) {
+                                                         int64_t max_length, int max_replies) {
   EpisodeEngine engine(&catalog, EpisodeEngineOptions{});
   std::unique_ptr<EvalEnv> env = InProcessEvalEnv(&engine);
   std::unique_ptr<EvalPolicy> gt = GroundTruthEvalPolicy(&catalog);
@@ -149,7 +153,7 @@ absl::StatusOr<std::vector<SftExample>> BuildSftExamples(const TaskCatalog& cata
           "sft: the ground-truth episode of ", r.task_id, " is not valid (", r.verdict.error_type,
           ": ", r.verdict.error_message, r.error.empty() ? "" : " / " + r.error, ")"));
     }
-    absl::StatusOr<SftExample> ex = RenderSftExample(tokenizer, r.messages, max_length);
+    absl::StatusOr<SftExample> ex = RenderSftExample(tokenizer, r.messages, max_length, max_replies);
     if (!ex.ok()) {
       return absl::Status(ex.status().code(), absl::StrCat(r.task_id, ": ", ex.status().message()));
     }
@@ -172,7 +176,7 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
   if (!ids.ok()) return ids.status();
   if (ids->empty()) return absl::InvalidArgumentError("sft: no task matches the selection");
   absl::StatusOr<std::vector<SftExample>> examples =
-      BuildSftExamples(*catalog, **tok, *ids, o.format, o.max_length);
+      BuildSftExamples(*catalog, **tok, *ids, o.format, o.max_length, o.max_replies);
   if (!examples.ok()) return examples.status();
 
   // A conversation cut before its first reply teaches nothing: drop it.

@@ -29,6 +29,9 @@
 //                             (conversations with the same system prompt are batched together;
 //                             a longer sequence goes alone)
 //   max_length: 8192          tokens per sequence
+//   max_replies: 0            train on the first N assistant replies of each conversation
+//                             (0 = all); a cheap warm start: the rest of a long conversation
+//                             costs context for every later token
 //   output_dir: checkpoints/sft
 //   seed: 1                   tiny init and shuffling
 //   data_dir: data            BFCL data (bfcl/) and splits (splits/)
@@ -68,6 +71,7 @@ struct SftOptions {
   double max_grad_norm = 1.0;
   int64_t batch_tokens = 16384;
   int64_t max_length = 8192;
+  int max_replies = 0;
   std::string output_dir = "checkpoints/sft";
   uint64_t seed = 1;
   std::string data_dir = "data";
@@ -89,10 +93,11 @@ struct SftExample {
 };
 
 // Renders one conversation (messages as in TaskEvaluation::messages) into ids and the
-// assistant-only loss mask, cut at max_length.
+// assistant-only loss mask, ending after the max_replies-th assistant reply (0 = all) and cut at
+// max_length.
 absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer,
                                             const nlohmann::ordered_json& messages,
-                                            int64_t max_length);
+                                            int64_t max_length, int max_replies = 0);
 
 // Plays the ground-truth policy on `task_ids` and renders each conversation. FailedPrecondition
 // if a ground-truth episode is not judged valid (the data would teach wrong behaviour).
@@ -100,7 +105,7 @@ absl::StatusOr<std::vector<SftExample>> BuildSftExamples(const TaskCatalog& cata
                                                          const Tokenizer& tokenizer,
                                                          const std::vector<std::string>& task_ids,
                                                          v1::OutputFormat format,
-                                                         int64_t max_length);
+                                                         int64_t max_length, int max_replies = 0);
 
 struct SftResult {
   int examples = 0;

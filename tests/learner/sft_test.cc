@@ -70,6 +70,14 @@ TEST_F(SftTest, RendersWithTheChatTemplateAndMasksAssistantTokensOnly) {
   EXPECT_EQ(cut->ids.size(), 10u);
   EXPECT_EQ(cut->mask.size(), 10u);
   EXPECT_FALSE(RenderSftExample(*tokenizer_, Json::array(), 10).ok());
+  // Only the first two replies: the conversation ends after "Nothing there.<|im_end|>\n".
+  absl::StatusOr<SftExample> two = RenderSftExample(*tokenizer_, messages, 100000, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(MaskedText(*tokenizer_, *two, 1), "[ls()]<|im_end|>Nothing there.<|im_end|>");
+  std::vector<TokenId> two_ids(two->ids.begin(), two->ids.end());
+  EXPECT_EQ(*tokenizer_->Decode(two_ids),
+            *RenderQwen25Chat(Json(std::vector<Json>(messages.begin(), messages.begin() + 5)),
+                              Json(), false));
 }
 
 TEST_F(SftTest, BuildsExamplesFromGroundTruthInBothFormats) {
