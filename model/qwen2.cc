@@ -55,15 +55,22 @@ struct MemoryEfficientAttention : public torch::autograd::Function<MemoryEfficie
                                                 at::Tensor mask, double scale) {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t KV = k.size(1), S = k.size(2), past = S - T, rep = H / KV;
-    const int64_t chunk = QueryChunk(B, H, S);
     at::Tensor out = at::empty_like(q);
     at::Tensor stats = at::empty({2, B, H, T}, q.options().dtype(at::kFloat));
-    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
-      const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
-      at::Tensor p = Probabilities(q, k, mask, scale, c0, c, keys, rep, &stats);
-      out.narrow(2, c0, c).copy_(at::matmul(p.view({B, KV, rep * c, keys}).to(q.scalar_type()),
-                                            v.narrow(2, 0, keys))
-                                     .view({B, H, c, D}));
+    // One sequence at a time: a chunk's [H, c, keys] scores then hold many query rows, so the
+    // products below have a long inner dimension (c) instead of being memory-bound slivers.
+    const int64_t chunk = QueryChunk(1, H, S);
+    for (int64_t b = 0; b < B; ++b) {
+      const at::Tensor qb = q.narrow(0, b, 1), kb = k.narrow(0, b, 1), vb = v.narrow(0, b, 1);
+      const at::Tensor mb = mask.size(0) == 1 ? mask : mask.narrow(0, b, 1);
+      at::Tensor stats_b = stats.narrow(1, b, 1);
+      for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+        const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
+        at::Tensor p = Probabilities(qb, kb, mb, scale, c0, c, keys, rep, &stats_b);
+        out.narrow(0, b, 1).narrow(2, c0, c).copy_(
+            at::matmul(p.view({1, KV, rep * c, keys}).to(q.scalar_type()), vb.narrow(2, 0, keys))
+                .view({1, H, c, D}));
+      }
     }
     ctx->save_for_backward({q, k, v, mask, out, stats});
     ctx->saved_data["scale"] = scale;
@@ -79,26 +86,33 @@ struct MemoryEfficientAttention : public torch::autograd::Function<MemoryEfficie
     const at::Tensor dout = grads[0].contiguous();
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t KV = k.size(1), S = k.size(2), past = S - T, rep = H / KV;
-    const int64_t chunk = QueryChunk(B, H, S);
+    const int64_t chunk = QueryChunk(1, H, S);
     // delta_i = sum_d dout_id out_id = sum_j p_ij dp_ij.
     at::Tensor delta = (dout.to(at::kFloat) * out.to(at::kFloat)).sum(-1, /*keepdim=*/true);
     at::Tensor dq = at::empty_like(q);
     at::Tensor dk = at::zeros(k.sizes(), k.options().dtype(at::kFloat));
     at::Tensor dv = at::zeros(v.sizes(), v.options().dtype(at::kFloat));
-    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
-      const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
-      at::Tensor p = Probabilities(q, k, mask, scale, c0, c, keys, rep, nullptr, &stats);
-      at::Tensor kc = k.narrow(2, 0, keys), vc = v.narrow(2, 0, keys);
-      at::Tensor dout_g = dout.narrow(2, c0, c).reshape({B, KV, rep * c, D});
-      at::Tensor pg = p.view({B, KV, rep * c, keys}).to(q.scalar_type());
-      dv.narrow(2, 0, keys).add_(at::matmul(pg.transpose(2, 3), dout_g));
-      // ds = p * (dp - delta) / scale, with dp = dout . v^T.
-      at::Tensor ds = at::matmul(dout_g, vc.transpose(2, 3)).view({B, H, c, keys}).to(at::kFloat);
-      ds.sub_(delta.narrow(2, c0, c)).mul_(p).div_(scale);
-      at::Tensor dsg = ds.view({B, KV, rep * c, keys}).to(q.scalar_type());
-      dq.narrow(2, c0, c).copy_(at::matmul(dsg, kc).view({B, H, c, D}));
-      at::Tensor qg = q.narrow(2, c0, c).reshape({B, KV, rep * c, D});
-      dk.narrow(2, 0, keys).add_(at::matmul(dsg.transpose(2, 3), qg));
+    for (int64_t b = 0; b < B; ++b) {
+      const at::Tensor qb = q.narrow(0, b, 1), kb = k.narrow(0, b, 1), vb = v.narrow(0, b, 1);
+      const at::Tensor mb = mask.size(0) == 1 ? mask : mask.narrow(0, b, 1);
+      const at::Tensor stats_b = stats.narrow(1, b, 1);
+      const at::Tensor dout_b = dout.narrow(0, b, 1), delta_b = delta.narrow(0, b, 1);
+      at::Tensor dq_b = dq.narrow(0, b, 1), dk_b = dk.narrow(0, b, 1), dv_b = dv.narrow(0, b, 1);
+      for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+        const int64_t c = std::min(chunk, T - c0), keys = past + c0 + c;
+        at::Tensor p = Probabilities(qb, kb, mb, scale, c0, c, keys, rep, nullptr, &stats_b);
+        at::Tensor kc = kb.narrow(2, 0, keys), vc = vb.narrow(2, 0, keys);
+        at::Tensor dout_g = dout_b.narrow(2, c0, c).reshape({1, KV, rep * c, D});
+        at::Tensor pg = p.view({1, KV, rep * c, keys}).to(q.scalar_type());
+        dv_b.narrow(2, 0, keys).add_(at::matmul(pg.transpose(2, 3), dout_g));
+        // ds = p * (dp - delta) / scale, with dp = dout . v^T.
+        at::Tensor ds = at::matmul(dout_g, vc.transpose(2, 3)).view({1, H, c, keys}).to(at::kFloat);
+        ds.sub_(delta_b.narrow(2, c0, c)).mul_(p).div_(scale);
+        at::Tensor dsg = ds.view({1, KV, rep * c, keys}).to(q.scalar_type());
+        dq_b.narrow(2, c0, c).copy_(at::matmul(dsg, kc).view({1, H, c, D}));
+        at::Tensor qg = qb.narrow(2, c0, c).reshape({1, KV, rep * c, D});
+        dk_b.narrow(2, 0, keys).add_(at::matmul(dsg.transpose(2, 3), qg));
+      }
     }
     return {dq, dk.to(k.scalar_type()), dv.to(v.scalar_type()), at::Tensor(), at::Tensor()};
   }
