@@ -35,6 +35,7 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(std::string name, std::vector<s
     return absl::UnavailableError(
         absl::StrCat("cannot open log ", log_path, ": ", std::strerror(errno)));
   }
+  const off_t log_start = ::lseek(fd, 0, SEEK_END);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -59,6 +60,7 @@ absl::StatusOr<ChildProcess> ChildProcess::Spawn(std::string name, std::vector<s
   ChildProcess child;
   child.name_ = std::move(name);
   child.log_path_ = std::move(log_path);
+  child.log_start_ = log_start > 0 ? log_start : 0;
   child.pid_ = pid;
   return child;
 }
@@ -70,6 +72,7 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     if (pid_ > 0 && !exit_status_.has_value()) Terminate(absl::Seconds(2));
     name_ = std::move(other.name_);
     log_path_ = std::move(other.log_path_);
+    log_start_ = other.log_start_;
     pid_ = other.pid_;
     exit_status_ = other.exit_status_;
     other.pid_ = -1;
@@ -93,7 +96,11 @@ absl::StatusOr<std::string> ChildProcess::WaitForListeningAddress(absl::Duration
   static const std::regex kListening(R"(listening on ([^\s:]+:\d+))");
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    std::string log = LogTail(1 << 20);
+    std::ifstream in(log_path_);
+    in.seekg(log_start_);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string log = text.str();
     std::smatch match;
     if (std::regex_search(log, match, kListening)) return match[1].str();
     if (std::optional<int> status = PollExit(); status.has_value()) {

@@ -29,8 +29,9 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess();  // terminates a still-running child
 
-  // Waits until the log contains a line "<anything> listening on HOST:PORT" and returns
-  // "HOST:PORT". Fails (naming the process and quoting its log tail) if the child exits or the
+  // Waits until the log contains a line "<anything> listening on HOST:PORT" written by this
+  // child (the log is appended to across runs and restarts; earlier lines are ignored) and
+  // returns "HOST:PORT". Fails (naming the process and quoting its log tail) if the child exits or the
   // timeout passes first.
   absl::StatusOr<std::string> WaitForListeningAddress(absl::Duration timeout);
   // The exit status once the child has exited (non-blocking): exit code, or 128 + signal.
@@ -51,6 +52,7 @@ class ChildProcess {
 
   std::string name_;
   std::string log_path_;
+  int64_t log_start_ = 0;  // the log's size when this child was spawned
   pid_t pid_ = -1;
   std::optional<int> exit_status_;
 };

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "absl/time/clock.h"
 #include "deploy/plot.h"
 #include "gtest/gtest.h"
 
@@ -27,6 +28,22 @@ TEST(ChildProcessTest, ReportsListeningAddressAndStopsWithSigterm) {
   EXPECT_FALSE(child->PollExit().has_value());
   EXPECT_EQ(child->Terminate(absl::Seconds(5)), 128 + 15);  // killed by SIGTERM
   EXPECT_EQ(child->PollExit(), 128 + 15);
+}
+
+TEST(ChildProcessTest, ListeningLinesOfAnEarlierRunInTheSameLogAreIgnored) {
+  const std::string log = TempLog("rerun");
+  auto first = ChildProcess::Spawn("server", {"/bin/sh", "-c", "echo 'server listening on 127.0.0.1:1111'"}, log);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->WaitForListeningAddress(absl::Seconds(10)).ok());
+  while (!first->PollExit().has_value()) absl::SleepFor(absl::Milliseconds(10));
+  // A restart (or a second `envtune train` in the same run_dir) appends to the same log.
+  auto second = ChildProcess::Spawn(
+      "server", {"/bin/sh", "-c", "sleep 0.2; echo 'server listening on 127.0.0.1:2222'; exec sleep 30"}, log);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto address = second->WaitForListeningAddress(absl::Seconds(10));
+  ASSERT_TRUE(address.ok()) << address.status();
+  EXPECT_EQ(*address, "127.0.0.1:2222");
+  second->Terminate(absl::Seconds(5));
 }
 
 TEST(ChildProcessTest, EarlyExitIsReportedWithTheLogTail) {
