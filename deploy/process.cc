@@ -86,6 +86,7 @@ ChildProcess::~ChildProcess() {
 
 std::string ChildProcess::LogTail(size_t max_bytes) const {
   std::ifstream in(log_path_);
+  in.seekg(log_start_);
   std::stringstream text;
   text << in.rdbuf();
   std::string all = text.str();
@@ -96,11 +97,7 @@ absl::StatusOr<std::string> ChildProcess::WaitForListeningAddress(absl::Duration
   static const std::regex kListening(R"(listening on ([^\s:]+:\d+))");
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
-    std::ifstream in(log_path_);
-    in.seekg(log_start_);
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::string log = text.str();
+    const std::string log = LogTail(1 << 20);
     std::smatch match;
     if (std::regex_search(log, match, kListening)) return match[1].str();
     if (std::optional<int> status = PollExit(); status.has_value()) {

@@ -29,9 +29,8 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess();  // terminates a still-running child
 
-  // Waits until the log contains a line "<anything> listening on HOST:PORT" written by this
-  // child (the log is appended to across runs and restarts; earlier lines are ignored) and
-  // returns "HOST:PORT". Fails (naming the process and quoting its log tail) if the child exits or the
+  // Waits until this child's output (LogTail) contains a line "<anything> listening on
+  // HOST:PORT" and returns "HOST:PORT". Fails (naming the process and quoting its log tail) if the child exits or the
   // timeout passes first.
   absl::StatusOr<std::string> WaitForListeningAddress(absl::Duration timeout);
   // The exit status once the child has exited (non-blocking): exit code, or 128 + signal.
@@ -44,7 +43,8 @@ class ChildProcess {
   const std::string& name() const { return name_; }
   const std::string& log_path() const { return log_path_; }
   pid_t pid() const { return pid_; }
-  // The last `max_bytes` of the child's log.
+  // The last `max_bytes` of what this child wrote to its log. The log file is appended to
+  // across runs and restarts; what was in it before this child was spawned is left out.
   std::string LogTail(size_t max_bytes = 2000) const;
 
  private:
