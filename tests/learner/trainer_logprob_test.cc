@@ -113,5 +113,79 @@ TEST(TrainerLogprobs, SameVersionOnlyGivesUnitImportanceWeights) {
   EXPECT_LE(m->logprob_mismatch_max, 1e-4);
 }
 
+// The actor's real shape: a prompt of thousands of tokens, then two turns generated with the
+// key/value cache carried over (the second prompt is the first + reply + an observation), scored
+// by the learner in one pass with the group's prompt shared. rope_theta and positions as Qwen2.5's.
+TEST(TrainerLogprobs, LongPromptsAndCachedTurnsMatch) {
+  ModelConfig config = trainer_testing::TinyConfig(64, /*tie=*/true);
+  config.hidden_size = 64;
+  config.intermediate_size = 128;
+  config.head_dim = 32;
+  config.rope_theta = 1e6;
+  config.max_position_embeddings = 32768;
+  auto policy = std::make_shared<PolicyImpl>(PolicyOptions(config));
+  policy->InitRandom(31, 0.3);
+  policy->eval();
+  std::mt19937 rng(5);
+  const int kRows = 4;
+  std::vector<int64_t> prompt;
+  for (int j = 0; j < 3000; ++j) prompt.push_back(static_cast<int64_t>(rng() % 60));
+  std::vector<std::vector<int64_t>> prompts(kRows, prompt);
+  std::vector<std::string> masks(kRows, std::string(prompt.size(), 0));
+  std::vector<std::vector<float>> behaviour(kRows, std::vector<float>(prompt.size(), 0));
+  std::vector<SequenceCachePtr> caches(kRows);
+  GenerationOptions options;
+  options.max_new_tokens = 16;
+  options.temperature = 1.0;
+  options.seed = 7;
+  for (int turn = 0; turn < 2; ++turn) {
+    absl::StatusOr<std::vector<GenerationResult>> results =
+        Generate(*policy, prompts, options, nullptr, &caches);
+    ASSERT_TRUE(results.ok()) << results.status();
+    for (int i = 0; i < kRows; ++i) {
+      const GenerationResult& r = (*results)[static_cast<size_t>(i)];
+      for (size_t j = 0; j < r.token_ids.size(); ++j) {
+        prompts[i].push_back(r.token_ids[j]);
+        masks[i].push_back(1);
+        behaviour[i].push_back(r.logprobs[j]);
+      }
+      for (int j = 0; j < 40; ++j) {  // the observation
+        prompts[i].push_back(static_cast<int64_t>(rng() % 60));
+        masks[i].push_back(0);
+        behaviour[i].push_back(0);
+      }
+    }
+    ++options.seed;
+  }
+  std::vector<v1::Trajectory> trajectories;
+  for (int i = 0; i < kRows; ++i) {
+    v1::Trajectory t;
+    t.set_episode_id(absl::StrCat("long/", i));
+    t.set_group_id("long");
+    t.set_group_size(kRows);
+    t.set_stage(1);
+    t.set_policy_version(1);
+    for (size_t j = 0; j < prompts[i].size(); ++j) {
+      t.add_token_ids(static_cast<int32_t>(prompts[i][j]));
+      t.add_behaviour_logprobs(behaviour[i][j]);
+    }
+    t.set_loss_mask(masks[i]);
+    t.set_prompt_tokens(static_cast<uint32_t>(prompt.size()));
+    t.set_reward(i);
+    trajectories.push_back(std::move(t));
+  }
+  TrainerOptions trainer_options;
+  trainer_options.grpo.kl_coef = 0;
+  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 1, trainer_options.grpo);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  auto trainer = Trainer::Create(policy, nullptr, trainer_options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_GT(m->mismatch_tokens, 0);
+  EXPECT_LE(m->logprob_mismatch_max, 1e-4);
+  EXPECT_LE(m->logprob_mismatch_mean, 1e-5);
+}
+
 }  // namespace
 }  // namespace envtune
