@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/qwen2.h"
+#include "model/score.h"
 
 namespace envtune {
 namespace {
@@ -195,13 +196,13 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     std::vector<int64_t> active(B);  // original row of each batch row
     for (int64_t b = 0; b < B; ++b) active[b] = b;
     for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-      at::Tensor logp = logits.log_softmax(-1);
+      at::Tensor logp = AccurateLogSoftmax(logits);
       at::Tensor tokens, sampling_lp;
       if (options.do_sample) {
         // Plain temperature-1 sampling reuses logp (saves two vocab-wide softmaxes).
         const bool plain = options.temperature == 1.0 && options.top_p >= 1.0 &&
                            (options.top_k == 0 || options.top_k >= logits.size(-1));
-        at::Tensor sampling_logp = plain ? logp : ProcessLogits(logits, options).log_softmax(-1);
+        at::Tensor sampling_logp = plain ? logp : AccurateLogSoftmax(ProcessLogits(logits, options));
         // Inverse-CDF sampling: one uniform per row (at::multinomial draws an exponential per
         // vocabulary entry, which costs as much as a small model's decode step on CPU).
         const int64_t vocab = logits.size(-1);

@@ -136,7 +136,7 @@ ScoreOutput ScoreRows(PolicyImpl& policy, const at::Tensor& h, const at::Tensor&
   const double inv_t = 1.0 / options.temperature;
   at::Tensor lp, ent;
   if (options.chunk_size == 0) {
-    at::Tensor logp = (at::linear(h, weight).to(at::kFloat) * inv_t).log_softmax(-1);
+    at::Tensor logp = AccurateLogSoftmax(at::linear(h, weight).to(at::kFloat) * inv_t);
     lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1);
     if (options.compute_entropy) ent = -(logp.exp() * logp).sum(-1);
   } else {
@@ -213,6 +213,11 @@ absl::StatusOr<ScoreOutput> ScoreTokensImpl(PolicyImpl& policy, const at::Tensor
 }
 
 }  // namespace
+
+at::Tensor AccurateLogSoftmax(const at::Tensor& logits) {
+  at::Tensor x = logits.to(at::kFloat);
+  return x - x.logsumexp(-1, /*keepdim=*/true);
+}
 
 absl::StatusOr<ScoreOutput> ScoreTokens(PolicyImpl& policy, const at::Tensor& input_ids,
                                         const at::Tensor& attention_mask,

@@ -225,5 +225,19 @@ TEST(ScoreTest, SharedPrefixMatchesFullRows) {
   EXPECT_LE(MaxRelGradDiff(grads[0], grads[1]), 1e-6);
 }
 
+// One likely token and a 152k-token tail ~17 nats below it: LibTorch's fp32 log_softmax drops
+// most of the tail's mass (each term is under half an ulp of its running sum); the pairwise sum
+// keeps it. Reference: fp64.
+TEST(ScoreTest, AccurateLogSoftmaxKeepsTheTailOfALargeVocabulary) {
+  at::Tensor logits = at::zeros({2, 151669}, at::kFloat);
+  logits[0][7] = 17.0;
+  logits[1].normal_(0.0, 1.0);
+  logits[1][3] = 20.0;
+  at::Tensor reference = logits.to(at::kDouble).log_softmax(-1);
+  at::Tensor ours = AccurateLogSoftmax(logits);
+  EXPECT_EQ(ours.scalar_type(), at::kFloat);
+  EXPECT_LT((ours.to(at::kDouble) - reference).abs().max().item<double>(), 2e-6);
+}
+
 }  // namespace
 }  // namespace envtune
