@@ -75,6 +75,14 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
     reader.AddError(absl::StrCat("launch.warm_start: '", options.warm_start,
                                  "' is not one of none, sft"));
   }
+  {
+    YAML::Node key;
+    key["data_dir"] = options.data_dir;
+    if (config->root()["sft"]) key["sft"] = config->root()["sft"];
+    YAML::Emitter out;
+    out << key;
+    options.warm_start_key = std::string(out.c_str()) + "\n";
+  }
   if (options.env_servers < 1) reader.AddError("launch.env_servers: must be >= 1");
   if (options.actors < 1) reader.AddError("launch.actors: must be >= 1");
   // Every other section belongs to a role, which checks its own keys.
@@ -87,10 +95,26 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
 
 namespace {
 
-// `envtune sft` as a child process (stoppable); returns the checkpoint directory.
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// `envtune sft` as a child process (stoppable); returns the checkpoint directory. A complete
+// checkpoint in <run_dir>/sft whose key file equals options.warm_start_key is reused. The key is
+// removed before training and written only after `envtune sft` succeeded, so an interrupted run
+// never leaves a checkpoint that looks reusable.
 absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std::string& log_dir,
                                          const std::atomic<bool>& stop, std::ostream& progress) {
   const std::string out_dir = options.run_dir + "/sft";
+  const std::string key_path = out_dir + "/warm_start_key.yaml";
+  std::error_code ec;
+  if (CanReuseWarmStart(options)) {
+    progress << "warm start: reusing " << out_dir << " (same sft: section; delete it to retrain)\n"
+             << std::flush;
+    return out_dir;
+  }
+  std::filesystem::remove(key_path, ec);
   std::vector<std::string> argv{options.envtune_binary, "sft", "--config=" + options.config_path,
                                 "sft.data_dir=" + options.data_dir};
   for (const std::string& o : options.overrides) argv.push_back(o);
@@ -112,6 +136,13 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
                                             *child->PollExit(), "; log tail:\n",
                                             child->LogTail()));
   }
+  {
+    std::ofstream key(key_path, std::ios::binary | std::ios::trunc);
+    key << options.warm_start_key;
+    if (!key.flush()) {
+      return absl::UnavailableError(absl::StrCat("warm start: cannot write ", key_path));
+    }
+  }
   // The last line of `envtune sft` is its JSON summary.
   std::string tail = child->LogTail(4000);
   std::string summary = tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{'));
@@ -127,6 +158,15 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
 }
 
 }  // namespace
+
+bool CanReuseWarmStart(const LaunchOptions& options) {
+  const std::string out_dir = options.run_dir + "/sft";
+  const std::string key_path = out_dir + "/warm_start_key.yaml";
+  std::error_code ec;
+  return !options.warm_start_key.empty() && std::filesystem::exists(key_path, ec) &&
+         std::filesystem::exists(out_dir + "/config.json", ec) &&
+         ReadWholeFile(key_path) == options.warm_start_key;
+}
 
 absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::atomic<bool>& stop,
                               std::ostream& progress) {

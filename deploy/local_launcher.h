@@ -13,7 +13,9 @@
 //     max_wall_s: 0           # stop the run after this long (0 = until the curriculum ends)
 //     warm_start: none        # none | sft: first run `envtune sft` with this config's `sft:`
 //                             #   section into <run_dir>/sft and start the learner from it
-//                             #   (model.path); its log is logs/sft.log
+//                             #   (model.path); its log is logs/sft.log. A checkpoint there
+//                             #   made from the same `sft:` section (after overrides) and
+//                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml)
 #ifndef ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 #define ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 
@@ -40,10 +42,17 @@ struct LaunchOptions {
   absl::Duration poll_interval = absl::Seconds(1);
   absl::Duration max_wall = absl::ZeroDuration();
   std::string warm_start = "none";
+  // The `sft:` section after overrides, plus data_dir, as YAML (ReadLaunchOptions): equal keys
+  // mean equal warm-start checkpoints.
+  std::string warm_start_key;
 };
 
 // Reads the `launch:` section of `config_path` (+ overrides) into `options`.
 absl::Status ReadLaunchOptions(LaunchOptions& options);
+
+// Whether <run_dir>/sft holds a finished warm-start checkpoint (config.json) made with
+// options.warm_start_key.
+bool CanReuseWarmStart(const LaunchOptions& options);
 
 // Runs the cluster until the curriculum finishes (OK), `stop` becomes true (OK, stopped
 // cleanly), or a process fails beyond repair (the error names the role and quotes its log).

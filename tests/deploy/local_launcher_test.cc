@@ -2,9 +2,11 @@
 #include "deploy/local_launcher.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace envtune {
@@ -55,6 +57,39 @@ TEST(LaunchOptionsTest, TheShippedDefaultIsValid) {
   absl::Status s = ReadLaunchOptions(options);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(options.warm_start, "none");
+}
+
+// The warm start's checkpoint is reused only when it finished (config.json) and was made from
+// the same `sft:` section after overrides and the same data_dir.
+TEST(LaunchOptionsTest, AWarmStartIsReusedOnlyForTheSameSftSection) {
+  const std::string run_dir = ::testing::TempDir() + "/launch_reuse";
+  std::filesystem::remove_all(run_dir);
+  const std::string config = WriteConfig("launch_reuse.yaml", absl::StrCat(R"(
+launch: {warm_start: sft, run_dir: )", run_dir, R"(}
+sft: {lr: 1.0e-3, epochs: 2}
+)"));
+  auto read = [&](std::vector<std::string> overrides) {
+    LaunchOptions options;
+    options.config_path = config;
+    options.data_dir = "data";
+    options.overrides = std::move(overrides);
+    EXPECT_TRUE(ReadLaunchOptions(options).ok());
+    return options;
+  };
+  LaunchOptions options = read({});
+  EXPECT_NE(options.warm_start_key.find("epochs: 2"), std::string::npos) << options.warm_start_key;
+  EXPECT_FALSE(CanReuseWarmStart(options));  // nothing there
+  std::filesystem::create_directories(run_dir + "/sft");
+  std::ofstream(run_dir + "/sft/warm_start_key.yaml") << options.warm_start_key;
+  EXPECT_FALSE(CanReuseWarmStart(options));  // no checkpoint beside the key
+  std::ofstream(run_dir + "/sft/config.json") << "{}";
+  EXPECT_TRUE(CanReuseWarmStart(options));
+  EXPECT_TRUE(CanReuseWarmStart(read({"learner.lr=1e-4"})));  // not the sft: section
+  EXPECT_FALSE(CanReuseWarmStart(read({"sft.epochs=3"})));
+  LaunchOptions other_data = read({});
+  other_data.data_dir = "elsewhere";
+  ASSERT_TRUE(ReadLaunchOptions(other_data).ok());
+  EXPECT_FALSE(CanReuseWarmStart(other_data));
 }
 
 }  // namespace
