@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
       config = a.substr(7);
     } else if (a.rfind("steps=", 0) == 0) {
       steps = std::atoi(a.c_str() + 6);
+    } else if (a.rfind("launch.run_dir=", 0) == 0 || a.rfind("learner.checkpoint_dir=", 0) == 0) {
+      // The benchmark reads its own temporary run directory and writes no checkpoints.
+      std::fprintf(stderr, "%s: the benchmark sets this key itself\n", a.c_str());
+      return 2;
     } else {
       overrides.push_back(a);
     }
