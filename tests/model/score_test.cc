@@ -229,6 +229,7 @@ TEST(ScoreTest, SharedPrefixMatchesFullRows) {
 // most of the tail's mass (each term is under half an ulp of its running sum); the pairwise sum
 // keeps it. Reference: fp64.
 TEST(ScoreTest, AccurateLogSoftmaxKeepsTheTailOfALargeVocabulary) {
+  at::manual_seed(0);
   at::Tensor logits = at::zeros({2, 151669}, at::kFloat);
   logits[0][7] = 17.0;
   logits[1].normal_(0.0, 1.0);
@@ -236,7 +237,8 @@ TEST(ScoreTest, AccurateLogSoftmaxKeepsTheTailOfALargeVocabulary) {
   at::Tensor reference = logits.to(at::kDouble).log_softmax(-1);
   at::Tensor ours = AccurateLogSoftmax(logits);
   EXPECT_EQ(ours.scalar_type(), at::kFloat);
-  EXPECT_LT((ours.to(at::kDouble) - reference).abs().max().item<double>(), 2e-6);
+  // fp32 rounding of log-probs down to about -25 is ~2e-6; plain log_softmax is off by ~8e-4.
+  EXPECT_LT((ours.to(at::kDouble) - reference).abs().max().item<double>(), 1e-5);
 }
 
 }  // namespace
