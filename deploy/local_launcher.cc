@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/config.h"
+#include "common/file.h"
 #include "deploy/plot.h"
 #include "deploy/process.h"
 #include "deploy/status_command.h"
@@ -95,9 +96,9 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
 
 namespace {
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+std::string WarmStartDir(const LaunchOptions& options) { return options.run_dir + "/sft"; }
+std::string WarmStartKeyPath(const LaunchOptions& options) {
+  return WarmStartDir(options) + "/warm_start_key.yaml";
 }
 
 // `envtune sft` as a child process (stoppable); returns the checkpoint directory. A complete
@@ -106,14 +107,14 @@ std::string ReadWholeFile(const std::string& path) {
 // never leaves a checkpoint that looks reusable.
 absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std::string& log_dir,
                                          const std::atomic<bool>& stop, std::ostream& progress) {
-  const std::string out_dir = options.run_dir + "/sft";
-  const std::string key_path = out_dir + "/warm_start_key.yaml";
-  std::error_code ec;
+  const std::string out_dir = WarmStartDir(options);
+  const std::string key_path = WarmStartKeyPath(options);
   if (CanReuseWarmStart(options)) {
     progress << "warm start: reusing " << out_dir << " (same sft: section; delete it to retrain)\n"
              << std::flush;
     return out_dir;
   }
+  std::error_code ec;
   std::filesystem::remove(key_path, ec);
   std::vector<std::string> argv{options.envtune_binary, "sft", "--config=" + options.config_path,
                                 "sft.data_dir=" + options.data_dir};
@@ -160,12 +161,11 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
 }  // namespace
 
 bool CanReuseWarmStart(const LaunchOptions& options) {
-  const std::string out_dir = options.run_dir + "/sft";
-  const std::string key_path = out_dir + "/warm_start_key.yaml";
+  if (options.warm_start_key.empty()) return false;
   std::error_code ec;
-  return !options.warm_start_key.empty() && std::filesystem::exists(key_path, ec) &&
-         std::filesystem::exists(out_dir + "/config.json", ec) &&
-         ReadWholeFile(key_path) == options.warm_start_key;
+  if (!std::filesystem::exists(WarmStartDir(options) + "/config.json", ec)) return false;
+  absl::StatusOr<std::string> key = ReadFileToString(WarmStartKeyPath(options));
+  return key.ok() && *key == options.warm_start_key;
 }
 
 absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::atomic<bool>& stop,

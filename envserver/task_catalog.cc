@@ -2,11 +2,11 @@
 #include "envserver/task_catalog.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 
 namespace envtune {
 namespace {
@@ -189,11 +189,9 @@ absl::StatusOr<TaskCatalog> TaskCatalog::Load(const std::string& data_dir) {
     cat.docs_[d.class_name] = PyValue::List(*std::move(docs));
   }
   std::string lc_path = absl::StrCat(data_dir, "/long_context_constants.json");
-  std::ifstream in(lc_path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", lc_path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<PyValue> lc = PyValue::FromJson(ss.str());
+  absl::StatusOr<std::string> lc_text = ReadFileToString(lc_path);
+  if (!lc_text.ok()) return lc_text.status();
+  absl::StatusOr<PyValue> lc = PyValue::FromJson(*lc_text);
   if (!lc.ok()) return absl::InvalidArgumentError(absl::StrCat(lc_path, ": invalid JSON: ", std::string(lc.status().message())));
   if (!lc->is_dict()) return absl::InvalidArgumentError(absl::StrCat(lc_path, ": not a JSON object"));
   cat.long_context_constants_ = *std::move(lc);

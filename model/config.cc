@@ -1,10 +1,9 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune {
@@ -128,14 +127,6 @@ absl::Status ParseRopeScaling(const json& j, ModelConfig* c) {
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -270,11 +261,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir) {
-  auto text = ReadFile(dir + "/config.json");
+  auto text = ReadFileToString(dir + "/config.json");
   if (!text.ok()) return text.status();
   auto config = ParseModelConfig(*text);
   if (!config.ok()) return config.status();
-  auto gen = ReadFile(dir + "/generation_config.json");
+  auto gen = ReadFileToString(dir + "/generation_config.json");
   if (gen.ok()) {
     json g = json::parse(*gen, nullptr, false);
     if (g.is_discarded() || !g.is_object()) {

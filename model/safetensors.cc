@@ -9,13 +9,13 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 #include <ATen/Functions.h>
 #include <ATen/ops/from_blob.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune {
@@ -85,14 +85,6 @@ class Mapping {
 
 absl::Status Corrupt(const std::string& path, absl::string_view what) {
   return absl::DataLossError(absl::StrCat("safetensors file ", path, ": ", what));
-}
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -191,7 +183,7 @@ absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path) {
 
 absl::StatusOr<TensorMap> ReadSafetensorsDir(const std::string& dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
-  auto index_text = ReadText(index_path);
+  auto index_text = ReadFileToString(index_path);
   if (!index_text.ok()) return ReadSafetensors(dir + "/model.safetensors");
   json index = json::parse(*index_text, nullptr, false);
   if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
