@@ -16,6 +16,39 @@ namespace {
 
 using trainer_testing::TinyPolicy;
 
+// An empty stage-1 trajectory: member `index` of group `group` (of `group_size`) at `version`.
+v1::Trajectory GroupMember(const std::string& group, int index, int group_size, uint64_t version) {
+  v1::Trajectory t;
+  t.set_episode_id(absl::StrCat(group, "/", index));
+  t.set_group_id(group);
+  t.set_group_size(static_cast<uint32_t>(group_size));
+  t.set_stage(1);
+  t.set_policy_version(version);
+  return t;
+}
+
+// Appends `ids` to `t` with their behaviour log-probs (empty: 0 each) and loss-mask bit `loss`.
+void Append(v1::Trajectory& t, const std::vector<int64_t>& ids, const std::vector<float>& logprobs,
+            bool loss) {
+  for (size_t j = 0; j < ids.size(); ++j) {
+    t.add_token_ids(static_cast<int32_t>(ids[j]));
+    t.add_behaviour_logprobs(logprobs.empty() ? 0.0f : logprobs[j]);
+    t.mutable_loss_mask()->push_back(loss ? 1 : 0);
+  }
+}
+
+// One GRPO step of a fresh trainer on `policy` (no KL) over `trajectories` at `version`.
+absl::StatusOr<StepMetrics> StepOnce(std::shared_ptr<PolicyImpl> policy,
+                                     const std::vector<v1::Trajectory>& trajectories,
+                                     uint64_t version, TrainerOptions options = {}) {
+  options.grpo.kl_coef = 0;
+  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, version, options.grpo);
+  if (!batch.ok()) return batch.status();
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(policy, nullptr, options);
+  if (!trainer.ok()) return trainer.status();
+  return (*trainer)->Step(*batch);
+}
+
 // Rolls out `n` sampled replies to random prompts with `policy` and packs them as trajectories
 // of one group (reward = number of generated tokens, arbitrary but varied).
 std::vector<v1::Trajectory> Rollouts(PolicyImpl& policy, int n, uint64_t version, uint64_t seed) {
@@ -40,24 +73,9 @@ std::vector<v1::Trajectory> Rollouts(PolicyImpl& policy, int n, uint64_t version
   if (!results.ok()) return out;
   for (int i = 0; i < n; ++i) {
     const GenerationResult& r = (*results)[static_cast<size_t>(i)];
-    v1::Trajectory t;
-    t.set_episode_id(absl::StrCat("g", seed, "/", i));
-    t.set_group_id(absl::StrCat("g", seed));
-    t.set_group_size(static_cast<uint32_t>(n));
-    t.set_stage(1);
-    t.set_policy_version(version);
-    std::string mask;
-    for (int64_t id : prompts[static_cast<size_t>(i)]) {
-      t.add_token_ids(static_cast<int32_t>(id));
-      t.add_behaviour_logprobs(0);
-      mask.push_back(0);
-    }
-    for (size_t j = 0; j < r.token_ids.size(); ++j) {
-      t.add_token_ids(static_cast<int32_t>(r.token_ids[j]));
-      t.add_behaviour_logprobs(r.logprobs[j]);
-      mask.push_back(1);
-    }
-    t.set_loss_mask(mask);
+    v1::Trajectory t = GroupMember(absl::StrCat("g", seed), i, n, version);
+    Append(t, prompts[static_cast<size_t>(i)], {}, /*loss=*/false);
+    Append(t, r.token_ids, r.logprobs, /*loss=*/true);
     t.set_prompt_tokens(static_cast<uint32_t>(prompts[static_cast<size_t>(i)].size()));
     t.set_reward(static_cast<double>(r.token_ids.size()));
     out.push_back(std::move(t));
@@ -79,13 +97,8 @@ TEST(TrainerLogprobs, LearnerMatchesGenerateWithinOneEMinus4) {
   trajectories.insert(trajectories.end(), stale.begin(), stale.end());
 
   TrainerOptions options;
-  options.grpo.kl_coef = 0;
   options.micro_batch_tokens = 40;  // several padded micro-batches
-  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 5, options.grpo);
-  ASSERT_TRUE(batch.ok()) << batch.status();
-  auto trainer = Trainer::Create(policy, nullptr, options);
-  ASSERT_TRUE(trainer.ok()) << trainer.status();
-  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  absl::StatusOr<StepMetrics> m = StepOnce(policy, trajectories, 5, options);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_DOUBLE_EQ(m->mismatch_tokens, generated);
   EXPECT_LE(m->logprob_mismatch_max, 1e-4);
@@ -101,13 +114,7 @@ TEST(TrainerLogprobs, SameVersionOnlyGivesUnitImportanceWeights) {
   auto policy = TinyPolicy(23, 64, false, 0.5);
   policy->eval();
   std::vector<v1::Trajectory> trajectories = Rollouts(*policy, 5, 1, 9);
-  TrainerOptions options;
-  options.grpo.kl_coef = 0;
-  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 1, options.grpo);
-  ASSERT_TRUE(batch.ok());
-  auto trainer = Trainer::Create(policy, nullptr, options);
-  ASSERT_TRUE(trainer.ok());
-  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  absl::StatusOr<StepMetrics> m = StepOnce(policy, trajectories, 1);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_NEAR(m->tis_weight_mean, 1.0, 1e-4);
   EXPECT_LE(m->logprob_mismatch_max, 1e-4);
@@ -142,8 +149,13 @@ TEST(TrainerLogprobs, LongPromptsAndCachedTurnsMatch) {
   std::vector<int64_t> prompt;
   for (int j = 0; j < 3000; ++j) prompt.push_back(static_cast<int64_t>(rng() % 60));
   std::vector<std::vector<int64_t>> prompts(kRows, prompt);
-  std::vector<std::string> masks(kRows, std::string(prompt.size(), 0));
-  std::vector<std::vector<float>> behaviour(kRows, std::vector<float>(prompt.size(), 0));
+  std::vector<v1::Trajectory> trajectories;
+  for (int i = 0; i < kRows; ++i) {
+    trajectories.push_back(GroupMember("long", i, kRows, /*version=*/1));
+    Append(trajectories.back(), prompt, {}, /*loss=*/false);
+    trajectories.back().set_prompt_tokens(static_cast<uint32_t>(prompt.size()));
+    trajectories.back().set_reward(i);
+  }
   std::vector<SequenceCachePtr> caches(kRows);
   GenerationOptions options;
   options.max_new_tokens = 16;
@@ -155,43 +167,16 @@ TEST(TrainerLogprobs, LongPromptsAndCachedTurnsMatch) {
     ASSERT_TRUE(results.ok()) << results.status();
     for (int i = 0; i < kRows; ++i) {
       const GenerationResult& r = (*results)[static_cast<size_t>(i)];
-      for (size_t j = 0; j < r.token_ids.size(); ++j) {
-        prompts[i].push_back(r.token_ids[j]);
-        masks[i].push_back(1);
-        behaviour[i].push_back(r.logprobs[j]);
-      }
-      for (int j = 0; j < 40; ++j) {  // the observation
-        prompts[i].push_back(static_cast<int64_t>(rng() % 60));
-        masks[i].push_back(0);
-        behaviour[i].push_back(0);
-      }
+      std::vector<int64_t> observation;
+      for (int j = 0; j < 40; ++j) observation.push_back(static_cast<int64_t>(rng() % 60));
+      Append(trajectories[i], r.token_ids, r.logprobs, /*loss=*/true);
+      Append(trajectories[i], observation, {}, /*loss=*/false);
+      prompts[i].insert(prompts[i].end(), r.token_ids.begin(), r.token_ids.end());
+      prompts[i].insert(prompts[i].end(), observation.begin(), observation.end());
     }
     ++options.seed;
   }
-  std::vector<v1::Trajectory> trajectories;
-  for (int i = 0; i < kRows; ++i) {
-    v1::Trajectory t;
-    t.set_episode_id(absl::StrCat("long/", i));
-    t.set_group_id("long");
-    t.set_group_size(kRows);
-    t.set_stage(1);
-    t.set_policy_version(1);
-    for (size_t j = 0; j < prompts[i].size(); ++j) {
-      t.add_token_ids(static_cast<int32_t>(prompts[i][j]));
-      t.add_behaviour_logprobs(behaviour[i][j]);
-    }
-    t.set_loss_mask(masks[i]);
-    t.set_prompt_tokens(static_cast<uint32_t>(prompt.size()));
-    t.set_reward(i);
-    trajectories.push_back(std::move(t));
-  }
-  TrainerOptions trainer_options;
-  trainer_options.grpo.kl_coef = 0;
-  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(trajectories, 1, trainer_options.grpo);
-  ASSERT_TRUE(batch.ok()) << batch.status();
-  auto trainer = Trainer::Create(policy, nullptr, trainer_options);
-  ASSERT_TRUE(trainer.ok()) << trainer.status();
-  absl::StatusOr<StepMetrics> m = (*trainer)->Step(*batch);
+  absl::StatusOr<StepMetrics> m = StepOnce(policy, trajectories, 1);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_GT(m->mismatch_tokens, 0);
   EXPECT_LE(m->logprob_mismatch_max, 1e-4);
