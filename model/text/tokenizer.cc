@@ -5,9 +5,7 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
 #include <queue>
-#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -15,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "common/file.h"
 #include "model/text/unicode.h"
 #include "nlohmann/json.hpp"
 
@@ -195,14 +194,6 @@ uint64_t PairKey(TokenId a, TokenId b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open tokenizer file: ", path));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading tokenizer file: ", path));
-  return buffer.str();
-}
 
 }  // namespace
 
@@ -589,8 +580,11 @@ Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadFile(path);
-  if (!text.ok()) return text.status();
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("tokenizer file: ", text.status().message()));
+  }
   auto tokenizer = FromJson(*text);
   if (!tokenizer.ok()) {
     return absl::Status(tokenizer.status().code(),
