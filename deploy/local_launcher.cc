@@ -1,5 +1,6 @@
 #include "deploy/local_launcher.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -56,6 +57,11 @@ double MetricValue(const v1::ClusterStatus& status, const std::string& name, dou
     if (m.name() == name) return m.value();
   }
   return fallback;
+}
+
+// "%.3f", or "-" for a metric not reported yet (NaN).
+std::string Figure(double value) {
+  return std::isnan(value) ? std::string("-") : absl::StrFormat("%.3f", value);
 }
 
 }  // namespace
@@ -235,13 +241,14 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   progress << options.actors << " actors started; logs in " << log_dir << "\n";
 
-  std::ofstream metrics(options.run_dir + "/metrics.jsonl", std::ios::app);
+  std::ofstream metrics(options.run_dir + "/metrics.jsonl", std::ios::trunc);  // this run only
   std::map<std::string, Series> reward_series;
   std::vector<std::pair<double, int>> stage_starts;
   int64_t last_step = -1;
   absl::Time last_line_time = absl::Now();
   uint64_t last_episodes = 0;
-  uint32_t last_stage = 0;
+  uint32_t last_stage = 0;  // the stage of the previous progress line (0 = none yet)
+  std::string last_stage_name;
   absl::Time start = absl::Now();
   int consecutive_status_failures = 0;
   absl::Status result = absl::OkStatus();
@@ -251,6 +258,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     for (Slot& slot : slots) {
       std::optional<int> exited = slot.process->PollExit();
       if (!exited.has_value()) continue;
+      if (*exited == 0 && slot.restartable) {
+        // Actors stop by themselves once the curriculum finishes; the status poll below then
+        // ends the run, so a clean exit at that point is not restarted.
+        absl::StatusOr<v1::ClusterStatus> now = FetchStatus(coordinator, 5000);
+        if (now.ok() && now->finished()) continue;
+      }
       if (!slot.restartable || slot.restarts >= options.max_restarts) {
         return fail(absl::UnavailableError(absl::StrCat(
             slot.name, " exited with status ", *exited,
@@ -278,14 +291,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     } else {
       consecutive_status_failures = 0;
       std::ofstream(options.run_dir + "/status.json") << RenderStatusJson(*status);
-      if (status->stage() != last_stage) {
-        stage_starts.emplace_back(static_cast<double>(status->learner_step()), status->stage());
-        last_stage = status->stage();
-      }
       if (static_cast<int64_t>(status->learner_step()) != last_step) {
         last_step = static_cast<int64_t>(status->learner_step());
-        std::string stage_prefix = absl::StrCat("stage", status->stage(), "/");
-        double reward = MetricValue(*status, stage_prefix + "reward", NAN);
+        // The batch this step trained on was rolled out in the stage of the previous line (the
+        // coordinator advances after the step), so the line carries that stage and the batch's
+        // mean episode reward; a stage change gets its own line below.
+        double reward = MetricValue(*status, "reward/mean", NAN);
         double accuracy = MetricValue(*status, "eval/accuracy", NAN);
         // Completed episodes since the previous progress line (actors finish them in bursts, so
         // their instantaneous heartbeat rates are mostly 0 between bursts).
@@ -296,13 +307,28 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
                       : 0.0;
         last_line_time = now;
         last_episodes = status->episodes_completed();
-        progress << absl::StrFormat(
-                        "[stage %d %s] step %d | reward %.3f | accuracy %.3f | %.2f episodes/s | "
-                        "policy v%d | %.0fs\n",
-                        status->stage(), status->stage_name(), status->learner_step(), reward,
-                        accuracy, episodes_per_s, status->policy_version(),
-                        absl::ToDoubleSeconds(absl::Now() - start))
-                 << std::flush;
+        if (last_stage == 0) {
+          last_stage = status->stage();
+          last_stage_name = status->stage_name();
+          stage_starts.emplace_back(static_cast<double>(status->learner_step()), last_stage);
+        }
+        if (status->learner_step() > 0) {
+          progress << absl::StrFormat(
+                          "[stage %d %s] step %d | reward %s | accuracy %s | %.2f episodes/s | "
+                          "policy v%d | %.0fs\n",
+                          last_stage, last_stage_name, status->learner_step(), Figure(reward),
+                          Figure(accuracy), episodes_per_s, status->policy_version(),
+                          absl::ToDoubleSeconds(absl::Now() - start))
+                   << std::flush;
+        }
+        if (status->stage() != last_stage) {
+          last_stage = status->stage();
+          last_stage_name = status->stage_name();
+          stage_starts.emplace_back(static_cast<double>(status->learner_step()), last_stage);
+          progress << absl::StrFormat("stage %d %s from learner step %d\n", last_stage,
+                                      last_stage_name, status->learner_step())
+                   << std::flush;
+        }
         nlohmann::json line;
         line["step"] = status->learner_step();
         line["stage"] = status->stage();

@@ -56,7 +56,11 @@ TEST(LaunchOptionsTest, TheShippedDefaultIsValid) {
   options.config_path = std::string(src != nullptr ? src : ".") + "/configs/tiny-cpu.yaml";
   absl::Status s = ReadLaunchOptions(options);
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_EQ(options.warm_start, "none");
+  // From a random init the tiny policy never emits a call (every reward 0), so the default
+  // warm-starts by SFT in the format its actor samples.
+  EXPECT_EQ(options.warm_start, "sft");
+  EXPECT_NE(options.warm_start_key.find("format: bfcl"), std::string::npos)
+      << options.warm_start_key;
 }
 
 // The warm start's checkpoint is reused only when it finished (config.json) and was made from

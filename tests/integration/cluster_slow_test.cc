@@ -93,6 +93,7 @@ TEST(ClusterTest, ShortCurriculumDeliversEveryEpisodeExactlyOnce) {
   std::string log = train->LogTail(1 << 20);
   EXPECT_NE(log.find("curriculum finished"), std::string::npos) << log;
   EXPECT_NE(log.find("[stage 2 hints]"), std::string::npos) << log;
+  EXPECT_NE(log.find("stage 2 hints from learner step"), std::string::npos) << log;
 
   // Leases issued and completed (the coordinator's view).
   std::map<std::string, nlohmann::json> issued;
