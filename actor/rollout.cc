@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/generate.h"
+#include "common/hash.h"
 #include "model/text/chat_template.h"
 #include "nlohmann/json.hpp"
 
@@ -19,13 +20,6 @@ namespace envtune {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // A fixed set of threads running queued closures; the destructor drains and joins.
 class ThreadPool {
@@ -340,7 +334,8 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     g.top_p = options_.top_p;
     g.top_k = options_.top_k;
     g.stop_token_ids = {*im_end};
-    g.seed = SplitMix64(options_.seed ^ SplitMix64(specs[0].options.seed()) ^ batch_counter_++);
+    // Each reply samples from its own stream (episode seed, reply index), so an episode's
+    // samples do not depend on which other episodes happened to share its generation batch.
     std::vector<std::vector<int64_t>> prompts;
     std::vector<SequenceCachePtr> caches;
     std::vector<int64_t> caps;
@@ -349,6 +344,8 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       const Episode& e = episodes[i];
       prompts.emplace_back(e.ids.begin(), e.ids.end());
       caches.push_back(e.kv);
+      g.row_seeds.push_back(SplitMix64(options_.seed ^ SplitMix64(e.spec->options.seed()) ^
+                                       SplitMix64(static_cast<uint64_t>(e.model_turns) + 1)));
       int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
       cap = std::min<int64_t>(cap, episode_tokens(e) - static_cast<int64_t>(e.ids.size()));
       caps.push_back(cap);

@@ -119,7 +119,6 @@ class Rollout {
   std::atomic<int64_t> max_batch_rows_{0};
   std::atomic<int64_t> generation_micros_{0};
   std::atomic<int64_t> env_wait_micros_{0};
-  uint64_t batch_counter_ = 0;
 };
 
 }  // namespace envtune

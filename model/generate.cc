@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/hash.h"
 #include "model/qwen2.h"
 #include "model/score.h"
 
@@ -31,6 +32,10 @@ absl::Status CheckInputs(const PolicyImpl& policy, const std::vector<std::vector
   }
   if (!(o.top_p > 0 && o.top_p <= 1)) return absl::InvalidArgumentError("top_p must be in (0, 1]");
   if (o.top_k < 0) return absl::InvalidArgumentError("top_k must be >= 0");
+  if (!o.row_seeds.empty() && o.row_seeds.size() != prompts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(o.row_seeds.size(), " row_seeds for ",
+                                                   prompts.size(), " prompts"));
+  }
   if (!o.stop_strings.empty() && !detokenize) {
     return absl::InvalidArgumentError("stop_strings need a detokenize callback");
   }
@@ -207,7 +212,19 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
         // vocabulary entry, which costs as much as a small model's decode step on CPU).
         const int64_t vocab = logits.size(-1);
         at::Tensor cdf = sampling_logp.exp().to(at::kDouble).cumsum(-1);
-        at::Tensor u = at::rand({cdf.size(0), 1}, gen, cdf.options()) * cdf.narrow(-1, vocab - 1, 1);
+        at::Tensor u;
+        if (options.row_seeds.empty()) {
+          u = at::rand({cdf.size(0), 1}, gen, cdf.options());
+        } else {
+          std::vector<double> draws(active.size());
+          for (size_t r = 0; r < active.size(); ++r) {
+            const uint64_t bits = SplitMix64(options.row_seeds[active[r]] ^
+                                             SplitMix64(static_cast<uint64_t>(step)));
+            draws[r] = static_cast<double>(bits >> 11) * 0x1.0p-53;  // [0, 1)
+          }
+          u = at::tensor(draws, cdf.options()).unsqueeze(1);
+        }
+        u = u * cdf.narrow(-1, vocab - 1, 1);
         tokens = at::searchsorted(cdf, u, /*out_int32=*/false, /*right=*/true)
                      .squeeze(1)
                      .clamp_max(vocab - 1);

@@ -37,6 +37,10 @@ struct GenerationOptions {
   int64_t top_k = 0;         // 0 = off
   double top_p = 1.0;        // in (0, 1]; 1 = off
   uint64_t seed = 0;         // sampling is reproducible for equal inputs, options and seed
+  // Empty, or one per prompt: row i then draws its uniforms from its own stream (row_seeds[i],
+  // token index) instead of the batch's `seed`, so its sample does not depend on which other
+  // rows share the batch (up to rounding of its logits in a different batch shape).
+  std::vector<uint64_t> row_seeds;
   // Generation of a row stops after it emits one of these (the token is kept in the output).
   std::vector<int64_t> stop_token_ids;
   // ...or once the detokenized generated text contains one of these (needs `detokenize`; the

@@ -179,6 +179,41 @@ TEST_F(SamplingTest, SeededSamplingIsReproducible) {
   EXPECT_TRUE(any_different) << "different seeds gave identical samples";
 }
 
+// With row seeds a row's sample is its own: generated alone, or in a batch with other rows in
+// another order, it draws the same tokens (what makes actor rollouts reproducible whatever the
+// generation batches happen to be).
+TEST_F(SamplingTest, RowSeedsMakeARowsSampleIndependentOfItsBatch) {
+  GenerationOptions options;
+  options.max_new_tokens = 16;
+  options.row_seeds = {101, 202, 303};
+  auto batch = Generate(*policy_, prompts_, options);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    GenerationOptions alone = options;
+    alone.row_seeds = {options.row_seeds[i]};
+    alone.seed = 999;  // unused when row seeds are given
+    auto single = Generate(*policy_, {prompts_[i]}, alone);
+    ASSERT_TRUE(single.ok()) << single.status();
+    EXPECT_EQ((*single)[0].token_ids, (*batch)[i].token_ids) << "row " << i;
+  }
+  GenerationOptions reversed = options;
+  reversed.row_seeds = {303, 202, 101};
+  auto other = Generate(*policy_, {prompts_[2], prompts_[1], prompts_[0]}, reversed);
+  ASSERT_TRUE(other.ok());
+  for (size_t i = 0; i < prompts_.size(); ++i) {
+    EXPECT_EQ((*other)[2 - i].token_ids, (*batch)[i].token_ids) << "row " << i;
+  }
+  GenerationOptions reseeded = options;
+  reseeded.row_seeds = {102, 203, 304};
+  auto c = Generate(*policy_, prompts_, reseeded);
+  ASSERT_TRUE(c.ok());
+  bool any_different = false;
+  for (size_t i = 0; i < prompts_.size(); ++i) any_different |= (*c)[i].token_ids != (*batch)[i].token_ids;
+  EXPECT_TRUE(any_different) << "different row seeds gave identical samples";
+  options.row_seeds = {1, 2};  // not one per prompt
+  EXPECT_FALSE(Generate(*policy_, prompts_, options).ok());
+}
+
 TEST_F(SamplingTest, TopKOneAndTinyTopPAreGreedy) {
   GenerationOptions greedy;
   greedy.do_sample = false;
