@@ -11,8 +11,8 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
-#include "model/generate.h"
 #include "common/hash.h"
+#include "model/generate.h"
 #include "model/text/chat_template.h"
 #include "nlohmann/json.hpp"
 

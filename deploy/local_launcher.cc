@@ -307,11 +307,13 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
                       : 0.0;
         last_line_time = now;
         last_episodes = status->episodes_completed();
-        if (last_stage == 0) {
+        // The stage the next progress lines carry, from this status on.
+        auto enter_stage = [&] {
           last_stage = status->stage();
           last_stage_name = status->stage_name();
           stage_starts.emplace_back(static_cast<double>(status->learner_step()), last_stage);
-        }
+        };
+        if (last_stage == 0) enter_stage();
         if (status->learner_step() > 0) {
           progress << absl::StrFormat(
                           "[stage %d %s] step %d | reward %s | accuracy %s | %.2f episodes/s | "
@@ -322,9 +324,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
                    << std::flush;
         }
         if (status->stage() != last_stage) {
-          last_stage = status->stage();
-          last_stage_name = status->stage_name();
-          stage_starts.emplace_back(static_cast<double>(status->learner_step()), last_stage);
+          enter_stage();
           progress << absl::StrFormat("stage %d %s from learner step %d\n", last_stage,
                                       last_stage_name, status->learner_step())
                    << std::flush;

@@ -21,16 +21,8 @@ namespace envtune {
 namespace {
 
 using integration::Binary;
+using integration::ReadJsonLines;
 using integration::SourceDir;
-
-std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
-}
 
 std::string ClusterConfig(const std::string& dir) {
   return absl::StrCat(R"(

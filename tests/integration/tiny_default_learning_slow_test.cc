@@ -5,7 +5,6 @@
 // About 8 minutes on 2 cores.
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@ namespace envtune {
 namespace {
 
 using integration::Binary;
+using integration::ReadJsonLines;
 using integration::SourceDir;
 
 struct Trend {
@@ -83,9 +83,7 @@ TEST(TinyDefaultLearning, StageOneRewardRisesUnderRl) {
   // The learner's batch reward per step while stage 1 was being rolled out (steps 1..10; the
   // coordinator advances after step 10).
   std::vector<double> stage1;
-  std::ifstream in(dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line);
+  for (const nlohmann::json& j : ReadJsonLines(dir + "/metrics.jsonl")) {
     const int step = j.value("step", 0);
     if (step < 1 || step > 10 || !j["metrics"].contains("reward/mean")) continue;
     stage1.push_back(j["metrics"]["reward/mean"].get<double>());
