@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "actor/evaluation.h"
 #include "envserver/episode.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/score.h"
 #include "model/text/chat_template.h"
@@ -209,7 +210,9 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
     const std::string dtype_name = (o.dtype == "bf16" || o.dtype == "bfloat16") ? "bfloat16" : "float32";
     absl::StatusOr<c10::ScalarType> dtype = DtypeFromName(dtype_name);
     if (!dtype.ok()) return dtype.status();
-    const c10::Device device(o.device);
+    absl::StatusOr<c10::Device> resolved = ResolveDevice(o.device);
+    if (!resolved.ok()) return resolved.status();
+    const c10::Device device = *resolved;
     Policy policy{nullptr};
     if (o.model.empty()) {
       TinyQwen2Spec spec = o.tiny;
