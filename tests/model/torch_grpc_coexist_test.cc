@@ -54,8 +54,12 @@ TEST(TorchGrpcCoexist, ProtobufComesFromDebiansLibraryAndMatchesItsHeaders) {
   EXPECT_THAT(torch_lib, testing::HasSubstr("libtorch_cpu")) << torch_lib;
   EXPECT_EQ(TORCH_VERSION_MAJOR, 2);
 #if ENVTUNE_WITH_CUDA
+  // A CUDA build links libtorch_cuda (and through it NCCL) into every torch binary, so the
+  // CUDA code paths are linked even where no GPU exists.
   EXPECT_NE(dlopen("libtorch_cuda.so", RTLD_NOLOAD | RTLD_LAZY), nullptr)
       << "a CUDA build should have libtorch_cuda loaded";
+  EXPECT_NE(dlopen("libnccl.so.2", RTLD_NOLOAD | RTLD_LAZY), nullptr)
+      << "a CUDA build should have NCCL loaded";
 #endif
 }
 
