@@ -168,15 +168,22 @@ at::Tensor RotateHalf(const at::Tensor& x) {
 }
 
 // Recomputes a decoder layer in backward (like torch.utils.checkpoint, non-reentrant grads via
-// autograd::grad over the layer input and its trainable parameters).
+// autograd::grad over the layer input and its trainable parameters). Autograd functions take no
+// undefined tensors, so "no mask" (causal only) crosses apply() as an empty tensor.
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static at::Tensor Wrap(const at::Tensor& mask, const at::Tensor& like) {
+    return mask.defined() ? mask : at::empty({0}, like.options().dtype(at::kBool));
+  }
+  static at::Tensor Unwrap(const at::Tensor& mask) {
+    return mask.numel() == 0 ? at::Tensor() : mask;
+  }
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor cos,
                             at::Tensor sin, at::Tensor mask, at::TensorList params,
                             int64_t layer_address) {
     ctx->saved_data["layer"] = layer_address;
     ctx->save_for_backward({x, cos, sin, mask});
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(layer_address);
-    return layer->forward(x, cos, sin, mask, nullptr, 0);
+    return layer->forward(x, cos, sin, Unwrap(mask), nullptr, 0);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
@@ -189,7 +196,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     at::Tensor out;
     {
       torch::AutoGradMode enable(true);
-      out = layer->forward(inputs[0], saved[1], saved[2], saved[3], nullptr, 0);
+      out = layer->forward(inputs[0], saved[1], saved[2], Unwrap(saved[3]), nullptr, 0);
     }
     auto grads = torch::autograd::grad({out}, inputs, {grad_out[0]}, /*retain_graph=*/false,
                                        /*create_graph=*/false, /*allow_unused=*/true);
@@ -464,7 +471,8 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
       for (const auto& p : layer->parameters()) {
         if (p.requires_grad()) params.push_back(p);
       }
-      x = CheckpointedLayer::apply(x, cos, sin, mask, at::TensorList(params),
+      x = CheckpointedLayer::apply(x, cos, sin, CheckpointedLayer::Wrap(mask, x),
+                                   at::TensorList(params),
                                    reinterpret_cast<int64_t>(layer.get()));
     } else {
       x = layer->forward(x, cos, sin, mask, cache, static_cast<int64_t>(i));

@@ -115,7 +115,7 @@ TEST(ScoreTest, CheckpointingGivesTheSameGradients) {
     ScoreOptions so;
     so.compute_entropy = true;
     auto out = ScoreTokens(**policy, c.ids, c.attn, c.loss_mask, so);
-    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(out.ok()) << out.status();
     (MeanNll(*out) + 0.1 * (out->entropy * out->mask).sum()).backward();
     grads[ckpt] = Grads(**policy);
   }
