@@ -158,6 +158,11 @@ std::string EpisodeEngine::Seal(const v1::EpisodeState& state) const {
 }
 
 absl::StatusOr<v1::EpisodeState> EpisodeEngine::Open(std::string_view blob) const {
+  std::string_view tag;
+  return OpenBlob(blob, &tag);
+}
+
+absl::StatusOr<v1::EpisodeState> EpisodeEngine::OpenBlob(std::string_view blob, std::string_view* tag_out) const {
   if (blob.empty()) return absl::InvalidArgumentError("episode_state is empty; pass the blob the last StartEpisode/Step returned");
   if (blob.size() < 1 + kTagBytes) {
     return absl::InvalidArgumentError(absl::StrCat("episode_state is truncated (", blob.size(), " bytes)"));
@@ -179,6 +184,7 @@ absl::StatusOr<v1::EpisodeState> EpisodeEngine::Open(std::string_view blob) cons
     return absl::InvalidArgumentError(
         "episode_state failed authentication (tampered, truncated, or sealed with another key)");
   }
+  *tag_out = tag;
   v1::EpisodeState state;
   if (!state.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return absl::InvalidArgumentError("episode_state payload does not parse");
@@ -218,6 +224,37 @@ absl::StatusOr<std::shared_ptr<const EpisodeEngine::TaskCache>> EpisodeEngine::G
     lru_.pop_back();
   }
   return entry;
+}
+
+std::unique_ptr<EpisodeEngine::EpisodeEntry> EpisodeEngine::TakeEpisode(std::string_view tag) const {
+  if (options_.episode_cache_capacity == 0) return nullptr;
+  absl::MutexLock lock(&episode_mu_);
+  auto it = episodes_.find(std::string(tag));
+  if (it == episodes_.end()) return nullptr;
+  std::unique_ptr<EpisodeEntry> entry = std::move(it->second.entry);
+  episode_lru_.erase(it->second.pos);
+  episodes_.erase(it);
+  return entry;
+}
+
+void EpisodeEngine::PutEpisode(std::string_view tag, std::unique_ptr<EpisodeEntry> entry) const {
+  if (options_.episode_cache_capacity == 0) return;
+  std::unique_ptr<EpisodeEntry> evicted;  // destroyed outside the lock
+  absl::MutexLock lock(&episode_mu_);
+  auto [it, inserted] = episodes_.try_emplace(std::string(tag));
+  if (!inserted) {
+    // The same blob sealed twice (identical episodes stepped identically): keep the newer.
+    evicted = std::move(it->second.entry);
+    episode_lru_.erase(it->second.pos);
+  }
+  episode_lru_.push_front(it->first);
+  it->second = EpisodeSlot{std::move(entry), episode_lru_.begin()};
+  if (episodes_.size() > options_.episode_cache_capacity) {
+    auto last = episodes_.find(episode_lru_.back());
+    evicted = std::move(last->second.entry);
+    episodes_.erase(last);
+    episode_lru_.pop_back();
+  }
 }
 
 absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view task_id,
@@ -283,7 +320,8 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     return absl::InvalidArgumentError(absl::StrCat("model_output is ", model_output.size(), " bytes; the limit is ",
                                                    options_.max_model_output_bytes));
   }
-  absl::StatusOr<v1::EpisodeState> opened = Open(episode_state);
+  std::string_view tag;
+  absl::StatusOr<v1::EpisodeState> opened = OpenBlob(episode_state, &tag);
   if (!opened.ok()) return opened.status();
   v1::EpisodeState s = *std::move(opened);
   if (s.ended()) {
@@ -302,13 +340,18 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, s.augmented());
   if (!cache.ok()) return cache.status();
 
-  // Rebuild the model side: initial sandbox + every executed step so far.
-  Sandbox model = (*cache)->initial;
-  std::vector<std::string> all_results;
-  for (const v1::ExecutedStep& step : s.steps()) {
-    std::vector<std::string> calls(step.calls().begin(), step.calls().end());
-    for (CallRecord& r : model.ExecuteCalls(calls)) all_results.push_back(std::move(r.result));
+  // The model side: from the episode cache, else rebuilt (initial sandbox + every executed step).
+  std::unique_ptr<EpisodeEntry> episode = TakeEpisode(tag);
+  if (episode == nullptr) {
+    episode = std::make_unique<EpisodeEntry>(EpisodeEntry{(*cache)->initial, {}});
+    for (const v1::ExecutedStep& step : s.steps()) {
+      for (const std::string& call : step.calls()) {
+        episode->all_results.push_back(episode->model.ExecuteCall(call).result);
+      }
+    }
   }
+  Sandbox& model = episode->model;
+  std::vector<std::string>& all_results = episode->all_results;
 
   const v1::OutputFormat format = FormatOf(s);
   const bool eval = s.options().bfcl_eval_semantics();
@@ -460,6 +503,10 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   FinalizeComponents(s, num_turns, resp.mutable_components(), &reward);
   resp.set_episode_reward(reward);
   resp.set_episode_state(Seal(s));
+  if (!s.ended()) {
+    const std::string& blob = resp.episode_state();
+    PutEpisode(std::string_view(blob).substr(blob.size() - kTagBytes), std::move(episode));
+  }
   return resp;
 }
 
