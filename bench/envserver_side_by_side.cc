@@ -11,7 +11,9 @@
 //
 // Output: one JSON object {"task_ids": [...], "modes": {"rebuild"|"cached": {category: {"us",
 // "turns", "steps", "scored"}, ..., "all": {...}}}}.
-// Usage: bench_envserver_side_by_side DATA_DIR [tasks per category (default 200)]
+// Usage: bench_envserver_side_by_side DATA_DIR [tasks per category (default 200)] [modes (default
+//        rebuild,cached); e.g. "cached" alone for profiling] [timed passes (default 1; the figures
+//        are the last pass's)]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,12 +118,16 @@ int Main(int argc, char** argv) {
   nlohmann::json out;
   out["task_ids"] = nlohmann::json::array();
   for (const Trajectory& t : trajectories) out["task_ids"].push_back(t.task->id);
+  const std::string modes = argc > 3 ? argv[3] : "rebuild,cached";
+  const int passes = argc > 4 ? std::max(1, std::atoi(argv[4])) : 1;
   for (const char* mode : {"rebuild", "cached"}) {
+    if (modes.find(mode) == std::string::npos) continue;
     EpisodeEngineOptions options;
     options.hmac_key = "bench-key";
     if (std::string(mode) == "rebuild") options.episode_cache_capacity = 0;
     EpisodeEngine engine(&*catalog, options);
     Replay(engine, trajectories);  // untimed: fills the per-task caches
+    for (int i = 1; i < passes; ++i) Replay(engine, trajectories);
     for (const auto& [cat, c] : Replay(engine, trajectories)) {
       out["modes"][mode][cat] = {{"us", c.us}, {"turns", c.turns}, {"steps", c.steps}, {"scored", c.scored}};
     }

@@ -38,7 +38,8 @@
 //   rebuilding the model side from the initial sandbox and every executed call of the blob; a
 //   miss (another replica served the previous step, eviction, restart, a blob used twice) rebuilds
 //   from the blob, with the same result byte for byte. An entry is taken (removed) by its first
-//   hit, so nothing is copied and two Steps never share one.
+//   hit, so nothing is copied and two Steps never share one. A blob byte-identical to the one an
+//   entry was stored for is not verified or parsed again (this engine sealed those very bytes).
 // Thread-safe: one engine serves concurrent calls; its caches (initial sandboxes per task and
 // augmentation, ground-truth replays per task and augmentation, rebuilt episode states per blob)
 // are bounded LRU maps.
@@ -47,6 +48,7 @@
 
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -72,7 +74,8 @@ struct EpisodeEngineOptions {
   size_t cache_capacity = 2048;
   // Rebuilt episode states kept (LRU), keyed by the digest of the blob they belong to; 0 turns
   // the episode cache off (every Step rebuilds from the blob). An entry is one model-side sandbox
-  // plus its result strings: a few kB for base tasks, up to ~0.5 MB for long-context ones.
+  // plus its result strings and the blob: a few kB for base tasks, up to ~0.5 MB for long-context
+  // ones.
   size_t episode_cache_capacity = 1024;
   size_t max_model_output_bytes = 256 * 1024;  // larger model_output -> INVALID_ARGUMENT
   size_t max_calls_per_step = 64;              // more calls in one reply -> format error (BFCL GT max: 34)
@@ -110,25 +113,49 @@ class EpisodeEngine {
   const EpisodeEngineOptions& options() const { return options_; }
 
  private:
+  // The texts a task shows in one output format; they depend on nothing else, so they are
+  // rendered once (JSON of the function docs is most of Start's work otherwise).
+  struct TaskPrompts {
+    std::string system;                              // "" for Hermes (tools travel as schemas)
+    std::map<int, std::vector<std::string>> tools;   // turn 0 and every reveal turn -> tools_json
+    std::map<int, std::string> opening;              // empty-question turn -> its user message
+  };
   struct TaskCache {
+    TaskCache(Sandbox initial_sandbox, ReplayResult replay)
+        : initial(std::move(initial_sandbox)), truth(std::move(replay)) {}
     Sandbox initial;     // model side, fresh from the initial config
     ReplayResult truth;  // ground-truth side, per turn
+    // [turn][class index of `initial`]: the class's initial public state equals the truth's
+    // after that turn (decides the state check of a class the model never touched).
+    std::vector<std::vector<char>> truth_is_initial;
+    // Per output format (index = v1::OutputFormat), rendered on first use.
+    mutable absl::Mutex prompts_mu;
+    mutable std::shared_ptr<const TaskPrompts> prompts[4] ABSL_GUARDED_BY(prompts_mu);
   };
+  std::shared_ptr<const TaskPrompts> Prompts(const TaskCache& cache, const BfclTask& task,
+                                             v1::OutputFormat format) const;
   // The model side of an episode after the steps its blob lists.
   struct EpisodeEntry {
     Sandbox model;
     std::vector<std::string> all_results;  // every result string so far, in order
+    std::string blob;                      // the sealed blob this entry belongs to
+    v1::EpisodeState state;                // its opened state
   };
   absl::StatusOr<std::shared_ptr<const TaskCache>> GetTaskCache(const BfclTask& task, bool augment) const;
-  // Open() that also returns the blob's seal tag (the episode-cache key).
-  absl::StatusOr<v1::EpisodeState> OpenBlob(std::string_view blob, std::string_view* tag) const;
-  // Removes and returns the entry under `tag`, or nullptr.
-  std::unique_ptr<EpisodeEntry> TakeEpisode(std::string_view tag) const;
-  void PutEpisode(std::string_view tag, std::unique_ptr<EpisodeEntry> entry) const;
+  // Removes and returns the entry of `blob` (looked up by its seal tag, then compared byte for
+  // byte with the blob it was stored for: a blob identical to one this engine sealed needs no
+  // verification or parsing), or nullptr.
+  std::unique_ptr<EpisodeEntry> TakeEpisode(std::string_view blob) const;
+  // Stores `entry` under its blob's seal tag. REQUIRES: entry->blob was sealed by Seal().
+  void PutEpisode(std::unique_ptr<EpisodeEntry> entry) const;
   const SandboxContext* Context(bool augment) const { return augment ? &augmented_ : &plain_; }
+
+  struct SealContext;
+  static std::shared_ptr<const SealContext> MakeSealContext(const std::string& key);
 
   const TaskCatalog* catalog_;
   EpisodeEngineOptions options_;
+  std::shared_ptr<const SealContext> seal_;
   SandboxContext plain_;
   SandboxContext augmented_;
 

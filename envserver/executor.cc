@@ -198,6 +198,7 @@ Sandbox& Sandbox::operator=(const Sandbox& other) {
   instance_names_ = other.instance_names_;
   instances_.clear();
   for (const auto& inst : other.instances_) instances_.push_back(inst ? inst->Clone() : nullptr);
+  touched_ = other.touched_;
   method_instance_ = other.method_instance_;
   method_class_ = other.method_class_;
   instance_index_ = other.instance_index_;
@@ -205,6 +206,7 @@ Sandbox& Sandbox::operator=(const Sandbox& other) {
 }
 
 void Sandbox::BuildMaps() {
+  touched_.assign(classes_.size(), 0);
   method_instance_.clear();
   method_class_.clear();
   instance_index_.clear();
@@ -217,6 +219,13 @@ void Sandbox::BuildMaps() {
       method_class_[m] = classes_[i];
     }
   }
+}
+
+int Sandbox::ClassIndex(std::string_view class_name) const {
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    if (classes_[i] == class_name) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 ToolApi* Sandbox::instance(std::string_view class_name) {
@@ -330,6 +339,7 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
         args.keywords.emplace_back(k.as_str(), x);
       }
     }
+    touched_[index] = 1;
     CallOutcome out = instances_[index]->Invoke(method, args);
     served = classes_[index];
     if (out.raised()) return absl::InvalidArgumentError(*out.exception_message);
@@ -339,6 +349,27 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
   rec.served_by = served;
   if (!value.ok()) return raise(std::string(value.status().message()));
   rec.result = CallOutcome::Return(*std::move(value)).ResultString();
+  return rec;
+}
+
+CallRecord Sandbox::ExecuteDecoded(std::string call, DecodedCall& decoded) {
+  auto it = method_instance_.find(decoded.name);
+  if (it == method_instance_.end() || IsBlockedCallName(decoded.name)) return ExecuteCall(call);
+  const size_t index = instance_index_.at(it->second);
+  if (instances_[index] == nullptr) return ExecuteCall(call);
+  PyArgs args;
+  args.keywords = std::move(decoded.keywords);
+  touched_[index] = 1;
+  CallOutcome out = instances_[index]->Invoke(decoded.name, args);
+  CallRecord rec;
+  rec.call = std::move(call);
+  rec.served_by = classes_[index];
+  if (out.raised()) {
+    rec.raised = true;
+    rec.result = CallOutcome::Raise(*std::move(out.exception_message)).ResultString();
+  } else {
+    rec.result = CallOutcome::Return(std::move(out.value)).ResultString();
+  }
   return rec;
 }
 

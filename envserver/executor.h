@@ -29,6 +29,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "envserver/decode.h"
 #include "envserver/pyvalue.h"
 #include "envserver/tool_api.h"
 
@@ -66,6 +67,11 @@ class Sandbox {
   Sandbox& operator=(Sandbox&&) = default;
 
   CallRecord ExecuteCall(std::string_view call);
+  // ExecuteCall(call) for a call the decoder also gave structured (DecodeResult::structured):
+  // the same record, without rewriting and parsing `call` when `decoded.name` is one of this
+  // sandbox's methods and not blocked (otherwise ExecuteCall(call) decides). Consumes the
+  // keyword values.
+  CallRecord ExecuteDecoded(std::string call, DecodedCall& decoded);
   std::vector<CallRecord> ExecuteCalls(const std::vector<std::string>& calls);
   // Convenience: just the result strings.
   std::vector<std::string> ExecuteCallStrings(const std::vector<std::string>& calls);
@@ -78,6 +84,13 @@ class Sandbox {
   // nullptr when the class is not involved or unavailable.
   ToolApi* instance(std::string_view class_name);
   const ToolApi* instance(std::string_view class_name) const;
+  // Index of `class_name` in classes(), or -1.
+  int ClassIndex(std::string_view class_name) const;
+  // nullptr when unavailable. REQUIRES: i < classes().size().
+  const ToolApi* instance_at(size_t i) const { return instances_[i].get(); }
+  // Whether a call has reached a method of class i since Create (a touched instance may still
+  // hold its initial state; an untouched one certainly does). Copies keep the flags.
+  bool touched(size_t i) const { return touched_[i] != 0; }
   // Class serving each method name (later class wins on clashes).
   const absl::flat_hash_map<std::string, std::string>& method_classes() const { return method_class_; }
 
@@ -91,6 +104,7 @@ class Sandbox {
   std::vector<std::string> unavailable_;  // involved but not registered
   std::vector<std::string> instance_names_;                     // parallel to classes_
   std::vector<std::unique_ptr<ToolApi>> instances_;             // parallel; nullptr if unavailable
+  std::vector<char> touched_;                                   // parallel; see touched()
   absl::flat_hash_map<std::string, std::string> method_instance_;  // method -> instance name
   absl::flat_hash_map<std::string, std::string> method_class_;     // method -> class
   absl::flat_hash_map<std::string, size_t> instance_index_;        // instance name -> index
