@@ -12,7 +12,7 @@
 // replicas: the episode cache then mostly misses and the figures include rebuilding).
 //
 // Usage: bench_envserver_scale_bench [--envtune PATH] [--data_dir DIR] [--replicas 1,2,4]
-//          [--inflight N (default 8)] [--seconds S (default 4)] [--tasks N per category (default 50)]
+//          [--inflight N,... (episodes in flight; default 8)] [--seconds S (default 4)] [--tasks N per category (default 50)]
 //          [--pin (server i runs on CPU i mod CPUs)]
 //        bench_envserver_scale_bench --serve --data_dir DIR --hmac_key_file F   (one server)
 #include <sched.h>
@@ -36,6 +36,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/channels.h"
 #include "envserver/env_service.h"
 #include "envserver/task_catalog.h"
@@ -53,7 +54,7 @@ struct Args {
   std::string data_dir;
   std::string hmac_key_file;
   std::vector<int> replicas = {1, 2, 4};
-  int inflight = 8;
+  std::vector<int> inflight = {8};
   double seconds = 4;
   int tasks = 50;
   bool serve = false;
@@ -303,7 +304,12 @@ bool ParseArgs(int argc, char** argv, Args* a) {
         a->replicas.push_back(n);
       }
     } else if (k == "--inflight" && value(&v)) {
-      if (!absl::SimpleAtoi(v, &a->inflight) || a->inflight < 1) return false;
+      a->inflight.clear();
+      for (absl::string_view p : absl::StrSplit(v, ',')) {
+        int n = 0;
+        if (!absl::SimpleAtoi(p, &n) || n < 1 || n > 4096) return false;
+        a->inflight.push_back(n);
+      }
     } else if (k == "--seconds" && value(&v)) {
       if (!absl::SimpleAtod(v, &a->seconds) || a->seconds <= 0) return false;
     } else if (k == "--tasks" && value(&v)) {
@@ -323,6 +329,8 @@ int Main(int argc, char** argv) {
                  "[--inflight N] [--seconds S] [--tasks N] [--pin]\n");
     return 2;
   }
+  // As `envtune env-server` does (deploy/env_commands.cc): no global lock-order graph.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (args.serve) return Serve(args);
 
   absl::StatusOr<TaskCatalog> catalog = TaskCatalog::Load(args.data_dir + "/bfcl");
@@ -366,12 +374,12 @@ int Main(int argc, char** argv) {
   ssize_t len = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (len > 0) self.assign(buf, static_cast<size_t>(len));
 
-  std::printf("scale_bench: %zu trajectories (%d tasks per category), %d episodes in flight, %.1f s per size, "
+  std::printf("scale_bench: %zu trajectories (%d tasks per category), %.1f s per size and in-flight count, "
               "servers: %s%s; machine: %u hardware threads\n",
-              trajectories.size(), args.tasks, args.inflight, args.seconds,
+              trajectories.size(), args.tasks, args.seconds,
               args.envtune.empty() ? "this binary --serve (EnvServer)" : args.envtune.c_str(),
               args.pin ? ", server i pinned to CPU i mod CPUs" : "", std::thread::hardware_concurrency());
-  std::printf("%-9s %12s %10s %10s %8s  %s\n", "replicas", "steps/s", "p50 us", "p99 us", "errors",
+  std::printf("%-9s %9s %12s %10s %10s %8s  %s\n", "replicas", "inflight", "steps/s", "p50 us", "p99 us", "errors",
               "steps served per replica");
   int rc = 0;
   for (int n : args.replicas) {
@@ -402,22 +410,25 @@ int Main(int argc, char** argv) {
     };
     // Warm-up: every replica fills its per-task caches (initial sandboxes, ground truth, prompts).
     drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, false));
-    drivers.back()->Run(args.inflight, after(std::max(2.0, 1.5 * n)));
-    drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, true));
-    Result r = drivers.back()->Run(args.inflight, after(args.seconds));
-    std::string shares;
-    for (const std::string& a : addresses) {
-      long c = 0;
-      for (const auto& [peer, count] : r.per_peer) {
-        if (peer.size() >= a.size() && peer.compare(peer.size() - a.size(), a.size(), a) == 0) c += count;
+    drivers.back()->Run(args.inflight.back(), after(std::max(2.0, 1.5 * n)));
+    for (int inflight : args.inflight) {
+      drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, true));
+      Result r = drivers.back()->Run(inflight, after(args.seconds));
+      std::string shares;
+      for (const std::string& a : addresses) {
+        long c = 0;
+        for (const auto& [peer, count] : r.per_peer) {
+          if (peer.size() >= a.size() && peer.compare(peer.size() - a.size(), a.size(), a) == 0) c += count;
+        }
+        shares += std::to_string(c) + " ";
+        if (c == 0) rc = 1;  // a replica that served nothing: round_robin is not spreading
       }
-      shares += std::to_string(c) + " ";
-      if (c == 0) rc = 1;  // a replica that served nothing: round_robin is not spreading
+      std::printf("%-9d %9d %12.0f %10.1f %10.1f %8ld  %s\n", n, inflight,
+                  r.step_us.size() / std::max(1e-9, r.seconds), Percentile(r.step_us, 0.5),
+                  Percentile(r.step_us, 0.99), r.errors, shares.c_str());
+      std::fflush(stdout);
+      if (r.errors > 0) rc = 1;
     }
-    std::printf("%-9d %12.0f %10.1f %10.1f %8ld  %s\n", n, r.step_us.size() / std::max(1e-9, r.seconds),
-                Percentile(r.step_us, 0.5), Percentile(r.step_us, 0.99), r.errors, shares.c_str());
-    std::fflush(stdout);
-    if (r.errors > 0) rc = 1;
   }
   unlink(key_path);
   return rc;
