@@ -8,6 +8,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "envserver/decode.h"
 #include "envserver/prompts.h"
 #include "openssl/core_names.h"
@@ -164,6 +165,9 @@ EpisodeEngine::EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions op
     ctx->today_day = options_.today_day;
   }
   augmented_.augment = true;
+  if (options_.parse_cache_capacity > 0) {
+    parse_cache_ = std::make_unique<ParsedCallCache>(options_.parse_cache_capacity);
+  }
 }
 
 bool EpisodeEngine::DecideAugment(uint64_t seed, std::string_view task_id, double probability) {
@@ -266,7 +270,8 @@ absl::StatusOr<std::shared_ptr<const EpisodeEngine::TaskCache>> EpisodeEngine::G
   }
   // Built outside the lock: two threads may build the same entry; the first stored wins.
   absl::StatusOr<Sandbox> initial = Sandbox::Create(task.id, task.involved_classes, task.initial_config,
-                                                    task.long_context(), Context(augment), SandboxOptions{kModelSideName});
+                                                    task.long_context(), Context(augment),
+                                                    SandboxOptions{kModelSideName, parse_cache_.get()});
   if (!initial.ok()) return initial.status();
   absl::StatusOr<ReplayResult> truth = ReplayGroundTruth(task, Context(augment), GroundTruthSandboxOptions());
   if (!truth.ok()) return truth.status();
@@ -457,8 +462,11 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
 
   // Token-level sampling can produce invalid UTF-8; decode it like Python's errors="replace" so
   // that call strings, results and the blob stay valid protobuf strings.
-  const std::string text = SanitizeUtf8(model_output);
-  model_output = text;
+  std::string sanitized;
+  if (!IsValidUtf8(model_output)) {
+    sanitized = SanitizeUtf8(model_output);
+    model_output = sanitized;
+  }
   DecodeResult decoded = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? DecodeModelOutput(DecodeMode::kBfclPrompting, model_output)
                          : format == v1::OUTPUT_FORMAT_HERMES       ? DecodeHermes(model_output)
                                                                     : DecodeEnvTuning(model_output);

@@ -77,6 +77,9 @@ struct EpisodeEngineOptions {
   // plus its result strings and the blob: a few kB for base tasks, up to ~0.5 MB for long-context
   // ones.
   size_t episode_cache_capacity = 1024;
+  // Parsed call strings kept for rebuilding episodes from blobs (ParsedCallCache; it starts over
+  // when full; ~1 kB each); 0 turns the memo off.
+  size_t parse_cache_capacity = 16384;
   size_t max_model_output_bytes = 256 * 1024;  // larger model_output -> INVALID_ARGUMENT
   size_t max_calls_per_step = 64;              // more calls in one reply -> format error (BFCL GT max: 34)
   size_t max_result_bytes = 1 << 20;           // one result as shown (scoring uses the full text)
@@ -156,6 +159,7 @@ class EpisodeEngine {
   const TaskCatalog* catalog_;
   EpisodeEngineOptions options_;
   std::shared_ptr<const SealContext> seal_;
+  std::unique_ptr<ParsedCallCache> parse_cache_;  // nullptr when off; used by model-side sandboxes
   SandboxContext plain_;
   SandboxContext augmented_;
 

@@ -90,7 +90,37 @@ const std::string* RepeatedKeyword(const PyNode& n) {
   return nullptr;
 }
 
+std::shared_ptr<const ParsedCallCache::Entry> ParseCall(const std::string& code) {
+  auto entry = std::make_shared<ParsedCallCache::Entry>();
+  absl::StatusOr<PyNodePtr> tree = ParsePyExpression(code, /*strip_leading_ws=*/true);
+  if (!tree.ok()) {
+    entry->status = tree.status();
+    return entry;
+  }
+  if (const std::string* dup = RepeatedKeyword(**tree)) entry->repeated_kw = *dup;
+  entry->tree = *std::move(tree);
+  return entry;
+}
+
 }  // namespace
+
+std::shared_ptr<const ParsedCallCache::Entry> ParsedCallCache::Parse(const std::string& code) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(code);
+    if (it != entries_.end()) return it->second;
+  }
+  std::shared_ptr<const Entry> entry = ParseCall(code);  // outside the lock
+  absl::MutexLock lock(&mu_);
+  if (entries_.size() >= capacity_) entries_.clear();
+  entries_.emplace(code, entry);
+  return entry;
+}
+
+size_t ParsedCallCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
 
 bool IsBlockedCallName(std::string_view name) {
   for (const char* b : kBlocked) {
@@ -264,10 +294,11 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
   }
   if (IsBlockedCallName(head)) return raise(absl::StrCat("Function call ", head, " is not allowed."));
 
-  absl::StatusOr<PyNodePtr> tree = ParsePyExpression(code, /*strip_leading_ws=*/true);
-  if (!tree.ok()) return raise(std::string(tree.status().message()));
-  if (const std::string* dup = RepeatedKeyword(**tree)) {
-    return raise(absl::StrCat("keyword argument repeated: ", *dup, " (<string>, line 1)"));
+  std::shared_ptr<const ParsedCallCache::Entry> parsed =
+      options_.parse_cache != nullptr ? options_.parse_cache->Parse(code) : ParseCall(code);
+  if (!parsed->status.ok()) return raise(std::string(parsed->status.message()));
+  if (parsed->repeated_kw.has_value()) {
+    return raise(absl::StrCat("keyword argument repeated: ", *parsed->repeated_kw, " (<string>, line 1)"));
   }
 
   std::string served;
@@ -345,7 +376,7 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
     if (out.raised()) return absl::InvalidArgumentError(*out.exception_message);
     return std::move(out.value);
   };
-  absl::StatusOr<PyValue> value = EvalPyLiteral(**tree, hook);
+  absl::StatusOr<PyValue> value = EvalPyLiteral(*parsed->tree, hook);
   rec.served_by = served;
   if (!value.ok()) return raise(std::string(value.status().message()));
   rec.result = CallOutcome::Return(*std::move(value)).ResultString();

@@ -23,20 +23,46 @@
 #define ENVTUNE_ENVSERVER_EXECUTOR_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "envserver/decode.h"
+#include "envserver/pyparse.h"
 #include "envserver/pyvalue.h"
 #include "envserver/tool_api.h"
 
 namespace envtune {
 
+// A thread-safe memo of parsed call strings (after BFCL's rewriting), shared by the sandboxes of
+// one engine, so rebuilding an episode from its blob does not parse the same calls again.
+// Bounded: once it holds `capacity` entries it starts over empty.
+class ParsedCallCache {
+ public:
+  struct Entry {
+    absl::Status status;                     // the parse error, if any
+    PyNodePtr tree;                          // when status is OK
+    std::optional<std::string> repeated_kw;  // a keyword repeated in some call of the tree
+  };
+  explicit ParsedCallCache(size_t capacity) : capacity_(capacity) {}
+  // The parse of `code`, from the memo or parsed now.
+  std::shared_ptr<const Entry> Parse(const std::string& code);
+  size_t size() const;
+
+ private:
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 struct SandboxOptions {
   std::string model_name = "envtune";
+  // Not owned; nullptr: every call is parsed. Must outlive the sandbox and its copies.
+  ParsedCallCache* parse_cache = nullptr;
 };
 
 struct CallRecord {

@@ -1,5 +1,6 @@
 // The speed paths of the episode engine give the bytes the plain paths give: the episode cache
-// (hits, misses, blobs used twice, forged blobs under a cached tag), structured execution of
+// (hits, misses, blobs used twice, forged blobs under a cached tag), the parse memo of rebuilds
+// (including calls that do not parse), structured execution of
 // decoded calls (Sandbox::ExecuteDecoded vs ExecuteCall), the file-system state comparison
 // without building the state, and the decoder's choice of when a call may run structured.
 #include <memory>
@@ -34,9 +35,12 @@ class EpisodeCacheTest : public ::testing::Test {
     catalog_ = new TaskCatalog(*std::move(c));
     EpisodeEngineOptions cached;
     cached.hmac_key = "test-key";
-    EpisodeEngineOptions plain = cached;
-    plain.episode_cache_capacity = 0;
+    EpisodeEngineOptions memo = cached;
+    memo.episode_cache_capacity = 0;  // rebuilds every step, through the parse memo
+    EpisodeEngineOptions plain = memo;
+    plain.parse_cache_capacity = 0;  // rebuilds every step, parsing every call
     cached_ = new EpisodeEngine(catalog_, cached);
+    memo_ = new EpisodeEngine(catalog_, memo);
     plain_ = new EpisodeEngine(catalog_, plain);
   }
   void SetUp() override {
@@ -52,6 +56,7 @@ class EpisodeCacheTest : public ::testing::Test {
         ToolCall(R"j([{"name": "mkdir", "arguments": {"dir_name": "a(b)"}}])j"),
         "no tags at all",
         ToolCall(R"j([{"name": "not_a_function", "arguments": {"x": 1.5}}])j"),
+        ToolCall(R"j([{"name": "lambda", "arguments": {}}, {"name": "None", "arguments": {"x": 1}}])j"),
     };
     for (const auto& calls : task.ground_truth) {
       if (!calls.empty()) {
@@ -65,10 +70,12 @@ class EpisodeCacheTest : public ::testing::Test {
 
   static TaskCatalog* catalog_;
   static EpisodeEngine* cached_;
+  static EpisodeEngine* memo_;
   static EpisodeEngine* plain_;
 };
 TaskCatalog* EpisodeCacheTest::catalog_ = nullptr;
 EpisodeEngine* EpisodeCacheTest::cached_ = nullptr;
+EpisodeEngine* EpisodeCacheTest::memo_ = nullptr;
 EpisodeEngine* EpisodeCacheTest::plain_ = nullptr;
 
 TEST_F(EpisodeCacheTest, CachedAndRebuiltStepsGiveTheSameBytes) {
@@ -88,9 +95,12 @@ TEST_F(EpisodeCacheTest, CachedAndRebuiltStepsGiveTheSameBytes) {
         for (const std::string& reply : Replies(*tasks[k])) {
           absl::StatusOr<v1::StepResponse> x = cached_->Step(blob, reply);
           absl::StatusOr<v1::StepResponse> y = plain_->Step(blob, reply);
+          absl::StatusOr<v1::StepResponse> z = memo_->Step(blob, reply);
           ASSERT_TRUE(x.ok()) << tasks[k]->id << ": " << x.status();
           ASSERT_TRUE(y.ok()) << tasks[k]->id << ": " << y.status();
+          ASSERT_TRUE(z.ok()) << tasks[k]->id << ": " << z.status();
           ASSERT_EQ(Bytes(*x), Bytes(*y)) << tasks[k]->id << " step " << x->step_index() << " turn " << x->turn_index();
+          ASSERT_EQ(Bytes(*z), Bytes(*y)) << tasks[k]->id << " step " << z->step_index() << " turn " << z->turn_index();
           ++steps;
           blob = x->episode_state();
           if (x->episode_ended()) break;
