@@ -3,8 +3,11 @@
 //
 // For every task of every category (up to N per category) whose ground truth converts to
 // envtuning replies: Start, then per turn one step with the turn's ground-truth calls (if any)
-// and one answering step, which scores the turn. All in process, one thread. Two engines:
-//   rebuild: episode cache off; every Step rebuilds the model side from the blob;
+// and one answering step, which scores the turn. All in process, one thread. Three engines:
+//   rebuild: episode cache and parse memo off; every Step rebuilds the model side from the blob,
+//            parsing every call again (the stateless baseline);
+//   miss:    episode cache off, parse memo on: what a replica does when the step's previous step
+//            was served elsewhere (round_robin over several replicas);
 //   cached:  the engine as shipped (episode cache keyed by the blob's digest).
 // Each engine replays everything once untimed (fills the per-task caches: initial sandboxes and
 // ground-truth replays, which BFCL's side also computes before timing), then once timed.
@@ -12,7 +15,7 @@
 // Output: one JSON object {"task_ids": [...], "modes": {"rebuild"|"cached": {category: {"us",
 // "turns", "steps", "scored"}, ..., "all": {...}}}}.
 // Usage: bench_envserver_side_by_side DATA_DIR [tasks per category (default 200)] [modes (default
-//        rebuild,cached); e.g. "cached" alone for profiling] [timed passes (default 1; the figures
+//        rebuild,miss,cached); e.g. "cached" alone for profiling] [timed passes (default 1; the figures
 //        are the last pass's)]
 #include <chrono>
 #include <cstdio>
@@ -118,13 +121,14 @@ int Main(int argc, char** argv) {
   nlohmann::json out;
   out["task_ids"] = nlohmann::json::array();
   for (const Trajectory& t : trajectories) out["task_ids"].push_back(t.task->id);
-  const std::string modes = argc > 3 ? argv[3] : "rebuild,cached";
+  const std::string modes = argc > 3 ? argv[3] : "rebuild,miss,cached";
   const int passes = argc > 4 ? std::max(1, std::atoi(argv[4])) : 1;
-  for (const char* mode : {"rebuild", "cached"}) {
+  for (const std::string mode : {"rebuild", "miss", "cached"}) {
     if (modes.find(mode) == std::string::npos) continue;
     EpisodeEngineOptions options;
     options.hmac_key = "bench-key";
-    if (std::string(mode) == "rebuild") options.episode_cache_capacity = 0;
+    if (mode != "cached") options.episode_cache_capacity = 0;
+    if (mode == "rebuild") options.parse_cache_capacity = 0;
     EpisodeEngine engine(&*catalog, options);
     Replay(engine, trajectories);  // untimed: fills the per-task caches
     for (int i = 1; i < passes; ++i) Replay(engine, trajectories);
