@@ -36,7 +36,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "common/channels.h"
 #include "envserver/env_service.h"
 #include "envserver/task_catalog.h"
@@ -329,8 +328,7 @@ int Main(int argc, char** argv) {
                  "[--inflight N] [--seconds S] [--tasks N] [--pin]\n");
     return 2;
   }
-  // As `envtune env-server` does (deploy/env_commands.cc): no global lock-order graph.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  ConfigureEnvServerProcess();  // as `envtune env-server` does (env_service.h)
   if (args.serve) return Serve(args);
 
   absl::StatusOr<TaskCatalog> catalog = TaskCatalog::Load(args.data_dir + "/bfcl");

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "envserver/env_service.h"
 #include "envserver/episode.h"
 #include "envserver/task_catalog.h"
 #include "nlohmann/json.hpp"
@@ -88,6 +89,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_envserver_side_by_side DATA_DIR [tasks per category]\n");
     return 2;
   }
+  ConfigureEnvServerProcess();  // the engine runs under the env server's process settings
   const std::string data_dir = argv[1];
   const int per_category = argc > 2 ? std::max(1, std::atoi(argv[2])) : 200;
   absl::StatusOr<TaskCatalog> catalog = TaskCatalog::Load(data_dir + "/bfcl");

@@ -9,7 +9,6 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "envserver/env_cli.h"
 #include "envserver/env_service.h"
@@ -189,10 +188,7 @@ const char* EnvCommandsUsage() {
 }
 
 int RunEnvServerCommand(const EnvServerCommandArgs& args) {
-  // absl's Mutex deadlock detector (on in Debian's absl build) records every lock order in a
-  // global graph: ~4% of a loopback step's CPU in gRPC's and the engine's mutexes (perf under
-  // bench_envserver_scale_bench). The env server's locks are leaf locks.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  ConfigureEnvServerProcess();  // heap and lock-checking settings (env_service.h)
   EnvServiceOptions options;
   options.data_dir = args.data_dir;
   if (!args.hmac_key_file.empty()) {
