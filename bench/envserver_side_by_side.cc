@@ -98,7 +98,9 @@ int Main(int argc, char** argv) {
     return 1;
   }
   std::vector<Trajectory> trajectories;
+  const std::string only = argc > 5 ? argv[5] : "";
   for (const std::string& cat : TaskCatalog::Categories()) {
+    if (cat.find(only) == std::string::npos) continue;
     int n = 0;
     for (const BfclTask* task : catalog->ByCategory(cat)) {
       if (n >= per_category) break;

@@ -531,7 +531,7 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     step->set_turn(s.turn_index());
     bool raised = false;
     std::vector<std::string> shown;
-    for (const CallRecord& r : records) {
+    for (CallRecord& r : records) {
       step->add_calls(r.call);
       v1::CallResult* cr = resp.add_calls();
       cr->set_call(r.call);
@@ -539,8 +539,8 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       cr->set_raised(r.raised);
       cr->set_api_class(r.served_by);
       raised = raised || r.raised;
-      all_results.push_back(r.result);
       shown.push_back(CapText(r.result, options_.max_result_bytes));
+      all_results.push_back(std::move(r.result));
     }
     resp.set_step_signal(raised ? -2 : -1);
     if (raised) {

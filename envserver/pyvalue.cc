@@ -1095,6 +1095,10 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
+void AppendPyJsonString(std::string_view s, bool ensure_ascii, std::string* out) {
+  AppendJsonString(s, ensure_ascii, *out);
+}
+
 absl::StatusOr<PyValue> PyValue::FromJson(std::string_view text) {
   PySaxBuilder builder;
   bool ok = false;
