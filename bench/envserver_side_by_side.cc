@@ -12,11 +12,11 @@
 // Each engine replays everything once untimed (fills the per-task caches: initial sandboxes and
 // ground-truth replays, which BFCL's side also computes before timing), then once timed.
 //
-// Output: one JSON object {"task_ids": [...], "modes": {"rebuild"|"cached": {category: {"us",
-// "turns", "steps", "scored"}, ..., "all": {...}}}}.
+// Output: one JSON object {"task_ids": [...], "modes": {"rebuild"|"miss"|"cached": {category:
+// {"us", "turns", "steps", "scored"}, ..., "all": {...}}}}.
 // Usage: bench_envserver_side_by_side DATA_DIR [tasks per category (default 200)] [modes (default
-//        rebuild,miss,cached); e.g. "cached" alone for profiling] [timed passes (default 1; the figures
-//        are the last pass's)]
+//        rebuild,miss,cached); e.g. "cached" alone for profiling] [timed passes (default 1; the
+//        figures are the last pass's)] [category substring, e.g. long_context (default: all)]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
