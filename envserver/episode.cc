@@ -1,6 +1,7 @@
 // The episode engine (see episode.h).
 #include "envserver/episode.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -29,30 +30,47 @@ constexpr size_t kTagBytes = 32;
 constexpr char kModelSideName[] = "envtune_eval";
 
 // SHA-256 / HMAC-SHA256 over kSealDomain, the kind byte and the payload (streamed: no copy).
-void ComputeTagInto(const EVP_MD* sha256, const EVP_MAC_CTX* keyed, uint8_t kind, std::string_view payload,
-                    unsigned char out[kTagBytes]) {
+// `keyed_id` identifies `keyed` for the life of the process (addresses are reused, ids are not).
+void ComputeTagInto(const EVP_MD* sha256, const EVP_MAC_CTX* keyed, uint64_t keyed_id, uint8_t kind,
+                    std::string_view payload, unsigned char out[kTagBytes]) {
   const unsigned char kind_byte = kind;
   const auto* p = reinterpret_cast<const unsigned char*>(payload.data());
   const auto* domain = reinterpret_cast<const unsigned char*>(kSealDomain);
   const size_t domain_len = sizeof(kSealDomain) - 1;
+  // One working context per thread, reset from the keyed one for each tag (no allocation).
+  struct Scratch {
+    EVP_MAC_CTX* mac = nullptr;
+    uint64_t copied_from = 0;  // keyed_id of `mac`; 0: none
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    ~Scratch() {
+      EVP_MAC_CTX_free(mac);
+      EVP_MD_CTX_free(md);
+    }
+  };
+  thread_local Scratch scratch;
   if (kind == kSealHmac) {
-    EVP_MAC_CTX* c = EVP_MAC_CTX_dup(keyed);
+    if (scratch.copied_from != keyed_id) {  // first use on this thread, or another engine's key
+      EVP_MAC_CTX_free(scratch.mac);
+      scratch.mac = EVP_MAC_CTX_dup(keyed);
+      scratch.copied_from = keyed_id;
+    }
+    EVP_MAC_CTX* c = scratch.mac;
     size_t len = 0;
-    if (c == nullptr || !EVP_MAC_update(c, domain, domain_len) || !EVP_MAC_update(c, &kind_byte, 1) ||
-        !EVP_MAC_update(c, p, payload.size()) || !EVP_MAC_final(c, out, &len, kTagBytes) || len != kTagBytes) {
+    // EVP_MAC_init without a key restarts with the key already set.
+    if (c == nullptr || !EVP_MAC_init(c, nullptr, 0, nullptr) || !EVP_MAC_update(c, domain, domain_len) ||
+        !EVP_MAC_update(c, &kind_byte, 1) || !EVP_MAC_update(c, p, payload.size()) ||
+        !EVP_MAC_final(c, out, &len, kTagBytes) || len != kTagBytes) {
       std::abort();  // OpenSSL out of memory; the context was verified at construction
     }
-    EVP_MAC_CTX_free(c);
     return;
   }
-  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  EVP_MD_CTX* c = scratch.md;
   unsigned int len = 0;
   if (c == nullptr || !EVP_DigestInit_ex(c, sha256, nullptr) || !EVP_DigestUpdate(c, domain, domain_len) ||
       !EVP_DigestUpdate(c, &kind_byte, 1) || !EVP_DigestUpdate(c, p, payload.size()) ||
       !EVP_DigestFinal_ex(c, out, &len) || len != kTagBytes) {
     std::abort();
   }
-  EVP_MD_CTX_free(c);
 }
 
 v1::OutputFormat FormatOf(const v1::EpisodeState& s) { return s.options().output_format(); }
@@ -190,6 +208,7 @@ struct EpisodeEngine::SealContext {
   EVP_MD* sha256 = nullptr;
   EVP_MAC* mac = nullptr;
   EVP_MAC_CTX* keyed = nullptr;  // never updated itself
+  uint64_t id = 0;               // unique per context in this process (never 0)
   ~SealContext() {
     EVP_MAC_CTX_free(keyed);
     EVP_MAC_free(mac);
@@ -198,7 +217,9 @@ struct EpisodeEngine::SealContext {
 };
 
 std::shared_ptr<const EpisodeEngine::SealContext> EpisodeEngine::MakeSealContext(const std::string& key) {
+  static std::atomic<uint64_t> next_id{1};
   auto ctx = std::make_shared<SealContext>();
+  ctx->id = next_id.fetch_add(1);
   ctx->sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   ctx->mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (ctx->sha256 == nullptr || ctx->mac == nullptr) std::abort();  // libcrypto without SHA-256
@@ -218,7 +239,7 @@ std::string EpisodeEngine::Seal(const v1::EpisodeState& state) const {
   std::string blob(1 + size + kTagBytes, '\0');
   blob[0] = static_cast<char>(kind);
   state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&blob[1]));
-  ComputeTagInto(seal_->sha256, seal_->keyed, kind, std::string_view(blob).substr(1, size),
+  ComputeTagInto(seal_->sha256, seal_->keyed, seal_->id, kind, std::string_view(blob).substr(1, size),
                  reinterpret_cast<unsigned char*>(&blob[1 + size]));
   return blob;
 }
@@ -241,7 +262,7 @@ absl::StatusOr<v1::EpisodeState> EpisodeEngine::Open(std::string_view blob) cons
   std::string_view payload = blob.substr(1, blob.size() - 1 - kTagBytes);
   std::string_view tag = blob.substr(blob.size() - kTagBytes);
   unsigned char want[kTagBytes];
-  ComputeTagInto(seal_->sha256, seal_->keyed, kind, payload, want);
+  ComputeTagInto(seal_->sha256, seal_->keyed, seal_->id, kind, payload, want);
   if (CRYPTO_memcmp(want, tag.data(), kTagBytes) != 0) {
     return absl::InvalidArgumentError(
         "episode_state failed authentication (tampered, truncated, or sealed with another key)");

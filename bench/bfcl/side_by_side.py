@@ -27,8 +27,9 @@ envtune modes (bench_envserver_side_by_side, run as a child on the same core):
   cached     EpisodeEngine::Step as shipped: the same blob protocol, with the per-replica cache of
              rebuilt episode states keyed by the blob's digest (a miss rebuilds from the blob).
 
-Prints a table (microseconds per turn, per category and overall) and the ratios the acceptance
-criteria name.
+Prints a table (microseconds per turn, per category and overall; each figure the best of
+--rounds interleaved rounds, since load from other processes only slows a run) and the ratios the
+acceptance criteria name.
 """
 import argparse
 import copy
@@ -189,24 +190,45 @@ def main():
     ap.add_argument("--envtune_bench", required=True, help="path of bench_envserver_side_by_side")
     ap.add_argument("--data_dir", required=True, help="envtune data directory (holds bfcl/)")
     ap.add_argument("--tasks_per_category", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each figure is the best")
     ap.add_argument("--json", help="also write all figures to this file")
     args = ap.parse_args()
 
-    # envtune first (its own process, inheriting this process's CPU affinity).
-    proc = subprocess.run([args.envtune_bench, args.data_dir, str(args.tasks_per_category)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        sys.exit(f"side_by_side: {args.envtune_bench} failed with exit code {proc.returncode}")
-    envtune = json.loads(proc.stdout)
-    ids = envtune["task_ids"]
+    def run_envtune():
+        # Its own process, inheriting this process's CPU affinity.
+        proc = subprocess.run([args.envtune_bench, args.data_dir, str(args.tasks_per_category)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr)
+            sys.exit(f"side_by_side: {args.envtune_bench} failed with exit code {proc.returncode}")
+        return json.loads(proc.stdout)
 
+    def keep_best(best, new):
+        """Per category, the faster of two measurements (a shared machine only ever slows a run)."""
+        if best is None:
+            return new
+        return {c: (new[c] if new[c]["us"] < best[c]["us"] else best[c]) for c in best}
+
+    # Rounds alternate the sides (envtune, BFCL stateless, BFCL stateful, ...), so load from other
+    # processes on a shared machine does not fall on one side only; each figure is its side's
+    # best round.
+    envtune = run_envtune()
+    ids = envtune["task_ids"]
     tasks = load_tasks(args.data_dir)
     truths = {i: ground_truth_side(tasks[i]) for i in ids}  # untimed, like envtune's warm cache
-    results = {"envtune": envtune["modes"]}
-    for name, fn in [("stateless", run_task_stateless), ("stateful", run_task_stateful)]:
+    for fn in (run_task_stateless, run_task_stateful):
         measure(tasks, ids[: min(len(ids), 40)], truths, fn)  # warm-up (imports, allocator)
-        results[f"bfcl_{name}"] = with_total(measure(tasks, ids, truths, fn))
+    best = {"bfcl_stateless": None, "bfcl_stateful": None}
+    modes = {m: None for m in envtune["modes"]}
+    for r in range(args.rounds):
+        if r > 0:
+            envtune = run_envtune()
+        for m in modes:
+            modes[m] = keep_best(modes[m], envtune["modes"][m])
+        for name, fn in [("stateless", run_task_stateless), ("stateful", run_task_stateful)]:
+            best[f"bfcl_{name}"] = keep_best(best[f"bfcl_{name}"], with_total(measure(tasks, ids, truths, fn)))
+    envtune["modes"] = modes
+    results = {"envtune": modes, **best}
 
     rows = [("BFCL Python, stateless (replay per step)", results["bfcl_stateless"]),
             ("BFCL Python, stateful (instances kept)", results["bfcl_stateful"])]
@@ -216,7 +238,8 @@ def main():
         rows.append((label, envtune["modes"][mode]))
     cats = CATEGORIES + ["all"]
     print(f"side by side: {len(ids)} tasks, ground-truth trajectories, one core "
-          f"(affinity {sorted(os.sched_getaffinity(0))}); microseconds per turn")
+          f"(affinity {sorted(os.sched_getaffinity(0))}), best of {args.rounds} interleaved rounds; "
+          f"load average at the end {os.getloadavg()[0]:.1f}; microseconds per turn")
     print(f"{'':44s}" + "".join(f"{c:>14s}" for c in cats))
     for label, r in rows:
         print(f"{label:44s}" + "".join(f"{r[c]['us'] / max(1, r[c]['turns']):14.1f}" for c in cats))

@@ -159,6 +159,31 @@ TEST_F(EpisodeCacheTest, ABlobFromAnotherKeyIsRejectedEvenWhenTheTagIsCached) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Sealing reuses a per-thread HMAC context; engines made and dropped one after another (possibly
+// at the same address) with different keys must still seal with their own key.
+TEST_F(EpisodeCacheTest, EnginesWithDifferentKeysSealWithTheirOwnKey) {
+  std::vector<std::string> blobs;
+  for (const char* key : {"k1", "k2", "k1", ""}) {
+    EpisodeEngineOptions o;
+    o.hmac_key = key;
+    auto engine = std::make_unique<EpisodeEngine>(catalog_, o);
+    absl::StatusOr<v1::StartEpisodeResponse> s = engine->Start("multi_turn_base_42", v1::EpisodeOptions());
+    ASSERT_TRUE(s.ok());
+    blobs.push_back(s->episode_state());
+  }
+  EXPECT_EQ(blobs[0], blobs[2]);
+  EXPECT_NE(blobs[0], blobs[1]);
+  for (const char* key : {"k1", "k2", ""}) {
+    EpisodeEngineOptions o;
+    o.hmac_key = key;
+    EpisodeEngine engine(catalog_, o);
+    const std::string k = key;
+    EXPECT_EQ(engine.Open(blobs[0]).ok(), k == "k1") << k;
+    EXPECT_EQ(engine.Open(blobs[1]).ok(), k == "k2") << k;
+    EXPECT_EQ(engine.Open(blobs[3]).ok(), k.empty()) << k;
+  }
+}
+
 // ExecuteDecoded gives ExecuteCall's records and leaves the same state, whichever path it takes.
 TEST_F(EpisodeCacheTest, StructuredExecutionMatchesCallStrings) {
   const BfclTask* task = catalog_->Find("multi_turn_base_42");
