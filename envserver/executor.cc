@@ -229,26 +229,23 @@ Sandbox& Sandbox::operator=(const Sandbox& other) {
   instances_.clear();
   for (const auto& inst : other.instances_) instances_.push_back(inst ? inst->Clone() : nullptr);
   touched_ = other.touched_;
-  method_instance_ = other.method_instance_;
-  method_class_ = other.method_class_;
-  instance_index_ = other.instance_index_;
+  maps_ = other.maps_;
   return *this;
 }
 
 void Sandbox::BuildMaps() {
   touched_.assign(classes_.size(), 0);
-  method_instance_.clear();
-  method_class_.clear();
-  instance_index_.clear();
+  auto maps = std::make_shared<Maps>();
   for (size_t i = 0; i < classes_.size(); ++i) {
-    instance_index_[instance_names_[i]] = i;
+    maps->instance_index[instance_names_[i]] = i;
     if (instances_[i] == nullptr) continue;
     for (const std::string& m : instances_[i]->MethodNames()) {
       if (m.empty() || m[0] == '_') continue;
-      method_instance_[m] = instance_names_[i];  // later class wins
-      method_class_[m] = classes_[i];
+      maps->method_instance[m] = instance_names_[i];  // later class wins
+      maps->method_class[m] = classes_[i];
     }
   }
+  maps_ = std::move(maps);
 }
 
 int Sandbox::ClassIndex(std::string_view class_name) const {
@@ -285,7 +282,7 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
     rec.result = CallOutcome::Raise(std::move(msg)).ResultString();
     return rec;
   };
-  std::string code = RewriteCallString(call, method_instance_);
+  std::string code = RewriteCallString(call, maps_->method_instance);
   // Blocklist: text before the first '(', then the part after the first '.'.
   std::string head = code.substr(0, code.find('('));
   if (size_t dot = head.find('.'); dot != std::string::npos) {
@@ -311,8 +308,8 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
       return absl::InvalidArgumentError(absl::StrCat("name '", func.text, "' is not defined"));
     }
     if (func.kind == PyNodeKind::kAttribute && func.a->kind == PyNodeKind::kName) {
-      auto it = instance_index_.find(func.a->text);
-      if (it == instance_index_.end() || instances_[it->second] == nullptr) {
+      auto it = maps_->instance_index.find(func.a->text);
+      if (it == maps_->instance_index.end() || instances_[it->second] == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat("name '", func.a->text, "' is not defined"));
       }
       index = it->second;
@@ -384,9 +381,9 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
 }
 
 CallRecord Sandbox::ExecuteDecoded(std::string call, DecodedCall& decoded) {
-  auto it = method_instance_.find(decoded.name);
-  if (it == method_instance_.end() || IsBlockedCallName(decoded.name)) return ExecuteCall(call);
-  const size_t index = instance_index_.at(it->second);
+  auto it = maps_->method_instance.find(decoded.name);
+  if (it == maps_->method_instance.end() || IsBlockedCallName(decoded.name)) return ExecuteCall(call);
+  const size_t index = maps_->instance_index.at(it->second);
   if (instances_[index] == nullptr) return ExecuteCall(call);
   PyArgs args;
   args.keywords = std::move(decoded.keywords);

@@ -118,7 +118,7 @@ class Sandbox {
   // hold its initial state; an untouched one certainly does). Copies keep the flags.
   bool touched(size_t i) const { return touched_[i] != 0; }
   // Class serving each method name (later class wins on clashes).
-  const absl::flat_hash_map<std::string, std::string>& method_classes() const { return method_class_; }
+  const absl::flat_hash_map<std::string, std::string>& method_classes() const { return maps_->method_class; }
 
  private:
   Sandbox() = default;
@@ -131,9 +131,13 @@ class Sandbox {
   std::vector<std::string> instance_names_;                     // parallel to classes_
   std::vector<std::unique_ptr<ToolApi>> instances_;             // parallel; nullptr if unavailable
   std::vector<char> touched_;                                   // parallel; see touched()
-  absl::flat_hash_map<std::string, std::string> method_instance_;  // method -> instance name
-  absl::flat_hash_map<std::string, std::string> method_class_;     // method -> class
-  absl::flat_hash_map<std::string, size_t> instance_index_;        // instance name -> index
+  // Fixed once the instances exist; copies of a sandbox share them.
+  struct Maps {
+    absl::flat_hash_map<std::string, std::string> method_instance;  // method -> instance name
+    absl::flat_hash_map<std::string, std::string> method_class;     // method -> class
+    absl::flat_hash_map<std::string, size_t> instance_index;        // instance name -> index
+  };
+  std::shared_ptr<const Maps> maps_;
 };
 
 }  // namespace envtune
