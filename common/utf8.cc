@@ -1,5 +1,8 @@
 #include "common/utf8.h"
 
+#include <cstdint>
+#include <cstring>
+
 namespace envtune {
 
 size_t DecodeUtf8At(std::string_view s, size_t i, char32_t* cp, size_t* maximal,
@@ -46,6 +49,18 @@ size_t DecodeUtf8At(std::string_view s, size_t i, char32_t* cp, size_t* maximal,
 size_t FirstInvalidUtf8Offset(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    // ASCII runs, eight bytes at a time.
+    while (i + 8 <= s.size()) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) != 0) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     const size_t n = DecodeUtf8At(s, i, nullptr);
     if (n == 0) return i;
     i += n;

@@ -18,7 +18,7 @@ ABSL_FLAG(std::string, format, "envtuning", "env play: reply format (envtuning, 
 ABSL_FLAG(double, augment_probability, 1.0, "env play: probability of the augmented environment");
 ABSL_FLAG(uint64_t, seed, 0, "env play: seed of the augmentation decision");
 ABSL_FLAG(bool, bfcl_eval, false, "env play: BFCL evaluation semantics (20 steps, no hints)");
-ABSL_FLAG(std::string, mode, "prompting", "env check: decoding of raw replies (prompting, fc, envtuning)");
+ABSL_FLAG(std::string, mode, "prompting", "env check/decode: decoding of raw replies (prompting, fc, envtuning)");
 ABSL_FLAG(std::string, model_name, "envtune",
           "env check/replay: BFCL model-name argument (sandbox instance-name prefix)");
 
@@ -184,10 +184,11 @@ const char* EnvCommandsUsage() {
          "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] [--bfcl_eval]\n"
          "  env replay    execute call strings per turn, golden-format lines: env replay FILE|-\n"
          "  env check     BFCL multi-turn checker verdicts + rewards: env check FILE|- [--mode prompting|fc|envtuning]\n"
-         "  env decode    decode model replies to BFCL call strings: env decode FILE|-";
+         "  env decode    decode model replies to BFCL call strings: env decode FILE|- [--mode prompting|fc|envtuning]";
 }
 
 int RunEnvServerCommand(const EnvServerCommandArgs& args) {
+  ConfigureEnvServerProcess();  // heap and lock-checking settings (env_service.h)
   EnvServiceOptions options;
   options.data_dir = args.data_dir;
   if (!args.hmac_key_file.empty()) {

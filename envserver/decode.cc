@@ -2,6 +2,7 @@
 #include "envserver/decode.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -171,6 +172,41 @@ bool IsIdentifier(const std::string& s) {
 }
 
 // ---- envtuning
+
+bool IsPythonKeyword(std::string_view s) {
+  static constexpr std::string_view kKeywords[] = {
+      "False", "None",   "True",    "and",      "as",       "assert", "async",  "await",
+      "break", "class",  "continue", "def",     "del",      "elif",   "else",   "except",
+      "finally", "for",  "from",    "global",   "if",       "import", "in",     "is",
+      "lambda", "nonlocal", "not",  "or",       "pass",     "raise",  "return", "try",
+      "while", "with",   "yield"};
+  for (std::string_view k : kKeywords) {
+    if (s == k) return true;
+  }
+  return false;
+}
+
+// Whether repr(v), parsed and evaluated as a literal inside a call string that BFCL's rewriting
+// leaves alone, gives back v: no '(' in any string, no non-finite float.
+bool ReprRoundTrips(const PyValue& v) {
+  switch (v.type()) {
+    case PyValue::Type::kStr: return v.as_str().find('(') == std::string::npos;
+    case PyValue::Type::kFloat: return std::isfinite(v.as_float());
+    case PyValue::Type::kList:
+    case PyValue::Type::kTuple:
+    case PyValue::Type::kSet:
+      for (const PyValue& x : v.items()) {
+        if (!ReprRoundTrips(x)) return false;
+      }
+      return true;
+    case PyValue::Type::kDict:
+      for (const auto& [k, x] : v.dict()) {
+        if (!ReprRoundTrips(k) || !ReprRoundTrips(x)) return false;
+      }
+      return true;
+    default: return true;
+  }
+}
 
 struct Block {
   std::string tag;  // "think", "tool_call", "answer"
@@ -351,31 +387,41 @@ DecodeResult DecodeEnvTuning(std::string_view text) {
   if (!json->is_list() && !json->is_dict()) {
     return NoCall("the <tool_call> JSON is neither a list nor an object");
   }
-  PyList items = json->is_dict() ? PyList{*json} : json->items();
+  PyList items = json->is_dict() ? PyList{*std::move(json)} : std::move(json->items());
   if (items.empty()) return NoCall("the <tool_call> list is empty");
-  for (const PyValue& item : items) {
+  bool structured = true;
+  for (PyValue& item : items) {
     if (!item.is_dict()) return NoCall("a tool call is not a JSON object");
     const PyValue* name = item.dict().Find("name");
     if (name == nullptr || !name->is_str() || !IsIdentifier(name->as_str())) {
       return NoCall("a tool call has no valid \"name\"");
     }
     PyValue args = PyValue::Dict();
-    if (const PyValue* a = item.dict().Find("arguments"); a != nullptr) {
-      args = *a;
-      if (a->is_str()) {
-        absl::StatusOr<PyValue> parsed = PyValue::FromJson(a->as_str());
+    if (PyValue* a = item.dict().Find("arguments"); a != nullptr) {
+      args = std::move(*a);
+      if (args.is_str()) {
+        absl::StatusOr<PyValue> parsed = PyValue::FromJson(args.as_str());
         if (!parsed.ok()) return NoCall("\"arguments\" is a string that is not JSON");
         args = *std::move(parsed);
       }
     }
     if (!args.is_dict()) return NoCall("\"arguments\" is not a JSON object");
-    std::vector<std::string> parts;
-    for (const auto& [k, v] : args.dict()) {
+    std::string call = absl::StrCat(name->as_str(), "(");
+    DecodedCall decoded{name->as_str(), {}};
+    structured = structured && !IsPythonKeyword(decoded.name);
+    bool first = true;
+    for (auto& [k, v] : args.dict().mutable_entries()) {
       if (!k.is_str() || !IsIdentifier(k.as_str())) return NoCall("an argument name is not an identifier");
-      parts.push_back(absl::StrCat(k.as_str(), "=", v.Repr()));
+      absl::StrAppend(&call, first ? "" : ", ", k.as_str(), "=", v.Repr());
+      first = false;
+      structured = structured && !IsPythonKeyword(k.as_str()) && ReprRoundTrips(v);
+      if (structured) decoded.keywords.emplace_back(k.as_str(), std::move(v));
     }
-    result.calls.push_back(absl::StrCat(name->as_str(), "(", absl::StrJoin(parts, ", "), ")"));
+    call.push_back(')');
+    result.calls.push_back(std::move(call));
+    if (structured) result.structured.push_back(std::move(decoded));
   }
+  if (!structured) result.structured.clear();
   result.kind = DecodeResult::Kind::kCalls;
   return result;
 }

@@ -27,10 +27,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "envserver/pyvalue.h"
 
 namespace envtune {
 
 enum class DecodeMode { kBfclPrompting, kBfclFunctionCalling, kEnvTuning };
+
+// One decoded call as name + keyword values, for executing without re-parsing its call string
+// (Sandbox::ExecuteDecoded). Only produced where executing the call string is known to give the
+// same result: see DecodeResult::structured.
+struct DecodedCall {
+  std::string name;
+  std::vector<std::pair<std::string, PyValue>> keywords;
+};
 
 struct DecodeResult {
   enum class Kind {
@@ -44,6 +53,11 @@ struct DecodeResult {
   std::vector<std::string> calls;
   std::string message;
   std::string think;  // envtuning: the <think> block's content
+  // envtuning kCalls: the same calls, structured (parallel to `calls`), when every call string is
+  // a plain `name(k=literal, ...)` whose execution cannot depend on the text: no string anywhere
+  // in the arguments holds '(' (BFCL's call rewriting would edit it), no float is nan/inf (their
+  // repr is not a literal), and no name is a Python keyword. Empty otherwise: execute `calls`.
+  std::vector<DecodedCall> structured;
 };
 
 DecodeResult DecodeModelOutput(DecodeMode mode, std::string_view text);

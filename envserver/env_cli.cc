@@ -280,17 +280,31 @@ absl::StatusOr<std::string> CheckLine(const CliEnv& env, const EnvCliOptions& op
 
 // ---- decode -------------------------------------------------------------------------------------
 
-absl::StatusOr<std::string> DecodeLine(const PyValue& input) {
+// `mode`: --mode, overridden by the line's own "mode". "input": the reply text, or in fc mode
+// BFCL's structured function-calling output itself (a list of {name: arguments} objects, or one
+// such object), decoded as BFCL's decoder does.
+absl::StatusOr<std::string> DecodeLine(DecodeMode mode, const PyValue& input) {
   const PyValue* mode_v = input.dict().Find("mode");
   const PyValue* text = input.dict().Find("input");
-  if (mode_v == nullptr || !mode_v->is_str()) return absl::InvalidArgumentError("missing string field \"mode\"");
-  if (text == nullptr || !text->is_str()) return absl::InvalidArgumentError("missing string field \"input\"");
-  std::optional<DecodeMode> mode = ParseMode(mode_v->as_str());
-  if (!mode) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown mode '", mode_v->as_str(), "' (prompting, fc or envtuning)"));
+  if (mode_v != nullptr) {
+    std::optional<DecodeMode> line_mode = mode_v->is_str() ? ParseMode(mode_v->as_str()) : std::nullopt;
+    if (!line_mode) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode_v->Repr(), " (prompting, fc or envtuning)"));
+    }
+    mode = *line_mode;
   }
-  DecodeResult r = DecodeModelOutput(*mode, text->as_str());
+  if (text == nullptr) return absl::InvalidArgumentError("missing field \"input\"");
+  std::string reply;
+  if (text->is_str()) {
+    reply = text->as_str();
+  } else if (mode == DecodeMode::kBfclFunctionCalling && (text->is_list() || text->is_dict())) {
+    reply = text->JsonDumps();  // the structured tool-call list, as BFCL's FC handlers return it
+  } else {
+    return absl::InvalidArgumentError(mode == DecodeMode::kBfclFunctionCalling
+                                          ? "\"input\" must be a string, or a list of {name: arguments} objects"
+                                          : "\"input\" must be a string");
+  }
+  DecodeResult r = DecodeModelOutput(mode, reply);
   const bool error = r.kind == DecodeResult::Kind::kError || r.kind == DecodeResult::Kind::kFormatError;
   const bool calls = r.kind == DecodeResult::Kind::kCalls && !r.calls.empty();
   PyDict d;
@@ -307,7 +321,8 @@ const char* EnvCliUsage() {
   return "  env replay    execute call strings per turn, print golden-format lines: env replay FILE|-\n"
          "  env check     BFCL multi-turn checker verdicts and rewards: env check FILE|-\n"
          "                  [--mode prompting|fc|envtuning] (decoding of raw replies)\n"
-         "  env decode    decode model replies to BFCL call strings: env decode FILE|-";
+         "  env decode    decode model replies to BFCL call strings: env decode FILE|-\n"
+         "                  [--mode prompting|fc|envtuning] (a line's \"mode\" overrides it)";
 }
 
 int RunEnvReplay(const std::vector<std::string>& args, const EnvCliOptions& options, std::istream& in,
@@ -345,9 +360,17 @@ int RunEnvCheck(const std::vector<std::string>& args, const EnvCliOptions& optio
 
 int RunEnvDecode(const std::vector<std::string>& args, const EnvCliOptions& options, std::istream& in,
                  std::ostream& out, std::ostream& err) {
-  (void)options;
+  std::optional<DecodeMode> mode = ParseMode(options.mode);
   return ForEachLine(
-      args, "envtune env decode FILE|-", in, out, err, [] { return absl::OkStatus(); }, DecodeLine);
+      args, "envtune env decode FILE|- [--mode prompting|fc|envtuning]", in, out, err,
+      [&]() -> absl::Status {
+        if (!mode) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--mode must be prompting, fc or envtuning (got '", options.mode, "')"));
+        }
+        return absl::OkStatus();
+      },
+      [&](const PyValue& v) { return DecodeLine(*mode, v); });
 }
 
 }  // namespace envtune

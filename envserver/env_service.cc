@@ -1,6 +1,8 @@
 // EnvService: core, gRPC adapter and server (see env_service.h).
 #include "envserver/env_service.h"
 
+#include <malloc.h>
+
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -8,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/channels.h"
 #include "common/grpc_status.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -40,6 +43,12 @@ absl::Status DrainingStatus() {
 }
 
 }  // namespace
+
+void ConfigureEnvServerProcess() {
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
 
 absl::StatusOr<std::string> ReadHmacKeyFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -29,6 +29,18 @@ struct EnvServiceOptions {
   EpisodeEngineOptions engine;
 };
 
+// Process settings for a process that serves EnvService (the env-server command and the env-server
+// benchmarks call it first, before any thread starts):
+// * glibc keeps freed heap memory instead of returning it above 128 kB (M_TRIM_THRESHOLD) and
+//   serves allocations up to 32 MB from the heap (M_MMAP_THRESHOLD): episodes allocate and free
+//   megabytes (sandbox copies of long-context tasks), and returning that memory made the kernel
+//   zero fresh pages on every episode (18% of an in-process step's time under perf). RSS stays at
+//   its peak, which the caches bound.
+// * absl's Mutex deadlock detector (on in Debian's absl build) records every lock order in a
+//   global graph: ~4% of a loopback step's CPU in gRPC's and the engine's mutexes. The env
+//   server's own locks are leaf locks.
+void ConfigureEnvServerProcess();
+
 // Reads an HMAC key file: its bytes with trailing whitespace removed; an empty key is an error.
 absl::StatusOr<std::string> ReadHmacKeyFile(const std::string& path);
 

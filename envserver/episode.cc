@@ -1,16 +1,21 @@
 // The episode engine (see episode.h).
 #include "envserver/episode.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/utf8.h"
 #include "envserver/decode.h"
 #include "envserver/prompts.h"
+#include "openssl/core_names.h"
 #include "openssl/crypto.h"
-#include "openssl/hmac.h"
+#include "openssl/evp.h"
+#include "openssl/params.h"
 #include "openssl/sha.h"
 
 namespace envtune {
@@ -24,19 +29,48 @@ constexpr size_t kTagBytes = 32;
 // GroundTruthSandboxOptions().
 constexpr char kModelSideName[] = "envtune_eval";
 
-std::string ComputeTag(uint8_t kind, const std::string& key, std::string_view payload) {
-  std::string data = absl::StrCat(kSealDomain, std::string(1, static_cast<char>(kind)));
-  data.append(payload.data(), payload.size());
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
+// SHA-256 / HMAC-SHA256 over kSealDomain, the kind byte and the payload (streamed: no copy).
+// `keyed_id` identifies `keyed` for the life of the process (addresses are reused, ids are not).
+void ComputeTagInto(const EVP_MD* sha256, const EVP_MAC_CTX* keyed, uint64_t keyed_id, uint8_t kind,
+                    std::string_view payload, unsigned char out[kTagBytes]) {
+  const unsigned char kind_byte = kind;
+  const auto* p = reinterpret_cast<const unsigned char*>(payload.data());
+  const auto* domain = reinterpret_cast<const unsigned char*>(kSealDomain);
+  const size_t domain_len = sizeof(kSealDomain) - 1;
+  // One working context per thread, reset from the keyed one for each tag (no allocation).
+  struct Scratch {
+    EVP_MAC_CTX* mac = nullptr;
+    uint64_t copied_from = 0;  // keyed_id of `mac`; 0: none
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    ~Scratch() {
+      EVP_MAC_CTX_free(mac);
+      EVP_MD_CTX_free(md);
+    }
+  };
+  thread_local Scratch scratch;
   if (kind == kSealHmac) {
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
-  } else {
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
-    len = SHA256_DIGEST_LENGTH;
+    if (scratch.copied_from != keyed_id) {  // first use on this thread, or another engine's key
+      EVP_MAC_CTX_free(scratch.mac);
+      scratch.mac = EVP_MAC_CTX_dup(keyed);
+      scratch.copied_from = keyed_id;
+    }
+    EVP_MAC_CTX* c = scratch.mac;
+    size_t len = 0;
+    // EVP_MAC_init without a key restarts with the key already set.
+    if (c == nullptr || !EVP_MAC_init(c, nullptr, 0, nullptr) || !EVP_MAC_update(c, domain, domain_len) ||
+        !EVP_MAC_update(c, &kind_byte, 1) || !EVP_MAC_update(c, p, payload.size()) ||
+        !EVP_MAC_final(c, out, &len, kTagBytes) || len != kTagBytes) {
+      std::abort();  // OpenSSL out of memory; the context was verified at construction
+    }
+    return;
   }
-  return std::string(reinterpret_cast<const char*>(out), len);
+  EVP_MD_CTX* c = scratch.md;
+  unsigned int len = 0;
+  if (c == nullptr || !EVP_DigestInit_ex(c, sha256, nullptr) || !EVP_DigestUpdate(c, domain, domain_len) ||
+      !EVP_DigestUpdate(c, &kind_byte, 1) || !EVP_DigestUpdate(c, p, payload.size()) ||
+      !EVP_DigestFinal_ex(c, out, &len) || len != kTagBytes) {
+    std::abort();
+  }
 }
 
 v1::OutputFormat FormatOf(const v1::EpisodeState& s) { return s.options().output_format(); }
@@ -52,36 +86,47 @@ void AddMessage(google::protobuf::RepeatedPtrField<v1::ChatMessage>* out, std::s
 }
 
 // The held-out docs already revealed when turn `turn` starts, plus the visible ones.
-PyList DocsInForce(const TaskCatalog& catalog, const BfclTask& task, int turn) {
-  TaskDocs docs = CollectTaskDocs(catalog, task);
-  PyList out = std::move(docs.visible);
-  for (auto& [reveal_turn, revealed] : docs.held_out) {
+PyList DocsInForce(const TaskDocs& docs, int turn) {
+  PyList out = docs.visible;
+  for (const auto& [reveal_turn, revealed] : docs.held_out) {
     if (reveal_turn > turn) continue;
     out.insert(out.end(), revealed.begin(), revealed.end());
   }
   return out;
 }
 
-void SetTools(const TaskCatalog& catalog, const BfclTask& task, int turn, v1::OutputFormat format,
-              google::protobuf::RepeatedPtrField<std::string>* out) {
+std::vector<std::string> ToolsJson(const TaskDocs& docs, int turn, v1::OutputFormat format) {
   JsonDumpsOptions opts;
   opts.ensure_ascii = false;
-  for (const PyValue& doc : DocsInForce(catalog, task, turn)) {
-    out->Add(format == v1::OUTPUT_FORMAT_HERMES ? HermesToolJson(doc) : doc.JsonDumps(opts));
+  std::vector<std::string> out;
+  for (const PyValue& doc : DocsInForce(docs, turn)) {
+    out.push_back(format == v1::OUTPUT_FORMAT_HERMES ? HermesToolJson(doc) : doc.JsonDumps(opts));
   }
+  return out;
+}
+
+// The user message that opens an empty-question turn (a reveal turn of miss_func).
+std::string OpeningOfEmptyTurn(const TaskDocs& docs, int turn, v1::OutputFormat format) {
+  auto it = docs.held_out.find(turn);
+  const PyList revealed = it == docs.held_out.end() ? PyList{} : it->second;
+  if (revealed.empty()) return "";  // an empty turn that reveals nothing (not in BFCL data)
+  return format == v1::OUTPUT_FORMAT_HERMES           ? std::string(kRevealSentence)
+         : format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclRevealMessage(revealed)
+                                                      : EnvTuningRevealMessage(revealed);
+}
+
+void SetTools(const std::vector<std::string>& tools, google::protobuf::RepeatedPtrField<std::string>* out) {
+  out->Reserve(static_cast<int>(tools.size()));
+  for (const std::string& t : tools) out->Add(std::string(t));
 }
 
 // The user message(s) that open turn `turn`, with `prefix` before the first one's content.
-void AddTurnMessages(const TaskCatalog& catalog, const BfclTask& task, int turn, v1::OutputFormat format,
+void AddTurnMessages(const BfclTask& task, int turn, const std::map<int, std::string>& openings,
                      const std::string& prefix, google::protobuf::RepeatedPtrField<v1::ChatMessage>* out) {
   const std::vector<BfclMessage>& msgs = task.questions[turn];
   if (msgs.empty()) {
-    PyList revealed = RevealedDocsAt(catalog, task, turn);
-    std::string content = format == v1::OUTPUT_FORMAT_HERMES       ? std::string(kRevealSentence)
-                          : format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclRevealMessage(revealed)
-                                                                       : EnvTuningRevealMessage(revealed);
-    if (revealed.empty()) content.clear();  // an empty turn that reveals nothing (not in BFCL data)
-    AddMessage(out, "user", prefix + content);
+    auto it = openings.find(turn);
+    AddMessage(out, "user", prefix + (it == openings.end() ? std::string() : it->second));
     return;
   }
   for (size_t i = 0; i < msgs.size(); ++i) {
@@ -111,11 +156,18 @@ bool MultisetContains(const std::vector<std::string>& haystack, const std::vecto
   return true;
 }
 
-bool StatesMatch(const PyValue& model_states, const PyValue& truth_states) {
-  if (!model_states.is_dict() || !truth_states.is_dict()) return false;
+// Python == of the model's public state and the truth's for every class in `truth_states`.
+// A class the model never touched still holds its initial state: `truth_is_initial` decides it.
+bool StatesMatch(const Sandbox& model, const PyValue& truth_states, const std::vector<char>& truth_is_initial) {
+  if (!truth_states.is_dict()) return false;
   for (const auto& [cls, truth] : truth_states.dict()) {
-    const PyValue* model = model_states.dict().Find(cls);
-    if (model == nullptr || !(*model == truth)) return false;
+    const int i = cls.is_str() ? model.ClassIndex(cls.as_str()) : -1;
+    if (i < 0 || model.instance_at(i) == nullptr) return false;
+    if (!model.touched(i)) {
+      if (!truth_is_initial[i]) return false;
+      continue;
+    }
+    if (!model.instance_at(i)->PublicStateEquals(truth)) return false;
   }
   return true;
 }
@@ -123,7 +175,7 @@ bool StatesMatch(const PyValue& model_states, const PyValue& truth_states) {
 }  // namespace
 
 EpisodeEngine::EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions options)
-    : catalog_(catalog), options_(std::move(options)) {
+    : catalog_(catalog), options_(std::move(options)), seal_(MakeSealContext(options_.hmac_key)) {
   for (SandboxContext* ctx : {&plain_, &augmented_}) {
     ctx->long_context_constants = &catalog_->long_context_constants();
     ctx->today_year = options_.today_year;
@@ -131,6 +183,9 @@ EpisodeEngine::EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions op
     ctx->today_day = options_.today_day;
   }
   augmented_.augment = true;
+  if (options_.parse_cache_capacity > 0) {
+    parse_cache_ = std::make_unique<ParsedCallCache>(options_.parse_cache_capacity);
+  }
 }
 
 bool EpisodeEngine::DecideAugment(uint64_t seed, std::string_view task_id, double probability) {
@@ -147,13 +202,45 @@ bool EpisodeEngine::DecideAugment(uint64_t seed, std::string_view task_id, doubl
   return x < probability;
 }
 
+// The algorithms fetched once (OpenSSL 3's one-shot HMAC()/SHA256() fetch them on every call) and
+// the HMAC context keyed once; each tag duplicates the keyed context.
+struct EpisodeEngine::SealContext {
+  EVP_MD* sha256 = nullptr;
+  EVP_MAC* mac = nullptr;
+  EVP_MAC_CTX* keyed = nullptr;  // never updated itself
+  uint64_t id = 0;               // unique per context in this process (never 0)
+  ~SealContext() {
+    EVP_MAC_CTX_free(keyed);
+    EVP_MAC_free(mac);
+    EVP_MD_free(sha256);
+  }
+};
+
+std::shared_ptr<const EpisodeEngine::SealContext> EpisodeEngine::MakeSealContext(const std::string& key) {
+  static std::atomic<uint64_t> next_id{1};
+  auto ctx = std::make_shared<SealContext>();
+  ctx->id = next_id.fetch_add(1);
+  ctx->sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  ctx->mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (ctx->sha256 == nullptr || ctx->mac == nullptr) std::abort();  // libcrypto without SHA-256
+  ctx->keyed = EVP_MAC_CTX_new(ctx->mac);
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+  // An empty key (checksum mode) never uses the HMAC context; HMAC rejects a null key pointer.
+  const unsigned char dummy = 0;
+  const auto* k = key.empty() ? &dummy : reinterpret_cast<const unsigned char*>(key.data());
+  if (ctx->keyed == nullptr || !EVP_MAC_init(ctx->keyed, k, key.empty() ? 1 : key.size(), params)) std::abort();
+  return ctx;
+}
+
 std::string EpisodeEngine::Seal(const v1::EpisodeState& state) const {
   const uint8_t kind = options_.hmac_key.empty() ? kSealChecksum : kSealHmac;
-  std::string payload;
-  state.SerializeToString(&payload);
-  std::string blob(1, static_cast<char>(kind));
-  blob += payload;
-  blob += ComputeTag(kind, options_.hmac_key, payload);
+  const size_t size = state.ByteSizeLong();
+  std::string blob(1 + size + kTagBytes, '\0');
+  blob[0] = static_cast<char>(kind);
+  state.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&blob[1]));
+  ComputeTagInto(seal_->sha256, seal_->keyed, seal_->id, kind, std::string_view(blob).substr(1, size),
+                 reinterpret_cast<unsigned char*>(&blob[1 + size]));
   return blob;
 }
 
@@ -174,8 +261,9 @@ absl::StatusOr<v1::EpisodeState> EpisodeEngine::Open(std::string_view blob) cons
   }
   std::string_view payload = blob.substr(1, blob.size() - 1 - kTagBytes);
   std::string_view tag = blob.substr(blob.size() - kTagBytes);
-  std::string want = ComputeTag(kind, options_.hmac_key, payload);
-  if (CRYPTO_memcmp(want.data(), tag.data(), kTagBytes) != 0) {
+  unsigned char want[kTagBytes];
+  ComputeTagInto(seal_->sha256, seal_->keyed, seal_->id, kind, payload, want);
+  if (CRYPTO_memcmp(want, tag.data(), kTagBytes) != 0) {
     return absl::InvalidArgumentError(
         "episode_state failed authentication (tampered, truncated, or sealed with another key)");
   }
@@ -203,11 +291,21 @@ absl::StatusOr<std::shared_ptr<const EpisodeEngine::TaskCache>> EpisodeEngine::G
   }
   // Built outside the lock: two threads may build the same entry; the first stored wins.
   absl::StatusOr<Sandbox> initial = Sandbox::Create(task.id, task.involved_classes, task.initial_config,
-                                                    task.long_context(), Context(augment), SandboxOptions{kModelSideName});
+                                                    task.long_context(), Context(augment),
+                                                    SandboxOptions{kModelSideName, parse_cache_.get()});
   if (!initial.ok()) return initial.status();
   absl::StatusOr<ReplayResult> truth = ReplayGroundTruth(task, Context(augment), GroundTruthSandboxOptions());
   if (!truth.ok()) return truth.status();
-  auto entry = std::make_shared<const TaskCache>(TaskCache{*std::move(initial), *std::move(truth)});
+  auto built = std::make_shared<TaskCache>(*std::move(initial), *std::move(truth));
+  for (const ReplayTurn& turn : built->truth.turns) {
+    std::vector<char>& same = built->truth_is_initial.emplace_back(built->initial.classes().size(), 0);
+    for (size_t i = 0; i < same.size(); ++i) {
+      const ToolApi* inst = built->initial.instance_at(i);
+      const PyValue* truth_state = turn.state.is_dict() ? turn.state.dict().Find(built->initial.classes()[i]) : nullptr;
+      same[i] = inst != nullptr && truth_state != nullptr && inst->PublicStateEquals(*truth_state);
+    }
+  }
+  std::shared_ptr<const TaskCache> entry = std::move(built);
   absl::MutexLock lock(&mu_);
   auto it = cache_.find(key);
   if (it != cache_.end()) return it->second.value;
@@ -218,6 +316,67 @@ absl::StatusOr<std::shared_ptr<const EpisodeEngine::TaskCache>> EpisodeEngine::G
     lru_.pop_back();
   }
   return entry;
+}
+
+std::unique_ptr<EpisodeEngine::EpisodeEntry> EpisodeEngine::TakeEpisode(std::string_view blob) const {
+  if (options_.episode_cache_capacity == 0 || blob.size() < 1 + kTagBytes) return nullptr;
+  const std::string tag(blob.substr(blob.size() - kTagBytes));
+  absl::MutexLock lock(&episode_mu_);
+  auto it = episodes_.find(tag);
+  if (it == episodes_.end() || it->second.entry->blob != blob) return nullptr;
+  std::unique_ptr<EpisodeEntry> entry = std::move(it->second.entry);
+  episode_lru_.erase(it->second.pos);
+  episodes_.erase(it);
+  return entry;
+}
+
+void EpisodeEngine::PutEpisode(std::unique_ptr<EpisodeEntry> entry) const {
+  if (options_.episode_cache_capacity == 0) return;
+  std::string tag = entry->blob.substr(entry->blob.size() - kTagBytes);
+  std::unique_ptr<EpisodeEntry> evicted;  // destroyed outside the lock
+  absl::MutexLock lock(&episode_mu_);
+  auto [it, inserted] = episodes_.try_emplace(std::move(tag));
+  if (!inserted) {
+    // The same blob sealed twice (identical episodes stepped identically): keep the newer.
+    evicted = std::move(it->second.entry);
+    episode_lru_.erase(it->second.pos);
+  }
+  episode_lru_.push_front(it->first);
+  it->second = EpisodeSlot{std::move(entry), episode_lru_.begin()};
+  if (episodes_.size() > options_.episode_cache_capacity) {
+    auto last = episodes_.find(episode_lru_.back());
+    evicted = std::move(last->second.entry);
+    episodes_.erase(last);
+    episode_lru_.pop_back();
+  }
+}
+
+std::shared_ptr<const EpisodeEngine::TaskPrompts> EpisodeEngine::Prompts(const TaskCache& cache,
+                                                                          const BfclTask& task,
+                                                                          v1::OutputFormat format) const {
+  const int index = static_cast<int>(format);
+  {
+    absl::MutexLock lock(&cache.prompts_mu);
+    if (cache.prompts[index] != nullptr) return cache.prompts[index];
+  }
+  // Rendered outside the lock: two threads may render the same texts; the first stored wins.
+  auto prompts = std::make_shared<TaskPrompts>();
+  const TaskDocs docs = CollectTaskDocs(*catalog_, task);
+  if (format != v1::OUTPUT_FORMAT_HERMES) {
+    std::string functions = DocsJsonIndent4(WithPython3Suffix(docs.visible));
+    prompts->system = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclSystemPrompt(functions)
+                                                                 : EnvTuningSystemPrompt(functions);
+  }
+  prompts->tools[0] = ToolsJson(docs, 0, format);
+  for (const auto& [turn, names] : task.missed_function) prompts->tools[turn] = ToolsJson(docs, turn, format);
+  for (size_t t = 0; t < task.questions.size(); ++t) {
+    if (task.questions[t].empty()) {
+      prompts->opening[static_cast<int>(t)] = OpeningOfEmptyTurn(docs, static_cast<int>(t), format);
+    }
+  }
+  absl::MutexLock lock(&cache.prompts_mu);
+  if (cache.prompts[index] == nullptr) cache.prompts[index] = std::move(prompts);
+  return cache.prompts[index];
 }
 
 absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view task_id,
@@ -257,14 +416,10 @@ absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view t
 
   v1::StartEpisodeResponse resp;
   const v1::OutputFormat format = opts.output_format();
-  if (format != v1::OUTPUT_FORMAT_HERMES) {
-    std::string functions = DocsJsonIndent4(WithPython3Suffix(CollectTaskDocs(*catalog_, *task).visible));
-    AddMessage(resp.mutable_messages(), "system",
-               format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclSystemPrompt(functions)
-                                                          : EnvTuningSystemPrompt(functions));
-  }
-  AddTurnMessages(*catalog_, *task, 0, format, "", resp.mutable_messages());
-  SetTools(*catalog_, *task, 0, format, resp.mutable_tools_json());
+  std::shared_ptr<const TaskPrompts> prompts = Prompts(**cache, *task, format);
+  if (format != v1::OUTPUT_FORMAT_HERMES) AddMessage(resp.mutable_messages(), "system", prompts->system);
+  AddTurnMessages(*task, 0, prompts->opening, "", resp.mutable_messages());
+  SetTools(prompts->tools.at(0), resp.mutable_tools_json());
   resp.set_num_turns(static_cast<uint32_t>(task->questions.size()));
   resp.set_augmented(augment);
 
@@ -283,9 +438,16 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     return absl::InvalidArgumentError(absl::StrCat("model_output is ", model_output.size(), " bytes; the limit is ",
                                                    options_.max_model_output_bytes));
   }
-  absl::StatusOr<v1::EpisodeState> opened = Open(episode_state);
-  if (!opened.ok()) return opened.status();
-  v1::EpisodeState s = *std::move(opened);
+  // A blob this engine sealed and cached needs neither verification nor parsing.
+  std::unique_ptr<EpisodeEntry> episode = TakeEpisode(episode_state);
+  v1::EpisodeState s;
+  if (episode != nullptr) {
+    s = std::move(episode->state);
+  } else {
+    absl::StatusOr<v1::EpisodeState> opened = Open(episode_state);
+    if (!opened.ok()) return opened.status();
+    s = *std::move(opened);
+  }
   if (s.ended()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the episode of task ", s.task_id(), " has already ended; start a new episode"));
@@ -302,13 +464,17 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, s.augmented());
   if (!cache.ok()) return cache.status();
 
-  // Rebuild the model side: initial sandbox + every executed step so far.
-  Sandbox model = (*cache)->initial;
-  std::vector<std::string> all_results;
-  for (const v1::ExecutedStep& step : s.steps()) {
-    std::vector<std::string> calls(step.calls().begin(), step.calls().end());
-    for (CallRecord& r : model.ExecuteCalls(calls)) all_results.push_back(std::move(r.result));
+  // The model side: from the episode cache, else rebuilt (initial sandbox + every executed step).
+  if (episode == nullptr) {
+    episode = std::make_unique<EpisodeEntry>(EpisodeEntry{(*cache)->initial, {}, {}, {}});
+    for (const v1::ExecutedStep& step : s.steps()) {
+      for (const std::string& call : step.calls()) {
+        episode->all_results.push_back(episode->model.ExecuteCall(call).result);
+      }
+    }
   }
+  Sandbox& model = episode->model;
+  std::vector<std::string>& all_results = episode->all_results;
 
   const v1::OutputFormat format = FormatOf(s);
   const bool eval = s.options().bfcl_eval_semantics();
@@ -317,8 +483,11 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
 
   // Token-level sampling can produce invalid UTF-8; decode it like Python's errors="replace" so
   // that call strings, results and the blob stay valid protobuf strings.
-  const std::string text = SanitizeUtf8(model_output);
-  model_output = text;
+  std::string sanitized;
+  if (!IsValidUtf8(model_output)) {
+    sanitized = SanitizeUtf8(model_output);
+    model_output = sanitized;
+  }
   DecodeResult decoded = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? DecodeModelOutput(DecodeMode::kBfclPrompting, model_output)
                          : format == v1::OUTPUT_FORMAT_HERMES       ? DecodeHermes(model_output)
                                                                     : DecodeEnvTuning(model_output);
@@ -372,12 +541,18 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       end_reason = "answer";
     }
   } else if (decoded.kind == Kind::kCalls) {
-    std::vector<CallRecord> records = model.ExecuteCalls(decoded.calls);
+    std::vector<CallRecord> records;
+    records.reserve(decoded.calls.size());
+    const bool structured = decoded.structured.size() == decoded.calls.size();
+    for (size_t i = 0; i < decoded.calls.size(); ++i) {
+      records.push_back(structured ? model.ExecuteDecoded(std::move(decoded.calls[i]), decoded.structured[i])
+                                   : model.ExecuteCall(decoded.calls[i]));
+    }
     v1::ExecutedStep* step = s.add_steps();
     step->set_turn(s.turn_index());
     bool raised = false;
     std::vector<std::string> shown;
-    for (const CallRecord& r : records) {
+    for (CallRecord& r : records) {
       step->add_calls(r.call);
       v1::CallResult* cr = resp.add_calls();
       cr->set_call(r.call);
@@ -385,8 +560,8 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       cr->set_raised(r.raised);
       cr->set_api_class(r.served_by);
       raised = raised || r.raised;
-      all_results.push_back(r.result);
       shown.push_back(CapText(r.result, options_.max_result_bytes));
+      all_results.push_back(std::move(r.result));
     }
     resp.set_step_signal(raised ? -2 : -1);
     if (raised) {
@@ -429,7 +604,7 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       score = eval || end_reason == "answer" ? 1.0 : 0.0;
     } else if (s.executed_in_turn() > 0) {
       const ReplayTurn& truth = (*cache)->truth.turns[t];
-      ts.set_state_ok(StatesMatch(model.PublicStates(), truth.state));
+      ts.set_state_ok(StatesMatch(model, truth.state, (*cache)->truth_is_initial[t]));
       ts.set_response_ok(MultisetContains(all_results, truth.records));
       score = ts.state_ok() && ts.response_ok() ? 1.0 : 0.0;
     }
@@ -450,9 +625,12 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
       resp.set_episode_ended(true);
     } else {
       const int next = static_cast<int>(s.turn_index());
-      AddTurnMessages(*catalog_, *task, next, format, warn_next ? CannotServeWarning() : "",
+      std::shared_ptr<const TaskPrompts> prompts = Prompts(**cache, *task, format);
+      AddTurnMessages(*task, next, prompts->opening, warn_next ? CannotServeWarning() : "",
                       resp.mutable_observation());
-      if (task->missed_function.count(next)) SetTools(*catalog_, *task, next, format, resp.mutable_tools_json());
+      if (auto it = prompts->tools.find(next); it != prompts->tools.end() && next != 0) {
+        SetTools(it->second, resp.mutable_tools_json());
+      }
     }
   }
 
@@ -460,6 +638,11 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   FinalizeComponents(s, num_turns, resp.mutable_components(), &reward);
   resp.set_episode_reward(reward);
   resp.set_episode_state(Seal(s));
+  if (!s.ended() && options_.episode_cache_capacity > 0) {
+    episode->blob = resp.episode_state();
+    episode->state = std::move(s);
+    PutEpisode(std::move(episode));
+  }
   return resp;
 }
 

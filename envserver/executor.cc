@@ -90,7 +90,37 @@ const std::string* RepeatedKeyword(const PyNode& n) {
   return nullptr;
 }
 
+std::shared_ptr<const ParsedCallCache::Entry> ParseCall(const std::string& code) {
+  auto entry = std::make_shared<ParsedCallCache::Entry>();
+  absl::StatusOr<PyNodePtr> tree = ParsePyExpression(code, /*strip_leading_ws=*/true);
+  if (!tree.ok()) {
+    entry->status = tree.status();
+    return entry;
+  }
+  if (const std::string* dup = RepeatedKeyword(**tree)) entry->repeated_kw = *dup;
+  entry->tree = *std::move(tree);
+  return entry;
+}
+
 }  // namespace
+
+std::shared_ptr<const ParsedCallCache::Entry> ParsedCallCache::Parse(const std::string& code) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(code);
+    if (it != entries_.end()) return it->second;
+  }
+  std::shared_ptr<const Entry> entry = ParseCall(code);  // outside the lock
+  absl::MutexLock lock(&mu_);
+  if (entries_.size() >= capacity_) entries_.clear();
+  entries_.emplace(code, entry);
+  return entry;
+}
+
+size_t ParsedCallCache::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
 
 bool IsBlockedCallName(std::string_view name) {
   for (const char* b : kBlocked) {
@@ -198,25 +228,31 @@ Sandbox& Sandbox::operator=(const Sandbox& other) {
   instance_names_ = other.instance_names_;
   instances_.clear();
   for (const auto& inst : other.instances_) instances_.push_back(inst ? inst->Clone() : nullptr);
-  method_instance_ = other.method_instance_;
-  method_class_ = other.method_class_;
-  instance_index_ = other.instance_index_;
+  touched_ = other.touched_;
+  maps_ = other.maps_;
   return *this;
 }
 
 void Sandbox::BuildMaps() {
-  method_instance_.clear();
-  method_class_.clear();
-  instance_index_.clear();
+  touched_.assign(classes_.size(), 0);
+  auto maps = std::make_shared<Maps>();
   for (size_t i = 0; i < classes_.size(); ++i) {
-    instance_index_[instance_names_[i]] = i;
+    maps->instance_index[instance_names_[i]] = i;
     if (instances_[i] == nullptr) continue;
     for (const std::string& m : instances_[i]->MethodNames()) {
       if (m.empty() || m[0] == '_') continue;
-      method_instance_[m] = instance_names_[i];  // later class wins
-      method_class_[m] = classes_[i];
+      maps->method_instance[m] = instance_names_[i];  // later class wins
+      maps->method_class[m] = classes_[i];
     }
   }
+  maps_ = std::move(maps);
+}
+
+int Sandbox::ClassIndex(std::string_view class_name) const {
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    if (classes_[i] == class_name) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 ToolApi* Sandbox::instance(std::string_view class_name) {
@@ -246,7 +282,7 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
     rec.result = CallOutcome::Raise(std::move(msg)).ResultString();
     return rec;
   };
-  std::string code = RewriteCallString(call, method_instance_);
+  std::string code = RewriteCallString(call, maps_->method_instance);
   // Blocklist: text before the first '(', then the part after the first '.'.
   std::string head = code.substr(0, code.find('('));
   if (size_t dot = head.find('.'); dot != std::string::npos) {
@@ -255,10 +291,11 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
   }
   if (IsBlockedCallName(head)) return raise(absl::StrCat("Function call ", head, " is not allowed."));
 
-  absl::StatusOr<PyNodePtr> tree = ParsePyExpression(code, /*strip_leading_ws=*/true);
-  if (!tree.ok()) return raise(std::string(tree.status().message()));
-  if (const std::string* dup = RepeatedKeyword(**tree)) {
-    return raise(absl::StrCat("keyword argument repeated: ", *dup, " (<string>, line 1)"));
+  std::shared_ptr<const ParsedCallCache::Entry> parsed =
+      options_.parse_cache != nullptr ? options_.parse_cache->Parse(code) : ParseCall(code);
+  if (!parsed->status.ok()) return raise(std::string(parsed->status.message()));
+  if (parsed->repeated_kw.has_value()) {
+    return raise(absl::StrCat("keyword argument repeated: ", *parsed->repeated_kw, " (<string>, line 1)"));
   }
 
   std::string served;
@@ -271,8 +308,8 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
       return absl::InvalidArgumentError(absl::StrCat("name '", func.text, "' is not defined"));
     }
     if (func.kind == PyNodeKind::kAttribute && func.a->kind == PyNodeKind::kName) {
-      auto it = instance_index_.find(func.a->text);
-      if (it == instance_index_.end() || instances_[it->second] == nullptr) {
+      auto it = maps_->instance_index.find(func.a->text);
+      if (it == maps_->instance_index.end() || instances_[it->second] == nullptr) {
         return absl::InvalidArgumentError(absl::StrCat("name '", func.a->text, "' is not defined"));
       }
       index = it->second;
@@ -330,15 +367,37 @@ CallRecord Sandbox::ExecuteCall(std::string_view call) {
         args.keywords.emplace_back(k.as_str(), x);
       }
     }
+    touched_[index] = 1;
     CallOutcome out = instances_[index]->Invoke(method, args);
     served = classes_[index];
     if (out.raised()) return absl::InvalidArgumentError(*out.exception_message);
     return std::move(out.value);
   };
-  absl::StatusOr<PyValue> value = EvalPyLiteral(**tree, hook);
+  absl::StatusOr<PyValue> value = EvalPyLiteral(*parsed->tree, hook);
   rec.served_by = served;
   if (!value.ok()) return raise(std::string(value.status().message()));
   rec.result = CallOutcome::Return(*std::move(value)).ResultString();
+  return rec;
+}
+
+CallRecord Sandbox::ExecuteDecoded(std::string call, DecodedCall& decoded) {
+  auto it = maps_->method_instance.find(decoded.name);
+  if (it == maps_->method_instance.end() || IsBlockedCallName(decoded.name)) return ExecuteCall(call);
+  const size_t index = maps_->instance_index.at(it->second);
+  if (instances_[index] == nullptr) return ExecuteCall(call);
+  PyArgs args;
+  args.keywords = std::move(decoded.keywords);
+  touched_[index] = 1;
+  CallOutcome out = instances_[index]->Invoke(decoded.name, args);
+  CallRecord rec;
+  rec.call = std::move(call);
+  rec.served_by = classes_[index];
+  if (out.raised()) {
+    rec.raised = true;
+    rec.result = CallOutcome::Raise(*std::move(out.exception_message)).ResultString();
+  } else {
+    rec.result = CallOutcome::Return(std::move(out.value)).ResultString();
+  }
   return rec;
 }
 

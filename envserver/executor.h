@@ -23,19 +23,46 @@
 #define ENVTUNE_ENVSERVER_EXECUTOR_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "envserver/decode.h"
+#include "envserver/pyparse.h"
 #include "envserver/pyvalue.h"
 #include "envserver/tool_api.h"
 
 namespace envtune {
 
+// A thread-safe memo of parsed call strings (after BFCL's rewriting), shared by the sandboxes of
+// one engine, so rebuilding an episode from its blob does not parse the same calls again.
+// Bounded: once it holds `capacity` entries it starts over empty.
+class ParsedCallCache {
+ public:
+  struct Entry {
+    absl::Status status;                     // the parse error, if any
+    PyNodePtr tree;                          // when status is OK
+    std::optional<std::string> repeated_kw;  // a keyword repeated in some call of the tree
+  };
+  explicit ParsedCallCache(size_t capacity) : capacity_(capacity) {}
+  // The parse of `code`, from the memo or parsed now.
+  std::shared_ptr<const Entry> Parse(const std::string& code);
+  size_t size() const;
+
+ private:
+  const size_t capacity_;
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<const Entry>> entries_ ABSL_GUARDED_BY(mu_);
+};
+
 struct SandboxOptions {
   std::string model_name = "envtune";
+  // Not owned; nullptr: every call is parsed. Must outlive the sandbox and its copies.
+  ParsedCallCache* parse_cache = nullptr;
 };
 
 struct CallRecord {
@@ -66,6 +93,11 @@ class Sandbox {
   Sandbox& operator=(Sandbox&&) = default;
 
   CallRecord ExecuteCall(std::string_view call);
+  // ExecuteCall(call) for a call the decoder also gave structured (DecodeResult::structured):
+  // the same record, without rewriting and parsing `call` when `decoded.name` is one of this
+  // sandbox's methods and not blocked (otherwise ExecuteCall(call) decides). Consumes the
+  // keyword values.
+  CallRecord ExecuteDecoded(std::string call, DecodedCall& decoded);
   std::vector<CallRecord> ExecuteCalls(const std::vector<std::string>& calls);
   // Convenience: just the result strings.
   std::vector<std::string> ExecuteCallStrings(const std::vector<std::string>& calls);
@@ -78,8 +110,15 @@ class Sandbox {
   // nullptr when the class is not involved or unavailable.
   ToolApi* instance(std::string_view class_name);
   const ToolApi* instance(std::string_view class_name) const;
+  // Index of `class_name` in classes(), or -1.
+  int ClassIndex(std::string_view class_name) const;
+  // nullptr when unavailable. REQUIRES: i < classes().size().
+  const ToolApi* instance_at(size_t i) const { return instances_[i].get(); }
+  // Whether a call has reached a method of class i since Create (a touched instance may still
+  // hold its initial state; an untouched one certainly does). Copies keep the flags.
+  bool touched(size_t i) const { return touched_[i] != 0; }
   // Class serving each method name (later class wins on clashes).
-  const absl::flat_hash_map<std::string, std::string>& method_classes() const { return method_class_; }
+  const absl::flat_hash_map<std::string, std::string>& method_classes() const { return maps_->method_class; }
 
  private:
   Sandbox() = default;
@@ -91,9 +130,14 @@ class Sandbox {
   std::vector<std::string> unavailable_;  // involved but not registered
   std::vector<std::string> instance_names_;                     // parallel to classes_
   std::vector<std::unique_ptr<ToolApi>> instances_;             // parallel; nullptr if unavailable
-  absl::flat_hash_map<std::string, std::string> method_instance_;  // method -> instance name
-  absl::flat_hash_map<std::string, std::string> method_class_;     // method -> class
-  absl::flat_hash_map<std::string, size_t> instance_index_;        // instance name -> index
+  std::vector<char> touched_;                                   // parallel; see touched()
+  // Fixed once the instances exist; copies of a sandbox share them.
+  struct Maps {
+    absl::flat_hash_map<std::string, std::string> method_instance;  // method -> instance name
+    absl::flat_hash_map<std::string, std::string> method_class;     // method -> class
+    absl::flat_hash_map<std::string, size_t> instance_index;        // instance name -> index
+  };
+  std::shared_ptr<const Maps> maps_;
 };
 
 }  // namespace envtune

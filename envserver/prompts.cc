@@ -170,11 +170,20 @@ std::string HermesToolJson(const PyValue& doc) {
 }
 
 std::string ToolResultsObservation(const std::vector<std::string>& results) {
-  PyList items;
-  for (const std::string& r : results) items.push_back(PyValue::Str(r));
-  JsonDumpsOptions opts;
-  opts.ensure_ascii = false;
-  return absl::StrCat(kResultsHead, PyValue::List(std::move(items)).JsonDumps(opts), kResultsTail);
+  // kResultsHead + json.dumps(results, ensure_ascii=False) + kResultsTail, encoded in place.
+  size_t size = sizeof(kResultsHead) + sizeof(kResultsTail) + 2;
+  for (const std::string& r : results) size += r.size() + 4;
+  std::string out;
+  out.reserve(size);
+  out += kResultsHead;
+  out.push_back('[');
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i > 0) out += ", ";
+    AppendPyJsonString(results[i], /*ensure_ascii=*/false, &out);
+  }
+  out.push_back(']');
+  out += kResultsTail;
+  return out;
 }
 
 std::string CannotServeWarning() {

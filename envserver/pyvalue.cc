@@ -696,7 +696,19 @@ namespace {
 void AppendJsonString(std::string_view s, bool ensure_ascii, std::string& out) {
   out.push_back('"');
   size_t i = 0;
+  // Bytes written as they are: printable ASCII except '"' and '\\' (any byte >= 0x7F too when
+  // !ensure_ascii). Runs of them are appended at once.
+  auto plain = [ensure_ascii](unsigned char b) {
+    return b >= 0x20 && b != '"' && b != '\\' && (b < 0x7F || !ensure_ascii);
+  };
   while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     auto b = static_cast<unsigned char>(s[i]);
     if (b < 0x80 || !ensure_ascii) {
       ++i;
@@ -1082,6 +1094,10 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
 };
 
 }  // namespace
+
+void AppendPyJsonString(std::string_view s, bool ensure_ascii, std::string* out) {
+  AppendJsonString(s, ensure_ascii, *out);
+}
 
 absl::StatusOr<PyValue> PyValue::FromJson(std::string_view text) {
   PySaxBuilder builder;

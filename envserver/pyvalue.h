@@ -168,6 +168,9 @@ class PyValue {
 // None, not tuple", "'<' not supported between instances of 'str' and 'int'" for sort_keys).
 absl::StatusOr<std::string> PyJsonDumps(const PyValue& value, const JsonDumpsOptions& options = {});
 
+// Appends json.dumps(s) for a str `s` (quotes included) to `out`.
+void AppendPyJsonString(std::string_view s, bool ensure_ascii, std::string* out);
+
 // Python repr() of a float (CPython 3.11 float_repr): "1.0", "0.1", "1e+16", "1e-05", "inf",
 // "nan", "-0.0".
 std::string PyFloatRepr(double d);

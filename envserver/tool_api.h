@@ -95,6 +95,9 @@ class ToolApi {
   // Public (non-underscore) attributes as a dict {name: value}, in the form the golden
   // state files use (file-system trees as {"type","name","contents"/"content"}, sets as PySet).
   virtual PyValue PublicState() const = 0;
+  // Python `PublicState() == other`; classes with large states override it to compare without
+  // building the state.
+  virtual bool PublicStateEquals(const PyValue& other) const { return PublicState() == other; }
 
   void set_context(const SandboxContext* context) { context_ = context; }
   const SandboxContext& context() const;

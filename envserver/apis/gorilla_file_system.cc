@@ -539,7 +539,37 @@ PyValue TreeState(const Node* n, int depth) {
   }
   return PyValue::Dict(std::move(d));
 }
+
+// TreeState(n, depth) == v, without building TreeState.
+bool TreeStateEquals(const Node* n, int depth, const PyValue& v) {
+  if (!v.is_dict() || v.dict().size() != 3) return false;
+  const PyDict& d = v.dict();
+  const PyValue* name = d.Find("name");
+  const PyValue* type = d.Find("type");
+  if (name == nullptr || !name->is_str() || name->as_str() != n->name) return false;
+  if (type == nullptr || !type->is_str() || type->as_str() != (n->is_dir ? "directory" : "file")) return false;
+  if (!n->is_dir) {
+    const PyValue* content = d.Find("content");
+    return content != nullptr && *content == n->content;
+  }
+  const PyValue* contents = d.Find("contents");
+  if (contents == nullptr || !contents->is_dict()) return false;
+  if (depth >= GorillaFileSystem::kMaxRecursionDepth) return contents->dict().empty();
+  if (contents->dict().size() != n->contents->entries.size()) return false;
+  for (const auto& [child_name, child] : n->contents->entries) {
+    const PyValue* c = contents->dict().Find(child_name);
+    if (c == nullptr || !TreeStateEquals(child, depth + 1, *c)) return false;
+  }
+  return true;
+}
 }  // namespace
+
+bool GorillaFileSystem::PublicStateEquals(const PyValue& other) const {
+  if (!other.is_dict() || other.dict().size() != 2) return false;
+  const PyValue* lc = other.dict().Find("long_context");
+  const PyValue* root = other.dict().Find("root");
+  return lc != nullptr && *lc == PyValue::Bool(long_context_) && root != nullptr && TreeStateEquals(root_, 0, *root);
+}
 
 PyValue GorillaFileSystem::PublicState() const {
   PyDict d;

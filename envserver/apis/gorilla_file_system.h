@@ -57,6 +57,7 @@ class GorillaFileSystem : public ToolApiBase<GorillaFileSystem> {
   std::string_view ClassName() const override { return "GorillaFileSystem"; }
   void LoadScenario(const PyValue& scenario, bool long_context) override;
   PyValue PublicState() const override;
+  bool PublicStateEquals(const PyValue& other) const override;
 
   CallOutcome Pwd(const std::vector<PyValue>& a);
   CallOutcome Ls(const std::vector<PyValue>& a);

@@ -191,6 +191,37 @@ TEST_F(EnvCliTest, DecodeCases) {
   EXPECT_FALSE(Parse(r.lines[7]).dict().Find("ok")->as_bool());
 }
 
+// `env decode --mode fc` reads BFCL's structured function-calling output (a list of
+// {name: JSON-arguments} objects, or one object) as BFCL's convert_to_function_call does; a
+// line's "mode" overrides --mode; a bad --mode is a usage error.
+TEST_F(EnvCliTest, DecodeModeFlagAndStructuredFcOutput) {
+  EnvCliOptions fc;
+  fc.mode = "fc";
+  const std::string input =
+      R"J({"input": [{"cd": "{\"folder\": \"x\", \"n\": 1}"}, {"mv": {"source": "a", "destination": "b"}}]})J" "\n"
+      R"J({"input": {"ls": "{\"a\": true}"}})J" "\n"
+      R"J({"input": "[{\"pwd\": \"{}\"}]"})J" "\n"
+      R"J({"input": []})J" "\n"
+      R"J({"input": [3]})J" "\n"
+      R"J({"mode": "prompting", "input": "[pwd()]"})J" "\n"
+      R"J({"mode": "prompting", "input": [{"pwd": "{}"}]})J" "\n";
+  CliRun r = Invoke(RunEnvDecode, {"decode", "-"}, input, fc);
+  ASSERT_EQ(r.lines.size(), 7u) << r.err;
+  EXPECT_EQ(r.lines[0], R"J({"ok": true, "calls": ["cd(folder='x',n=1)", "mv(source='a',destination='b')"], "no_call": false, "error": null})J");
+  EXPECT_EQ(r.lines[1], R"J({"ok": true, "calls": ["ls(a=True)"], "no_call": false, "error": null})J");
+  EXPECT_EQ(r.lines[2], R"J({"ok": true, "calls": ["pwd()"], "no_call": false, "error": null})J");
+  EXPECT_EQ(r.lines[3], R"J({"ok": true, "calls": [], "no_call": true, "error": null})J");
+  EXPECT_EQ(r.lines[4], R"J({"ok": false, "calls": [], "no_call": false, "error": "'int' object has no attribute 'items'"})J");
+  EXPECT_EQ(r.lines[5], R"J({"ok": true, "calls": ["pwd()"], "no_call": false, "error": null})J");
+  // Structured input is fc output only: a prompting line holding a list is a malformed line.
+  EXPECT_NE(r.lines[6].find("\"error\": \"\\\"input\\\" must be a string\""), std::string::npos) << r.lines[6];
+  EXPECT_EQ(r.code, 1);
+
+  EnvCliOptions bad;
+  bad.mode = "xml";
+  EXPECT_EQ(Invoke(RunEnvDecode, {"decode", "-"}, "{\"input\": \"x\"}\n", bad).code, 2);
+}
+
 TEST_F(EnvCliTest, CheckVerdictsInEveryInputForm) {
   const std::string gt =
       R"J({"id": "multi_turn_base_1", "turns": [{"calls": ["ls(a=True)"]}, {"calls": ["cd(folder='workspace')", "mv(source='log.txt',destination='archive')"]}, {"calls": ["cd(folder='archive')", "grep(file_name='log.txt',pattern='Error')"]}, {"calls": ["tail(file_name='log.txt',lines=20)"]}]})J";
