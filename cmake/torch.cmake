@@ -80,6 +80,13 @@ foreach(target ${imported})
   set_property(TARGET ${target} PROPERTY INTERFACE_INCLUDE_DIRECTORIES "${dirs}")
 endforeach()
 
+# The wheel's libtorch.so and libtorch_cpu.so export their own copies of parts of libstdc++
+# (std::filesystem, from the manylinux toolchain's libstdc++_nonshared), and some of those jump to
+# address 0 when called from our code. Symbols bind to the first library in the executable's
+# DT_NEEDED order, and g++ puts -lstdc++ last: naming it before everything else makes the
+# system libstdc++ win (tests/model/torch_grpc_coexist_test.cc checks which one is bound).
+add_link_options("LINKER:--push-state,--no-as-needed" -lstdc++ "LINKER:--pop-state")
+
 set(ENVTUNE_WITH_CUDA OFF)
 if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
   set(ENVTUNE_WITH_CUDA ON)

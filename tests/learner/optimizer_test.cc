@@ -19,7 +19,7 @@ namespace {
 using trainer_testing::TinyPolicy;
 
 constexpr double kLr = 1e-6;
-constexpr int kSteps = 150;
+constexpr int kSteps = 80;
 
 struct Data {
   std::vector<std::vector<int64_t>> seqs;
@@ -57,12 +57,12 @@ std::vector<torch::Tensor> Fp32Copy(const std::vector<torch::Tensor>& tensors) {
   return out;
 }
 
-// ||a - b|| / ||c - b|| over all tensors.
+// How far update a - c is from update b - c: ||a - b|| / ||b - c|| over all tensors.
 double RelativeError(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b,
                      const std::vector<torch::Tensor>& c) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    num += (a[i] - c[i]).pow(2).sum().item<double>();
+    num += (a[i] - b[i]).pow(2).sum().item<double>();
     den += (b[i] - c[i]).pow(2).sum().item<double>();
   }
   return std::sqrt(num / den);
@@ -162,7 +162,7 @@ TEST_F(MixedPrecisionTest, Bf16WithFp32MastersFollowsFp32AndPlainBf16DoesNot) {
   const double l32 = Fp32Loss(w32, data);
   const double lmixed = Fp32Loss(masters, data);
   const double lplain = Fp32Loss(wplain, data);
-  ASSERT_LT(l32, l0 - 1e-3) << "the fp32 run should learn at all";
+  ASSERT_LT(l32, l0 - 5e-4) << "the fp32 run should learn at all";
   EXPECT_NEAR((l0 - lmixed) / (l0 - l32), 1.0, 0.15) << l0 << " " << l32 << " " << lmixed;
   EXPECT_LT((l0 - lplain) / (l0 - l32), 0.5) << "plain bf16 " << lplain;
   // State: fp32 masters + two fp32 moments = 12 bytes per parameter.

@@ -5,6 +5,9 @@
 // all three next to torch work (autograd, a c10d store) in one process.
 #include <dlfcn.h>
 
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -61,6 +64,20 @@ TEST(TorchGrpcCoexist, ProtobufComesFromDebiansLibraryAndMatchesItsHeaders) {
   EXPECT_NE(dlopen("libnccl.so.2", RTLD_NOLOAD | RTLD_LAZY), nullptr)
       << "a CUDA build should have NCCL loaded";
 #endif
+}
+
+// libtorch exports its own std::filesystem (from the wheel's toolchain); calls must reach the
+// system libstdc++ (CMake puts it first in the link order), or remove_all jumps to address 0.
+TEST(TorchGrpcCoexist, StdFilesystemComesFromTheSystemLibstdcxx) {
+  using RemoveAll = std::uintmax_t (*)(const std::filesystem::path&);
+  const std::string lib =
+      LibraryOf(reinterpret_cast<const void*>(static_cast<RemoveAll>(&std::filesystem::remove_all)));
+  EXPECT_THAT(lib, testing::HasSubstr("libstdc++")) << lib;
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "coexist";
+  std::filesystem::create_directories(dir / "a" / "b");
+  std::ofstream(dir / "a" / "b" / "f") << "x";
+  EXPECT_EQ(std::filesystem::remove_all(dir), 4u);
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 TEST(TorchGrpcCoexist, ReflectionSerialisationAndJsonBesideTorch) {
