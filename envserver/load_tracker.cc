@@ -16,9 +16,10 @@ double Percentile(const std::vector<double>& v, double q) {
 
 }  // namespace
 
-LoadTracker::LoadTracker(absl::Duration window, size_t max_samples)
+LoadTracker::LoadTracker(absl::Duration window, size_t max_samples, absl::Time start)
     : window_(window > absl::ZeroDuration() ? window : absl::Seconds(10)),
-      max_samples_(std::max<size_t>(1, max_samples)) {}
+      max_samples_(std::max<size_t>(1, max_samples)),
+      start_(start) {}
 
 void LoadTracker::StepFinished(absl::Duration latency, absl::Time now) {
   absl::MutexLock lock(&mu_);
@@ -45,7 +46,8 @@ v1::EnvServerLoad LoadTracker::Snapshot(absl::Time now) {
   load.set_window_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(window_)));
   load.set_inflight_steps(inflight());
   load.set_episodes_started_total(episodes_started_.load());
-  load.set_steps_per_s(static_cast<double>(latencies.size()) / absl::ToDoubleSeconds(window_));
+  const absl::Duration span = std::clamp(now - start_, absl::Seconds(1), window_);
+  load.set_steps_per_s(static_cast<double>(latencies.size()) / absl::ToDoubleSeconds(span));
   if (!latencies.empty()) {
     std::sort(latencies.begin(), latencies.end());
     load.set_step_latency_p50_ms(Percentile(latencies, 0.50));

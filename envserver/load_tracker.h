@@ -20,7 +20,10 @@ namespace envtune {
 class LoadTracker {
  public:
   // REQUIRES: window > 0. At most `max_samples` Step latencies are kept (the oldest go first).
-  explicit LoadTracker(absl::Duration window = absl::Seconds(10), size_t max_samples = 100'000);
+  // `start`: when the server started; a server younger than the window divides by its age (at
+  // least 1 s), so a new replica's rate is not understated.
+  explicit LoadTracker(absl::Duration window = absl::Seconds(10), size_t max_samples = 100'000,
+                       absl::Time start = absl::Now());
 
   // Around every StartEpisode/Step handler: in-flight accounting.
   void RpcStarted() { inflight_.fetch_add(1); }
@@ -43,6 +46,7 @@ class LoadTracker {
 
   const absl::Duration window_;
   const size_t max_samples_;
+  const absl::Time start_;
   std::atomic<int64_t> inflight_{0};
   std::atomic<uint64_t> episodes_started_{0};
   absl::Mutex mu_;

@@ -7,8 +7,8 @@ namespace envtune {
 namespace {
 
 TEST(LoadTrackerTest, RateAndPercentilesOverTheWindow) {
-  LoadTracker load(absl::Seconds(10));
   const absl::Time t0 = absl::FromUnixSeconds(1'000'000);
+  LoadTracker load(absl::Seconds(10), 100'000, t0 - absl::Minutes(1));
   v1::EnvServerLoad empty = load.Snapshot(t0);
   EXPECT_EQ(empty.steps_per_s(), 0);
   EXPECT_EQ(empty.step_latency_p50_ms(), 0);
@@ -27,6 +27,14 @@ TEST(LoadTrackerTest, RateAndPercentilesOverTheWindow) {
   EXPECT_EQ(later.steps_total(), 100u);
 }
 
+TEST(LoadTrackerTest, AYoungServerDividesByItsAge) {
+  const absl::Time t0 = absl::FromUnixSeconds(1'000'000);
+  LoadTracker load(absl::Seconds(10), 100'000, t0);
+  for (int i = 0; i < 40; ++i) load.StepFinished(absl::Milliseconds(1), t0 + absl::Seconds(1));
+  EXPECT_DOUBLE_EQ(load.Snapshot(t0 + absl::Seconds(2)).steps_per_s(), 20.0);  // 40 in 2 s
+  EXPECT_DOUBLE_EQ(load.Snapshot(t0 + absl::Milliseconds(1500)).steps_per_s(), 40.0 / 1.5);
+}
+
 TEST(LoadTrackerTest, InflightAndEpisodes) {
   LoadTracker load;
   load.RpcStarted();
@@ -39,8 +47,8 @@ TEST(LoadTrackerTest, InflightAndEpisodes) {
 }
 
 TEST(LoadTrackerTest, SampleCapKeepsTheNewest) {
-  LoadTracker load(absl::Seconds(10), /*max_samples=*/4);
   const absl::Time t0 = absl::FromUnixSeconds(1'000'000);
+  LoadTracker load(absl::Seconds(10), /*max_samples=*/4, t0);
   for (int i = 1; i <= 8; ++i) load.StepFinished(absl::Milliseconds(i * 10), t0);
   v1::EnvServerLoad now = load.Snapshot(t0);
   EXPECT_DOUBLE_EQ(now.step_latency_p50_ms(), 60);  // samples 50, 60, 70, 80
