@@ -2,8 +2,9 @@
 // coordinator` and `envtune env-server --coordinator ...` processes, and in this process an
 // EnvClient that follows the fleet the way an actor does (refresh every second), with 8 threads
 // playing episodes. The run starts with 1 env server; 2 more are started mid-run and each must
-// serve within 10 s; one is then drained by SIGTERM and leaves with no failed call. Prints the
-// steps/s before and after scaling and the time until each new replica served.
+// serve within 10 s; one is then drained by SIGTERM and leaves with no failed call, and one is
+// killed (SIGKILL) with no failed call either. Prints the steps/s before and after scaling and
+// the time until each new replica served.
 #include <atomic>
 #include <filesystem>
 #include <iostream>
@@ -227,6 +228,16 @@ TEST_F(EnvFleetProcessesTest, ScaleOneToThreeThenDrainOneWithoutFailures) {
   int left = 0;
   for (const v1::WorkerStatus& w : status->workers()) left += w.role() == v1::ROLE_ENV_SERVER;
   EXPECT_EQ(left, 2);
+
+  // A replica that dies without draining (SIGKILL) costs retries, not failed calls: it stays
+  // listed until it expires, but the client avoids it after its first failure.
+  const int64_t retries_before_kill = client.retries();
+  env_servers_[1].Kill();
+  const int64_t steps_at_kill = players.steps.load();
+  absl::SleepFor(absl::Seconds(4));
+  EXPECT_GT(players.steps.load(), steps_at_kill + 1000);
+  std::cout << absl::StrFormat("[fleet] SIGKILL of a replica: %d client retries, %d failed calls\n",
+                               client.retries() - retries_before_kill, players.failures.load());
   players.Stop();
   EXPECT_EQ(players.failures.load(), 0) << players.first_error;
   std::cout << absl::StrFormat(
