@@ -23,6 +23,7 @@
 #include "envserver/pyparse.h"
 #include "envserver/pyvalue.h"
 #include "model/cli.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/text/chat_template.h"
 #include "model/text/text_tools.h"
@@ -926,11 +927,9 @@ int RunEvalCommand(const std::vector<std::string>& args, const std::string& defa
       if (!t.ok()) return EvalUsage(err, std::string(t.status().message()));
       load.dtype = *t;
     }
-    try {
-      load.device = c10::Device(f->Get("device", "cpu"));
-    } catch (const std::exception& e) {
-      return EvalUsage(err, absl::StrCat("--device: ", e.what()));
-    }
+    absl::StatusOr<c10::Device> device = ResolveDevice(f->Get("device", "cpu"));
+    if (!device.ok()) return EvalUsage(err, absl::StrCat("--device: ", device.status().message()));
+    load.device = *device;
     absl::StatusOr<Policy> p = LoadPolicy(f->Get("model"), load);
     if (!p.ok()) {
       err << "envtune eval: " << p.status().message() << "\n";

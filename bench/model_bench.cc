@@ -1,9 +1,13 @@
-// Policy throughput with random weights: batched KV-cache generation (tokens/s) and scoring
-// (forward + backward through ScoreTokens, tokens/s).
+// Policy throughput: prefill (tokens/s), batched KV-cache generation (generated tokens/s, and
+// decode-only: the decode steps alone), and scoring (forward + backward through ScoreTokens).
+// Random weights of the given shape, or --model=DIR (a HF checkpoint; the shape flags are then
+// ignored). --json=1 adds one JSON line of the figures (bench/model-vs-hf reads it to compare
+// with HF transformers on the same weights).
 // Usage: bench_model_bench [--hidden=256] [--layers=4] [--heads=4] [--kv_heads=2]
 //   [--intermediate=0 (= 11/4 hidden)] [--vocab=32000] [--batch=8] [--prompt_len=64]
 //   [--new_tokens=64] [--dtype=float32|bfloat16] [--device=cpu|cuda] [--iters=3]
 //   [--threads=0 (torch default)] [--sample=1] [--checkpointing=0] [--arch=qwen2|llama]
+//   [--model=DIR] [--json=0]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +18,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "absl/status/statusor.h"
+#include "model/device.h"
 #include "model/generate.h"
 #include "model/qwen2.h"
 #include "model/score.h"
@@ -42,7 +48,8 @@ int main(int argc, char** argv) {
       {"hidden", "256"},   {"layers", "4"},      {"heads", "4"},       {"kv_heads", "2"},
       {"intermediate", "0"}, {"vocab", "32000"}, {"batch", "8"},       {"prompt_len", "64"},
       {"new_tokens", "64"}, {"dtype", "float32"}, {"device", "cpu"},   {"iters", "3"},
-      {"threads", "0"},    {"sample", "1"},      {"checkpointing", "0"}, {"arch", "qwen2"}};
+      {"threads", "0"},    {"sample", "1"},      {"checkpointing", "0"}, {"arch", "qwen2"},
+      {"model", ""},       {"json", "0"}};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto eq = arg.find('=');
@@ -67,9 +74,11 @@ int main(int argc, char** argv) {
   config.tie_word_embeddings = true;
   config.rope_theta = 1e6;
   config.max_position_embeddings = 32768;
-  if (auto st = envtune::ValidateModelConfig(config); !st.ok()) {
-    std::fprintf(stderr, "bad config: %s\n", std::string(st.message()).c_str());
-    return 2;
+  if (flags["model"].empty()) {
+    if (auto st = envtune::ValidateModelConfig(config); !st.ok()) {
+      std::fprintf(stderr, "bad config: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
   }
   auto dtype = envtune::DtypeFromName(flags["dtype"]);
   if (!dtype.ok()) {
@@ -80,12 +89,33 @@ int main(int argc, char** argv) {
   const int64_t batch = num("batch"), prompt_len = num("prompt_len"), new_tokens = num("new_tokens");
   const int iters = static_cast<int>(std::max<int64_t>(1, num("iters")));
   try {
-    const c10::Device device(flags["device"]);
-    envtune::Policy policy(envtune::PolicyOptions(config)
-                               .dtype(*dtype)
-                               .device(device)
-                               .gradient_checkpointing(num("checkpointing") != 0));
-    policy->InitRandom(1, 0.02);
+    absl::StatusOr<c10::Device> resolved = envtune::ResolveDevice(flags["device"]);
+    if (!resolved.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(resolved.status().message()).c_str());
+      return 2;
+    }
+    const c10::Device device = *resolved;
+    envtune::Policy policy{nullptr};
+    if (!flags["model"].empty()) {
+      envtune::LoadPolicyOptions load;
+      load.dtype = *dtype;
+      load.device = device;
+      load.gradient_checkpointing = num("checkpointing") != 0;
+      absl::StatusOr<envtune::Policy> loaded = envtune::LoadPolicy(flags["model"], load);
+      if (!loaded.ok()) {
+        std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+        return 2;
+      }
+      policy = *loaded;
+      config = policy->config();
+    } else {
+      policy = envtune::Policy(envtune::PolicyOptions(config)
+                                   .dtype(*dtype)
+                                   .device(device)
+                                   .gradient_checkpointing(num("checkpointing") != 0));
+      policy->InitRandom(1, 0.02);
+    }
+    std::map<std::string, double> figures;
     int64_t params = 0;
     for (const auto& p : policy->parameters()) params += p.numel();
     std::printf("config: arch=%s hidden=%ld layers=%ld heads=%ld kv_heads=%ld inter=%ld vocab=%ld "
@@ -122,6 +152,7 @@ int main(int argc, char** argv) {
       const double cpu = (CpuSeconds() - c0) / iters;
       std::printf("prefill:  %.3f s/batch  %.0f prompt tokens/s  (%.0f tokens/cpu-s)\n", s,
                   batch * prompt_len / s, batch * prompt_len / cpu);
+      figures["prefill_tokens_per_s"] = batch * prompt_len / s;
     }
     // Generation (prefill + new_tokens decode steps with the KV cache).
     std::vector<std::vector<int64_t>> generated;
@@ -145,6 +176,20 @@ int main(int argc, char** argv) {
       const double cpu = CpuSeconds() - c0;
       std::printf("generate: %.3f s/batch  %.0f generated tokens/s  (%.0f tokens/cpu-s, %s)\n",
                   s / iters, tokens / s, tokens / cpu, gen.do_sample ? "sampling" : "greedy");
+      figures["generate_tokens_per_s"] = tokens / s;
+      // Decode-only: the same batch generating one token (prefill + first token) subtracted.
+      GenerationOptions one = gen;
+      one.max_new_tokens = 1;
+      auto t1 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) {
+        if (!envtune::Generate(*policy, prompts, one).ok()) return 1;
+      }
+      const double s1 = Seconds(t1);
+      const double decode_tokens = static_cast<double>(tokens) - static_cast<double>(batch) * iters;
+      if (new_tokens > 1 && s > s1) {
+        figures["decode_tokens_per_s"] = decode_tokens / (s - s1);
+        std::printf("decode:   %.0f tokens/s (decode steps alone)\n", decode_tokens / (s - s1));
+      }
     }
     // Scoring: forward + backward over prompt + completion, loss on the completion.
     {
@@ -180,6 +225,15 @@ int main(int argc, char** argv) {
                   "tokens/batch%s)\n",
                   s, tokens / s, tokens / cpu, (long)tokens,
                   num("checkpointing") ? ", checkpointing" : "");
+      figures["forward_backward_tokens_per_s"] = tokens / s;
+    }
+    if (num("json") != 0) {
+      std::string line = "{";
+      for (const auto& [key, value] : figures) {
+        if (line.size() > 1) line += ", ";
+        line += "\"" + key + "\": " + std::to_string(value);
+      }
+      std::printf("%s}\n", line.c_str());
     }
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "torch error: %s\n", e.what_without_backtrace());

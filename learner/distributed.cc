@@ -1,24 +1,23 @@
 #include "learner/distributed.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <utility>
 
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO 1
-#endif
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef ENVTUNE_WITH_NCCL
-#ifndef USE_C10D_NCCL
-#define USE_C10D_NCCL 1
-#endif
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #include <torch/torch.h>
 
 #include "absl/strings/str_cat.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 
 namespace envtune {
@@ -26,12 +25,14 @@ namespace envtune {
 struct Distributed::Impl {
   DistributedOptions options;
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroup> group;
-  torch::Device device = torch::kCPU;  // where collective buffers live
+  c10::intrusive_ptr<c10d::Backend> data;     // gradients, parameters: Gloo or NCCL
+  c10::intrusive_ptr<c10d::Backend> control;  // host bytes, barriers: always Gloo
+  torch::Device device = torch::kCPU;         // where the data backend's tensors live
 
   std::string Where(const std::string& phase) const {
-    return absl::StrCat("distributed rank ", options.rank, "/", options.world_size, " (master ",
-                        options.master_addr, ":", options.master_port, ", ", phase, ")");
+    return absl::StrCat("distributed rank ", options.rank, "/", options.world_size, " (",
+                        options.backend, ", master ", options.master_addr, ":",
+                        options.master_port, ", ", phase, ")");
   }
   absl::Status Error(const std::string& phase, const std::string& what) const {
     absl::Status s = absl::UnavailableError(absl::StrCat(Where(phase), ": ", what));
@@ -43,7 +44,7 @@ struct Distributed::Impl {
   std::chrono::milliseconds Timeout() const {
     return std::chrono::milliseconds(absl::ToInt64Milliseconds(options.timeout));
   }
-  // Runs a collective and waits for it.
+  // Runs a collective and waits for it (host-blocking for NCCL too: see Create).
   absl::Status Run(const std::string& phase,
                    const std::function<c10::intrusive_ptr<c10d::Work>()>& start) const {
     try {
@@ -56,6 +57,17 @@ struct Distributed::Impl {
       return Error(phase, e.what());
     }
   }
+  c10::intrusive_ptr<c10d::Backend> Gloo(const std::string& prefix) const {
+    auto pg_options = c10d::ProcessGroupGloo::Options::create(Timeout());
+    const std::string& addr = options.master_addr;
+    const bool loopback = addr == "127.0.0.1" || addr == "localhost" || addr == "::1";
+    pg_options->devices.push_back(loopback
+                                      ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                      : c10d::ProcessGroupGloo::createDefaultDevice());
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>(prefix, store), options.rank, options.world_size,
+        pg_options);
+  }
 };
 
 Distributed::Distributed(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -63,6 +75,7 @@ Distributed::~Distributed() = default;
 
 int Distributed::rank() const { return impl_->options.rank; }
 int Distributed::world_size() const { return impl_->options.world_size; }
+c10::Device Distributed::device() const { return impl_->device; }
 
 absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Create(
     const DistributedOptions& options) {
@@ -78,18 +91,33 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("distributed: backend must be gloo or nccl, got '", options.backend, "'"));
   }
-#ifndef ENVTUNE_WITH_NCCL
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
   if (options.backend == "nccl") {
-    return absl::UnimplementedError(
-        "distributed: backend nccl needs envtune built against a CUDA LibTorch with NCCL");
-  }
+    // The rank's GPU must exist before anything else happens, world_size 1 included: the
+    // policy is built there.
+    absl::StatusOr<c10::Device> device =
+        ResolveDevice(options.device.empty() ? "cuda" : options.device);
+    if (!device.ok()) {
+      return absl::Status(device.status().code(),
+                          absl::StrCat("distributed: backend nccl: ", device.status().message()));
+    }
+    if (!device->is_cuda()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "distributed: backend nccl needs a CUDA device, got '", device->str(), "'"));
+    }
+#ifndef ENVTUNE_WITH_NCCL
+    return absl::FailedPreconditionError(absl::StrCat(
+        "distributed: backend nccl on ", device->str(),
+        ": this envtune was built without NCCL (CMake: ENVTUNE_NCCL, needs a CUDA LibTorch)"));
+#else
+    impl->device = *device;
 #endif
+  }
   if (options.world_size > 1 && (options.master_port <= 0 || options.master_port > 65535)) {
     return absl::InvalidArgumentError(
         absl::StrCat("distributed: master_port ", options.master_port, " is not a valid port"));
   }
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
   if (options.world_size == 1) return std::unique_ptr<Distributed>(new Distributed(std::move(impl)));
   std::string phase = "rendezvous";
   try {
@@ -101,22 +129,21 @@ absl::StatusOr<std::unique_ptr<Distributed>> Distributed::Create(
     store_options.timeout = impl->Timeout();
     impl->store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
     phase = "process group";
+    impl->control = impl->Gloo("control");
     if (options.backend == "gloo") {
-      auto pg_options = c10d::ProcessGroupGloo::Options::create(impl->Timeout());
-      const std::string& addr = options.master_addr;
-      const bool loopback = addr == "127.0.0.1" || addr == "localhost" || addr == "::1";
-      pg_options->devices.push_back(
-          loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
-                   : c10d::ProcessGroupGloo::createDefaultDevice());
-      impl->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, options.rank,
-                                                                options.world_size, pg_options);
+      impl->data = impl->control;
     } else {
 #ifdef ENVTUNE_WITH_NCCL
+      // Host-blocking waits: Work::wait(timeout) then returns NCCL's error or timeout to this
+      // thread instead of only queueing the stream behind the collective (a dead peer would
+      // otherwise surface as a hang at the next host sync, or as the watchdog's abort).
+      setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+      c10::cuda::set_device(impl->device.index());
       auto pg_options = c10d::ProcessGroupNCCL::Options::create();
       pg_options->timeout = impl->Timeout();
-      impl->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, options.rank,
-                                                                options.world_size, pg_options);
-      impl->device = torch::Device(torch::kCUDA, c10::cuda::current_device());
+      impl->data = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("data", impl->store), options.rank,
+          options.world_size, pg_options);
 #endif
     }
   } catch (const c10::Error& e) {
@@ -137,7 +164,7 @@ absl::Status Distributed::AllReduceMax(std::vector<at::Tensor>& tensors, const s
 
 absl::Status Distributed::AllReduce(std::vector<at::Tensor>& tensors, const std::string& phase,
                                     bool max) {
-  if (impl_->group == nullptr || tensors.empty()) return absl::OkStatus();
+  if (impl_->data == nullptr || tensors.empty()) return absl::OkStatus();
   try {
     torch::NoGradGuard no_grad;
     std::vector<at::Tensor> flat_parts;
@@ -149,7 +176,7 @@ absl::Status Distributed::AllReduce(std::vector<at::Tensor>& tensors, const std:
     c10d::AllreduceOptions reduce;
     reduce.reduceOp = max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
     absl::Status s =
-        impl_->Run(phase, [&] { return impl_->group->allreduce(buffer, reduce); });
+        impl_->Run(phase, [&] { return impl_->data->allreduce(buffer, reduce); });
     if (!s.ok()) return s;
     int64_t offset = 0;
     for (at::Tensor& t : tensors) {
@@ -165,18 +192,19 @@ absl::Status Distributed::AllReduce(std::vector<at::Tensor>& tensors, const std:
 
 absl::StatusOr<std::string> Distributed::BroadcastBytes(const std::string& bytes,
                                                         const std::string& phase) {
-  if (impl_->group == nullptr) return bytes;
+  if (impl_->data == nullptr) return bytes;
   try {
+    // Host bytes travel on the control backend (Gloo, CPU tensors) whatever the data backend.
     std::vector<at::Tensor> size{torch::zeros({1}, torch::kInt64)};
     if (is_root()) size[0].fill_(static_cast<int64_t>(bytes.size()));
-    absl::Status s = impl_->Run(phase + " size", [&] { return impl_->group->broadcast(size); });
+    absl::Status s = impl_->Run(phase + " size", [&] { return impl_->control->broadcast(size); });
     if (!s.ok()) return s;
     int64_t n = size[0].item<int64_t>();
     if (n < 0) return absl::InternalError(absl::StrCat(impl_->Where(phase), ": negative size"));
     std::vector<at::Tensor> data{torch::empty({std::max<int64_t>(n, 1)}, torch::kUInt8)};
     if (is_root() && n > 0) std::memcpy(data[0].data_ptr(), bytes.data(), bytes.size());
     if (n > 0) {
-      s = impl_->Run(phase, [&] { return impl_->group->broadcast(data); });
+      s = impl_->Run(phase, [&] { return impl_->control->broadcast(data); });
       if (!s.ok()) return s;
     }
     if (is_root()) return bytes;
@@ -187,7 +215,7 @@ absl::StatusOr<std::string> Distributed::BroadcastBytes(const std::string& bytes
 }
 
 absl::Status Distributed::BroadcastParameters(PolicyImpl& policy) {
-  if (impl_->group == nullptr) return absl::OkStatus();
+  if (impl_->data == nullptr) return absl::OkStatus();
   try {
     torch::NoGradGuard no_grad;
     std::vector<at::Tensor> tensors;
@@ -199,7 +227,7 @@ absl::Status Distributed::BroadcastParameters(PolicyImpl& policy) {
                                       ? tensors[i].contiguous()
                                       : tensors[i].to(impl_->device).contiguous()};
       absl::Status s = impl_->Run(absl::StrCat("broadcast parameter ", i),
-                                  [&] { return impl_->group->broadcast(one); });
+                                  [&] { return impl_->data->broadcast(one); });
       if (!s.ok()) return s;
       if (!one[0].is_same(tensors[i])) tensors[i].copy_(one[0]);
     }
@@ -210,10 +238,11 @@ absl::Status Distributed::BroadcastParameters(PolicyImpl& policy) {
 }
 
 absl::Status Distributed::Barrier(const std::string& phase) {
-  if (impl_->group == nullptr) return absl::OkStatus();
-  // A one-element all-reduce: works on every backend and honours the timeout.
+  if (impl_->data == nullptr) return absl::OkStatus();
+  // A one-element all-reduce on the control backend: honours the timeout.
   std::vector<at::Tensor> one{torch::zeros({1})};
-  return AllReduceSum(one, phase);
+  c10d::AllreduceOptions reduce;
+  return impl_->Run(phase, [&] { return impl_->control->allreduce(one, reduce); });
 }
 
 }  // namespace envtune

@@ -1,17 +1,24 @@
 // Data parallelism for the learner over torch.distributed's c10d, from C++.
 //
 // Rendezvous: a c10d TCPStore served by rank 0 at master_addr:master_port; every rank connects
-// to it. Collectives: ProcessGroupGloo on CPU tensors; ProcessGroupNCCL for CUDA tensors only
-// when envtune was built against a CUDA LibTorch with NCCL (ENVTUNE_WITH_NCCL; a CPU build
-// never references it). world_size 1 needs no process group: every collective is a no-op.
+// to it. Two c10d backends (LibTorch 2.x `c10d::Backend`s), each under its own store prefix:
+//   data:    tensors (gradients, parameters). Gloo with CPU tensors, or NCCL with tensors on the
+//            rank's GPU (`device`; CMake defines ENVTUNE_WITH_NCCL when LibTorch has CUDA and
+//            NCCL, and a build without it never references NCCL).
+//   control: host bytes (batches, barriers). Always Gloo on CPU; with backend gloo it is the
+//            data backend itself.
+// world_size 1 needs no process group: every collective is a no-op.
 //
 // Protocol of the learner (learner/learner_role.h): rank 0 owns the LearnerService and forms
 // each batch; it broadcasts the serialised shards (BroadcastBytes) and every rank trains on its
 // own; Trainer::Step sums gradients (AllReduceSum) so every rank takes the same optimiser step.
 // Initial parameters are broadcast from rank 0 (BroadcastParameters).
 //
-// Errors: every collective has the configured timeout; failures (a peer died, timeout) come
-// back as UNAVAILABLE / DEADLINE_EXCEEDED naming the rank, the peer address and the phase.
+// Errors: every collective has the configured timeout, NCCL's too (TORCH_NCCL_BLOCKING_WAIT=1
+// unless the environment sets it: the host waits for the collective and gets NCCL's error or
+// timeout instead of hanging); failures (a peer died, timeout, NCCL error) come back as
+// UNAVAILABLE / DEADLINE_EXCEEDED naming the rank, the peer address and the phase. backend nccl
+// without a visible GPU, or in a build without NCCL, fails in Create, naming the device.
 // Thread safety: one thread per Distributed at a time (collectives are ordered).
 #ifndef ENVTUNE_LEARNER_DISTRIBUTED_H_
 #define ENVTUNE_LEARNER_DISTRIBUTED_H_
@@ -37,6 +44,9 @@ struct DistributedOptions {
   int rank = 0;
   // "gloo" (CPU tensors) or "nccl" (CUDA tensors; only in NCCL builds).
   std::string backend = "gloo";
+  // nccl: the rank's GPU ("cuda:N"; "cuda" or "" = cuda:$LOCAL_RANK, else cuda:0). The policy
+  // must live on the same device (ResolveDevice in model/device.h gives both the same answer).
+  std::string device;
   // Rendezvous and every collective.
   absl::Duration timeout = absl::Minutes(10);
 };
@@ -49,6 +59,8 @@ class Distributed {
 
   int rank() const;
   int world_size() const;
+  // Where the data backend's tensors live (CPU for gloo, the rank's GPU for nccl).
+  c10::Device device() const;
   bool is_root() const { return rank() == 0; }
 
   // In-place elementwise sum over ranks of every tensor (same shapes and dtypes on every rank).

@@ -31,6 +31,7 @@
 #include "learner/trajectory_queue.h"
 #include "learner/weight_store.h"
 #include "model/config.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/weights_io.h"
 
@@ -594,9 +595,29 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
 
   // The policy (and the frozen reference: the initial weights).
   std::shared_ptr<PolicyImpl> reference;
+  // The process group first: it checks the rank's device (NCCL: the GPU exists) before any
+  // weights are loaded, and the policy lives where its collectives run.
+  DistributedOptions d;
+  d.master_addr = o.master_addr;
+  d.master_port = o.master_port;
+  d.world_size = o.world_size;
+  d.rank = o.rank;
+  d.backend = o.backend;
+  d.device = o.device;
+  d.timeout = o.dist_timeout;
+  absl::StatusOr<std::unique_ptr<Distributed>> dist = Distributed::Create(d);
+  if (!dist.ok()) return dist.status();
+  impl->distributed = std::move(*dist);
+  absl::StatusOr<c10::Device> resolved = o.backend == "nccl"
+                                             ? impl->distributed->device()
+                                             : ResolveDevice(o.device);
+  if (!resolved.ok()) {
+    return absl::Status(resolved.status().code(),
+                        absl::StrCat("learner.device: ", resolved.status().message()));
+  }
   try {
     torch::manual_seed(o.seed);
-    c10::Device device(o.device);
+    const c10::Device device = *resolved;
     std::optional<c10::ScalarType> dtype;
     if (!o.dtype.empty()) {
       absl::StatusOr<c10::ScalarType> d = DtypeFromName(o.dtype);
@@ -624,16 +645,6 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
     absl::StatusOr<std::shared_ptr<PolicyImpl>> policy = build();
     if (!policy.ok()) return policy.status();
     impl->policy = *policy;
-    DistributedOptions d;
-    d.master_addr = o.master_addr;
-    d.master_port = o.master_port;
-    d.world_size = o.world_size;
-    d.rank = o.rank;
-    d.backend = o.backend;
-    d.timeout = o.dist_timeout;
-    absl::StatusOr<std::unique_ptr<Distributed>> dist = Distributed::Create(d);
-    if (!dist.ok()) return dist.status();
-    impl->distributed = std::move(*dist);
     if (absl::Status s = impl->distributed->BroadcastParameters(*impl->policy); !s.ok()) return s;
     if (o.kl_coef != 0) {
       // The reference is a frozen copy of the (broadcast) initial weights.

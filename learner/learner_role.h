@@ -51,7 +51,8 @@
 //   score_chunk_size: 1024       lm_head rows at a time
 //   gradient_checkpointing: true
 //   dtype: ""                    parameters: "" (the checkpoint's torch_dtype), float32, bfloat16
-//   device: cpu                  LibTorch device ("cuda", "cuda:1")
+//   device: ""                   "" = cpu (gloo) or this rank's GPU (nccl); cpu, cuda (GPU
+//                                $LOCAL_RANK, else 0), cuda:N (model/device.h)
 //   publish_dtype: ""            weights sent to actors: "" (F32 for fp32 else BF16), F32, BF16
 //   checkpoint_dir: ""           "" = no checkpoints; else <dir>/step-<N> and <dir>/final, and
 //                                <dir>/step-0 when the initial policy is a random tiny one
@@ -109,7 +110,7 @@ struct LearnerRoleOptions {
   std::string model_path;        // HF directory; "" = tiny random
   TinyModelOptions tiny;
   std::string dtype;             // "" | float32 | bfloat16 | float16
-  std::string device = "cpu";
+  std::string device;
   std::string publish_dtype;
   uint64_t seed = 1;
   // Trainer (plain copies of TrainerOptions/GrpoOptions fields, kept torch-free here).

@@ -12,6 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "actor/evaluation.h"
 #include "envserver/episode.h"
+#include "learner/optimizer.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/score.h"
 #include "model/text/chat_template.h"
@@ -209,7 +211,9 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
     const std::string dtype_name = (o.dtype == "bf16" || o.dtype == "bfloat16") ? "bfloat16" : "float32";
     absl::StatusOr<c10::ScalarType> dtype = DtypeFromName(dtype_name);
     if (!dtype.ok()) return dtype.status();
-    const c10::Device device(o.device);
+    absl::StatusOr<c10::Device> resolved = ResolveDevice(o.device);
+    if (!resolved.ok()) return resolved.status();
+    const c10::Device device = *resolved;
     Policy policy{nullptr};
     if (o.model.empty()) {
       TinyQwen2Spec spec = o.tiny;
@@ -230,8 +234,12 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
       policy = *p;
     }
     policy->train();
-    torch::optim::AdamW opt(policy->parameters(),
-                            torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+    // bf16 trains with fp32 master weights and moments (learner/optimizer.h), as GRPO does.
+    AdamWSettings adam;
+    adam.lr = o.lr;
+    adam.weight_decay = o.weight_decay;
+    absl::StatusOr<std::unique_ptr<PolicyOptimizer>> opt = PolicyOptimizer::Create(*policy, adam);
+    if (!opt.ok()) return opt.status();
     std::mt19937_64 rng(o.seed);
     std::vector<size_t> order(examples->size());
     bool stop = false;
@@ -254,13 +262,14 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
           seqs.push_back((*examples)[idx].ids);
           masks.push_back((*examples)[idx].mask);
         }
-        opt.zero_grad();
+        (*opt)->ZeroGrad();
         absl::StatusOr<ScoreOutput> scored = ScoreSequences(*policy, seqs, masks);
         if (!scored.ok()) return scored.status();
         at::Tensor loss = MeanNll(*scored);
         loss.backward();
-        if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(policy->parameters(), o.max_grad_norm);
-        opt.step();
+        (*opt)->AccumulateGradients();
+        (*opt)->ClipGradNorm(o.max_grad_norm);
+        (*opt)->Step(o.lr);
         const double l = loss.item<double>();
         if (result.steps == 0) result.first_loss = l;
         result.last_loss = l;

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "learner/distributed.h"
+#include "learner/optimizer.h"
 #include "learner/trajectory_queue.h"
 #include "model/qwen2.h"
 #include "model/score.h"
@@ -302,8 +303,7 @@ struct Trainer::Impl {
   std::shared_ptr<PolicyImpl> reference;
   TrainerOptions options;
   Distributed* distributed = nullptr;
-  std::vector<torch::Tensor> params;
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<PolicyOptimizer> optimizer;  // fp32 masters when the policy is 16-bit
   int64_t steps = 0;
 
   absl::StatusOr<StepMetrics> Step(const TrainBatch& shard);
@@ -332,18 +332,20 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::shared_ptr<PolicyI
     impl->distributed = distributed;
     impl->policy->options.gradient_checkpointing(options.gradient_checkpointing);
     impl->policy->train();
-    for (torch::Tensor& p : impl->policy->parameters()) {
-      p.set_requires_grad(true);
-      impl->params.push_back(p);
-    }
     if (impl->reference != nullptr) {
       impl->reference->eval();
       for (torch::Tensor& p : impl->reference->parameters()) p.set_requires_grad(false);
     }
-    torch::optim::AdamWOptions adam(ScheduledLearningRate(options, 0));
-    adam.betas({options.beta1, options.beta2}).eps(options.adam_eps).weight_decay(
-        options.weight_decay);
-    impl->optimizer = std::make_unique<torch::optim::AdamW>(impl->params, adam);
+    AdamWSettings adam;
+    adam.lr = ScheduledLearningRate(options, 0);
+    adam.weight_decay = options.weight_decay;
+    adam.beta1 = options.beta1;
+    adam.beta2 = options.beta2;
+    adam.eps = options.adam_eps;
+    absl::StatusOr<std::unique_ptr<PolicyOptimizer>> optimizer =
+        PolicyOptimizer::Create(*impl->policy, adam);
+    if (!optimizer.ok()) return optimizer.status();
+    impl->optimizer = std::move(*optimizer);
     return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("trainer: ", e.what_without_backtrace()));
@@ -367,13 +369,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
   m.batch = shard.stats;
   const double normalizer = std::max(shard.loss_tokens, 1.0);
   const torch::Device device = policy->device();
-  for (torch::Tensor& p : params) {
-    if (p.grad().defined()) {
-      p.mutable_grad().zero_();
-    } else {
-      p.mutable_grad() = torch::zeros_like(p);
-    }
-  }
+  optimizer->ZeroGrad();
   // Micro-batches: a group's trajectories together (they share the prompt, which the scorer
   // runs once per micro-batch), groups and rows longest first, packed by PackSequences.
   auto length = [&](size_t i) { return shard.items[i].trajectory.token_ids_size(); };
@@ -451,6 +447,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     }
     GrpoLossOutput out = ComputeGrpoLoss(in, options.grpo);
     out.loss.backward();
+    optimizer->AccumulateGradients();
     loss_sum += out.loss.item<double>();
     pg_sum += out.pg_loss * out.tokens;
     kl_sum += out.kl * out.tokens;
@@ -474,9 +471,7 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
   }
   m.micro_batches = static_cast<int64_t>(micro_batches.size());
   if (distributed != nullptr && distributed->world_size() > 1) {
-    std::vector<torch::Tensor> grads;
-    grads.reserve(params.size());
-    for (torch::Tensor& p : params) grads.push_back(p.grad());
+    std::vector<torch::Tensor> grads = optimizer->Gradients();  // fp32
     if (absl::Status s = distributed->AllReduceSum(grads, "gradient all-reduce"); !s.ok()) {
       return s;
     }
@@ -497,16 +492,9 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     mismatch_max = maxima[0].item<double>();
   }
   // Clip (the norm over all parameters, after the sum over ranks: identical on every rank).
-  const double max_norm = options.max_grad_norm > 0 ? options.max_grad_norm
-                                                    : std::numeric_limits<double>::infinity();
-  m.grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+  m.grad_norm = optimizer->ClipGradNorm(options.max_grad_norm);
   m.lr = ScheduledLearningRate(options, steps);
-  for (auto& group : optimizer->param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(m.lr);
-  }
-  if (std::isfinite(m.grad_norm)) {
-    optimizer->step();
-  }
+  if (std::isfinite(m.grad_norm)) optimizer->Step(m.lr);
   // A non-finite gradient skips the update (the step still counts, the norm reports it).
   ++steps;
   m.step = steps;

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "model/device.h"
 #include "model/generate.h"
 #include "model/qwen2.h"
 #include "model/text/chat_template.h"
@@ -365,11 +366,9 @@ int RunModelCommand(const std::vector<std::string>& args, std::istream& in, std:
     absl::StatusOr<std::string> dtype = NormalizeDtype(f->Get("dtype"));
     if (!dtype.ok()) return Usage(err, std::string(dtype.status().message()));
     if (!dtype->empty()) load.dtype = *DtypeFromName(*dtype);
-    try {
-      load.device = c10::Device(f->Get("device", "cpu"));
-    } catch (const std::exception& e) {
-      return Usage(err, absl::StrCat("--device: ", e.what()));
-    }
+    absl::StatusOr<c10::Device> device = ResolveDevice(f->Get("device", "cpu"));
+    if (!device.ok()) return Usage(err, absl::StrCat("--device: ", device.status().message()));
+    load.device = *device;
     absl::StatusOr<Policy> policy = LoadPolicy(f->Get("model"), load);
     if (!policy.ok()) return Fail(err, policy.status());
     return GenerateJsonLines(**policy, **tok, o, in, out) == 0 ? 0 : 1;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/score.h"
 
@@ -99,7 +100,8 @@ int64_t ReusableTokens(const SequenceCache* cache, const std::vector<int64_t>& p
   const ModelConfig& c = policy.config();
   if (static_cast<int64_t>(cache->keys.size()) != c.num_hidden_layers || cache->keys.empty() ||
       cache->keys[0].size(0) != c.num_key_value_heads || cache->keys[0].size(2) != c.head_dim ||
-      cache->keys[0].scalar_type() != policy.dtype() || cache->keys[0].device() != policy.device()) {
+      cache->keys[0].scalar_type() != policy.dtype() ||
+      !SameDevice(cache->keys[0].device(), policy.device())) {
     return 0;
   }
   const size_t limit = std::min(cache->tokens.size(), prompt.size() - 1);
@@ -132,7 +134,10 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     std::vector<SequenceCachePtr> new_caches;
     if (caches != nullptr) {
       new_caches.resize(B);
-      for (int64_t b = 0; b < B; ++b) reuse[b] = ReusableTokens((*caches)[b].get(), prompts[b], policy);
+      for (int64_t b = 0; b < B; ++b) {
+        reuse[b] = ReusableTokens((*caches)[b].get(), prompts[b], policy);
+        results[b].reused_tokens = reuse[b];
+      }
     }
     int64_t P0 = 0, T = 0;
     for (int64_t b = 0; b < B; ++b) {

@@ -58,6 +58,7 @@ struct GenerationResult {
   std::vector<float> sampling_logprobs;  // per token, the processed sampling distribution
   FinishReason finish_reason = FinishReason::kLength;
   std::string matched_stop;              // the stop string, for kStopString
+  int64_t reused_tokens = 0;             // prompt tokens taken from the cache, not prefilled
 };
 
 // Turns token ids into text (e.g. the Qwen tokenizer's Decode). Must be thread-compatible.

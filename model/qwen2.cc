@@ -43,6 +43,23 @@ void MaskScores(at::Tensor& scores, const at::Tensor& key_allowed, int64_t past,
   scores.masked_fill_(disallowed, Lowest(scores.scalar_type()));
 }
 
+// The additive form of MaskScores for scaled_dot_product_attention: [B or 1, 1, c, keys] in
+// `dtype`, 0 where query row past + c0 + i may attend key j, dtype-lowest (finite, as in HF: a
+// fully masked row stays uniform instead of NaN) where the key is later or padding.
+// key_allowed may be undefined (no padding).
+at::Tensor AdditiveMask(const at::Tensor& key_allowed, int64_t past, int64_t c0, int64_t c,
+                        int64_t keys, c10::ScalarType dtype, c10::Device device) {
+  auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor disallowed = (at::arange(keys, long_opts).view({1, keys}) >
+                           at::arange(past + c0, past + c0 + c, long_opts).view({c, 1}))
+                              .view({1, 1, c, keys});
+  if (key_allowed.defined()) {
+    disallowed = disallowed.logical_or(key_allowed.narrow(3, 0, keys).logical_not());
+  }
+  return at::zeros(disallowed.sizes(), at::TensorOptions().dtype(dtype).device(device))
+      .masked_fill_(disallowed, Lowest(dtype));
+}
+
 // Causal grouped-query attention for training that keeps no [T, S] probabilities for backward:
 // forward saves q, k, v, the output and each query row's softmax statistics; backward recomputes
 // each query chunk's probabilities (one more q.k^T product) — the flash-attention recurrence on
@@ -271,30 +288,36 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   const int64_t past = S - T;
   const int64_t rep = num_heads / num_kv_heads;
   const double scale = std::sqrt(static_cast<double>(head_dim));
-  if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
-    at::Tensor out = MemoryEfficientAttention::apply(q, k, v, mask, scale)[0];
+  // mask undefined = causal attention with every earlier key allowed (Hidden drops masks that
+  // only pad on the right). With no past keys that is SDPA's is_causal: the flash kernel on
+  // CUDA and CPU, O(T) memory, in training and prefill alike. Grouped-query attention through
+  // enable_gqa (no repeated k/v).
+  if (!mask.defined() && past == 0) {
+    at::Tensor out = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/std::nullopt,
+                                                      /*dropout_p=*/0.0, /*is_causal=*/true,
+                                                      1.0 / scale, /*enable_gqa=*/rep > 1);
     return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
   }
-  // Inference: queries in chunks (QueryChunk) that attend only to keys up to their last position
-  // (the mask is causal), so the [heads, chunk, keys] scores of long sequences take about half
-  // the memory and FLOPs, and no [heads, T, S] tensor exists at once. Grouped-query attention
-  // without repeating k/v: head h uses kv head h / rep, so the `rep` query heads of a group are
-  // stacked along the query axis.
+  if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) {
+    // Padding inside the sequence or past keys (a shared prefix) while training: the
+    // recompute-in-backward attention above, which needs no [T, S] mask.
+    at::Tensor key_allowed = mask.defined() ? mask
+                                            : at::ones({1, 1, 1, S}, q.options().dtype(at::kBool));
+    at::Tensor out = MemoryEfficientAttention::apply(q, k, v, key_allowed, scale)[0];
+    return o_proj(out.transpose(1, 2).reshape({B, T, num_heads * head_dim}));
+  }
+  // Inference with past keys or padding (decode steps, left-padded prefill): SDPA with an
+  // additive mask, queries in chunks (QueryChunk) that see only keys up to their last position,
+  // so neither the mask nor a non-fused kernel's [heads, chunk, keys] scores grow with T * S.
   const int64_t kQueryChunk = QueryChunk(B, num_heads, S);
   std::vector<at::Tensor> outs;
   for (int64_t c0 = 0; c0 < T; c0 += kQueryChunk) {
     const int64_t c = std::min(kQueryChunk, T - c0);
-    const int64_t keys = T > kQueryChunk ? past + c0 + c : S;
-    at::Tensor qc = T > kQueryChunk ? q.narrow(2, c0, c) : q;
-    at::Tensor qg = qc.reshape({B, num_kv_heads, rep * c, head_dim});
-    at::Tensor kc = k.narrow(2, 0, keys);
-    at::Tensor vc = v.narrow(2, 0, keys);
-    at::Tensor scores = at::matmul(qg, kc.transpose(2, 3)).view({B, num_heads, c, keys});
-    scores.div_(scale);
-    MaskScores(scores, mask, past, c0);
-    at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-    outs.push_back(at::matmul(probs.view({B, num_kv_heads, rep * c, keys}), vc)
-                       .view({B, num_heads, c, head_dim}));
+    const int64_t keys = past + c0 + c;
+    at::Tensor bias = AdditiveMask(mask, past, c0, c, keys, q.scalar_type(), q.device());
+    outs.push_back(at::scaled_dot_product_attention(
+        T > kQueryChunk ? q.narrow(2, c0, c) : q, k.narrow(2, 0, keys), v.narrow(2, 0, keys), bias,
+        /*dropout_p=*/0.0, /*is_causal=*/false, 1.0 / scale, /*enable_gqa=*/rep > 1));
   }
   at::Tensor out = outs.size() == 1 ? outs[0] : at::cat(outs, 2);
   out = out.transpose(1, 2).reshape({B, T, num_heads * head_dim});
@@ -413,13 +436,21 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
                                    .expand({B, T});
   TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids must match input_ids");
 
-  // Allowed (non-padding) keys [B or 1, 1, 1, S]; attention adds causality per query chunk.
-  at::Tensor mask = at::ones({1, 1, 1, S}, at::TensorOptions().dtype(at::kBool).device(dev));
+  // Allowed (non-padding) keys [B, 1, 1, S], or undefined when causality alone decides: no
+  // padding, or padding only after each row's last real token with no past keys (no real query
+  // attends to a later position, so right padding changes only the padded rows' outputs, which
+  // nothing scores). Attention adds causality.
+  at::Tensor mask;
   if (attention_mask.defined()) {
     TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B &&
                     attention_mask.size(1) == S,
                 "attention_mask must be [batch, past + seq] = [", B, ", ", S, "]");
     mask = attention_mask.to(dev).ne(0).view({B, 1, 1, S});
+    const bool all_allowed = mask.all().item<bool>();
+    const bool right_padded =
+        past == 0 && S > 1 &&
+        !mask.narrow(3, 1, S - 1).logical_and(mask.narrow(3, 0, S - 1).logical_not()).any().item<bool>();
+    if (all_allowed || right_padded) mask = at::Tensor();
   }
 
   auto [cos, sin] = Rotary(positions);

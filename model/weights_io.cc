@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/config.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "model/safetensors.h"
 
@@ -167,11 +168,12 @@ absl::StatusOr<std::shared_ptr<PolicyImpl>> BuildPolicyFromWeights(
     for (const auto& t : header.tensors()) all_bf16 = all_bf16 && t.dtype() == "BF16";
     dtype = all_bf16 ? c10::kBFloat16 : c10::kFloat;
   }
+  absl::StatusOr<c10::Device> device = ResolveDevice(options.device);
+  if (!device.ok()) return device.status();
   try {
-    c10::Device device(options.device);
     absl::StatusOr<TensorMap> tensors = TensorsFromWeights(header, data);
     if (!tensors.ok()) return tensors.status();
-    auto policy = std::make_shared<PolicyImpl>(PolicyOptions(*config).dtype(dtype).device(device));
+    auto policy = std::make_shared<PolicyImpl>(PolicyOptions(*config).dtype(dtype).device(*device));
     if (auto st = policy->LoadStateDict(*tensors); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat("weights: ", st.message()));
     }

@@ -525,10 +525,19 @@ TEST(ManifestsTest, RuntimePackagesResolveThisBinarysLibraries) {
   fs::path binary = bin_dir != nullptr ? fs::path(bin_dir) / "deploy" / "envtune" : fs::path();
   bool is_envtune = !binary.empty() && fs::exists(binary);
   if (!is_envtune) binary = fs::read_symlink("/proc/self/exe");
-  CommandResult r = RunShell(ShellQuote((SourceDir() / "deploy/docker/runtime-packages").string()) + " " +
-                                 ShellQuote(binary.string()),
+  // The PyTorch wheel's libraries (libtorch, CUDA, NCCL) belong to no package: listed apart (the
+  // image build copies them with --copy-unowned).
+  const std::string unowned_file = ::testing::TempDir() + "/runtime-packages-unowned.txt";
+  CommandResult r = RunShell(ShellQuote((SourceDir() / "deploy/docker/runtime-packages").string()) +
+                                 " --list-unowned " + ShellQuote(binary.string()) + " 2>" +
+                                 ShellQuote(unowned_file),
                              /*merge_stderr=*/false);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output << ReadFile(unowned_file);
+  if (is_envtune) {
+    EXPECT_NE(ReadFile(unowned_file).find("unowned: "), std::string::npos);
+    EXPECT_NE(ReadFile(unowned_file).find("libtorch_cpu.so"), std::string::npos)
+        << ReadFile(unowned_file);
+  }
   std::istringstream in(r.output);
   std::string pkg;
   std::set<std::string> packages;

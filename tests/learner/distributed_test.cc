@@ -10,10 +10,12 @@
 #include <random>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "learner/trainer.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "tests/learner/trainer_test_util.h"
 
@@ -79,6 +81,35 @@ TEST(Distributed, SingleRankNeedsNoProcessGroup) {
   o.rank = 0;
   o.backend = "mpi";
   EXPECT_FALSE(Distributed::Create(o).ok());
+}
+
+// The NCCL branch is compiled into CI's build (a CUDA LibTorch with NCCL): asking for it on a
+// machine without a GPU fails at once, naming the device, instead of "unimplemented".
+TEST(Distributed, NcclWithoutAGpuNamesTheMissingDevice) {
+  if (VisibleCudaDevices() > 0) GTEST_SKIP() << "a GPU is visible here; see qwen2_gpu_test";
+  for (const char* device : {"", "cuda", "cuda:1"}) {
+    DistributedOptions o;
+    o.backend = "nccl";
+    o.device = device;
+    o.world_size = 2;
+    o.rank = 1;
+    o.timeout = absl::Seconds(1);
+    absl::StatusOr<std::unique_ptr<Distributed>> d = Distributed::Create(o);
+    ASSERT_FALSE(d.ok()) << device;
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kFailedPrecondition) << d.status();
+    const std::string want = std::string(device) == "cuda:1" ? "'cuda:1'" : "'cuda:0'";
+    EXPECT_THAT(d.status().message(), testing::HasSubstr(want)) << d.status();
+    EXPECT_THAT(d.status().message(), testing::Not(testing::HasSubstr("nimplemented")));
+#ifdef ENVTUNE_WITH_NCCL
+    EXPECT_THAT(d.status().message(), testing::HasSubstr("no CUDA device is visible"));
+#endif
+  }
+  DistributedOptions cpu;
+  cpu.backend = "nccl";
+  cpu.device = "cpu";
+  absl::StatusOr<std::unique_ptr<Distributed>> d = Distributed::Create(cpu);
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(d.status().message(), testing::HasSubstr("needs a CUDA device, got 'cpu'"));
 }
 
 TEST(Distributed, TwoRanksEqualOneRankOnTheWholeBatch) {

@@ -9,12 +9,14 @@
 #include <random>
 #include <thread>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/channels.h"
 #include "common/config.h"
 #include "envtune/v1/learner.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "tests/learner/trainer_test_util.h"
 
@@ -192,6 +194,24 @@ TEST(LearnerRole, BadOptionsAreErrors) {
   o = TinyOptions("");
   o.model_path = "/nonexistent/model";
   EXPECT_FALSE(LearnerRole::Create(o).ok());
+}
+
+// `learner.distributed.backend: nccl` (device left at its default, this rank's GPU) on a
+// machine without a GPU: the learner stops at once and says which device is missing.
+TEST(LearnerRole, NcclWithoutAGpuFailsNamingTheDevice) {
+  if (VisibleCudaDevices() > 0) GTEST_SKIP() << "a GPU is visible here";
+  LearnerRoleOptions o = TinyOptions("");
+  o.backend = "nccl";
+  absl::StatusOr<std::unique_ptr<LearnerRole>> role = LearnerRole::Create(o);
+  ASSERT_FALSE(role.ok());
+  EXPECT_EQ(role.status().code(), absl::StatusCode::kFailedPrecondition) << role.status();
+  EXPECT_THAT(role.status().message(), testing::HasSubstr("'cuda:0'")) << role.status();
+  o.backend = "gloo";
+  o.device = "cuda";
+  role = LearnerRole::Create(o);
+  ASSERT_FALSE(role.ok());
+  EXPECT_THAT(role.status().message(), testing::HasSubstr("learner.device: device 'cuda:0'"))
+      << role.status();
 }
 
 }  // namespace

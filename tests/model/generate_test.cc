@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "model/device.h"
 #include "model/qwen2.h"
 #include "tests/model/golden_util.h"
 
@@ -115,6 +116,7 @@ TEST_F(SamplingTest, SequenceCachesMatchFullPrefillAcrossTurns) {
   std::vector<std::vector<int64_t>> plain = prompts_, cached = prompts_;
   std::vector<SequenceCachePtr> caches(prompts_.size());
   const std::vector<std::vector<int64_t>> observations = {{31, 32}, {33}, {34, 35, 36, 37}};
+  std::vector<int64_t> previous_cached(prompts_.size(), 0);
   for (int turn = 0; turn < 3; ++turn) {
     auto expected = Generate(*policy_, plain, options);
     auto got = Generate(*policy_, cached, options, nullptr, &caches);
@@ -125,6 +127,9 @@ TEST_F(SamplingTest, SequenceCachesMatchFullPrefillAcrossTurns) {
       EXPECT_EQ(g.token_ids, e.token_ids) << "turn " << turn << " row " << i;
       ASSERT_EQ(g.logprobs.size(), e.logprobs.size());
       for (size_t t = 0; t < e.logprobs.size(); ++t) EXPECT_NEAR(g.logprobs[t], e.logprobs[t], 1e-5);
+      // Turn 0 has no cache; later turns reuse everything the previous turn cached.
+      EXPECT_EQ(g.reused_tokens, turn == 0 ? 0 : previous_cached[i]) << "turn " << turn;
+      previous_cached[i] = SequenceCacheTokens(caches[i]);
       // The new cache covers the prompt and every generated token but the last.
       EXPECT_EQ(SequenceCacheTokens(caches[i]),
                 static_cast<int64_t>(cached[i].size() + g.token_ids.size() - 1));
@@ -159,6 +164,42 @@ TEST_F(SamplingTest, SequenceCachesReuseOnlyTheCommonPrefix) {
   }
   std::vector<SequenceCachePtr> wrong_size(1);
   EXPECT_FALSE(Generate(*policy_, next, options, nullptr, &wrong_size).ok());
+}
+
+// A configured device and the device its tensors report may differ only in the index:
+// Device("cuda") has none while tensors say cuda:0, and cpu:0 tensors say cpu. KV reuse
+// compared them with ==, so it was silently off on CUDA. cpu:0 against cpu is the same case,
+// testable without a GPU.
+TEST_F(SamplingTest, KvReuseWhenTheConfiguredDeviceDiffersOnlyInIndex) {
+  EXPECT_TRUE(SameDevice(c10::Device("cuda"), c10::Device(c10::kCUDA, 0)));
+  EXPECT_TRUE(SameDevice(c10::Device(c10::kCUDA, 3), c10::Device("cuda")));
+  EXPECT_FALSE(SameDevice(c10::Device("cuda:0"), c10::Device("cuda:1")));
+  EXPECT_FALSE(SameDevice(c10::Device("cuda"), c10::Device("cpu")));
+  EXPECT_NE(c10::Device("cuda"), c10::Device(c10::kCUDA, 0));  // why SameDevice exists
+
+  LoadPolicyOptions load;
+  load.device = c10::Device(c10::kCPU, 0);
+  auto indexed = LoadPolicy(GoldenQwen2Dir() + "/qwen2-tiny", load);
+  ASSERT_TRUE(indexed.ok()) << indexed.status();
+  ASSERT_TRUE((*indexed)->device().has_index());
+  ASSERT_NE((*indexed)->parameters()[0].device(), (*indexed)->device());
+  GenerationOptions options;
+  options.do_sample = false;
+  options.max_new_tokens = 4;
+  std::vector<SequenceCachePtr> caches(1);
+  std::vector<std::vector<int64_t>> prompt = {prompts_[0]};
+  auto first = Generate(**indexed, prompt, options, nullptr, &caches);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int64_t cached = SequenceCacheTokens(caches[0]);
+  ASSERT_GT(cached, 0);
+  prompt[0].insert(prompt[0].end(), (*first)[0].token_ids.begin(), (*first)[0].token_ids.end());
+  prompt[0].push_back(31);
+  auto second = Generate(**indexed, prompt, options, nullptr, &caches);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)[0].reused_tokens, cached);
+  auto full = Generate(**indexed, prompt, options);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ((*second)[0].token_ids, (*full)[0].token_ids);
 }
 
 TEST_F(SamplingTest, SeededSamplingIsReproducible) {

@@ -1,9 +1,11 @@
-// The policy on CUDA: HF logits/greedy fixtures and CPU-equal gradients. Skips without CUDA
-// (the Debian LibTorch is CPU-only; build against a CUDA LibTorch to run these).
+// The policy on CUDA: HF logits/greedy fixtures and CPU-equal gradients, SDPA's CUDA kernels in
+// training and generation, KV reuse with an unindexed device. Skips without a visible GPU (CI
+// builds these against the CUDA wheel; scripts/gpu-check runs them on a GPU machine).
 #include <gtest/gtest.h>
 
 #include <torch/cuda.h>
 
+#include "model/device.h"
 #include "model/generate.h"
 #include "model/qwen2.h"
 #include "model/score.h"
@@ -80,6 +82,34 @@ TEST_F(GpuTest, LogitsGreedyAndGradsMatch) {
       EXPECT_LE(std::abs(norm - g["norm"].get<double>()), 1e-3 * g["norm"].get<double>());
     }
   }
+}
+
+// Device("cuda") has no index while its tensors report cuda:0: KV reuse between turns must
+// still happen (it compared devices with == and was silently off on CUDA).
+TEST_F(GpuTest, KvReuseWithAnUnindexedCudaDevice) {
+  absl::StatusOr<c10::Device> device = ResolveDevice("cuda");
+  ASSERT_TRUE(device.ok()) << device.status();
+  EXPECT_TRUE(device->has_index());
+  LoadPolicyOptions o;
+  o.device = c10::Device("cuda");
+  auto gpu = LoadPolicy(root_ + "/qwen2-tiny", o);
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  GenerationOptions g;
+  g.do_sample = false;
+  g.max_new_tokens = 6;
+  std::vector<SequenceCachePtr> caches(1);
+  std::vector<std::vector<int64_t>> prompt = {{5, 17, 300, 42, 9}};
+  auto first = Generate(**gpu, prompt, g, nullptr, &caches);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int64_t cached = SequenceCacheTokens(caches[0]);
+  prompt[0].insert(prompt[0].end(), (*first)[0].token_ids.begin(), (*first)[0].token_ids.end());
+  prompt[0].push_back(31);
+  auto second = Generate(**gpu, prompt, g, nullptr, &caches);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)[0].reused_tokens, cached);
+  auto full = Generate(**gpu, prompt, g);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ((*second)[0].token_ids, (*full)[0].token_ids);
 }
 
 TEST_F(GpuTest, Bf16OnDevice) {
