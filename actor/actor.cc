@@ -94,6 +94,20 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
   o->env_client.start_timeout = env_timeout;
   o->env_client.max_attempts = reader.Get<int>("actor.env_max_attempts", o->env_client.max_attempts);
   positive("env_max_attempts", o->env_client.max_attempts);
+  const std::string discovery = reader.Get<std::string>(
+      "actor.env_discovery", o->env_discovery == EnvDiscovery::kCoordinator ? "coordinator" : "static");
+  if (discovery == "coordinator") {
+    o->env_discovery = EnvDiscovery::kCoordinator;
+  } else if (discovery == "static") {
+    o->env_discovery = EnvDiscovery::kStatic;
+  } else {
+    reader.AddError(absl::StrCat("actor.env_discovery: '", discovery,
+                                 "' is not one of coordinator, static"));
+  }
+  const int64_t refresh_ms = reader.Get<int64_t>(
+      "actor.env_fleet_refresh_ms", absl::ToInt64Milliseconds(o->env_client.fleet_refresh));
+  positive("env_fleet_refresh_ms", refresh_ms);
+  o->env_client.fleet_refresh = absl::Milliseconds(std::max<int64_t>(1, refresh_ms));
   o->push.write_timeout = absl::Seconds(
       reader.Get<double>("actor.push_timeout_s", absl::ToDoubleSeconds(o->push.write_timeout)));
   o->max_leases = reader.Get<int>("actor.max_leases", o->max_leases);
@@ -214,6 +228,8 @@ struct Actor::Impl {
                {"time/weight_sync_s", weight_sync_micros.load() * 1e-6},
                {"time/rollout_s", RolloutSeconds()},
                {"episodes", static_cast<double>(episodes)},
+               {"env/replicas", static_cast<double>(env->ServingReplicas().size())},
+               {"env/retries", static_cast<double>(env->retries())},
                {"tokens_generated", static_cast<double>(tokens)}}) {
         v1::Metric* metric = request.add_metrics();
         metric->set_name(name);
@@ -466,11 +482,17 @@ Actor::~Actor() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(ActorOptions options) {
   for (const auto& [value, flag] : {std::pair{&options.coordinator, "coordinator"},
-                                    std::pair{&options.learner, "learner"},
-                                    std::pair{&options.env, "env"}}) {
+                                    std::pair{&options.learner, "learner"}}) {
     if (value->empty()) {
       return absl::InvalidArgumentError(absl::StrCat("actor: --", flag, " is required"));
     }
+  }
+  if (options.env.empty() && options.env_discovery == EnvDiscovery::kStatic) {
+    return absl::InvalidArgumentError(
+        "actor: --env is required with actor.env_discovery: static");
+  }
+  if (options.env_discovery == EnvDiscovery::kCoordinator) {
+    options.env_client.coordinator = options.coordinator;
   }
   auto impl = std::make_unique<Impl>();
   std::string tokenizer_path = options.tokenizer;

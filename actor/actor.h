@@ -42,6 +42,12 @@
 //   rpc_timeout_ms: 10000      coordinator RPCs, version polls
 //   env_timeout_ms: 60000      one StartEpisode/Step attempt
 //   env_max_attempts: 5        attempts per env call (retries go to another replica)
+//   env_discovery: coordinator coordinator: follow the coordinator's env-server fleet
+//                              (ListEnvServers; new replicas get work within a refresh, draining
+//                              ones get none), with --env as the fallback while it is empty;
+//                              static: --env only (a list, or dns:/// re-resolved as servers
+//                              close aged connections)
+//   env_fleet_refresh_ms: 1000 how often the fleet is read from the coordinator
 //   push_timeout_s: 600        one trajectory write while the learner holds reads
 //   max_leases: 0              leases rolled out together (0 = enough for `concurrency`)
 //   seed: 0                    mixed into sampling seeds
@@ -65,10 +71,13 @@
 
 namespace envtune {
 
+enum class EnvDiscovery { kCoordinator, kStatic };
+
 struct ActorOptions {
   std::string coordinator;  // host:port
   std::string learner;      // host:port
-  std::string env;          // "a:1,b:2", "ipv4:...", or "dns:///name:port"
+  std::string env;          // "a:1,b:2", "ipv4:...", or "dns:///name:port" ("" = fleet only)
+  EnvDiscovery env_discovery = EnvDiscovery::kCoordinator;
   std::string name = "actor";
   std::string tokenizer = "third_party/qwen-tokenizer";
   RolloutOptions rollout;

@@ -151,6 +151,17 @@ absl::StatusOr<GaugeHandle> Metrics::Gauge(const std::string& name, const std::s
   }
 }
 
+void Metrics::RemoveGauge(const std::string& name, const MetricLabels& labels) {
+  if (!enabled()) return;
+  try {
+    auto& family = prometheus::BuildGauge().Name(name).Register(*registry_);
+    const prometheus::Labels key(labels.begin(), labels.end());
+    if (family.Has(key)) family.Remove(&family.Add(key));
+  } catch (const std::exception&) {
+    // Not a gauge (or a bad name): nothing of ours to remove.
+  }
+}
+
 absl::StatusOr<HistogramHandle> Metrics::Histogram(const std::string& name, const std::string& help,
                                                    const std::vector<double>& buckets,
                                                    const MetricLabels& labels) {

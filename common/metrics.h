@@ -106,6 +106,9 @@ class Metrics {
                                         const MetricLabels& labels = {});
   absl::StatusOr<GaugeHandle> Gauge(const std::string& name, const std::string& help,
                                     const MetricLabels& labels = {});
+  // Removes the series `labels` of gauge `name` (a replica that left); a no-op when absent or
+  // when metrics are off.
+  void RemoveGauge(const std::string& name, const MetricLabels& labels);
   // `buckets`: increasing upper bounds (+Inf is implicit); empty means DefaultLatencyBuckets().
   absl::StatusOr<HistogramHandle> Histogram(const std::string& name, const std::string& help,
                                             const std::vector<double>& buckets = {},

@@ -96,6 +96,15 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       return absl::ResourceExhaustedError(
           absl::StrCat("Register: cluster full (", options_.max_workers, " workers)"));
     }
+    if (request.role() == v1::ROLE_ENV_SERVER) {
+      // A server restarted on the same address replaces its earlier registration.
+      for (auto it = workers_.begin(); it != workers_.end();) {
+        const bool same = it->second.status.role() == v1::ROLE_ENV_SERVER &&
+                          it->second.status.address() == request.address();
+        it = same ? workers_.erase(it) : std::next(it);
+      }
+      ++fleet_generation_;
+    }
     if (request.role() == v1::ROLE_LEARNER) {
       // A learner (re)starting has none of the groups completed so far in its queue: stop
       // waiting for them. Groups still being rolled out will reach it.
@@ -107,6 +116,10 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     worker.status.set_role(request.role());
     worker.status.set_name(request.name().empty() ? id : request.name());
     worker.status.set_address(request.address());
+    if (request.role() == v1::ROLE_ENV_SERVER) {
+      worker.status.set_serving_state(v1::SERVING_STATE_SERVING);
+    }
+    worker.sequence = next_worker_;
     worker.last_heartbeat = clock_->Now();
     worker.status.set_last_heartbeat_unix_ms(absl::ToUnixMillis(worker.last_heartbeat));
     response.set_worker_id(id);
@@ -123,6 +136,10 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     const v1::HeartbeatRequest& request) {
   if (request.worker_id().empty()) {
     return absl::InvalidArgumentError("Heartbeat: worker_id is empty");
+  }
+  if (!v1::ServingState_IsValid(request.serving_state())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Heartbeat: serving_state ", request.serving_state(), " is not a ServingState"));
   }
   std::vector<v1::StageEvent> events;
   v1::HeartbeatResponse response;
@@ -143,6 +160,17 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     *worker.status.mutable_metrics() = request.metrics();
     if (worker.status.role() == v1::ROLE_LEARNER) {
       UpdateLearnerConsumptionLocked(request.consumed_leases(), request.batch_groups());
+    }
+    if (worker.status.role() == v1::ROLE_ENV_SERVER) {
+      *worker.status.mutable_env_load() = request.env_load();
+      response.set_drain(worker.drain_requested);
+      if (request.serving_state() == v1::SERVING_STATE_STOPPED) {
+        EraseWorkerLocked(it);
+      } else if (request.serving_state() == v1::SERVING_STATE_DRAINING &&
+                 worker.status.serving_state() != v1::SERVING_STATE_DRAINING) {
+        worker.status.set_serving_state(v1::SERVING_STATE_DRAINING);
+        ++fleet_generation_;
+      }
     }
     response.set_stage(options_.stages[stage_index_].stage);
     response.set_paused(paused_);
@@ -453,7 +481,8 @@ void Coordinator::SweepLocked(std::vector<v1::StageEvent>* events) {
   absl::Time now = clock_->Now();
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (now - it->second.last_heartbeat > options_.worker_expiry) {
-      it = workers_.erase(it);
+      auto expired = it++;
+      EraseWorkerLocked(expired);
     } else {
       ++it;
     }
@@ -485,6 +514,72 @@ void Coordinator::Sweep() {
     SweepLocked(&events);
   }
   Broadcast(events);
+}
+
+void Coordinator::EraseWorkerLocked(std::map<std::string, Worker>::iterator it) {
+  if (it->second.status.role() == v1::ROLE_ENV_SERVER) ++fleet_generation_;
+  workers_.erase(it);
+}
+
+v1::ListEnvServersResponse Coordinator::ListEnvServers() {
+  std::vector<v1::StageEvent> events;
+  v1::ListEnvServersResponse response;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    std::vector<const Worker*> fleet;
+    for (const auto& [id, worker] : workers_) {
+      if (worker.status.role() == v1::ROLE_ENV_SERVER) fleet.push_back(&worker);
+    }
+    std::sort(fleet.begin(), fleet.end(),
+              [](const Worker* a, const Worker* b) { return a->sequence < b->sequence; });
+    for (const Worker* worker : fleet) *response.add_env_servers() = worker->status;
+    response.set_generation(fleet_generation_);
+  }
+  Broadcast(events);
+  return response;
+}
+
+absl::StatusOr<v1::WorkerStatus> Coordinator::DrainEnvServer(
+    const v1::DrainEnvServerRequest& request) {
+  if (request.worker_id().empty() == request.address().empty()) {
+    return absl::InvalidArgumentError(
+        "DrainEnvServer: give exactly one of worker_id and address");
+  }
+  std::vector<v1::StageEvent> events;
+  v1::WorkerStatus status;
+  {
+    absl::MutexLock lock(&mu_);
+    SweepLocked(&events);
+    auto it = workers_.end();
+    if (!request.worker_id().empty()) {
+      it = workers_.find(request.worker_id());
+    } else {
+      it = std::find_if(workers_.begin(), workers_.end(), [&](const auto& entry) {
+        return entry.second.status.role() == v1::ROLE_ENV_SERVER &&
+               entry.second.status.address() == request.address();
+      });
+    }
+    const std::string which = request.worker_id().empty()
+                                  ? absl::StrCat("address '", request.address(), "'")
+                                  : absl::StrCat("worker '", request.worker_id(), "'");
+    if (it == workers_.end()) {
+      return absl::NotFoundError(absl::StrCat("DrainEnvServer: no live env server at ", which));
+    }
+    if (it->second.status.role() != v1::ROLE_ENV_SERVER) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("DrainEnvServer: ", which, " is not an env server"));
+    }
+    Worker& worker = it->second;
+    worker.drain_requested = true;
+    if (worker.status.serving_state() != v1::SERVING_STATE_DRAINING) {
+      worker.status.set_serving_state(v1::SERVING_STATE_DRAINING);
+      ++fleet_generation_;
+    }
+    status = worker.status;
+  }
+  Broadcast(events);
+  return status;
 }
 
 void Coordinator::LedgerLocked(const std::string& json_line) {
@@ -522,6 +617,7 @@ v1::ClusterStatus Coordinator::Status() {
     status.set_leases_reissued(leases_reissued_);
     status.set_groups_in_flight(GroupsInFlightLocked());
     status.set_max_groups_in_flight(MaxGroupsInFlightLocked());
+    status.set_env_fleet_generation(fleet_generation_);
   }
   Broadcast(events);
   return status;

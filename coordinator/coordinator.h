@@ -104,6 +104,9 @@ class Coordinator {
   v1::StageEvent Pause();
   v1::StageEvent Resume();
   v1::StageEvent CurrentStageEvent();
+  // The env-server fleet (coordinator.proto: ListEnvServers, DrainEnvServer).
+  v1::ListEnvServersResponse ListEnvServers();
+  absl::StatusOr<v1::WorkerStatus> DrainEnvServer(const v1::DrainEnvServerRequest& request);
 
   // Expires workers whose heartbeat is older than worker_expiry and re-queues their leases and
   // any lease past its deadline. Called by every RPC and periodically by the service.
@@ -119,6 +122,8 @@ class Coordinator {
   struct Worker {
     v1::WorkerStatus status;
     absl::Time last_heartbeat;
+    uint64_t sequence = 0;         // registration order
+    bool drain_requested = false;  // env servers: DrainEnvServer was called
   };
   struct OutstandingLease {
     v1::Lease lease;
@@ -155,6 +160,9 @@ class Coordinator {
       uint32_t batch_groups) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Broadcast(const std::vector<v1::StageEvent>& events);
   void LedgerLocked(const std::string& json_line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a worker; bumps the fleet generation when it was an env server.
+  void EraseWorkerLocked(std::map<std::string, Worker>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const CoordinatorOptions options_;
@@ -182,6 +190,7 @@ class Coordinator {
   uint64_t policy_version_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_eval_step_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t fleet_generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_lease_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t episodes_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t leases_reissued_ ABSL_GUARDED_BY(mu_) = 0;

@@ -222,4 +222,18 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Resume(grpc::CallbackServerCon
   return FinishStatus(context, absl::OkStatus());
 }
 
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::ListEnvServers(
+    grpc::CallbackServerContext* context, const v1::ListEnvServersRequest* request,
+    v1::ListEnvServersResponse* response) {
+  *response = coordinator_->ListEnvServers();
+  return FinishStatus(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorServiceImpl::DrainEnvServer(
+    grpc::CallbackServerContext* context, const v1::DrainEnvServerRequest* request,
+    v1::WorkerStatus* response) {
+  if (absl::Status auth = Authorize(context); !auth.ok()) return FinishStatus(context, auth);
+  return FinishUnary(context, coordinator_->DrainEnvServer(*request), response);
+}
+
 }  // namespace envtune

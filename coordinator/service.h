@@ -1,5 +1,5 @@
 // CoordinatorService over gRPC's callback API: thin handlers around Coordinator. Admin RPCs
-// (SetStage, Pause, Resume) need "authorization: Bearer <admin_token>" metadata; with an empty
+// (SetStage, Pause, Resume, DrainEnvServer) need "authorization: Bearer <admin_token>" metadata; with an empty
 // admin token they are disabled (PERMISSION_DENIED).
 #ifndef ENVTUNE_COORDINATOR_SERVICE_H_
 #define ENVTUNE_COORDINATOR_SERVICE_H_
@@ -49,6 +49,13 @@ class CoordinatorServiceImpl final : public v1::CoordinatorService::CallbackServ
   grpc::ServerUnaryReactor* Resume(grpc::CallbackServerContext* context,
                                    const v1::ResumeRequest* request,
                                    v1::StageEvent* response) override;
+
+  grpc::ServerUnaryReactor* ListEnvServers(grpc::CallbackServerContext* context,
+                                           const v1::ListEnvServersRequest* request,
+                                           v1::ListEnvServersResponse* response) override;
+  grpc::ServerUnaryReactor* DrainEnvServer(grpc::CallbackServerContext* context,
+                                           const v1::DrainEnvServerRequest* request,
+                                           v1::WorkerStatus* response) override;
 
  private:
   class WatchReactor;

@@ -1,6 +1,8 @@
 // env-server and `env` subcommands (see env_commands.h).
 #include "deploy/env_commands.h"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <functional>
 #include <iostream>
@@ -10,8 +12,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/metrics.h"
+#include "deploy/role_metrics.h"
 #include "envserver/env_cli.h"
 #include "envserver/env_service.h"
+#include "envserver/fleet_member.h"
 #include "envserver/episode.h"
 
 ABSL_FLAG(std::string, format, "envtuning", "env play: reply format (envtuning, bfcl, hermes)");
@@ -180,6 +185,8 @@ const std::vector<EnvSubcommand>& Subcommands() {
 const char* EnvCommandsUsage() {
   return "  env-server    serve EnvService (BFCL sandboxes, rewards; stateless)\n"
          "                  --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]\n"
+         "                  [--coordinator HOST:PORT --advertise_address HOST:PORT --name NAME]\n"
+         "                  [--drain_grace_ms N]\n"
          "  env play      play an episode by hand: envtune env play TASK_ID\n"
          "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] [--bfcl_eval]\n"
          "  env replay    execute call strings per turn, golden-format lines: env replay FILE|-\n"
@@ -187,7 +194,31 @@ const char* EnvCommandsUsage() {
          "  env decode    decode model replies to BFCL call strings: env decode FILE|- [--mode prompting|fc|envtuning]";
 }
 
+namespace {
+
+// The address clients dial: --advertise_address, else host:port (the machine's host name for a
+// wildcard host).
+std::string AdvertisedAddress(const EnvServerCommandArgs& args, int port) {
+  if (!args.advertise_address.empty()) return args.advertise_address;
+  std::string host = args.host;
+  if (host == "0.0.0.0" || host == "::" || host == "[::]") {
+    char name[256] = {0};
+    host = gethostname(name, sizeof(name) - 1) == 0 && name[0] != 0 ? name : "127.0.0.1";
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+}  // namespace
+
 int RunEnvServerCommand(const EnvServerCommandArgs& args) {
+  if (args.port < 0 || args.port > 65535) {
+    return PrintError(std::cerr, absl::InvalidArgumentError(absl::StrCat(
+                                     "env-server: --port ", args.port, " outside 0..65535")),
+                      2);
+  }
+  if (args.drain_grace_ms < 0) {
+    return PrintError(std::cerr, absl::InvalidArgumentError("env-server: --drain_grace_ms < 0"), 2);
+  }
   ConfigureEnvServerProcess();  // heap and lock-checking settings (env_service.h)
   EnvServiceOptions options;
   options.data_dir = args.data_dir;
@@ -206,9 +237,34 @@ int RunEnvServerCommand(const EnvServerCommandArgs& args) {
   g_env_stop = &stop;
   std::signal(SIGINT, OnEnvSignal);
   std::signal(SIGTERM, OnEnvSignal);
-  stop.WaitForNotification();
-  (*server)->Drain();
-  (*server)->Shutdown();
+  std::unique_ptr<EnvFleetMember> member;
+  if (!args.coordinator.empty()) {
+    EnvFleetMemberOptions fleet;
+    fleet.coordinator = args.coordinator;
+    fleet.address = AdvertisedAddress(args, (*server)->port());
+    fleet.name = args.name;
+    absl::StatusOr<std::unique_ptr<EnvFleetMember>> joined =
+        EnvFleetMember::Start(server->get(), std::move(fleet));
+    if (!joined.ok()) return PrintError(std::cerr, joined.status(), 2);
+    member = *std::move(joined);
+  }
+  // Until SIGINT/SIGTERM, or the coordinator asks this server to drain; the load goes to
+  // /metrics every second (when served).
+  absl::Time metrics_at = absl::InfinitePast();
+  while (!stop.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
+    if (member != nullptr && member->drain_requested().HasBeenNotified()) break;
+    if (Metrics::Global().enabled() && absl::Now() - metrics_at >= absl::Seconds(1)) {
+      metrics_at = absl::Now();
+      UpdateEnvServerMetrics(Metrics::Global(), (*server)->Load(), (*server)->draining());
+    }
+  }
+  std::cout << "env server draining (" << (*server)->inflight() << " calls in flight)"
+            << std::endl;
+  (*server)->BeginDrain();
+  if (member != nullptr) member->ReportDraining();
+  UpdateEnvServerMetrics(Metrics::Global(), (*server)->Load(), /*draining=*/true);
+  (*server)->DrainAndShutdown(absl::Milliseconds(args.drain_grace_ms), absl::Seconds(60));
+  if (member != nullptr) member->Leave();
   g_env_stop = nullptr;
   std::cout << "env server stopped" << std::endl;
   return 0;

@@ -1,8 +1,14 @@
 // The environment commands of the `envtune` binary:
 //
 //   envtune env-server [--host ADDR] [--port N] [--data_dir DIR] [--hmac_key_file FILE]
-//       serves EnvService; prints "env server listening on HOST:PORT"; SIGINT/SIGTERM drain
-//       (health NOT_SERVING) and stop it cleanly.
+//       [--coordinator HOST:PORT [--advertise_address HOST:PORT] [--name NAME]]
+//       [--drain_grace_ms N]
+//       serves EnvService; prints "env server listening on HOST:PORT". With --coordinator it
+//       joins the fleet (envserver/fleet_member.h): registers the advertised address (default
+//       HOST:PORT) and heartbeats its load. SIGINT/SIGTERM, or the coordinator's DrainEnvServer,
+//       drain it: health NOT_SERVING and DRAINING reported at once, requests still served for
+//       --drain_grace_ms (clients move away), then UNAVAILABLE, in-flight calls finish (up to
+//       60 s), a last STOPPED heartbeat, exit 0.
 //   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [--augment_probability P]
 //       [--seed N] [--bfcl_eval] [--data_dir DIR]
 //       a person plays an episode in the terminal: types replies (a line with a single "." ends a
@@ -28,6 +34,10 @@ struct EnvServerCommandArgs {
   int port = 0;
   std::string data_dir;
   std::string hmac_key_file;  // empty: blobs carry a SHA-256 checksum only
+  std::string coordinator;    // empty: no fleet membership
+  std::string advertise_address;
+  std::string name;
+  int drain_grace_ms = 3000;
 };
 int RunEnvServerCommand(const EnvServerCommandArgs& args);
 

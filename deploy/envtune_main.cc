@@ -2,7 +2,9 @@
 //
 //   envtune coordinator --config FILE [--port N] [--data_dir DIR] [key.sub=value ...]
 //   envtune status --coordinator HOST:PORT [--json]
+//   envtune scale --run_dir DIR env-servers N [--wait_s S]   (a running `envtune train`)
 //   envtune env-server [--host ADDR] [--port N] [--data_dir DIR] [--hmac_key_file FILE]
+//                      [--coordinator HOST:PORT] [--advertise_address A] [--drain_grace_ms N]
 //   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
 //   envtune actor --coordinator HOST:PORT --learner HOST:PORT --env LIST|dns:///NAME:PORT
 //                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
@@ -26,6 +28,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/channels.h"
@@ -57,6 +60,16 @@ ABSL_FLAG(std::string, hmac_key_file, "",
 ABSL_FLAG(int, metrics_port, -1,
           "coordinator/env-server/learner/actor: serve Prometheus metrics at "
           "http://HOST:PORT/metrics on --host (-1 = off, 0 = pick a free port)");
+ABSL_FLAG(std::string, advertise_address, "",
+          "env-server: host:port clients dial, registered with --coordinator (default: "
+          "--host:port, the host name for a wildcard --host)");
+ABSL_FLAG(std::string, name, "", "env-server: name shown in `envtune status` (default: address)");
+ABSL_FLAG(int, drain_grace_ms, 3000,
+          "env-server: on SIGTERM or DrainEnvServer, keep serving this long while clients move "
+          "to other replicas, then refuse new calls and exit once in-flight calls finish");
+ABSL_FLAG(std::string, run_dir, "", "scale: the run directory of a running `envtune train`");
+ABSL_FLAG(int, wait_s, 120,
+          "scale: wait this long for the launcher to reach the new size (0 = do not wait)");
 ABSL_FLAG(std::string, learner, "", "learner address host:port (actor)");
 ABSL_FLAG(std::string, env, "",
           "env servers (actor): host:port[,host:port...] or a gRPC target such as "
@@ -76,8 +89,10 @@ commands:
                   (launcher options: the config's `launch:` section, deploy/local_launcher.h)
   coordinator   serve CoordinatorService (membership, leases, curriculum, status)
                   --config FILE --port N --host ADDR --data_dir DIR
-  status        show a running cluster's status
+  status        show a running cluster's status (workers, env-server fleet with load, metrics)
                   --coordinator HOST:PORT [--json] [--timeout_ms N]
+  scale         change the number of env servers of a running `envtune train`
+                  --run_dir DIR env-servers N [--wait_s S]   (deploy/local_launcher.h)
   env-server    serve EnvService (BFCL sandboxes, augmentation, rewards; stateless)
                   --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]
   env play      play an episode by hand: env play TASK_ID [--format envtuning|bfcl|hermes]
@@ -213,6 +228,29 @@ int RunStatus() {
   return 0;
 }
 
+// `envtune scale --run_dir DIR env-servers N`.
+int RunScale(const std::vector<std::string>& args) {
+  const std::string run_dir = absl::GetFlag(FLAGS_run_dir);
+  int count = 0;
+  if (run_dir.empty() || args.size() != 2 || args[0] != "env-servers" ||
+      !absl::SimpleAtoi(args[1], &count)) {
+    return Fail(absl::InvalidArgumentError(
+                    "usage: envtune scale --run_dir DIR env-servers N [--wait_s S]"),
+                2);
+  }
+  if (absl::Status s = RequestEnvServerScale(run_dir, count); !s.ok()) {
+    return Fail(s, absl::IsInvalidArgument(s) ? 2 : 1);
+  }
+  std::cout << "requested " << count << " env servers for " << run_dir << std::endl;
+  const int wait_s = absl::GetFlag(FLAGS_wait_s);
+  if (wait_s <= 0) return 0;
+  if (absl::Status s = WaitForEnvServerScale(run_dir, count, absl::Seconds(wait_s)); !s.ok()) {
+    return Fail(s, 1);
+  }
+  std::cout << count << " env servers serving" << std::endl;
+  return 0;
+}
+
 int RunActor(const std::vector<std::string>& overrides) {
 #ifdef ENVTUNE_HAS_TORCH
   absl::StatusOr<Config> config = Config::Load(absl::GetFlag(FLAGS_config), overrides);
@@ -318,6 +356,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> env_args(rest.begin() + 1, rest.end());
     return envtune::RunEnvCommand(env_args, absl::GetFlag(FLAGS_data_dir), std::cin, std::cout);
   }
+  if (command == "scale") {
+    return envtune::RunScale(std::vector<std::string>(rest.begin() + 1, rest.end()));
+  }
   std::vector<std::string> overrides;
   for (size_t i = 1; i < rest.size(); ++i) {
     std::string arg = rest[i];
@@ -337,8 +378,11 @@ int main(int argc, char** argv) {
   if (command == "coordinator") return envtune::RunCoordinator(overrides);
   if (command == "status") return envtune::RunStatus();
   if (command == "env-server") {
-    return envtune::RunEnvServerCommand({absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
-                                         absl::GetFlag(FLAGS_data_dir), absl::GetFlag(FLAGS_hmac_key_file)});
+    return envtune::RunEnvServerCommand(
+        {absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), absl::GetFlag(FLAGS_data_dir),
+         absl::GetFlag(FLAGS_hmac_key_file), absl::GetFlag(FLAGS_coordinator),
+         absl::GetFlag(FLAGS_advertise_address), absl::GetFlag(FLAGS_name),
+         absl::GetFlag(FLAGS_drain_grace_ms)});
   }
   if (command == "actor") return envtune::RunActor(overrides);
   if (command == "learner") return envtune::RunLearner(overrides);

@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/config.h"
 #include "common/file.h"
 #include "deploy/plot.h"
@@ -27,7 +29,40 @@ struct Slot {
   int restarts = 0;
   std::optional<ChildProcess> process;
   std::string address;              // reported listening address, if any
+  int stop_rank = 0;                // stopped in increasing rank: actors, learner, env, coordinator
+  bool env_server = false;
+  std::optional<absl::Time> retiring_since;  // scaled down: draining, not restarted
 };
+
+constexpr char kScaleRequest[] = "/control/env_servers";
+constexpr char kScaleApplied[] = "/control/env_servers.applied";
+
+// Writes `text` to `path` through a temporary file and rename, so readers never see half.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+// The env-server count in a control file; nullopt when absent.
+absl::StatusOr<std::optional<int>> ReadCount(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::optional<int>();
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  int count = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &count)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": '", *text, "' is not a count"));
+  }
+  return std::optional<int>(count);
+}
 
 absl::Status StartSlot(Slot& slot, const std::string& log_dir, bool wait_for_address,
                        absl::Duration timeout) {
@@ -166,6 +201,37 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
 
 }  // namespace
 
+absl::Status RequestEnvServerScale(const std::string& run_dir, int env_servers) {
+  if (env_servers < 1 || env_servers > kMaxLocalEnvServers) {
+    return absl::InvalidArgumentError(absl::StrCat("scale: env-servers ", env_servers,
+                                                   " outside 1..", kMaxLocalEnvServers));
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(run_dir + "/logs", ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("scale: ", run_dir, " holds no run (no logs/; is `envtune train` running "
+                     "with launch.run_dir=", run_dir, "?)"));
+  }
+  std::filesystem::create_directories(run_dir + "/control", ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("scale: cannot create ", run_dir, "/control"));
+  return WriteFileAtomically(run_dir + kScaleRequest, absl::StrCat(env_servers, "\n"));
+}
+
+absl::Status WaitForEnvServerScale(const std::string& run_dir, int env_servers,
+                                   absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<std::optional<int>> applied = ReadCount(run_dir + kScaleApplied);
+    if (applied.ok() && applied->has_value() && **applied == env_servers) return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "scale: the launcher of ", run_dir, " has not reached ", env_servers,
+          " env servers after ", absl::FormatDuration(timeout), " (see its progress output)"));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
 bool CanReuseWarmStart(const LaunchOptions& options) {
   if (options.warm_start_key.empty()) return false;
   std::error_code ec;
@@ -188,11 +254,25 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     options.overrides.push_back("model.path=" + *checkpoint);
   }
 
-  // Start order: coordinator, env servers, learner, actors; stop order is the reverse.
+  // Start order: coordinator, env servers, learner, actors; stop order: actors, learner, env
+  // servers (each rank at once), coordinator.
   std::vector<Slot> slots;
   auto stop_all = [&slots]() {
-    for (auto it = slots.rbegin(); it != slots.rend(); ++it) {
-      if (it->process.has_value()) it->process->Terminate(absl::Seconds(10));
+    std::vector<Slot*> order;
+    for (Slot& slot : slots) order.push_back(&slot);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const Slot* a, const Slot* b) { return a->stop_rank < b->stop_rank; });
+    // All of a rank at once (env servers drain in parallel), then wait for each.
+    for (size_t i = 0; i < order.size();) {
+      size_t end = i;
+      while (end < order.size() && order[end]->stop_rank == order[i]->stop_rank) ++end;
+      for (size_t k = i; k < end; ++k) {
+        if (order[k]->process.has_value()) order[k]->process->RequestStop();
+      }
+      for (size_t k = i; k < end; ++k) {
+        if (order[k]->process.has_value()) order[k]->process->Terminate(absl::Seconds(10));
+      }
+      i = end;
     }
   };
   auto fail = [&](absl::Status status) {
@@ -201,27 +281,41 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   };
 
   slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", {"--port=0"})});
+  slots.back().stop_rank = 3;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
   }
   const std::string coordinator = slots.back().address;
   progress << "coordinator " << coordinator << "\n";
 
+  // Env servers join the coordinator's fleet; actors follow it (the list below is their
+  // fallback). More can be added or drained while the run goes on (`envtune scale`).
+  int next_env_index = 0;
+  auto add_env_server = [&]() -> absl::Status {
+    const std::string name = absl::StrCat("env-server-", next_env_index++);
+    Slot slot{name, RoleArgv(options, "env-server",
+                             {"--port=0", "--coordinator=" + coordinator, "--name=" + name})};
+    slot.restartable = true;
+    slot.env_server = true;
+    slot.stop_rank = 2;
+    slots.push_back(std::move(slot));
+    return StartSlot(slots.back(), log_dir, true, options.startup_timeout);
+  };
   std::vector<std::string> env_addresses;
   for (int i = 0; i < options.env_servers; ++i) {
-    Slot slot{absl::StrCat("env-server-", i),
-              RoleArgv(options, "env-server", {"--port=0", "--coordinator=" + coordinator})};
-    slot.restartable = true;
-    slots.push_back(std::move(slot));
-    if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
-      return fail(s);
-    }
+    if (absl::Status s = add_env_server(); !s.ok()) return fail(s);
     env_addresses.push_back(slots.back().address);
   }
   progress << "env servers " << absl::StrJoin(env_addresses, ",") << "\n";
+  // A scale request left over from an earlier run in this run_dir is not this run's.
+  std::filesystem::remove(options.run_dir + kScaleRequest, ec);
+  std::filesystem::remove(options.run_dir + kScaleApplied, ec);
+  int env_target = options.env_servers;
+  bool scale_pending = false;
 
   slots.push_back(
       Slot{"learner", RoleArgv(options, "learner", {"--port=0", "--coordinator=" + coordinator})});
+  slots.back().stop_rank = 1;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
   }
@@ -254,8 +348,68 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   absl::Status result = absl::OkStatus();
 
   while (!stop.load()) {
+    // Scaling: a new request in <run_dir>/control/env_servers.
+    if (absl::StatusOr<std::optional<int>> request = ReadCount(options.run_dir + kScaleRequest);
+        !request.ok() || (request->has_value() && (**request < 1 || **request > kMaxLocalEnvServers))) {
+      progress << "scale request ignored: "
+               << (request.ok() ? absl::StrCat(**request, " outside 1..", kMaxLocalEnvServers)
+                                : std::string(request.status().message()))
+               << "\n" << std::flush;
+      std::filesystem::remove(options.run_dir + kScaleRequest, ec);
+    } else if (request->has_value() && **request != env_target) {
+      progress << "env servers: scaling " << env_target << " -> " << **request << "\n"
+               << std::flush;
+      env_target = **request;
+      scale_pending = true;
+    }
+    if (scale_pending) {
+      int active = 0;
+      for (const Slot& slot : slots) active += slot.env_server && !slot.retiring_since.has_value();
+      for (; active < env_target; ++active) {
+        if (absl::Status s = add_env_server(); !s.ok()) return fail(s);
+        progress << slots.back().name << " listening on " << slots.back().address << "\n"
+                 << std::flush;
+      }
+      // Drain the newest first.
+      for (auto it = slots.rbegin(); it != slots.rend() && active > env_target; ++it) {
+        if (!it->env_server || it->retiring_since.has_value()) continue;
+        it->retiring_since = absl::Now();
+        it->process->RequestStop();
+        --active;
+        progress << it->name << " (" << it->address << ") draining\n" << std::flush;
+      }
+      const bool retiring = std::any_of(slots.begin(), slots.end(), [](const Slot& slot) {
+        return slot.retiring_since.has_value();
+      });
+      if (!retiring) {
+        scale_pending = false;
+        if (absl::Status s = WriteFileAtomically(options.run_dir + kScaleApplied,
+                                                 absl::StrCat(env_target, "\n"));
+            !s.ok()) {
+          progress << s.message() << "\n";
+        }
+        progress << "env servers: " << env_target << " serving\n" << std::flush;
+      }
+    }
+    // Drained env servers leave; one that does not stop in time is killed.
+    for (Slot& slot : slots) {
+      if (!slot.retiring_since.has_value()) continue;
+      std::optional<int> exited = slot.process->PollExit();
+      if (!exited.has_value() && absl::Now() - *slot.retiring_since > absl::Seconds(90)) {
+        exited = slot.process->Terminate(absl::Seconds(1));
+      }
+      if (!exited.has_value()) continue;
+      progress << slot.name << " stopped after draining (exit status " << *exited << ")\n"
+               << std::flush;
+      slot.process.reset();
+    }
+    std::erase_if(slots, [](const Slot& slot) {
+      return slot.retiring_since.has_value() && !slot.process.has_value();
+    });
+
     // Supervision: restart stateless roles, fail on the coordinator or learner.
     for (Slot& slot : slots) {
+      if (slot.retiring_since.has_value()) continue;
       std::optional<int> exited = slot.process->PollExit();
       if (!exited.has_value()) continue;
       if (*exited == 0 && slot.restartable) {
@@ -335,6 +489,17 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         line["policy_version"] = status->policy_version();
         line["elapsed_s"] = absl::ToDoubleSeconds(absl::Now() - start);
         line["episodes_completed"] = status->episodes_completed();
+        {
+          int env_servers = 0;
+          uint64_t env_steps = 0;
+          for (const v1::WorkerStatus& w : status->workers()) {
+            if (w.role() != v1::ROLE_ENV_SERVER) continue;
+            ++env_servers;
+            env_steps += w.env_load().steps_total();
+          }
+          line["env_servers"] = env_servers;
+          line["env_steps_total"] = env_steps;  // steps served by the replicas alive now
+        }
         for (const v1::Metric& m : status->metrics()) line["metrics"][m.name()] = m.value();
         metrics << line.dump() << "\n" << std::flush;
         double step = static_cast<double>(status->learner_step());

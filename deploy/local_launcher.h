@@ -4,7 +4,8 @@
 //
 // Config keys read here (`launch:` section; the roles read their own sections):
 //   launch:
-//     env_servers: 2          # env-server processes (stateless; restarted if they die)
+//     env_servers: 2          # env-server processes at the start (stateless; restarted if they
+//                             #   die; change it while the run goes on with `envtune scale`)
 //     actors: 2               # actor processes (restarted if they die; leases are re-issued)
 //     run_dir: runs/latest    # logs/<role>.log, metrics.jsonl, metrics.svg, status.json
 //     startup_timeout_s: 120  # per process, until it reports "listening on HOST:PORT"
@@ -16,6 +17,14 @@
 //                             #   (model.path); its log is logs/sft.log. A checkpoint there
 //                             #   made from the same `sft:` section (after overrides) and
 //                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml)
+//
+// Scaling env servers while the run goes on: `envtune scale --run_dir DIR env-servers N`
+// (RequestEnvServerScale) writes N to <run_dir>/control/env_servers. The launcher reads it every
+// poll: it starts env servers (named env-server-K; they join the coordinator's fleet and actors
+// send them work within about a second), or drains the newest ones (SIGTERM: each reports
+// DRAINING, finishes its in-flight steps and exits 0; it is not restarted). Once the fleet has N
+// env servers and none is still draining, it writes N to <run_dir>/control/env_servers.applied.
+// An unreadable or out-of-range request is reported on the progress stream and ignored.
 #ifndef ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 #define ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 
@@ -53,6 +62,16 @@ absl::Status ReadLaunchOptions(LaunchOptions& options);
 // Whether <run_dir>/sft holds a finished warm-start checkpoint (config.json) made with
 // options.warm_start_key.
 bool CanReuseWarmStart(const LaunchOptions& options);
+
+// Largest env-server count `envtune scale` accepts on one machine.
+inline constexpr int kMaxLocalEnvServers = 64;
+
+// Asks the launcher of `run_dir` for `env_servers` env servers (see the top of this file).
+// InvalidArgument outside 1..kMaxLocalEnvServers; NotFound when run_dir has no run (no logs/).
+absl::Status RequestEnvServerScale(const std::string& run_dir, int env_servers);
+// Waits until the launcher has applied `env_servers` (DeadlineExceeded after `timeout`).
+absl::Status WaitForEnvServerScale(const std::string& run_dir, int env_servers,
+                                   absl::Duration timeout);
 
 // Runs the cluster until the curriculum finishes (OK), `stop` becomes true (OK, stopped
 // cleanly), or a process fails beyond repair (the error names the role and quotes its log).

@@ -141,4 +141,8 @@ void ChildProcess::Kill() {
   if (pid_ > 0 && !PollExit().has_value()) ::kill(pid_, SIGKILL);
 }
 
+void ChildProcess::RequestStop() {
+  if (pid_ > 0 && !PollExit().has_value()) ::kill(pid_, SIGTERM);
+}
+
 }  // namespace envtune

@@ -39,6 +39,8 @@ class ChildProcess {
   int Terminate(absl::Duration grace);
   // Sends SIGKILL at once (fault-injection in tests).
   void Kill();
+  // Sends SIGTERM and returns at once (the child drains and exits by itself; see PollExit).
+  void RequestStop();
 
   const std::string& name() const { return name_; }
   const std::string& log_path() const { return log_path_; }

@@ -34,6 +34,22 @@ absl::Status StartRoleMetrics(const std::string& role, const std::string& host, 
   return absl::OkStatus();
 }
 
+void UpdateEnvServerMetrics(Metrics& metrics, const v1::EnvServerLoad& load, bool draining) {
+  const std::pair<const char*, std::pair<const char*, double>> kGauges[] = {
+      {kEnvInflightMetric, {"StartEpisode/Step calls being served now", load.inflight_steps()}},
+      {"envtune_env_steps_per_second", {"Step RPCs per second over the load window", load.steps_per_s()}},
+      {"envtune_env_step_latency_p50_seconds",
+       {"Median Step latency over the load window", load.step_latency_p50_ms() / 1000.0}},
+      {"envtune_env_step_latency_p99_seconds",
+       {"99th percentile Step latency over the load window", load.step_latency_p99_ms() / 1000.0}},
+      {"envtune_env_draining", {"1 while this env server drains", draining ? 1.0 : 0.0}},
+  };
+  for (const auto& [name, help_value] : kGauges) {
+    absl::StatusOr<GaugeHandle> g = metrics.Gauge(name, help_value.first);
+    if (g.ok()) g->Set(help_value.second);
+  }
+}
+
 GaugeHandle CoordinatorMetrics::Gauge(const std::string& name, const std::string& help, const MetricLabels& labels) {
   absl::StatusOr<GaugeHandle> g = metrics_.Gauge(name, help, labels);
   return g.ok() ? *g : GaugeHandle();
@@ -90,11 +106,55 @@ void CoordinatorMetrics::Update(const v1::ClusterStatus& status) {
                                    : "Leases re-issued after their worker expired or the lease timed out");
     if (c.ok()) c->Increment(static_cast<double>(total) - c->Value());
   }
+  UpdateEnvFleet(status);
   for (const v1::Metric& m : status.metrics()) {
     Gauge("envtune_run_metric", "Recent run metrics of the coordinator's status (rewards, accuracy, rates)",
           {{"name", m.name()}})
         .Set(m.value());
   }
+}
+
+void CoordinatorMetrics::UpdateEnvFleet(const v1::ClusterStatus& status) {
+  static constexpr const char* kPerReplica[] = {
+      "envtune_env_server_steps_per_second", "envtune_env_server_step_latency_p50_seconds",
+      "envtune_env_server_step_latency_p99_seconds", "envtune_env_server_inflight_steps",
+      "envtune_env_server_draining"};
+  std::set<MetricLabels> replicas;
+  int serving = 0, draining = 0;
+  double fleet_steps_per_s = 0, fleet_inflight = 0;
+  for (const v1::WorkerStatus& w : status.workers()) {
+    if (w.role() != v1::ROLE_ENV_SERVER) continue;
+    const v1::EnvServerLoad& load = w.env_load();
+    const bool is_draining = w.serving_state() == v1::SERVING_STATE_DRAINING;
+    (is_draining ? draining : serving) += 1;
+    fleet_steps_per_s += load.steps_per_s();
+    fleet_inflight += load.inflight_steps();
+    MetricLabels labels{{"worker", w.worker_id()}, {"name", w.name()}, {"address", w.address()}};
+    Gauge(kPerReplica[0], "Env server: Step RPCs per second over its load window", labels)
+        .Set(load.steps_per_s());
+    Gauge(kPerReplica[1], "Env server: median Step latency over its load window", labels)
+        .Set(load.step_latency_p50_ms() / 1000.0);
+    Gauge(kPerReplica[2], "Env server: 99th percentile Step latency over its load window", labels)
+        .Set(load.step_latency_p99_ms() / 1000.0);
+    Gauge(kPerReplica[3], "Env server: StartEpisode/Step calls being served", labels)
+        .Set(load.inflight_steps());
+    Gauge(kPerReplica[4], "Env server: 1 while draining (no new work)", labels)
+        .Set(is_draining ? 1 : 0);
+    replicas.insert(std::move(labels));
+  }
+  for (const MetricLabels& gone : env_replicas_) {
+    if (replicas.count(gone) > 0) continue;
+    for (const char* name : kPerReplica) metrics_.RemoveGauge(name, gone);
+  }
+  env_replicas_ = std::move(replicas);
+  Gauge("envtune_env_servers", "Live env servers by serving state", {{"state", "serving"}})
+      .Set(serving);
+  Gauge("envtune_env_servers", "Live env servers by serving state", {{"state", "draining"}})
+      .Set(draining);
+  Gauge("envtune_env_fleet_steps_per_second", "Step RPCs per second summed over env servers")
+      .Set(fleet_steps_per_s);
+  Gauge("envtune_env_fleet_inflight_steps", "Calls being served, summed over env servers")
+      .Set(fleet_inflight);
 }
 
 }  // namespace envtune

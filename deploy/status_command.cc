@@ -44,11 +44,55 @@ std::string RenderStatusTable(const v1::ClusterStatus& s) {
                                           w.episodes_per_s(), w.tokens_per_s(),
                                           w.policy_version()));
   }
+  absl::StrAppend(&out, RenderEnvFleetTable(s));
   if (s.metrics_size() > 0) {
     absl::StrAppend(&out, "\n", absl::StrFormat("%-36s %12s %8s\n", "METRIC", "VALUE", "STEP"));
     for (const v1::Metric& m : s.metrics()) {
       absl::StrAppend(&out, absl::StrFormat("%-36s %12.5g %8d\n", m.name(), m.value(), m.step()));
     }
+  }
+  return out;
+}
+
+std::string ServingStateName(v1::ServingState state) {
+  switch (state) {
+    case v1::SERVING_STATE_SERVING:
+    case v1::SERVING_STATE_UNSPECIFIED:
+      return "serving";
+    case v1::SERVING_STATE_DRAINING:
+      return "draining";
+    case v1::SERVING_STATE_STOPPED:
+      return "stopped";
+    default:
+      return "unknown";
+  }
+}
+
+std::string RenderEnvFleetTable(const v1::ClusterStatus& s) {
+  int serving = 0, draining = 0;
+  double steps_per_s = 0;
+  uint32_t inflight = 0;
+  for (const v1::WorkerStatus& w : s.workers()) {
+    if (w.role() != v1::ROLE_ENV_SERVER) continue;
+    (w.serving_state() == v1::SERVING_STATE_DRAINING ? draining : serving) += 1;
+    steps_per_s += w.env_load().steps_per_s();
+    inflight += w.env_load().inflight_steps();
+  }
+  std::string out = absl::StrFormat(
+      "\nenv servers %d (%d serving, %d draining)  %.1f steps/s  %d in flight\n", serving + draining,
+      serving, draining, steps_per_s, inflight);
+  if (serving + draining == 0) return out;
+  absl::StrAppend(&out, absl::StrFormat("%-8s %-14s %-22s %-9s %9s %8s %8s %9s %10s\n", "WORKER",
+                                        "NAME", "ADDRESS", "STATE", "STEPS/S", "P50 MS", "P99 MS",
+                                        "IN FLIGHT", "STEPS"));
+  for (const v1::WorkerStatus& w : s.workers()) {
+    if (w.role() != v1::ROLE_ENV_SERVER) continue;
+    const v1::EnvServerLoad& load = w.env_load();
+    absl::StrAppend(&out, absl::StrFormat("%-8s %-14s %-22s %-9s %9.1f %8.2f %8.2f %9d %10d\n",
+                                          w.worker_id(), w.name(), w.address(),
+                                          ServingStateName(w.serving_state()), load.steps_per_s(),
+                                          load.step_latency_p50_ms(), load.step_latency_p99_ms(),
+                                          load.inflight_steps(), load.steps_total()));
   }
   return out;
 }

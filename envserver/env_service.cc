@@ -141,45 +141,79 @@ grpc::ServerUnaryReactor* EnvServiceImpl::StartEpisode(grpc::CallbackServerConte
                                                        const v1::StartEpisodeRequest* request,
                                                        v1::StartEpisodeResponse* response) {
   if (draining_) return Finish<v1::StartEpisodeResponse>(context, DrainingStatus(), response);
-  return Finish(context, core_->StartEpisode(*request), response);
+  if (load_ == nullptr) return Finish(context, core_->StartEpisode(*request), response);
+  load_->RpcStarted();
+  absl::StatusOr<v1::StartEpisodeResponse> result = core_->StartEpisode(*request);
+  load_->EpisodeStarted();
+  load_->RpcFinished();
+  return Finish(context, std::move(result), response);
 }
 
 grpc::ServerUnaryReactor* EnvServiceImpl::Step(grpc::CallbackServerContext* context, const v1::StepRequest* request,
                                                v1::StepResponse* response) {
   if (draining_) return Finish<v1::StepResponse>(context, DrainingStatus(), response);
-  return Finish(context, core_->Step(*request), response);
+  if (load_ == nullptr) return Finish(context, core_->Step(*request), response);
+  load_->RpcStarted();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<v1::StepResponse> result = core_->Step(*request);
+  const absl::Time end = absl::Now();
+  load_->StepFinished(end - start, end);
+  load_->RpcFinished();
+  return Finish(context, std::move(result), response);
 }
 
 absl::StatusOr<std::unique_ptr<EnvServer>> EnvServer::Start(const EnvServiceOptions& options,
                                                              const std::string& address) {
-  std::unique_ptr<EnvServer> server(new EnvServer());
+  std::unique_ptr<EnvServer> server(new EnvServer(options.load_window));
   absl::StatusOr<std::unique_ptr<EnvCore>> core = EnvCore::Create(options);
   if (!core.ok()) return core.status();
   server->core_ = *std::move(core);
-  server->service_ = std::make_unique<EnvServiceImpl>(server->core_.get());
+  server->service_ = std::make_unique<EnvServiceImpl>(server->core_.get(), &server->load_);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(options.max_connection_age)));
+    // Calls still running on an aged connection get this long (longer than any Step).
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 5 * 60 * 1000);
+  }
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
-  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
-    health->SetServingStatus(kHealthServiceName, true);
-    health->SetServingStatus("", true);
-  }
+  server->SetHealth(true);
   return server;
 }
 
+void EnvServer::SetHealth(bool serving) {
+  if (server_ == nullptr) return;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(kHealthServiceName, serving);
+    health->SetServingStatus("", serving);
+  }
+}
+
+void EnvServer::BeginDrain() {
+  if (health_draining_.exchange(true)) return;
+  SetHealth(false);
+}
+
 void EnvServer::Drain() {
+  BeginDrain();
   if (service_ == nullptr || service_->draining()) return;
   service_->SetDraining();
-  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
-    health->SetServingStatus(kHealthServiceName, false);
-    health->SetServingStatus("", false);
-  }
+}
+
+void EnvServer::DrainAndShutdown(absl::Duration grace, absl::Duration inflight_timeout) {
+  BeginDrain();
+  absl::SleepFor(grace);
+  Drain();
+  const absl::Time deadline = absl::Now() + inflight_timeout;
+  while (inflight() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  Shutdown();
 }
 
 void EnvServer::Shutdown(std::chrono::milliseconds grace) {

@@ -4,8 +4,13 @@
 // the episode engine with its caches) and answers the three RPCs as plain functions returning
 // absl::Status codes as documented in env.proto. EnvServiceImpl is the thin gRPC callback
 // adapter; EnvServer owns a running grpc::Server with the standard health service
-// (serving name "envtune.v1.EnvService"): SERVING while up, NOT_SERVING once Drain() is called,
-// after which every RPC answers UNAVAILABLE so clients retry elsewhere with the same blob.
+// (serving name "envtune.v1.EnvService"): SERVING while up, NOT_SERVING once BeginDrain() or
+// Drain() is called. BeginDrain() keeps serving (clients are still learning that the replica is
+// going); after Drain() every RPC answers UNAVAILABLE so clients retry elsewhere with the same
+// blob. DrainAndShutdown() is the whole sequence a stopping replica runs.
+//
+// Load (LoadTracker): StartEpisode/Step RPCs in flight, and Step rate and latency percentiles,
+// for the coordinator's fleet view (envserver/fleet_member.h).
 #ifndef ENVTUNE_ENVSERVER_ENV_SERVICE_H_
 #define ENVTUNE_ENVSERVER_ENV_SERVICE_H_
 
@@ -16,6 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "envserver/episode.h"
+#include "envserver/load_tracker.h"
 #include "envserver/task_catalog.h"
 #include "envtune/v1/env.grpc.pb.h"
 #include "grpcpp/server.h"
@@ -27,6 +33,11 @@ struct EnvServiceOptions {
   std::string data_dir;
   // Episode-engine settings; its hmac_key authenticates episode-state blobs.
   EpisodeEngineOptions engine;
+  // Servers close each client connection after this long (GOAWAY; RPCs in flight finish), so
+  // clients that balance over DNS ("dns:///...") re-resolve and find new replicas. 0 = never.
+  absl::Duration max_connection_age = absl::Seconds(30);
+  // Window of the Step rate and latency percentiles in Load().
+  absl::Duration load_window = absl::Seconds(10);
 };
 
 // Process settings for a process that serves EnvService (the env-server command and the env-server
@@ -66,7 +77,9 @@ class EnvCore {
 
 class EnvServiceImpl final : public v1::EnvService::CallbackService {
  public:
-  explicit EnvServiceImpl(const EnvCore* core) : core_(core) {}
+  // `core` and `load` are not owned and must outlive the service; `load` may be null.
+  explicit EnvServiceImpl(const EnvCore* core, LoadTracker* load = nullptr)
+      : core_(core), load_(load) {}
   // From now on every RPC answers UNAVAILABLE.
   void SetDraining() { draining_ = true; }
   bool draining() const { return draining_; }
@@ -81,6 +94,7 @@ class EnvServiceImpl final : public v1::EnvService::CallbackService {
 
  private:
   const EnvCore* core_;
+  LoadTracker* const load_;
   std::atomic<bool> draining_{false};
 };
 
@@ -94,13 +108,27 @@ class EnvServer {
 
   int port() const { return port_; }
   const EnvCore& core() const { return *core_; }
+  // Health NOT_SERVING; RPCs are still served (clients are being told to go elsewhere).
+  void BeginDrain();
   // Health NOT_SERVING and UNAVAILABLE for new RPCs; in-flight ones finish.
   void Drain();
+  // BeginDrain() or Drain() was called.
+  bool draining() const { return health_draining_.load(); }
+  // StartEpisode/Step RPCs being served now.
+  uint32_t inflight() const { return load_.inflight(); }
+  // The load now (LoadTracker::Snapshot).
+  v1::EnvServerLoad Load() { return load_.Snapshot(absl::Now()); }
+  // A stopping replica: BeginDrain(), keep serving for `grace` (clients stop sending), Drain(),
+  // wait up to `inflight_timeout` for in-flight RPCs, then Shutdown.
+  void DrainAndShutdown(absl::Duration grace, absl::Duration inflight_timeout);
   // Drain, then stop (waiting up to `grace` for in-flight RPCs).
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(5000));
 
  private:
-  EnvServer() = default;
+  explicit EnvServer(absl::Duration load_window) : load_(load_window) {}
+  void SetHealth(bool serving);
+  LoadTracker load_;
+  std::atomic<bool> health_draining_{false};
   std::unique_ptr<EnvCore> core_;
   std::unique_ptr<EnvServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;

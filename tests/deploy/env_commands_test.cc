@@ -86,5 +86,17 @@ TEST(EnvServerCommand, MissingKeyFileIsAUsageError) {
   EXPECT_EQ(RunEnvServerCommand(args), 2);
 }
 
+TEST(EnvServerCommand, BadPortAndDrainGraceAreUsageErrors) {
+  EnvServerCommandArgs args;
+  args.data_dir = DataDir();
+  args.port = 70000;  // was silently wrapped to 4464
+  EXPECT_EQ(RunEnvServerCommand(args), 2);
+  args.port = -1;
+  EXPECT_EQ(RunEnvServerCommand(args), 2);
+  args.port = 0;
+  args.drain_grace_ms = -5;
+  EXPECT_EQ(RunEnvServerCommand(args), 2);
+}
+
 }  // namespace
 }  // namespace envtune

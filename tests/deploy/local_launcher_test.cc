@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -94,6 +95,33 @@ sft: {lr: 1.0e-3, epochs: 2}
   other_data.data_dir = "elsewhere";
   ASSERT_TRUE(ReadLaunchOptions(other_data).ok());
   EXPECT_FALSE(CanReuseWarmStart(other_data));
+}
+
+}  // namespace
+}  // namespace envtune
+
+namespace envtune {
+namespace {
+
+TEST(EnvServerScaleTest, RequestIsCheckedWrittenAndAcknowledged) {
+  const std::string run_dir = ::testing::TempDir() + "/envtune_scale_request_test";
+  std::filesystem::remove_all(run_dir);
+  // No run there yet.
+  EXPECT_EQ(RequestEnvServerScale(run_dir, 3).code(), absl::StatusCode::kNotFound);
+  std::filesystem::create_directories(run_dir + "/logs");
+  EXPECT_EQ(RequestEnvServerScale(run_dir, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RequestEnvServerScale(run_dir, kMaxLocalEnvServers + 1).code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(RequestEnvServerScale(run_dir, 3).ok());
+  std::ifstream request(run_dir + "/control/env_servers");
+  std::string text((std::istreambuf_iterator<char>(request)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "3\n");
+  // Not applied yet: the wait times out with a clear error.
+  absl::Status waited = WaitForEnvServerScale(run_dir, 3, absl::Milliseconds(200));
+  EXPECT_EQ(waited.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(waited.message().find("has not reached 3 env servers"), std::string::npos);
+  std::ofstream(run_dir + "/control/env_servers.applied") << "3\n";
+  EXPECT_TRUE(WaitForEnvServerScale(run_dir, 3, absl::Seconds(1)).ok());
 }
 
 }  // namespace

@@ -76,6 +76,54 @@ TEST(RoleMetricsTest, CoordinatorStatusBecomesMetrics) {
   EXPECT_EQ(SeriesValue(text, "envtune_learner_step"), 9) << text;
 }
 
+v1::WorkerStatus* AddEnvServer(v1::ClusterStatus& s, const std::string& id, double steps_per_s,
+                               v1::ServingState state) {
+  v1::WorkerStatus* w = s.add_workers();
+  w->set_worker_id(id);
+  w->set_role(v1::ROLE_ENV_SERVER);
+  w->set_name("env-" + id);
+  w->set_address("10.0.0.9:" + id.substr(1));
+  w->set_serving_state(state);
+  w->mutable_env_load()->set_steps_per_s(steps_per_s);
+  w->mutable_env_load()->set_step_latency_p50_ms(4);
+  w->mutable_env_load()->set_step_latency_p99_ms(20);
+  w->mutable_env_load()->set_inflight_steps(3);
+  return w;
+}
+
+TEST(RoleMetricsTest, EnvFleetPerReplicaAndRemovedWhenGone) {
+  Metrics metrics;
+  CoordinatorMetrics cm(metrics);
+  v1::ClusterStatus s = MakeStatus(1, "syntax", 1, 1, 0, 1);
+  AddEnvServer(s, "w7", 120, v1::SERVING_STATE_SERVING);
+  AddEnvServer(s, "w8", 30, v1::SERVING_STATE_DRAINING);
+  cm.Update(s);
+  std::string text = metrics.Render();
+  const std::string w7 = "{address=\"10.0.0.9:7\",name=\"env-w7\",worker=\"w7\"}";
+  const std::string w8 = "{address=\"10.0.0.9:8\",name=\"env-w8\",worker=\"w8\"}";
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_steps_per_second" + w7), 120) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_step_latency_p50_seconds" + w7), 0.004) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_step_latency_p99_seconds" + w7), 0.02) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_inflight_steps" + w7), 3) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_draining" + w7), 0) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_draining" + w8), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_servers{state=\"serving\"}"), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_servers{state=\"draining\"}"), 1) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_fleet_steps_per_second"), 150) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_fleet_inflight_steps"), 6) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_workers{role=\"env_server\"}"), 2) << text;
+
+  // w8 left the fleet: its series are gone, not frozen.
+  v1::ClusterStatus after = MakeStatus(1, "syntax", 2, 2, 0, 1);
+  AddEnvServer(after, "w7", 100, v1::SERVING_STATE_SERVING);
+  cm.Update(after);
+  text = metrics.Render();
+  EXPECT_EQ(SeriesValue(text, "envtune_env_server_steps_per_second" + w7), 100) << text;
+  EXPECT_TRUE(std::isnan(SeriesValue(text, "envtune_env_server_steps_per_second" + w8))) << text;
+  EXPECT_TRUE(std::isnan(SeriesValue(text, "envtune_env_server_draining" + w8))) << text;
+  EXPECT_EQ(SeriesValue(text, "envtune_env_servers{state=\"draining\"}"), 0) << text;
+}
+
 TEST(RoleMetricsTest, DisabledRegistryIsANoOp) {
   // Metrics::Global() is off until a role serves it: updates must be harmless.
   CoordinatorMetrics cm(Metrics::Global());
