@@ -138,15 +138,20 @@ int main(int argc, char** argv) {
     gen.do_sample = num("sample") != 0;
     gen.seed = 7;
 
-    // Prefill alone (forward over the prompts, no grad).
+    // Prefill alone (forward over the prompts, no grad), as generation uses it: the logits of
+    // each row's last position only.
+    auto prefill = [&] {
+      at::Tensor hidden = policy->Hidden(prompts_t.to(device));
+      return policy->Logits(hidden.select(1, hidden.size(1) - 1));
+    };
     {
       at::NoGradGuard no_grad;
       policy->eval();
-      policy->forward(prompts_t.to(device));  // warm-up
+      prefill();  // warm-up
       Sync(device);
       auto t0 = std::chrono::steady_clock::now();
       const double c0 = CpuSeconds();
-      for (int i = 0; i < iters; ++i) policy->forward(prompts_t.to(device));
+      for (int i = 0; i < iters; ++i) prefill();
       Sync(device);
       const double s = Seconds(t0) / iters;
       const double cpu = (CpuSeconds() - c0) / iters;

@@ -3,7 +3,7 @@
 For each shape, HF builds a randomly initialised Qwen2ForCausalLM (seeded) and saves it with
 save_pretrained; envtune's bench_model_bench loads that checkpoint. Both then measure, with the
 same batch, prompt length, reply length and torch thread count, in this one run:
-  prefill            forward over the prompts, no grad            prompt tokens/s
+  prefill            forward over the prompts, last logits, no grad  prompt tokens/s
   generate           greedy, prefill + new_tokens with a KV cache  generated tokens/s
   decode             the decode steps alone (generate minus a one-token generate)
   forward_backward   loss on the reply tokens, backward            tokens/s
@@ -62,7 +62,8 @@ def hf_figures(model, shape, iters, device):
     out = {}
     model.eval()
     with torch.no_grad():
-        s = timed(lambda: model(ids, use_cache=False), iters, device)
+        # Prefill as generation uses it: the last position's logits only (both sides).
+        s = timed(lambda: model(ids, use_cache=False, logits_to_keep=1), iters, device)
         out["prefill_tokens_per_s"] = batch * prompt_len / s
 
         def generate(n):

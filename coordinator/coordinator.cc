@@ -9,6 +9,10 @@
 namespace envtune {
 namespace {
 
+// Bounds on what one worker puts into the cluster status (proto: RegisterRequest, Heartbeat).
+constexpr size_t kMaxWorkerFieldBytes = 256;  // name, address, each metric name
+constexpr size_t kMaxWorkerMetrics = 256;     // metrics per heartbeat
+
 class RealClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
@@ -87,6 +91,14 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       request.address().empty()) {
     return absl::InvalidArgumentError("Register: address is required for servers");
   }
+  // Every worker's fields go into each GetStatus reply: bounded, so a few hostile registrations
+  // cannot push the reply past gRPC's message limit (two 40 MB names once ended a run).
+  if (request.name().size() > kMaxWorkerFieldBytes ||
+      request.address().size() > kMaxWorkerFieldBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Register: name and address are limited to ", kMaxWorkerFieldBytes, " bytes (got ",
+        request.name().size(), " and ", request.address().size(), ")"));
+  }
   std::vector<v1::StageEvent> events;
   v1::RegisterResponse response;
   {
@@ -140,6 +152,16 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
   if (!v1::ServingState_IsValid(request.serving_state())) {
     return absl::InvalidArgumentError(
         absl::StrCat("Heartbeat: serving_state ", request.serving_state(), " is not a ServingState"));
+  }
+  if (request.metrics_size() > static_cast<int>(kMaxWorkerMetrics)) {
+    return absl::InvalidArgumentError(absl::StrCat("Heartbeat: at most ", kMaxWorkerMetrics,
+                                                   " metrics, got ", request.metrics_size()));
+  }
+  for (const v1::Metric& metric : request.metrics()) {
+    if (metric.name().size() > kMaxWorkerFieldBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("Heartbeat: metric names are limited to ",
+                                                     kMaxWorkerFieldBytes, " bytes"));
+    }
   }
   std::vector<v1::StageEvent> events;
   v1::HeartbeatResponse response;

@@ -1029,6 +1029,11 @@ namespace {
 
 // Builds a PyValue from nlohmann's SAX events, keeping object key order (Python dicts preserve
 // it; a repeated key keeps its first position and takes the last value, as dict assignment does).
+// Nesting deeper than kMaxJsonDepth is an error, as CPython's json.loads raises RecursionError
+// near its recursion limit: every consumer of a PyValue (destruction included) recurses per
+// level, and a 100k-deep value from a 200 KB model reply overflowed the stack.
+constexpr size_t kMaxJsonDepth = 1000;
+
 class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
  public:
   bool null() override { return Add(PyValue()); }
@@ -1046,6 +1051,7 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
   bool string(string_t& s) override { return Add(PyValue::Str(std::move(s))); }
   bool binary(binary_t&) override { return false; }
   bool start_object(std::size_t) override {
+    if (stack_.size() >= kMaxJsonDepth) return TooDeep();
     stack_.push_back(PyValue::Dict());
     keys_.emplace_back();
     return true;
@@ -1061,6 +1067,7 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
     return Add(std::move(v));
   }
   bool start_array(std::size_t) override {
+    if (stack_.size() >= kMaxJsonDepth) return TooDeep();
     stack_.push_back(PyValue::List());
     keys_.emplace_back();
     return true;
@@ -1076,6 +1083,10 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
   const std::string& error() const { return error_; }
 
  private:
+  bool TooDeep() {
+    error_ = absl::StrCat("invalid JSON: nested deeper than ", kMaxJsonDepth, " levels");
+    return false;
+  }
   bool Add(PyValue v) {
     if (stack_.empty()) {
       result_ = std::move(v);

@@ -672,6 +672,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
   }
   LearnerServiceOptions service_options;
   service_options.ledger_path = o.ledger_path;
+  service_options.vocab_size = impl->policy->config().vocab_size;
   impl->service = std::make_unique<LearnerServiceImpl>(impl->queue.get(), impl->weights.get(),
                                                        service_options);
   grpc::ServerBuilder builder;

@@ -26,7 +26,8 @@ class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1:
       Finish(grpc::Status::OK);
       return;
     }
-    if (absl::Status valid = ValidateTrajectory(incoming_); !valid.ok()) {
+    if (absl::Status valid = ValidateTrajectory(incoming_, service_->options_.vocab_size);
+        !valid.ok()) {
       Finish(ToGrpcStatus(valid));
       return;
     }

@@ -25,6 +25,9 @@ struct LearnerServiceOptions {
   //    "disposition":"queued"|"discarded"}
   // "" = off. Used by the integration test to check exactly-once delivery.
   std::string ledger_path;
+  // The policy's vocabulary: a pushed token id outside [0, vocab_size) is INVALID_ARGUMENT on
+  // that stream, never a trainer failure. 0 = not checked (no policy, e.g. tests of the service).
+  int64_t vocab_size = 0;
 };
 
 class LearnerServiceImpl final : public v1::LearnerService::CallbackService {

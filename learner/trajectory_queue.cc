@@ -7,7 +7,7 @@
 
 namespace envtune {
 
-absl::Status ValidateTrajectory(const v1::Trajectory& t) {
+absl::Status ValidateTrajectory(const v1::Trajectory& t, int64_t vocab_size) {
   auto bad = [&t](const std::string& what) {
     return absl::InvalidArgumentError(
         absl::StrCat("trajectory '", t.episode_id(), "': ", what));
@@ -29,7 +29,11 @@ absl::Status ValidateTrajectory(const v1::Trajectory& t) {
   }
   if (t.prompt_tokens() > n) return bad("prompt_tokens exceeds token count");
   for (size_t i = 0; i < n; ++i) {
-    if (t.token_ids(static_cast<int>(i)) < 0) return bad(absl::StrCat("token_ids[", i, "] < 0"));
+    const int64_t id = t.token_ids(static_cast<int>(i));
+    if (id < 0 || (vocab_size > 0 && id >= vocab_size)) {
+      return bad(absl::StrCat("token_ids[", i, "] = ", id, " outside the vocabulary [0, ",
+                              vocab_size > 0 ? absl::StrCat(vocab_size) : std::string("..."), ")"));
+    }
     unsigned char mask = static_cast<unsigned char>(t.loss_mask()[i]);
     if (mask > 1) return bad(absl::StrCat("loss_mask[", i, "] is not 0/1"));
     float logprob = t.behaviour_logprobs(static_cast<int>(i));

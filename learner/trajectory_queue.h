@@ -7,6 +7,7 @@
 #define ENVTUNE_LEARNER_TRAJECTORY_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -20,9 +21,10 @@
 
 namespace envtune {
 
-// Structural checks of a trajectory: matching lengths, spans in range, finite values, ids set.
-// INVALID_ARGUMENT naming the episode and field.
-absl::Status ValidateTrajectory(const v1::Trajectory& trajectory);
+// Structural checks of a trajectory: matching lengths, spans in range, finite values, ids set,
+// token ids in [0, vocab_size) (vocab_size 0: only >= 0). INVALID_ARGUMENT naming the episode and
+// field. A trajectory that passes cannot make the trainer fail.
+absl::Status ValidateTrajectory(const v1::Trajectory& trajectory, int64_t vocab_size = 0);
 
 class TrajectoryQueue {
  public:

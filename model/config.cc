@@ -132,19 +132,27 @@ absl::Status ParseRopeScaling(const json& j, ModelConfig* c) {
 }  // namespace
 
 absl::Status ValidateModelConfig(const ModelConfig& c) {
-  struct Positive {
+  // Upper bounds far above any released model (Llama 3.1 405B: hidden 16384, 126 layers,
+  // intermediate 53248; vocabularies up to 256k), so a corrupt or hostile config.json is an
+  // error instead of an allocation that aborts the process.
+  struct Bounded {
     const char* key;
     int64_t value;
+    int64_t max;
   };
-  for (const Positive& p : {Positive{"vocab_size", c.vocab_size},
-                            Positive{"hidden_size", c.hidden_size},
-                            Positive{"intermediate_size", c.intermediate_size},
-                            Positive{"num_hidden_layers", c.num_hidden_layers},
-                            Positive{"num_attention_heads", c.num_attention_heads},
-                            Positive{"num_key_value_heads", c.num_key_value_heads},
-                            Positive{"head_dim", c.head_dim},
-                            Positive{"max_position_embeddings", c.max_position_embeddings}}) {
+  for (const Bounded& p : {Bounded{"vocab_size", c.vocab_size, int64_t{1} << 21},
+                           Bounded{"hidden_size", c.hidden_size, int64_t{1} << 16},
+                           Bounded{"intermediate_size", c.intermediate_size, int64_t{1} << 18},
+                           Bounded{"num_hidden_layers", c.num_hidden_layers, 1024},
+                           Bounded{"num_attention_heads", c.num_attention_heads, 1024},
+                           Bounded{"num_key_value_heads", c.num_key_value_heads, 1024},
+                           Bounded{"head_dim", c.head_dim, 1024},
+                           Bounded{"max_position_embeddings", c.max_position_embeddings,
+                                   int64_t{1} << 24}}) {
     if (p.value <= 0) return KeyError(p.key, absl::StrCat("must be > 0, got ", p.value));
+    if (p.value > p.max) {
+      return KeyError(p.key, absl::StrCat("must be <= ", p.max, ", got ", p.value));
+    }
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     return KeyError("num_key_value_heads", "must divide num_attention_heads");

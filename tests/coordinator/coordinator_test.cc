@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace envtune {
@@ -94,6 +95,33 @@ TEST(CoordinatorTest, RegisterValidatesRequests) {
   v1::HeartbeatRequest heartbeat;
   heartbeat.set_worker_id("nope");
   EXPECT_EQ(c->Heartbeat(heartbeat).status().code(), absl::StatusCode::kNotFound);
+}
+
+// What one worker puts into every GetStatus reply is bounded: two registrations with 40 MB
+// names once pushed GetStatus past gRPC's 64 MiB limit and ended a run.
+TEST(CoordinatorTest, WorkerFieldsAndMetricsAreBounded) {
+  FakeClock clock;
+  auto c = *Coordinator::Create(TwoStageOptions(), &clock);
+  v1::RegisterRequest request;
+  request.set_role(v1::ROLE_ACTOR);
+  request.set_name(std::string(40 << 20, 'x'));
+  absl::StatusOr<v1::RegisterResponse> big = c->Register(request);
+  ASSERT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(big.status().message().find("limited to 256 bytes"), std::string::npos);
+  request.set_name(std::string(256, 'x'));
+  absl::StatusOr<v1::RegisterResponse> ok = c->Register(request);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  v1::HeartbeatRequest heartbeat;
+  heartbeat.set_worker_id(ok->worker_id());
+  for (int i = 0; i < 257; ++i) heartbeat.add_metrics()->set_name(absl::StrCat("m", i));
+  EXPECT_EQ(c->Heartbeat(heartbeat).status().code(), absl::StatusCode::kInvalidArgument);
+  heartbeat.clear_metrics();
+  heartbeat.add_metrics()->set_name(std::string(257, 'm'));
+  EXPECT_EQ(c->Heartbeat(heartbeat).status().code(), absl::StatusCode::kInvalidArgument);
+  heartbeat.clear_metrics();
+  heartbeat.add_metrics()->set_name("reward/mean");
+  EXPECT_TRUE(c->Heartbeat(heartbeat).ok());
+  EXPECT_EQ(c->Status().workers(0).name(), std::string(256, 'x'));
 }
 
 TEST(CoordinatorTest, LeasesCoverTheStageTasksEachEpoch) {

@@ -538,3 +538,35 @@ TEST(PyRoundTest, MatchesCPython) {
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// A model reply can nest JSON arbitrarily deep in 200 KB; 100k levels overflowed the stack (the
+// env server segfaulted). Deeper than 1000 levels is now an error, as json.loads raises
+// RecursionError; 1000 levels still parse.
+TEST(PyValueFromJsonTest, NestingDeeperThanTheLimitIsAnErrorNotACrash) {
+  for (const char* open : {"[", "{\"a\":"}) {
+    const bool array = open[0] == '[';
+    auto nested = [&](size_t depth) {
+      std::string s;
+      for (size_t i = 0; i < depth; ++i) s += open;
+      s += "0";
+      s += std::string(depth, array ? ']' : '}');
+      return s;
+    };
+    absl::StatusOr<PyValue> ok = PyValue::FromJson(nested(1000));
+    EXPECT_TRUE(ok.ok()) << ok.status();
+    for (size_t depth : {1001u, 100000u, 1000000u}) {
+      absl::StatusOr<PyValue> deep = PyValue::FromJson(nested(depth));
+      ASSERT_FALSE(deep.ok()) << depth;
+      EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(deep.status().message(), testing::HasSubstr("nested deeper than 1000 levels"));
+    }
+    // Unterminated, as a truncated reply would be.
+    EXPECT_FALSE(PyValue::FromJson(std::string(1000000, open[0])).ok());
+  }
+}
+
+}  // namespace
+}  // namespace envtune

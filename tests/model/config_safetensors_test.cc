@@ -127,6 +127,12 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":64,"num_attention_heads":5})",
        "hidden_size"},
       {R"({"architectures":["Qwen2ForCausalLM"],"vocab_size":-3})", "vocab_size"},
+      // Sizes no model has: an error instead of an allocation that aborts (bad_alloc).
+      {R"({"architectures":["Qwen2ForCausalLM"],"num_hidden_layers":100000000})",
+       "\"num_hidden_layers\" must be <= 1024"},
+      {R"({"architectures":["Qwen2ForCausalLM"],"vocab_size":10000000000000})", "vocab_size"},
+      {R"({"architectures":["Qwen2ForCausalLM"],"intermediate_size":1000000000})",
+       "intermediate_size"},
       {R"({"architectures":["Qwen2ForCausalLM"],"rope_scaling":{"rope_type":"yarn","factor":2}})",
        "rope_type"},
       {R"({"architectures":["Qwen2ForCausalLM"],"rope_scaling":{"rope_type":"linear"}})",

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "coordinator/service.h"
 #include "learner/learner_service.h"
 #include "tests/services/test_server.h"
@@ -194,6 +195,45 @@ std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
   snapshot->data.resize(bytes);
   for (size_t i = 0; i < bytes; ++i) snapshot->data[i] = static_cast<char>(i * 7 + version);
   return snapshot;
+}
+
+// One pushed trajectory with a token id past the policy's vocabulary used to pass validation and
+// kill the learner when it trained on it (the reliability probe's 40-byte attack). The service
+// now refuses it on the stream, naming the token; ids inside the vocabulary are accepted.
+TEST(LearnerLoopbackTest, TokenIdsOutsideTheVocabularyAreRefusedOnTheStream) {
+  TrajectoryQueue queue(4);
+  WeightStore weights;
+  ASSERT_TRUE(weights.Publish(Snapshot(3, 64)).ok());
+  LearnerServiceOptions service_options;
+  service_options.vocab_size = 16;
+  LearnerServiceImpl service(&queue, &weights, service_options);
+  TestServer server({&service});
+  auto stub = v1::LearnerService::NewStub(server.Channel());
+  {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    ASSERT_TRUE(writer->Write(MakeTrajectory("inside", 3, 6)));  // ids 10..15
+    writer->WritesDone();
+    ASSERT_TRUE(writer->Finish().ok());
+    EXPECT_EQ(response.accepted(), 1u);
+  }
+  for (int64_t id : {int64_t{16}, int64_t{2'000'000'000}}) {
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    v1::Trajectory bad = MakeTrajectory("outside", 3, 6);
+    bad.set_token_ids(2, static_cast<int32_t>(id));
+    writer->Write(bad);
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << id;
+    EXPECT_NE(status.error_message().find(absl::StrCat("token_ids[2] = ", id,
+                                                       " outside the vocabulary [0, 16)")),
+              std::string::npos)
+        << status.error_message();
+  }
+  EXPECT_EQ(queue.size(), 1u);
 }
 
 TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
