@@ -510,7 +510,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         }
       }
       if (status->finished()) {
-        progress << "curriculum finished at learner step " << status->learner_step() << "\n";
+        progress << "curriculum finished at learner step " << status->learner_step() << "\n"
+                 << std::flush;
         break;
       }
     }
@@ -520,13 +521,14 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     }
     absl::SleepFor(options.poll_interval);
   }
-  if (stop.load()) progress << "stop requested; shutting down\n";
+  if (stop.load()) progress << "stop requested; shutting down\n" << std::flush;
   stop_all();
   std::ofstream svg(options.run_dir + "/metrics.svg");
   svg << RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
                             stage_starts);
   progress << "metrics: " << options.run_dir << "/metrics.jsonl, plot: " << options.run_dir
-           << "/metrics.svg\n";
+           << "/metrics.svg\n"
+           << std::flush;
   return result;
 }
 

@@ -23,6 +23,7 @@ namespace {
 using integration::Binary;
 using integration::ReadJsonLines;
 using integration::SourceDir;
+using integration::TinyLearnerYaml;
 
 std::string ClusterConfig(const std::string& dir) {
   return absl::StrCat(R"(
@@ -44,19 +45,7 @@ curriculum:
        group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
     - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
        group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
-learner:
-  train_batch_groups: 1
-  group_timeout_s: 600
-  max_staleness: 1
-  lr: 1.0e-4
-  kl_coef: 0.0
-  micro_batch_tokens: 8192
-  gradient_checkpointing: false
-  ledger_path: )", dir, R"(/trajectories.jsonl
-model:
-  tiny: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
-         num_key_value_heads: 1}
-actor:
+)", TinyLearnerYaml(absl::StrCat("  ledger_path: ", dir, "/trajectories.jsonl\n")), R"(actor:
   concurrency: 4
   max_model_turns: 3
   max_episode_seconds: 300

@@ -29,6 +29,23 @@ inline std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
   return lines;
 }
 
+// The learner and model sections the whole-system tests share: a one-layer tiny policy trained
+// one group per step. `extra` is more of the learner section (lines indented by two spaces).
+inline std::string TinyLearnerYaml(const std::string& extra) {
+  return R"(learner:
+  train_batch_groups: 1
+  group_timeout_s: 600
+  max_staleness: 1
+  lr: 1.0e-4
+  kl_coef: 0.0
+  micro_batch_tokens: 8192
+  gradient_checkpointing: false
+)" + extra + R"(model:
+  tiny: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
+         num_key_value_heads: 1}
+)";
+}
+
 }  // namespace envtune::integration
 
 #endif  // ENVTUNE_TESTS_INTEGRATION_INTEGRATION_UTIL_H_

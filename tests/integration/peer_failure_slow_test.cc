@@ -29,6 +29,7 @@ namespace {
 
 using integration::Binary;
 using integration::SourceDir;
+using integration::TinyLearnerYaml;
 
 // The address as a literal inside a regular expression.
 std::string Quote(const std::string& text) {
@@ -49,19 +50,7 @@ curriculum:
     - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
        group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000,
        advance: {after_steps: 1000}}
-learner:
-  train_batch_groups: 1
-  group_timeout_s: 600
-  max_staleness: 1
-  lr: 1.0e-4
-  kl_coef: 0.0
-  micro_batch_tokens: 8192
-  gradient_checkpointing: false
-  rpc_timeout_ms: 2000
-model:
-  tiny: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
-         num_key_value_heads: 1}
-actor:
+)", TinyLearnerYaml("  rpc_timeout_ms: 2000\n"), R"(actor:
   concurrency: 4
   max_model_turns: 3
   max_episode_seconds: 300
