@@ -55,7 +55,7 @@ curriculum:
 
 TEST(ClusterTest, ShortCurriculumDeliversEveryEpisodeExactlyOnce) {
   if (!std::filesystem::exists(Binary())) GTEST_SKIP() << "envtune binary not built at " << Binary();
-  const std::string dir = ::testing::TempDir() + "/envtune_cluster_test";
+  const std::string dir = integration::RunDir("envtune_cluster_test");
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string config = dir + "/cluster.yaml";

@@ -112,7 +112,7 @@ int RunScale(const std::string& dir, int n) {
 
 TEST(EnvFleetScaleTest, ReplicasAddedMidRunServeWithinSecondsAndADrainLosesNoEpisode) {
   if (!std::filesystem::exists(Binary())) GTEST_SKIP() << "envtune binary not built at " << Binary();
-  const std::string dir = ::testing::TempDir() + "/envtune_env_fleet_scale_test";
+  const std::string dir = integration::RunDir("envtune_env_fleet_scale_test");
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/config.yaml") << Config(dir);

@@ -2,11 +2,17 @@
 #ifndef ENVTUNE_TESTS_INTEGRATION_INTEGRATION_UTIL_H_
 #define ENVTUNE_TESTS_INTEGRATION_INTEGRATION_UTIL_H_
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune::integration {
@@ -18,6 +24,21 @@ inline std::string EnvOr(const char* name, const char* fallback) {
 // The repository root and the envtune binary, as ctest sets them.
 inline std::string SourceDir() { return EnvOr("ENVTUNE_SOURCE_DIR", "."); }
 inline std::string Binary() { return EnvOr("ENVTUNE_BINARY_DIR", "build") + "/deploy/envtune"; }
+
+// A scratch directory for one test run: TempDir()/<name>-<pid>, so two checkouts running their
+// suites at once never share a run directory. Directories of earlier runs whose process is gone
+// are removed (the last one stays for a look until the next run).
+inline std::string RunDir(const std::string& name) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(::testing::TempDir(), ec)) {
+    const std::string base = entry.path().filename().string();
+    if (base.rfind(name + "-", 0) != 0) continue;
+    const std::string pid = base.substr(name.size() + 1);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(entry, ec);
+  }
+  return ::testing::TempDir() + "/" + name + "-" + std::to_string(::getpid());
+}
 
 // The non-empty lines of a JSON-lines file (ledgers, metrics.jsonl), parsed.
 inline std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {

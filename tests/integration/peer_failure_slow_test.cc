@@ -72,9 +72,9 @@ class PeerFailureTest : public ::testing::Test {
   }
 
   // Starts coordinator, env server, learner (each on port 0, address read from its log) and
-  // one actor, in the launcher's order, under TempDir()/envtune_peer_failure_<name>.
+  // one actor, in the launcher's order, under RunDir("envtune_peer_failure_<name>").
   absl::Status Start(const std::string& name) {
-    dir_ = ::testing::TempDir() + "/envtune_peer_failure_" + name;
+    dir_ = integration::RunDir("envtune_peer_failure_" + name);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     config_ = dir_ + "/cluster.yaml";

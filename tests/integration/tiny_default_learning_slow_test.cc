@@ -58,7 +58,7 @@ double Mean(const std::vector<double>& v, size_t from, size_t to) {
 
 TEST(TinyDefaultLearning, StageOneRewardRisesUnderRl) {
   if (!std::filesystem::exists(Binary())) GTEST_SKIP() << "envtune binary not built at " << Binary();
-  const std::string dir = ::testing::TempDir() + "/envtune_tiny_default_learning";
+  const std::string dir = integration::RunDir("envtune_tiny_default_learning");
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string tokenizer = SourceDir() + "/third_party/qwen-tokenizer";
