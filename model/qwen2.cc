@@ -34,13 +34,23 @@ double Lowest(c10::ScalarType dtype) {
 // dtype's lowest value (finite, like HF, so a fully masked row stays uniform): keys after the
 // row's position (causal; query row i sits at past + i) and padding keys (key_allowed
 // [B or 1, 1, 1, S] bool). Only a [c, keys] block is built per chunk.
+// Keys query rows [c0, c0 + c) (at positions past + c0 + i) may not attend among the first
+// `keys`: later ones (causal) and padding (key_allowed [B or 1, 1, 1, S] bool; undefined = none).
+// [B or 1, 1, c, keys] bool.
+at::Tensor DisallowedKeys(const at::Tensor& key_allowed, int64_t past, int64_t c0, int64_t c,
+                          int64_t keys, c10::Device device) {
+  auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
+  at::Tensor disallowed = (at::arange(keys, long_opts).view({1, keys}) >
+                           at::arange(past + c0, past + c0 + c, long_opts).view({c, 1}))
+                              .view({1, 1, c, keys});
+  if (!key_allowed.defined()) return disallowed;
+  return disallowed.logical_or(key_allowed.narrow(3, 0, keys).logical_not());
+}
+
 void MaskScores(at::Tensor& scores, const at::Tensor& key_allowed, int64_t past, int64_t c0) {
-  const int64_t c = scores.size(2), keys = scores.size(3);
-  auto long_opts = at::TensorOptions().dtype(at::kLong).device(scores.device());
-  at::Tensor disallowed = at::arange(keys, long_opts).view({1, keys}) >
-                          at::arange(past + c0, past + c0 + c, long_opts).view({c, 1});
-  disallowed = disallowed.logical_or(key_allowed.narrow(3, 0, keys).logical_not());
-  scores.masked_fill_(disallowed, Lowest(scores.scalar_type()));
+  scores.masked_fill_(
+      DisallowedKeys(key_allowed, past, c0, scores.size(2), scores.size(3), scores.device()),
+      Lowest(scores.scalar_type()));
 }
 
 // The additive form of MaskScores for scaled_dot_product_attention: [B or 1, 1, c, keys] in
@@ -49,13 +59,7 @@ void MaskScores(at::Tensor& scores, const at::Tensor& key_allowed, int64_t past,
 // key_allowed may be undefined (no padding).
 at::Tensor AdditiveMask(const at::Tensor& key_allowed, int64_t past, int64_t c0, int64_t c,
                         int64_t keys, c10::ScalarType dtype, c10::Device device) {
-  auto long_opts = at::TensorOptions().dtype(at::kLong).device(device);
-  at::Tensor disallowed = (at::arange(keys, long_opts).view({1, keys}) >
-                           at::arange(past + c0, past + c0 + c, long_opts).view({c, 1}))
-                              .view({1, 1, c, keys});
-  if (key_allowed.defined()) {
-    disallowed = disallowed.logical_or(key_allowed.narrow(3, 0, keys).logical_not());
-  }
+  at::Tensor disallowed = DisallowedKeys(key_allowed, past, c0, c, keys, device);
   return at::zeros(disallowed.sizes(), at::TensorOptions().dtype(dtype).device(device))
       .masked_fill_(disallowed, Lowest(dtype));
 }
@@ -443,21 +447,23 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
                                    .expand({B, T});
   TORCH_CHECK(positions.sizes() == ids.sizes(), "position_ids must match input_ids");
 
-  // Allowed (non-padding) keys [B, 1, 1, S], or undefined when causality alone decides: no
-  // padding, or padding only after each row's last real token with no past keys (no real query
-  // attends to a later position, so right padding changes only the padded rows' outputs, which
-  // nothing scores). Attention adds causality.
+  // Allowed (non-padding) keys [B, 1, 1, S], or undefined when causality alone decides: with no
+  // past keys, when each row's allowed keys are a prefix (no padding, or padding only after the
+  // row's last real token: no real query attends to a later position, so right padding changes
+  // only the padded rows' outputs, which nothing scores). Attention adds causality. Checked only
+  // without past keys (one host sync per prefill or training forward, none per decode step).
   at::Tensor mask;
   if (attention_mask.defined()) {
     TORCH_CHECK(attention_mask.dim() == 2 && attention_mask.size(0) == B &&
                     attention_mask.size(1) == S,
                 "attention_mask must be [batch, past + seq] = [", B, ", ", S, "]");
     mask = attention_mask.to(dev).ne(0).view({B, 1, 1, S});
-    const bool all_allowed = mask.all().item<bool>();
-    const bool right_padded =
-        past == 0 && S > 1 &&
-        !mask.narrow(3, 1, S - 1).logical_and(mask.narrow(3, 0, S - 1).logical_not()).any().item<bool>();
-    if (all_allowed || right_padded) mask = at::Tensor();
+    const bool prefix_only =
+        past == 0 && !mask.narrow(3, 1, S - 1)
+                          .logical_and(mask.narrow(3, 0, S - 1).logical_not())
+                          .any()
+                          .item<bool>();
+    if (prefix_only) mask = at::Tensor();
   }
 
   auto [cos, sin] = Rotary(positions);
