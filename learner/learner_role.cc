@@ -59,6 +59,19 @@ int EnvIntOr(const char* name, int fallback) {
   return v != nullptr && absl::SimpleAtoi(v, &value) ? value : fallback;
 }
 
+
+// One GRPO group being assembled.
+struct PendingGroup {
+  std::string id;
+  uint32_t size = 0;
+  absl::Time first_seen;
+  std::set<std::string> episodes;
+  std::vector<v1::Trajectory> trajectories;
+  bool complete() const { return trajectories.size() >= size; }
+};
+
+}  // namespace
+
 ModelConfig TinyModelConfig(const TinyModelOptions& t) {
   ModelConfig c;
   c.architecture = "Qwen2ForCausalLM";
@@ -82,18 +95,6 @@ ModelConfig TinyModelConfig(const TinyModelOptions& t) {
   c.pad_token_id = 151643;
   return c;
 }
-
-// One GRPO group being assembled.
-struct PendingGroup {
-  std::string id;
-  uint32_t size = 0;
-  absl::Time first_seen;
-  std::set<std::string> episodes;
-  std::vector<v1::Trajectory> trajectories;
-  bool complete() const { return trajectories.size() >= size; }
-};
-
-}  // namespace
 
 void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->model_path = r.Get<std::string>("model.path", o->model_path);

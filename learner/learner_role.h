@@ -89,6 +89,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "model/config.h"
 
 namespace envtune {
 
@@ -152,6 +153,9 @@ struct LearnerRoleOptions {
 // Reads the `learner:` section and the model keys into `options` (other fields untouched).
 // Errors are recorded in `reader` (call reader.Finish()).
 void ReadLearnerOptions(ConfigReader& reader, LearnerRoleOptions* options);
+
+// The model.tiny architecture (Qwen2, rope_theta 1e6).
+ModelConfig TinyModelConfig(const TinyModelOptions& tiny);
 
 // Counters of a running learner (thread-safe snapshot).
 struct LearnerProgress {

@@ -24,8 +24,7 @@ struct Bucket {
     int64_t length;
   };
   int64_t start = 0, end = 0;
-  int64_t shard = 0;         // elements per rank
-  int64_t owned_offset = 0;  // of this bucket's slice in the rank's flat shard
+  int64_t shard = 0;  // elements per rank
   std::vector<Segment> segments;
 };
 
@@ -48,9 +47,10 @@ struct PolicyOptimizer::Impl {
   std::unique_ptr<torch::optim::AdamW> adam;
   // Replicated: fp32 copies when mixed (empty otherwise).
   std::vector<torch::Tensor> master;
-  // Sharded: the owned slices of every bucket, concatenated (fp32, with .grad the accumulator).
+  // Sharded: the owned slice of every bucket (fp32, with .grad the accumulator), one tensor per
+  // bucket so that AdamW's temporaries stay bucket-sized.
   std::vector<Bucket> buckets;
-  torch::Tensor shard;
+  std::vector<torch::Tensor> shards;
   torch::ScalarType gather_dtype = torch::kFloat32;
 
   std::vector<torch::Tensor>& Optimized() { return master.empty() ? params : master; }
@@ -81,15 +81,12 @@ struct PolicyOptimizer::Impl {
       starts.push_back(total);
       total += p.numel();
     }
-    int64_t owned = 0;
     size_t first = 0;
     for (int64_t start = 0; start < total; start += bucket_elements) {
       Bucket b;
       b.start = start;
       b.end = std::min(total, start + bucket_elements);
       b.shard = (b.end - b.start + world - 1) / world;
-      b.owned_offset = owned;
-      owned += b.shard;
       while (first < params.size() && starts[first] + params[first].numel() <= b.start) ++first;
       for (size_t i = first; i < params.size() && starts[i] < b.end; ++i) {
         const int64_t from = std::max(b.start, starts[i]);
@@ -98,8 +95,6 @@ struct PolicyOptimizer::Impl {
       }
       buckets.push_back(std::move(b));
     }
-    shard = torch::empty({owned}, torch::TensorOptions(params.front().device()).dtype(
-                                      torch::kFloat32));
   }
 };
 
@@ -137,12 +132,13 @@ absl::StatusOr<std::unique_ptr<PolicyOptimizer>> PolicyOptimizer::Create(
       impl->gather_dtype = one_dtype ? dtype : torch::kFloat32;
       impl->BuildBuckets(sharding.bucket_elements);
       for (const Bucket& b : impl->buckets) {
-        impl->shard.narrow(0, b.owned_offset, b.shard)
-            .copy_(impl->Flatten(b, /*grads=*/false).narrow(0, impl->rank * b.shard, b.shard));
+        torch::Tensor mine =
+            impl->Flatten(b, /*grads=*/false).narrow(0, impl->rank * b.shard, b.shard).clone();
+        mine.set_requires_grad(true);
+        mine.mutable_grad() = torch::zeros_like(mine);
+        impl->shards.push_back(mine);
       }
-      impl->shard.set_requires_grad(true);
-      impl->shard.mutable_grad() = torch::zeros_like(impl->shard);
-      optimized.push_back(impl->shard);
+      optimized = impl->shards;
     } else {
       if (mixed) {
         for (const torch::Tensor& p : impl->params) {
@@ -180,7 +176,7 @@ void PolicyOptimizer::ZeroGrad() {
   };
   clear(impl_->params);
   clear(impl_->master);
-  if (impl_->sharded) impl_->shard.mutable_grad().zero_();
+  clear(impl_->shards);
 }
 
 absl::Status PolicyOptimizer::AccumulateGradients() {
@@ -188,10 +184,10 @@ absl::Status PolicyOptimizer::AccumulateGradients() {
     torch::NoGradGuard no_grad;
     Impl& m = *impl_;
     if (m.sharded) {
-      torch::Tensor& accumulated = m.shard.mutable_grad();
-      for (const Bucket& b : m.buckets) {
+      for (size_t i = 0; i < m.buckets.size(); ++i) {
+        const Bucket& b = m.buckets[i];
         torch::Tensor flat = m.Flatten(b, /*grads=*/true);
-        torch::Tensor mine = accumulated.narrow(0, b.owned_offset, b.shard);
+        torch::Tensor& mine = m.shards[i].mutable_grad();
         if (m.world == 1) {
           mine.add_(flat);
           continue;
@@ -237,8 +233,12 @@ absl::StatusOr<double> PolicyOptimizer::ClipGradNorm(double max_norm) {
       return absl::OkStatus();
     }
     torch::NoGradGuard no_grad;
-    torch::Tensor& g = m.shard.mutable_grad();
-    std::vector<torch::Tensor> squared{g.to(torch::kFloat64).pow(2).sum().reshape({1})};
+    double local = 0;  // this rank's squared norm, bucket by bucket (no shard-sized temporary)
+    for (torch::Tensor& shard : m.shards) {
+      const double n = at::linalg_vector_norm(shard.grad(), 2).item<double>();
+      local += n * n;
+    }
+    std::vector<torch::Tensor> squared{torch::tensor({local}, torch::kFloat64)};
     if (m.world > 1) {
       if (absl::Status s = m.distributed->AllReduceSum(squared, "gradient norm"); !s.ok()) {
         return s;
@@ -247,7 +247,9 @@ absl::StatusOr<double> PolicyOptimizer::ClipGradNorm(double max_norm) {
     norm = std::sqrt(squared[0].item<double>());
     // As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
     const double coef = limit / (norm + 1e-6);
-    if (std::isfinite(norm) && coef < 1) g.mul_(coef);
+    if (std::isfinite(norm) && coef < 1) {
+      for (torch::Tensor& shard : m.shards) shard.mutable_grad().mul_(coef);
+    }
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -266,8 +268,9 @@ absl::Status PolicyOptimizer::Step(double lr) {
       for (size_t i = 0; i < m.master.size(); ++i) m.params[i].copy_(m.master[i]);
       return absl::OkStatus();
     }
-    for (const Bucket& b : m.buckets) {
-      torch::Tensor mine = m.shard.narrow(0, b.owned_offset, b.shard).to(m.gather_dtype);
+    for (size_t i = 0; i < m.buckets.size(); ++i) {
+      const Bucket& b = m.buckets[i];
+      torch::Tensor mine = m.shards[i].detach().to(m.gather_dtype);
       torch::Tensor whole = mine;
       if (m.world > 1) {
         whole = torch::empty({b.shard * m.world}, mine.options());
@@ -286,14 +289,14 @@ absl::Status PolicyOptimizer::Step(double lr) {
 }
 
 std::vector<at::Tensor> PolicyOptimizer::MasterWeights() {
-  if (impl_->sharded) return {impl_->shard};
+  if (impl_->sharded) return impl_->shards;
   return impl_->Optimized();
 }
 
 int64_t PolicyOptimizer::StateBytes() const {
   int64_t bytes = 0;
   for (const torch::Tensor& m : impl_->master) bytes += m.numel() * m.element_size();
-  if (impl_->sharded) bytes += impl_->shard.numel() * impl_->shard.element_size();
+  for (const torch::Tensor& m : impl_->shards) bytes += m.numel() * m.element_size();
   for (const auto& [key, state] : impl_->adam->state()) {
     const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state);
     bytes += s.exp_avg().numel() * s.exp_avg().element_size();
@@ -304,11 +307,10 @@ int64_t PolicyOptimizer::StateBytes() const {
 
 int64_t PolicyOptimizer::GradientBytes() const {
   int64_t bytes = 0;
-  for (const torch::Tensor& m : impl_->master) {
-    if (m.grad().defined()) bytes += m.grad().numel() * m.grad().element_size();
-  }
-  if (impl_->sharded && impl_->shard.grad().defined()) {
-    bytes += impl_->shard.grad().numel() * impl_->shard.grad().element_size();
+  for (const auto* tensors : {&impl_->master, &impl_->shards}) {
+    for (const torch::Tensor& m : *tensors) {
+      if (m.grad().defined()) bytes += m.grad().numel() * m.grad().element_size();
+    }
   }
   return bytes;
 }

@@ -83,7 +83,7 @@ class PolicyOptimizer {
   // (sharded: all-gathered).
   absl::Status Step(double lr);
   // The fp32 weights this rank optimises: the masters or fp32 parameters (replicated), or the
-  // owned flat shard (sharded).
+  // owned slice of every bucket (sharded).
   std::vector<at::Tensor> MasterWeights();
   // Bytes this rank holds for fp32 masters and AdamW moments (moments: 0 before the first
   // step), and for the fp32 gradient accumulators beyond the policy's own .grad.
