@@ -26,6 +26,7 @@
 #include "envtune/v1/coordinator.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "learner/distributed.h"
+#include "learner/reference.h"
 #include "learner/learner_service.h"
 #include "learner/trainer.h"
 #include "learner/trajectory_queue.h"
@@ -149,6 +150,7 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->score_chunk_size = r.Get<int64_t>(p + "score_chunk_size", o->score_chunk_size);
   o->gradient_checkpointing = r.Get<bool>(p + "gradient_checkpointing", o->gradient_checkpointing);
   o->zero_stage = r.Get<int>(p + "zero_stage", o->zero_stage);
+  o->reference_offload = r.Get<bool>(p + "reference_offload", o->reference_offload);
   o->bucket_elements = r.Get<int64_t>(p + "bucket_elements", o->bucket_elements);
   o->dtype = r.Get<std::string>(p + "dtype", o->dtype);
   o->device = r.Get<std::string>(p + "device", o->device);
@@ -654,10 +656,10 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
     if (absl::Status s = impl->distributed->BroadcastParameters(*impl->policy); !s.ok()) return s;
     if (o.kl_coef != 0) {
       // The reference is a frozen copy of the (broadcast) initial weights.
-      reference = std::make_shared<PolicyImpl>(impl->policy->options);
-      torch::NoGradGuard no_grad;
-      auto src = impl->policy->named_parameters();
-      for (auto& item : reference->named_parameters()) item.value().copy_(src[item.key()]);
+      absl::StatusOr<std::shared_ptr<PolicyImpl>> ref =
+          MakeReference(*impl->policy, o.reference_offload);
+      if (!ref.ok()) return ref.status();
+      reference = *std::move(ref);
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("learner: building the policy: ",

@@ -45,6 +45,8 @@
 //   clip_high: 0.28
 //   dual_clip: 10.0
 //   kl_coef: 0.1                 k3 KL to the frozen initial policy (0 = no reference kept)
+//   reference_offload: false     the reference's decoder layers in (pinned) host memory, one
+//                                streamed to the device at a time (learner/reference.h)
 //   entropy_coef: 0.001
 //   tis_cap: 2.0                 truncated importance weight for stale trajectories
 //   micro_batch_tokens: 65536    padded tokens per forward/backward
@@ -127,6 +129,7 @@ struct LearnerRoleOptions {
   int64_t micro_batch_tokens = 65536, score_chunk_size = 1024;
   bool gradient_checkpointing = true;
   int zero_stage = 2;
+  bool reference_offload = false;
   int64_t bucket_elements = int64_t{1} << 25;
   // Batching.
   int train_batch_groups = 32;

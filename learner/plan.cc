@@ -103,7 +103,16 @@ RolePlan PlanLearner(const LearnerPlanInputs& in) {
   if (sharded || mixed) {
     Add(plan, "fp32 gradient accumulators", owned * 4, absl::StrCat("4 B", per));
   }
-  if (in.reference) Add(plan, "KL reference", P * b, "frozen copy of the initial weights");
+  if (in.reference && !in.reference_offload) {
+    Add(plan, "KL reference", P * b, "frozen copy of the initial weights");
+  } else if (in.reference) {
+    // Embeddings, final norm and lm_head resident; one decoder layer streamed in at a time.
+    const int64_t layer = (P - (in.model.tie_word_embeddings ? 1 : 2) * s.V * s.h - s.h) / s.L;
+    const int64_t resident = P - s.L * layer;
+    Add(plan, "KL reference (offloaded)", (resident + layer) * b,
+        absl::StrCat("embeddings, norm, lm_head + one layer; ", s.L * layer * b / (1 << 20),
+                     " MiB of layers in host memory"));
+  }
   // Transients of the optimizer: the largest tensor's fp32 conversions and AdamW's temporaries.
   int64_t staging = 0;
   std::string staging_detail;

@@ -46,6 +46,7 @@ struct LearnerPlanInputs {
   int zero_stage = 2;           // effective only with world_size > 1 (learner_role.h)
   int64_t bucket_elements = int64_t{1} << 25;
   bool reference = true;        // kl_coef > 0
+  bool reference_offload = false;  // decoder layers in host memory, one on the device at a time
   int64_t micro_batch_tokens = 65536;
   int64_t score_chunk_size = 1024;
   bool gradient_checkpointing = true;

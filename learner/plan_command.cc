@@ -185,6 +185,7 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
   l.zero_stage = learner.zero_stage;
   l.bucket_elements = learner.bucket_elements;
   l.reference = learner.kl_coef != 0;
+  l.reference_offload = learner.reference_offload;
   l.micro_batch_tokens = learner.micro_batch_tokens;
   l.score_chunk_size = learner.score_chunk_size;
   l.gradient_checkpointing = learner.gradient_checkpointing;
