@@ -327,7 +327,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::shared_ptr<PolicyI
                                                          Distributed* distributed) {
   if (policy == nullptr) return absl::InvalidArgumentError("trainer: no policy");
   if (absl::Status s = ValidateTrainerOptions(options); !s.ok()) return s;
-  if (options.grpo.kl_coef != 0 && reference == nullptr) {
+  if (options.objective == Objective::kGrpo && options.grpo.kl_coef != 0 &&
+      reference == nullptr) {
     return absl::InvalidArgumentError("trainer: kl_coef != 0 needs a reference policy");
   }
   try {
@@ -405,8 +406,9 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
   double loss_sum = 0, pg_sum = 0, kl_sum = 0, entropy_sum = 0, clip_sum = 0, tis_sum = 0;
   double token_count = 0, loss_token_count = 0, mismatch_sum = 0, mismatch_count = 0;
   double mismatch_max = 0;
-  const bool need_entropy = options.compute_entropy || options.grpo.entropy_coef != 0;
-  const bool need_ref = options.grpo.kl_coef != 0 && reference != nullptr;
+  const bool grpo = options.objective == Objective::kGrpo;
+  const bool need_entropy = grpo && (options.compute_entropy || options.grpo.entropy_coef != 0);
+  const bool need_ref = grpo && options.grpo.kl_coef != 0 && reference != nullptr;
   const bool data_parallel = distributed != nullptr && distributed->world_size() > 1;
   // Sharded gradients are reduce-scattered after every micro-batch: every rank runs as many
   // rounds as the rank with the most micro-batches (the extra ones contribute zeros).
@@ -464,7 +466,14 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
       if (!ref.ok()) return ref.status();
       in.ref_logprobs = ref->logprobs.to(device);
     }
-    GrpoLossOutput out = ComputeGrpoLoss(in, options.grpo);
+    GrpoLossOutput out;
+    if (grpo) {
+      out = ComputeGrpoLoss(in, options.grpo);
+    } else {
+      out.loss = -(in.logprobs * in.mask).sum() / normalizer;
+      out.tokens = in.mask.sum().item<double>();
+      out.pg_loss = out.tokens > 0 ? out.loss.item<double>() * normalizer / out.tokens : 0.0;
+    }
     out.loss.backward();
     if (absl::Status s = optimizer->AccumulateGradients(); !s.ok()) return s;
     loss_sum += out.loss.item<double>();

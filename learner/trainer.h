@@ -1,5 +1,7 @@
 // The GRPO trainer: one optimisation step of the policy from a batch of trajectories
 // (METHOD.md §3.2: one PPO epoch, fully on-policy, token-mean loss, AdamW, grad clip 1.0).
+// With Objective::kNll the same step minimises the mean negative log-likelihood of the loss
+// tokens: the SFT warm start (learner/sft.h) trains through it.
 //
 //   BuildTrainBatch(trajectories, version)  groups by group_id; failed episodes are counted but
 //       excluded from the group statistics and the loss; GRPO advantages (learner/grpo.h) per
@@ -43,7 +45,15 @@ class PolicyImpl;
 class PolicyOptimizer;
 class Distributed;
 
+// What a step minimises over the loss tokens (the objective seam: one trainer, one optimizer,
+// one data-parallel path for RL and supervised warm starts).
+enum class Objective {
+  kGrpo,  // the GRPO loss (learner/grpo.h) with the items' advantages
+  kNll,   // supervised fine-tuning: -sum log p(token) / loss tokens (advantages unused)
+};
+
 struct TrainerOptions {
+  Objective objective = Objective::kGrpo;
   GrpoOptions grpo;
   double lr = 1e-6;
   double weight_decay = 0.01;
