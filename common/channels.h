@@ -30,7 +30,7 @@ struct ChannelOptions {
   int keepalive_time_ms = 20'000;
   int keepalive_timeout_ms = 10'000;
   // TLS credentials and the token sent with every call; null = ProcessSecurity().
-  std::shared_ptr<const Security> security;
+  std::shared_ptr<const Security> security = nullptr;
 };
 
 // A channel to `target` (see the syntax above) with `options.security` (or the process's):
