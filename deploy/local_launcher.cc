@@ -377,6 +377,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   const std::string coordinator = slots.back().address;
   progress << "coordinator " << coordinator << "\n";
+  progress << "sealed: " << (options.security.tls.enabled() ? "TLS and " : "") << "tokens; "
+           << "envtune status --config " << options.run_dir << "/secrets/security.yaml "
+           << "--coordinator " << coordinator << "\n";
 
   // Env servers join the coordinator's fleet; actors follow it (the list below is their
   // fallback). More can be added or drained while the run goes on (`envtune scale`).
