@@ -117,6 +117,9 @@ SecurityOptions ReadSecurityOptions(ConfigReader& reader) {
   if (!o.tls.enabled() && o.tls.require_client_cert) {
     reader.AddError("security.tls.require_client_cert: needs security.tls.cert, key and ca");
   }
+  if (!o.tls.enabled() && !o.tls.server_name.empty()) {
+    reader.AddError("security.tls.server_name: needs security.tls.cert, key and ca");
+  }
   return o;
 }
 
@@ -155,9 +158,11 @@ absl::StatusOr<std::shared_ptr<const Security>> Security::Load(const SecurityOpt
     s->cert_pem_ = *std::move(cert);
     s->key_pem_ = *std::move(key);
     s->ca_pem_ = *std::move(ca);
-  } else if (tls.require_client_cert) {
-    return absl::InvalidArgumentError(
-        "security.tls.require_client_cert: needs security.tls.cert, key and ca");
+  } else if (tls.require_client_cert || !tls.server_name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        tls.require_client_cert ? "security.tls.require_client_cert"
+                                : "security.tls.server_name",
+        ": needs security.tls.cert, key and ca"));
   }
   if (!options.token_file.empty()) {
     absl::StatusOr<std::string> token = ReadToken("security.token_file", options.token_file);
@@ -179,6 +184,16 @@ absl::StatusOr<std::shared_ptr<const Security>> Security::Load(const SecurityOpt
 
 std::shared_ptr<const Security> Security::Insecure() {
   return std::shared_ptr<const Security>(new Security());
+}
+
+std::string Security::Describe() const {
+  std::string text = !tls() ? "plaintext"
+                     : options_.tls.require_client_cert ? "mutual TLS"
+                                                        : "TLS";
+  if (token_.empty() && admin_token_.empty()) return text + ", no tokens";
+  if (!token_.empty()) text += ", cluster token";
+  if (!admin_token_.empty()) text += ", admin token";
+  return text;
 }
 
 std::shared_ptr<grpc::ServerCredentials> Security::ServerCredentials() const {

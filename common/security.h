@@ -88,6 +88,9 @@ class Security {
   bool has_token() const { return !token_.empty(); }
   const std::string& token() const { return token_; }
 
+  // One line for logs, e.g. "mutual TLS, cluster token, admin token" or "plaintext, no tokens".
+  std::string Describe() const;
+
   // What servers listen with (TLS, mTLS or plaintext).
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
   // What clients dial with. Tokens are added per call by MakeChannel (common/channels.h).

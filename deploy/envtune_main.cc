@@ -391,6 +391,9 @@ int main(int argc, char** argv) {
     // TLS and tokens (the config's `security:` section) before any server, channel or
     // metrics endpoint exists.
     if (absl::Status s = envtune::SetUpSecurity(overrides); !s.ok()) return envtune::Fail(s, 2);
+    if (command != "status") {
+      std::cout << command << " security: " << envtune::ProcessSecurity()->Describe() << std::endl;
+    }
   }
   if (command == "coordinator" || command == "env-server" || command == "actor" || command == "learner") {
     // Before any gRPC server is built, so they get the RPC metrics interceptor.

@@ -58,6 +58,11 @@ TEST(SecurityConfigTest, UnknownKeysAndPartialTlsAreErrorsNamingTheKey) {
   ASSERT_FALSE(mutual_without_tls.ok());
   EXPECT_NE(std::string(mutual_without_tls.status().message()).find("require_client_cert"),
             std::string::npos);
+  absl::StatusOr<SecurityOptions> name_without_tls =
+      FromYaml("security: {tls: {server_name: envtune-cluster}}\n");
+  ASSERT_FALSE(name_without_tls.ok());
+  EXPECT_NE(std::string(name_without_tls.status().message()).find("security.tls.server_name"),
+            std::string::npos);
 }
 
 TEST(SecurityLoadTest, LoadsTheLoopbackPkiAndTokens) {
@@ -71,6 +76,8 @@ TEST(SecurityLoadTest, LoadsTheLoopbackPkiAndTokens) {
   EXPECT_TRUE((*security)->tls());
   EXPECT_TRUE((*security)->has_token());
   EXPECT_EQ((*security)->token(), secrets.token);  // trailing newline stripped
+  EXPECT_EQ((*security)->Describe(), "mutual TLS, cluster token, admin token");
+  EXPECT_EQ(Security::Insecure()->Describe(), "plaintext, no tokens");
   EXPECT_NE((*security)->ServerCredentials(), nullptr);
   EXPECT_NE((*security)->ChannelCredentials(), nullptr);
 }

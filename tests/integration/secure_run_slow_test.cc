@@ -157,7 +157,15 @@ TEST(SecureRunTest, TrainIsSealedWithTlsAndTokens) {
     }
   }
   // The roles were told where the secrets are, and the env server got the HMAC key.
-  EXPECT_NE(ReadAll(dir + "/run/logs/env-server-0.log").find("listening on"), std::string::npos);
+  const std::string env_log = ReadAll(dir + "/run/logs/env-server-0.log");
+  EXPECT_NE(env_log.find("env-server security: TLS, cluster token"), std::string::npos) << env_log;
+  EXPECT_NE(env_log.find("episode blobs: HMAC-SHA256"), std::string::npos) << env_log;
+  const std::string coordinator_log = ReadAll(dir + "/run/logs/coordinator.log");
+  EXPECT_NE(coordinator_log.find("coordinator security: TLS, cluster token, admin token"),
+            std::string::npos)
+      << coordinator_log;
+  EXPECT_NE(ReadAll(dir + "/run/logs/actor-0.log").find("actor security: TLS, cluster token"),
+            std::string::npos);
 }
 
 }  // namespace
