@@ -267,9 +267,11 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
         if (!scored.ok()) return scored.status();
         at::Tensor loss = MeanNll(*scored);
         loss.backward();
-        (*opt)->AccumulateGradients();
-        (*opt)->ClipGradNorm(o.max_grad_norm);
-        (*opt)->Step(o.lr);
+        if (absl::Status s = (*opt)->AccumulateGradients(); !s.ok()) return s;
+        if (absl::StatusOr<double> n = (*opt)->ClipGradNorm(o.max_grad_norm); !n.ok()) {
+          return n.status();
+        }
+        if (absl::Status s = (*opt)->Step(o.lr); !s.ok()) return s;
         const double l = loss.item<double>();
         if (result.steps == 0) result.first_loss = l;
         result.last_loss = l;

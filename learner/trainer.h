@@ -40,6 +40,7 @@
 namespace envtune {
 
 class PolicyImpl;
+class PolicyOptimizer;
 class Distributed;
 
 struct TrainerOptions {
@@ -64,6 +65,10 @@ struct TrainerOptions {
   bool share_prefix = true;
   bool gradient_checkpointing = false;
   bool compute_entropy = true;  // also for logging when entropy_coef == 0
+  // Data parallelism with a Distributed group (learner/optimizer.h): 0 = replicated (gradient
+  // all-reduce), 2 = ZeRO-2 (fp32 masters, moments and gradients sharded over the ranks).
+  int zero_stage = 2;
+  int64_t bucket_elements = int64_t{1} << 25;  // ZeRO-2 reduce-scatter / all-gather bucket
 };
 
 // Checks option ranges; InvalidArgument naming the field.
@@ -152,6 +157,8 @@ class Trainer {
 
   int64_t steps() const;
   PolicyImpl& policy();
+  // The optimizer (state sizes, sharding).
+  PolicyOptimizer& optimizer();
   const TrainerOptions& options() const;
 
  private:
