@@ -1,5 +1,6 @@
 // The one place gRPC channels and server builders are configured: message size limits and
-// keepalive arguments that suit both ends, and client deadlines.
+// keepalive arguments that suit both ends, client deadlines, and transport security (TLS and
+// the cluster token, common/security.h).
 //
 // Targets use gRPC's own resolver syntax, so one channel can span many replicas:
 //   "127.0.0.1:5001"                      one server
@@ -17,6 +18,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/server_builder.h"
+#include "common/security.h"
 
 namespace envtune {
 
@@ -27,10 +29,13 @@ struct ChannelOptions {
   bool round_robin = true;              // spread calls over every resolved address
   int keepalive_time_ms = 20'000;
   int keepalive_timeout_ms = 10'000;
+  // TLS credentials and the token sent with every call; null = ProcessSecurity().
+  std::shared_ptr<const Security> security = nullptr;
 };
 
-// An insecure channel to `target` (see the syntax above). Never fails: connection errors show
-// up as UNAVAILABLE on the first call.
+// A channel to `target` (see the syntax above) with `options.security` (or the process's):
+// TLS when it has TLS, and `authorization: Bearer <token>` on every call when it has a cluster
+// token. Never fails: connection and handshake errors show up as UNAVAILABLE on the first call.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options = {});
 
@@ -40,7 +45,8 @@ std::string StaticListTarget(const std::vector<std::string>& addresses);
 // Sets a deadline `timeout` from now on `context`.
 void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout);
 
-// Applies envtune's server-side limits and keepalive policy to a builder.
+// Applies envtune's server-side limits and keepalive policy to a builder. Servers listen with
+// ListeningCredentials() (common/security.h) and their handlers call AuthorizeRpc first.
 void ConfigureServerBuilder(grpc::ServerBuilder& builder);
 
 }  // namespace envtune

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server_builder.h"
+#include "common/security.h"
 #include "httplib.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
@@ -71,42 +72,56 @@ bool Metrics::enabled() const {
 class MetricsHttpServer {
  public:
   ~MetricsHttpServer() {
-    server_.stop();
+    if (server_ != nullptr) server_->stop();
     if (thread_.joinable()) thread_.join();
   }
 
-  // Binds host:port (0 = any free port) and serves in a thread; returns the port.
-  absl::StatusOr<int> Start(const std::string& host, int port,
+  // Binds host:port (0 = any free port) and serves in a thread (HTTPS with `tls`); returns the
+  // port.
+  absl::StatusOr<int> Start(const std::string& host, int port, const TlsOptions* tls,
                             std::function<std::string()> render) {
+    if (tls != nullptr && tls->enabled()) {
+      auto ssl = std::make_unique<httplib::SSLServer>(
+          tls->cert.c_str(), tls->key.c_str(),
+          tls->require_client_cert ? tls->ca.c_str() : nullptr);
+      if (!ssl->is_valid()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "metrics: cannot serve HTTPS with security.tls.cert '", tls->cert, "' and key '",
+            tls->key, "'", tls->require_client_cert ? absl::StrCat(" (ca '", tls->ca, "')") : ""));
+      }
+      server_ = std::move(ssl);
+    } else {
+      server_ = std::make_unique<httplib::Server>();
+    }
     // Not httplib's default SO_REUSEPORT: a second server must not share a port in use.
-    server_.set_socket_options([](socket_t sock) {
+    server_->set_socket_options([](socket_t sock) {
       int yes = 1;
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
-    server_.Get("/metrics", [render](const httplib::Request&, httplib::Response& response) {
+    server_->Get("/metrics", [render](const httplib::Request&, httplib::Response& response) {
       response.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
     });
-    const int bound = port == 0 ? server_.bind_to_any_port(host)
-                                : (server_.bind_to_port(host, port) ? port : -1);
+    const int bound = port == 0 ? server_->bind_to_any_port(host)
+                                : (server_->bind_to_port(host, port) ? port : -1);
     if (bound <= 0) {
       return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", host, ":", port,
                                                  " (address in use or not local?)"));
     }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
     return bound;
   }
 
  private:
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> server_;  // an httplib::SSLServer with TLS
   std::thread thread_;
 };
 
-absl::Status Metrics::Serve(const std::string& host, int port) {
+absl::Status Metrics::Serve(const std::string& host, int port, const TlsOptions* tls) {
   if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("metrics port out of range: ", port));
   absl::MutexLock lock(&mu_);
   if (server_ != nullptr) return absl::FailedPreconditionError("metrics are already served on this registry");
   auto server = std::make_unique<MetricsHttpServer>();
-  absl::StatusOr<int> bound = server->Start(host, port, [this] { return Render(); });
+  absl::StatusOr<int> bound = server->Start(host, port, tls, [this] { return Render(); });
   if (!bound.ok()) return bound.status();
   port_ = *bound;
   server_ = std::move(server);

@@ -44,6 +44,7 @@ namespace envtune {
 using MetricLabels = std::map<std::string, std::string>;
 
 class MetricsHttpServer;  // metrics.cc
+struct TlsOptions;       // common/security.h
 
 // Monotonic counter handle. Negative increments are ignored.
 class CounterHandle {
@@ -97,9 +98,10 @@ class Metrics {
   bool enabled() const;
 
   // Enables the registry and serves it at http://host:port/metrics (port 0 picks a free one; see
-  // port()). One exposer per registry: a second call is FailedPrecondition; a port in use is
-  // Unavailable.
-  absl::Status Serve(const std::string& host, int port);
+  // port()), or https:// with `tls` (its cert and key; under require_client_cert only clients
+  // with a certificate signed by its ca are served). One exposer per registry: a second call is
+  // FailedPrecondition; a port in use is Unavailable; unusable TLS files are InvalidArgument.
+  absl::Status Serve(const std::string& host, int port, const TlsOptions* tls = nullptr);
   int port() const;  // 0 when not serving
 
   absl::StatusOr<CounterHandle> Counter(const std::string& name, const std::string& help,

@@ -52,8 +52,7 @@ absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& dat
 }
 
 absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
-                                                          const std::string& data_dir,
-                                                          std::string* admin_token) {
+                                                          const std::string& data_dir) {
   CoordinatorOptions options;
   options.heartbeat_interval =
       absl::Milliseconds(reader.Get<int64_t>("coordinator.heartbeat_interval_ms", 2000));
@@ -66,7 +65,12 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
   options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");
-  *admin_token = reader.Get<std::string>("coordinator.admin_token", "");
+  if (reader.Has("coordinator.admin_token")) {
+    reader.MarkRead("coordinator.admin_token");
+    reader.AddError(
+        "coordinator.admin_token: replaced by security.admin_token_file (a file holding the "
+        "token, so it never appears on a command line; common/security.h)");
+  }
 
   options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);
   if (options.eval_every_steps > 0) {

@@ -8,7 +8,6 @@
 //     max_inflight_groups: 0           # training groups leased but not yet consumed by the
 //                                      #   learner (0 = (staleness + 1) x learner batch groups)
 //     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
-//     admin_token: ""                  # bearer token for SetStage/Pause/Resume ("" = disabled)
 //     seed: 1
 //     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
 //   evaluation:
@@ -49,10 +48,10 @@ absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& dat
                                                           size_t limit);
 
 // Reads the keys above; errors are recorded in `reader` (Finish() reports them) and missing
-// split files are returned as errors. `admin_token` receives coordinator.admin_token.
+// split files are returned as errors. The admin token is security.admin_token_file
+// (common/security.h); the former coordinator.admin_token is an error saying so.
 absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
-                                                          const std::string& data_dir,
-                                                          std::string* admin_token);
+                                                          const std::string& data_dir);
 
 }  // namespace envtune
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/grpc_status.h"
+#include "common/security.h"
 
 namespace envtune {
 namespace {
@@ -111,8 +112,8 @@ class CoordinatorServiceImpl::WatchReactor final : public grpc::ServerWriteReact
   grpc::Status status_ = grpc::Status::OK;
 };
 
-CoordinatorServiceImpl::CoordinatorServiceImpl(Coordinator* coordinator, std::string admin_token)
-    : coordinator_(coordinator), admin_token_(std::move(admin_token)) {}
+CoordinatorServiceImpl::CoordinatorServiceImpl(Coordinator* coordinator)
+    : coordinator_(coordinator) {}
 
 CoordinatorServiceImpl::~CoordinatorServiceImpl() { Shutdown(); }
 
@@ -131,37 +132,24 @@ void CoordinatorServiceImpl::RemoveWatcher(WatchReactor* watcher) {
   watchers_.erase(std::remove(watchers_.begin(), watchers_.end(), watcher), watchers_.end());
 }
 
-absl::Status CoordinatorServiceImpl::Authorize(grpc::CallbackServerContext* context) const {
-  if (admin_token_.empty()) {
-    return absl::PermissionDeniedError("admin RPCs are disabled (no coordinator.admin_token set)");
-  }
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return absl::UnauthenticatedError("admin RPC needs 'authorization: Bearer <token>' metadata");
-  }
-  std::string value(it->second.data(), it->second.size());
-  if (value != "Bearer " + admin_token_) {
-    return absl::PermissionDeniedError("admin token rejected");
-  }
-  return absl::OkStatus();
-}
-
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Register(grpc::CallbackServerContext* context,
                                                            const v1::RegisterRequest* request,
                                                            v1::RegisterResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   return FinishUnary(context, coordinator_->Register(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Heartbeat(grpc::CallbackServerContext* context,
                                                             const v1::HeartbeatRequest* request,
                                                             v1::HeartbeatResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   return FinishUnary(context, coordinator_->Heartbeat(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::AcquireLease(
     grpc::CallbackServerContext* context, const v1::AcquireLeaseRequest* request,
     v1::AcquireLeaseResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   absl::StatusOr<v1::Lease> lease = coordinator_->AcquireLease(*request);
   if (lease.ok()) *response->mutable_lease() = std::move(*lease);
   return FinishStatus(context, lease.status());
@@ -170,24 +158,30 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::AcquireLease(
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::CompleteLease(
     grpc::CallbackServerContext* context, const v1::CompleteLeaseRequest* request,
     v1::CompleteLeaseResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   return FinishStatus(context, coordinator_->CompleteLease(*request));
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::ReportLearnerStep(
     grpc::CallbackServerContext* context, const v1::ReportLearnerStepRequest* request,
     v1::ReportLearnerStepResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   return FinishUnary(context, coordinator_->ReportLearnerStep(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::GetStatus(grpc::CallbackServerContext* context,
                                                             const v1::GetStatusRequest* request,
                                                             v1::ClusterStatus* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   *response = coordinator_->Status();
   return FinishStatus(context, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::StageEvent>* CoordinatorServiceImpl::WatchStage(
     grpc::CallbackServerContext* context, const v1::WatchStageRequest* request) {
+  if (auto* refused = RejectWriteUnlessAuthorized<v1::StageEvent>(context, RpcAccess::kWorker)) {
+    return refused;
+  }
   auto* reactor = new WatchReactor(this, coordinator_);
   bool end_now = false;
   {
@@ -202,14 +196,14 @@ grpc::ServerWriteReactor<v1::StageEvent>* CoordinatorServiceImpl::WatchStage(
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::SetStage(grpc::CallbackServerContext* context,
                                                            const v1::SetStageRequest* request,
                                                            v1::StageEvent* response) {
-  if (absl::Status auth = Authorize(context); !auth.ok()) return FinishStatus(context, auth);
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kAdmin)) return refused;
   return FinishUnary(context, coordinator_->SetStage(request->stage()), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Pause(grpc::CallbackServerContext* context,
                                                         const v1::PauseRequest* request,
                                                         v1::StageEvent* response) {
-  if (absl::Status auth = Authorize(context); !auth.ok()) return FinishStatus(context, auth);
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kAdmin)) return refused;
   *response = coordinator_->Pause();
   return FinishStatus(context, absl::OkStatus());
 }
@@ -217,7 +211,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Pause(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::Resume(grpc::CallbackServerContext* context,
                                                          const v1::ResumeRequest* request,
                                                          v1::StageEvent* response) {
-  if (absl::Status auth = Authorize(context); !auth.ok()) return FinishStatus(context, auth);
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kAdmin)) return refused;
   *response = coordinator_->Resume();
   return FinishStatus(context, absl::OkStatus());
 }
@@ -225,6 +219,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::Resume(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::ListEnvServers(
     grpc::CallbackServerContext* context, const v1::ListEnvServersRequest* request,
     v1::ListEnvServersResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   *response = coordinator_->ListEnvServers();
   return FinishStatus(context, absl::OkStatus());
 }
@@ -232,7 +227,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::ListEnvServers(
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::DrainEnvServer(
     grpc::CallbackServerContext* context, const v1::DrainEnvServerRequest* request,
     v1::WorkerStatus* response) {
-  if (absl::Status auth = Authorize(context); !auth.ok()) return FinishStatus(context, auth);
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kAdmin)) return refused;
   return FinishUnary(context, coordinator_->DrainEnvServer(*request), response);
 }
 

@@ -1,6 +1,7 @@
-// CoordinatorService over gRPC's callback API: thin handlers around Coordinator. Admin RPCs
-// (SetStage, Pause, Resume, DrainEnvServer) need "authorization: Bearer <admin_token>" metadata; with an empty
-// admin token they are disabled (PERMISSION_DENIED).
+// CoordinatorService over gRPC's callback API: thin handlers around Coordinator. Every handler
+// first authorises the call with the process's security (common/security.h): admin RPCs
+// (SetStage, Pause, Resume, DrainEnvServer) need the admin token (disabled without one), all
+// others the cluster token when one is configured.
 #ifndef ENVTUNE_COORDINATOR_SERVICE_H_
 #define ENVTUNE_COORDINATOR_SERVICE_H_
 
@@ -15,7 +16,7 @@ namespace envtune {
 class CoordinatorServiceImpl final : public v1::CoordinatorService::CallbackService {
  public:
   // `coordinator` is not owned and must outlive the service.
-  CoordinatorServiceImpl(Coordinator* coordinator, std::string admin_token);
+  explicit CoordinatorServiceImpl(Coordinator* coordinator);
   // Ends every open WatchStage stream (OK). Call before shutting the server down.
   void Shutdown();
   ~CoordinatorServiceImpl() override;
@@ -59,11 +60,9 @@ class CoordinatorServiceImpl final : public v1::CoordinatorService::CallbackServ
 
  private:
   class WatchReactor;
-  absl::Status Authorize(grpc::CallbackServerContext* context) const;
   void RemoveWatcher(WatchReactor* watcher);
 
   Coordinator* const coordinator_;
-  const std::string admin_token_;
   absl::Mutex mu_;
   std::vector<WatchReactor*> watchers_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -233,6 +233,11 @@ int RunEnvServerCommand(const EnvServerCommandArgs& args) {
     return PrintError(std::cerr, server.status(), server.status().code() == absl::StatusCode::kUnavailable ? 1 : 2);
   }
   std::cout << "env server listening on " << args.host << ":" << (*server)->port() << std::endl;
+  std::cout << "env server episode blobs: "
+            << (options.engine.hmac_key.empty()
+                    ? "SHA-256 checksum only (no --hmac_key_file: anyone can forge them)"
+                    : "HMAC-SHA256 with --hmac_key_file")
+            << std::endl;
   absl::Notification stop;
   g_env_stop = &stop;
   std::signal(SIGINT, OnEnvSignal);

@@ -34,6 +34,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/channels.h"
 #include "common/config.h"
+#include "common/security.h"
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
 #include "deploy/env_commands.h"
@@ -122,6 +123,11 @@ commands:
 coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
 http://HOST:N/metrics (docs/operations.md, "Metrics").
 
+TLS and authentication (coordinator, env-server, learner, actor, status): the `security:`
+section of --config or overrides, e.g. security.tls.cert=FILE security.tls.key=FILE
+security.tls.ca=FILE security.tls.require_client_cert=true security.token_file=FILE
+security.admin_token_file=FILE (common/security.h; docs/operations.md, "Security").
+
 Run `envtune <command> --help` for every flag.)";
 
 absl::Notification* g_stop = nullptr;
@@ -134,27 +140,39 @@ int Fail(const absl::Status& status, int code) {
   return code;
 }
 
+// Reads the `security:` section of --config and the overrides, loads its files and makes it the
+// process's security (common/security.h), before any server or channel exists.
+absl::Status SetUpSecurity(const std::vector<std::string>& overrides) {
+  absl::StatusOr<SecurityOptions> options =
+      LoadSecurityOptions(absl::GetFlag(FLAGS_config), overrides);
+  if (!options.ok()) return options.status();
+  absl::StatusOr<std::shared_ptr<const Security>> security = Security::Load(*options);
+  if (!security.ok()) return security.status();
+  SetProcessSecurity(*std::move(security));
+  return absl::OkStatus();
+}
+
 int RunCoordinator(const std::vector<std::string>& overrides) {
   absl::StatusOr<Config> config = Config::Load(absl::GetFlag(FLAGS_config), overrides);
   if (!config.ok()) return Fail(config.status(), 2);
   ConfigReader reader(*config);
-  std::string admin_token;
   absl::StatusOr<CoordinatorOptions> options =
-      ReadCoordinatorOptions(reader, absl::GetFlag(FLAGS_data_dir), &admin_token);
+      ReadCoordinatorOptions(reader, absl::GetFlag(FLAGS_data_dir));
   if (!options.ok()) return Fail(options.status(), 2);
-  // Sections other roles read are not this role's business.
-  for (const char* other : {"model", "actor", "learner", "envserver", "launch", "data", "sft"}) {
+  // Sections other roles read are not this role's business (security: main, SetUpSecurity).
+  for (const char* other :
+       {"model", "actor", "learner", "envserver", "launch", "data", "sft", "security"}) {
     reader.MarkRead(other);
   }
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
   absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Create(*options);
   if (!coordinator.ok()) return Fail(coordinator.status(), 2);
-  CoordinatorServiceImpl service(coordinator->get(), admin_token);
+  CoordinatorServiceImpl service(coordinator->get());
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
   int port = 0;
   builder.AddListeningPort(absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port)),
-                           grpc::InsecureServerCredentials(), &port);
+                           ListeningCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -267,7 +285,7 @@ int RunActor(const std::vector<std::string>& overrides) {
   ReadActorOptions(reader, &options);
   // Sections other roles read are not this role's business.
   for (const char* other : {"model", "coordinator", "evaluation", "curriculum", "learner",
-                            "envserver", "launch", "data", "sft"}) {
+                            "envserver", "launch", "data", "sft", "security"}) {
     reader.MarkRead(other);
   }
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
@@ -296,7 +314,7 @@ int RunLearner(const std::vector<std::string>& overrides) {
   ReadLearnerOptions(reader, &options);
   // Sections other roles read are not this role's business.
   for (const char* other : {"coordinator", "evaluation", "curriculum", "actor", "envserver",
-                            "launch", "data", "sft"}) {
+                            "launch", "data", "sft", "security"}) {
     reader.MarkRead(other);
   }
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
@@ -376,6 +394,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     overrides.push_back(arg);
+  }
+  if (command == "coordinator" || command == "env-server" || command == "actor" ||
+      command == "learner" || command == "status") {
+    // TLS and tokens (the config's `security:` section) before any server, channel or
+    // metrics endpoint exists.
+    if (absl::Status s = envtune::SetUpSecurity(overrides); !s.ok()) return envtune::Fail(s, 2);
+    if (command != "status") {
+      std::cout << command << " security: " << envtune::ProcessSecurity()->Describe() << std::endl;
+    }
   }
   if (command == "coordinator" || command == "env-server" || command == "actor" || command == "learner") {
     // Before any gRPC server is built, so they get the RPC metrics interceptor.

@@ -1,5 +1,7 @@
 #include "deploy/local_launcher.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +15,8 @@
 #include "absl/strings/strip.h"
 #include "common/config.h"
 #include "common/file.h"
+#include "common/secrets.h"
+#include "common/security.h"
 #include "deploy/plot.h"
 #include "deploy/process.h"
 #include "deploy/status_command.h"
@@ -78,13 +82,94 @@ absl::Status StartSlot(Slot& slot, const std::string& log_dir, bool wait_for_add
 }
 
 std::vector<std::string> RoleArgv(const LaunchOptions& options, const std::string& role,
-                                  std::vector<std::string> flags) {
+                                  std::vector<std::string> flags,
+                                  const std::vector<std::string>& role_overrides = {}) {
   std::vector<std::string> argv{options.envtune_binary, role};
   if (!options.config_path.empty()) argv.push_back("--config=" + options.config_path);
   argv.push_back("--data_dir=" + options.data_dir);
   for (std::string& flag : flags) argv.push_back(std::move(flag));
   for (const std::string& o : options.overrides) argv.push_back(o);
+  for (const std::string& o : role_overrides) argv.push_back(o);
   return argv;
+}
+
+// What SealRun made: the files roles read and the overrides that name them.
+struct RunSecrets {
+  std::string hmac_key_file;
+  std::vector<std::string> coordinator_overrides;  // the admin token (coordinator only)
+};
+
+// Seals the run (see local_launcher.h): writes <run_dir>/secrets, adds the security.* overrides
+// every role gets to options.overrides, and makes the result this process's security (the
+// launcher polls the coordinator too).
+absl::StatusOr<RunSecrets> SealRun(LaunchOptions& options) {
+  std::error_code ec;
+  const std::string dir =
+      std::filesystem::absolute(options.run_dir + "/secrets", ec).lexically_normal().string();
+  std::filesystem::create_directories(dir, ec);
+  if (ec || ::chmod(dir.c_str(), 0700) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", dir, " (mode 0700)"));
+  }
+  auto write_random = [&](const std::string& name) -> absl::StatusOr<std::string> {
+    absl::StatusOr<std::string> secret = RandomHex(32);
+    if (!secret.ok()) return secret.status();
+    const std::string path = dir + "/" + name;
+    if (absl::Status s = WritePrivateFile(path, *secret + "\n"); !s.ok()) return s;
+    return path;
+  };
+  RunSecrets secrets;
+  absl::StatusOr<std::string> hmac = write_random("hmac-key");
+  if (!hmac.ok()) return hmac.status();
+  secrets.hmac_key_file = *hmac;
+  SecurityOptions& security = options.security;
+  if (security.token_file.empty()) {
+    absl::StatusOr<std::string> token = write_random("token");
+    if (!token.ok()) return token.status();
+    security.token_file = *token;
+    options.overrides.push_back("security.token_file=" + *token);
+  }
+  if (security.admin_token_file.empty()) {
+    absl::StatusOr<std::string> admin = write_random("admin-token");
+    if (!admin.ok()) return admin.status();
+    security.admin_token_file = *admin;
+    secrets.coordinator_overrides.push_back("security.admin_token_file=" + *admin);
+  }
+  if (options.tls && !security.tls.enabled()) {
+    const std::string pki = dir + "/pki";
+    if (absl::Status s = WriteLoopbackPki(pki); !s.ok()) return s;
+    security.tls.cert = pki + "/" + kPkiCertFile;
+    security.tls.key = pki + "/" + kPkiKeyFile;
+    security.tls.ca = pki + "/" + kPkiCaFile;
+    security.tls.server_name = kPkiServerName;
+    for (const auto& [key, value] : std::vector<std::pair<const char*, std::string>>{
+             {"cert", security.tls.cert},
+             {"key", security.tls.key},
+             {"ca", security.tls.ca},
+             {"server_name", security.tls.server_name}}) {
+      options.overrides.push_back(absl::StrCat("security.tls.", key, "=", value));
+    }
+  }
+  // The client side for tools (`envtune status --config ...`): paths only.
+  YAML::Node yaml;
+  if (security.tls.enabled()) {
+    yaml["security"]["tls"]["cert"] = security.tls.cert;
+    yaml["security"]["tls"]["key"] = security.tls.key;
+    yaml["security"]["tls"]["ca"] = security.tls.ca;
+    if (!security.tls.server_name.empty()) {
+      yaml["security"]["tls"]["server_name"] = security.tls.server_name;
+    }
+  }
+  yaml["security"]["token_file"] = security.token_file;
+  YAML::Emitter out;
+  out << yaml;
+  if (absl::Status s = WritePrivateFile(dir + "/security.yaml", std::string(out.c_str()) + "\n");
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::shared_ptr<const Security>> loaded = Security::Load(security);
+  if (!loaded.ok()) return loaded.status();
+  SetProcessSecurity(*std::move(loaded));
+  return secrets;
 }
 
 double MetricValue(const v1::ClusterStatus& status, const std::string& name, double fallback) {
@@ -113,6 +198,8 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   options.poll_interval = absl::Milliseconds(reader.Get<int>("launch.poll_interval_ms", 1000));
   options.max_wall = absl::Seconds(reader.Get<int>("launch.max_wall_s", 0));
   options.warm_start = reader.Get<std::string>("launch.warm_start", options.warm_start);
+  options.tls = reader.Get<bool>("launch.tls", options.tls);
+  options.security = ReadSecurityOptions(reader);
   if (options.warm_start != "none" && options.warm_start != "sft") {
     reader.AddError(absl::StrCat("launch.warm_start: '", options.warm_start,
                                  "' is not one of none, sft"));
@@ -130,7 +217,7 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   // Every other section belongs to a role, which checks its own keys.
   for (const auto& entry : config->root()) {
     std::string key = entry.first.as<std::string>();
-    if (key != "launch") reader.MarkRead(key);
+    if (key != "launch" && key != "security") reader.MarkRead(key);
   }
   return reader.Finish();
 }
@@ -253,6 +340,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     if (!checkpoint.ok()) return checkpoint.status();
     options.overrides.push_back("model.path=" + *checkpoint);
   }
+  absl::StatusOr<RunSecrets> secrets = SealRun(options);
+  if (!secrets.ok()) return secrets.status();
 
   // Start order: coordinator, env servers, learner, actors; stop order: actors, learner, env
   // servers (each rank at once), coordinator.
@@ -280,13 +369,17 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     return status;
   };
 
-  slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", {"--port=0"})});
+  slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", {"--port=0"},
+                                               secrets->coordinator_overrides)});
   slots.back().stop_rank = 3;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
   }
   const std::string coordinator = slots.back().address;
   progress << "coordinator " << coordinator << "\n";
+  progress << "sealed: " << (options.security.tls.enabled() ? "TLS and " : "") << "tokens; "
+           << "envtune status --config " << options.run_dir << "/secrets/security.yaml "
+           << "--coordinator " << coordinator << "\n";
 
   // Env servers join the coordinator's fleet; actors follow it (the list below is their
   // fallback). More can be added or drained while the run goes on (`envtune scale`).
@@ -294,7 +387,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   auto add_env_server = [&]() -> absl::Status {
     const std::string name = absl::StrCat("env-server-", next_env_index++);
     Slot slot{name, RoleArgv(options, "env-server",
-                             {"--port=0", "--coordinator=" + coordinator, "--name=" + name})};
+                             {"--port=0", "--coordinator=" + coordinator, "--name=" + name,
+                              "--hmac_key_file=" + secrets->hmac_key_file})};
     slot.restartable = true;
     slot.env_server = true;
     slot.stop_rank = 2;

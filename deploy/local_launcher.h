@@ -17,6 +17,16 @@
 //                             #   (model.path); its log is logs/sft.log. A checkpoint there
 //                             #   made from the same `sft:` section (after overrides) and
 //                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml)
+//     tls: true               # TLS between the roles with a fresh loopback PKI (below)
+//
+// Every run is sealed: the launcher writes to <run_dir>/secrets/ (mode 0700, files 0600) a random
+// episode HMAC key (env servers' --hmac_key_file), a cluster token and an admin token (unless the
+// config's security: section names its own token files), and with launch.tls (unless
+// security.tls is set) a CA and one certificate for localhost/127.0.0.1 (pki/; the CA's key is
+// not kept). Roles get the files' paths (security.* overrides; the coordinator alone gets the
+// admin token), never the secrets, on their command lines. <run_dir>/secrets/security.yaml is
+// the client side for tools: `envtune status --config <run_dir>/secrets/security.yaml
+// --coordinator HOST:PORT`.
 //
 // Scaling env servers while the run goes on: `envtune scale --run_dir DIR env-servers N`
 // (RequestEnvServerScale) writes N to <run_dir>/control/env_servers. The launcher reads it every
@@ -35,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/security.h"
 
 namespace envtune {
 
@@ -51,6 +62,8 @@ struct LaunchOptions {
   absl::Duration poll_interval = absl::Seconds(1);
   absl::Duration max_wall = absl::ZeroDuration();
   std::string warm_start = "none";
+  bool tls = true;            // launch.tls
+  SecurityOptions security;   // the config's security: section, after overrides
   // The `sft:` section after overrides, plus data_dir, as YAML (ReadLaunchOptions): equal keys
   // mean equal warm-start checkpoints.
   std::string warm_start_key;

@@ -5,13 +5,17 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/security.h"
 
 namespace envtune {
 
 absl::Status StartRoleMetrics(const std::string& role, const std::string& host, int port, std::ostream& log) {
   if (port < 0) return absl::OkStatus();
   Metrics& metrics = Metrics::Global();
-  if (absl::Status s = metrics.Serve(host, port); !s.ok()) return s;
+  // HTTPS with the process's TLS (common/security.h); set before this is called.
+  std::shared_ptr<const Security> security = ProcessSecurity();
+  const TlsOptions* tls = security->tls() ? &security->options().tls : nullptr;
+  if (absl::Status s = metrics.Serve(host, port, tls); !s.ok()) return s;
   metrics.SetRole(role);
   // Role-specific names for the RPCs that are the role's work.
   struct Alias {
@@ -30,7 +34,7 @@ absl::Status StartRoleMetrics(const std::string& role, const std::string& host, 
   for (const Alias& a : kAliases) {
     if (role == a.role) AddRpcAlias(a.method, a.counter, a.histogram, a.help);
   }
-  log << "metrics on http://" << host << ":" << metrics.port() << "/metrics" << std::endl;
+  log << "metrics on " << (tls != nullptr ? "https://" : "http://") << host << ":" << metrics.port() << "/metrics" << std::endl;
   return absl::OkStatus();
 }
 

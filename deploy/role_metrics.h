@@ -41,8 +41,8 @@
 
 namespace envtune {
 
-// Starts serving Metrics::Global() on host:port for `role` unless port < 0 (metrics off); prints
-// "metrics on http://HOST:PORT/metrics" to `log`.
+// Starts serving Metrics::Global() on host:port for `role` unless port < 0 (metrics off), over
+// HTTPS when ProcessSecurity() has TLS; prints "metrics on http[s]://HOST:PORT/metrics" to `log`.
 absl::Status StartRoleMetrics(const std::string& role, const std::string& host, int port, std::ostream& log);
 
 // The metric the HorizontalPodAutoscaler of deploy/k8s scales env servers on.

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/security.h"
 #include "absl/synchronization/mutex.h"
 #include "common/channels.h"
 #include "common/grpc_status.h"
@@ -133,6 +134,7 @@ absl::StatusOr<v1::StepResponse> EnvCore::Step(const v1::StepRequest& request) c
 grpc::ServerUnaryReactor* EnvServiceImpl::ListTasks(grpc::CallbackServerContext* context,
                                                     const v1::ListTasksRequest* request,
                                                     v1::ListTasksResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   if (draining_) return Finish<v1::ListTasksResponse>(context, DrainingStatus(), response);
   return Finish(context, core_->ListTasks(*request), response);
 }
@@ -140,6 +142,7 @@ grpc::ServerUnaryReactor* EnvServiceImpl::ListTasks(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* EnvServiceImpl::StartEpisode(grpc::CallbackServerContext* context,
                                                        const v1::StartEpisodeRequest* request,
                                                        v1::StartEpisodeResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   if (draining_) return Finish<v1::StartEpisodeResponse>(context, DrainingStatus(), response);
   if (load_ == nullptr) return Finish(context, core_->StartEpisode(*request), response);
   load_->RpcStarted();
@@ -151,6 +154,7 @@ grpc::ServerUnaryReactor* EnvServiceImpl::StartEpisode(grpc::CallbackServerConte
 
 grpc::ServerUnaryReactor* EnvServiceImpl::Step(grpc::CallbackServerContext* context, const v1::StepRequest* request,
                                                v1::StepResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   if (draining_) return Finish<v1::StepResponse>(context, DrainingStatus(), response);
   if (load_ == nullptr) return Finish(context, core_->Step(*request), response);
   load_->RpcStarted();
@@ -178,7 +182,7 @@ absl::StatusOr<std::unique_ptr<EnvServer>> EnvServer::Start(const EnvServiceOpti
     // Calls still running on an aged connection get this long (longer than any Step).
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 5 * 60 * 1000);
   }
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(address, ListeningCredentials(), &server->port_);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {

@@ -685,7 +685,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
                                                        service_options);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(builder);
-  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), ListeningCredentials(),
                            &impl->port);
   builder.RegisterService(impl->service.get());
   impl->server = builder.BuildAndStart();

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/security.h"
 
 namespace envtune {
 
@@ -151,11 +152,17 @@ void LearnerServiceImpl::Ledger(const v1::Trajectory& t, const char* disposition
 
 grpc::ServerReadReactor<v1::Trajectory>* LearnerServiceImpl::PushTrajectories(
     grpc::CallbackServerContext* context, v1::PushTrajectoriesResponse* response) {
+  if (auto* refused = RejectReadUnlessAuthorized<v1::Trajectory>(context, RpcAccess::kWorker)) {
+    return refused;
+  }
   return new PushReactor(this, response);
 }
 
 grpc::ServerWriteReactor<v1::WeightsChunk>* LearnerServiceImpl::GetWeights(
     grpc::CallbackServerContext* context, const v1::GetWeightsRequest* request) {
+  if (auto* refused = RejectWriteUnlessAuthorized<v1::WeightsChunk>(context, RpcAccess::kWorker)) {
+    return refused;
+  }
   uint32_t chunk = request->chunk_bytes() == 0 ? options_.default_chunk_bytes
                                                : std::min(request->chunk_bytes(),
                                                           options_.max_chunk_bytes);
@@ -165,6 +172,7 @@ grpc::ServerWriteReactor<v1::WeightsChunk>* LearnerServiceImpl::GetWeights(
 grpc::ServerUnaryReactor* LearnerServiceImpl::GetPolicyVersion(
     grpc::CallbackServerContext* context, const v1::GetPolicyVersionRequest* request,
     v1::GetPolicyVersionResponse* response) {
+  if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
   std::shared_ptr<const WeightSnapshot> latest = weights_->Latest();
   if (latest != nullptr) {
     response->set_version(latest->version);

@@ -120,7 +120,7 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
   ActorOptions actor;
   ReadActorOptions(reader, &actor);
   for (const char* other : {"coordinator", "evaluation", "curriculum", "envserver", "launch",
-                            "data", "sft"}) {
+                            "data", "sft", "security"}) {
     reader.MarkRead(other);
   }
   if (absl::Status s = reader.Finish(); !s.ok()) {

@@ -51,7 +51,7 @@ class ActorTest : public ::testing::Test {
     tokenizer_ = testing_actor::LoadTokenizer();
     if (tokenizer_ == nullptr) GTEST_SKIP() << "tokenizer not found";
     coordinator_ = *Coordinator::Create(Curriculum());
-    coordinator_service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get(), "");
+    coordinator_service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get());
     coordinator_server_ =
         std::make_unique<TestServer>(std::vector<grpc::Service*>{coordinator_service_.get()});
     learner_service_ = std::make_unique<LearnerServiceImpl>(&queue_, &store_);

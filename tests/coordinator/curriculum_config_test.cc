@@ -31,7 +31,7 @@ TEST(CurriculumConfigTest, SplitsHaveThePaperSizes) {
 
 TEST(CurriculumConfigTest, ReadsStagesAndRejectsUnknownKeys) {
   auto config = Config::FromString(R"(
-coordinator: {admin_token: tok, worker_expiry_ms: 5000}
+coordinator: {worker_expiry_ms: 5000}
 curriculum:
   stages:
     - {name: syntax, categories: [base], limit: 4, reward: format, group_size: 2,
@@ -40,10 +40,8 @@ curriculum:
 )");
   ASSERT_TRUE(config.ok());
   ConfigReader reader(*config);
-  std::string token;
-  auto options = ReadCoordinatorOptions(reader, DataDir(), &token);
+  auto options = ReadCoordinatorOptions(reader, DataDir());
   ASSERT_TRUE(options.ok()) << options.status();
-  EXPECT_EQ(token, "tok");
   ASSERT_EQ(options->stages.size(), 2u);
   EXPECT_EQ(options->stages[0].task_ids.size(), 4u);
   EXPECT_EQ(options->stages[0].reward_kind, "format");
@@ -54,6 +52,17 @@ curriculum:
   absl::Status finish = reader.Finish();
   EXPECT_NE(std::string(finish.message()).find("curriculum.stages[1].typo_key"),
             std::string::npos)
+      << finish;
+}
+
+TEST(CurriculumConfigTest, AnInlineAdminTokenPointsToTheTokenFile) {
+  auto config = Config::FromString("coordinator: {admin_token: s3cret-s3cret-s3cret}\n");
+  ASSERT_TRUE(config.ok());
+  ConfigReader reader(*config);
+  ASSERT_TRUE(ReadCoordinatorOptions(reader, DataDir()).ok());
+  absl::Status finish = reader.Finish();
+  EXPECT_EQ(finish.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(finish.message()).find("security.admin_token_file"), std::string::npos)
       << finish;
 }
 

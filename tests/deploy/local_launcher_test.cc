@@ -32,6 +32,21 @@ learner: {anything: 1}
   EXPECT_EQ(options.run_dir, "/tmp/x");
   EXPECT_EQ(options.warm_start, "sft");
   EXPECT_EQ(options.max_wall, absl::Seconds(60));
+  // Sealed by default: TLS on, no tokens of the config's own (the launcher makes them).
+  EXPECT_TRUE(options.tls);
+  EXPECT_TRUE(options.security.token_file.empty());
+}
+
+TEST(LaunchOptionsTest, ReadsTheSecuritySectionTheRunUses) {
+  LaunchOptions options;
+  options.config_path = WriteConfig("launch_security.yaml", R"(
+launch: {tls: false}
+security: {token_file: /etc/envtune/token}
+)");
+  ASSERT_TRUE(ReadLaunchOptions(options).ok());
+  EXPECT_FALSE(options.tls);
+  EXPECT_EQ(options.security.token_file, "/etc/envtune/token");
+  EXPECT_FALSE(options.security.tls.enabled());
 }
 
 TEST(LaunchOptionsTest, BadValuesAndUnknownKeysNameTheKey) {
@@ -42,7 +57,10 @@ TEST(LaunchOptionsTest, BadValuesAndUnknownKeysNameTheKey) {
   for (const Case& c : {Case{"launch: {warm_start: rl}", "launch.warm_start"},
                         Case{"launch: {actors: 0}", "launch.actors"},
                         Case{"launch: {env_servers: 0}", "launch.env_servers"},
-                        Case{"launch: {actorz: 2}", "launch.actorz"}}) {
+                        Case{"launch: {actorz: 2}", "launch.actorz"},
+                        Case{"launch: {tls: maybe}", "launch.tls"},
+                        Case{"security: {tls: {cert: c.pem}}", "security.tls"},
+                        Case{"security: {token: abc}", "security.token"}}) {
     LaunchOptions options;
     options.config_path = WriteConfig("launch_bad.yaml", c.yaml);
     absl::Status s = ReadLaunchOptions(options);

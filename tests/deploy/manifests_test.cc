@@ -124,6 +124,8 @@ std::string RenderOverlay(const std::string& kubectl, const std::string& overlay
   fs::create_directories(tmp.path() / "deploy", ec);
   fs::copy(SourceDir() / "deploy" / "k8s", tmp.path() / "deploy" / "k8s", fs::copy_options::recursive, ec);
   if (ec) return "copy deploy/k8s: " + ec.message();
+  fs::copy(SourceDir() / "deploy" / "make-cluster-pki", tmp.path() / "deploy" / "make-cluster-pki", ec);
+  if (ec) return "copy deploy/make-cluster-pki: " + ec.message();
   fs::copy(SourceDir() / "configs", tmp.path() / "configs", fs::copy_options::recursive, ec);
   if (ec) return "copy configs: " + ec.message();
   CommandResult secrets = RunShell(ShellQuote((tmp.path() / "deploy/k8s/make-secrets").string()) + " --force");
@@ -231,8 +233,9 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   }
   const YAML::Node* secret = r.FindGenerated("Secret", "envtune-secrets");
   ASSERT_NE(secret, nullptr);
-  EXPECT_TRUE((*secret)["data"]["admin-token"]);
-  EXPECT_TRUE((*secret)["data"]["hmac-key"]);
+  for (const char* key : {"admin-token", "token", "hmac-key", "tls-ca.pem", "tls-cert.pem", "tls-key.pem"}) {
+    EXPECT_TRUE((*secret)["data"][key]) << key;
+  }
   const std::string config_name = (*config)["metadata"]["name"].as<std::string>();
   const std::string run_name = (*run)["metadata"]["name"].as<std::string>();
   const std::string secret_name = (*secret)["metadata"]["name"].as<std::string>();
@@ -329,10 +332,9 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   EXPECT_EQ((*r.Find("Service", "learner-headless"))["spec"]["clusterIP"].as<std::string>(), "None");
   EXPECT_TRUE((*r.Find("Service", "learner-headless"))["spec"]["publishNotReadyAddresses"].as<bool>(false));
 
-  // Env servers: readiness through the gRPC health service the env server serves, HMAC key file.
+  // Env servers: readiness by TCP (kubelet gRPC probes speak no TLS), HMAC key file.
   YAML::Node env = pods["envserver"]["spec"]["containers"][0];
-  EXPECT_EQ(env["readinessProbe"]["grpc"]["port"].as<int>(), 5001);
-  EXPECT_EQ(env["readinessProbe"]["grpc"]["service"].as<std::string>(), "envtune.v1.EnvService");
+  EXPECT_EQ(env["readinessProbe"]["tcpSocket"]["port"].as<std::string>(""), "grpc");
   std::vector<std::string> env_args = Strings(env["args"]);
   EXPECT_EQ(env_args.at(0), "env-server");
   EXPECT_TRUE(Contains(env_args, "--port=5001"));
@@ -389,9 +391,47 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   // The rank expression really yields the ordinal.
   CommandResult rank = RunShell("HOSTNAME=learner-13 sh -c 'echo ${HOSTNAME##*-}'");
   EXPECT_EQ(rank.output, "13\n");
-  // Coordinator: admin token from the Secret.
+  // Security: every role reads the cluster token and TLS files from the Secret's mount (paths on
+  // the command line, never the secrets); only the coordinator gets the admin token.
+  const std::vector<std::string> security_args = {
+      "security.token_file=/etc/envtune/secrets/token",
+      "security.tls.cert=/etc/envtune/secrets/tls-cert.pem",
+      "security.tls.key=/etc/envtune/secrets/tls-key.pem",
+      "security.tls.ca=/etc/envtune/secrets/tls-ca.pem", "security.tls.server_name=envtune-cluster"};
+  for (const char* role : {"coordinator", "envserver", "actor", "learner"}) {
+    const YAML::Node pod = pods[role];
+    const YAML::Node container = pod["spec"]["containers"][0];
+    std::vector<std::string> args = Strings(container["args"]);
+    const std::string joined = args.empty() ? "" : args.back();
+    for (const std::string& a : security_args) {
+      EXPECT_TRUE(Contains(args, a) || joined.find(a) != std::string::npos) << role << ": no " << a;
+    }
+    bool mounted = false;
+    for (const YAML::Node& m : G(container, {"volumeMounts"})) {
+      mounted |= m["name"].as<std::string>() == "secrets" &&
+                 m["mountPath"].as<std::string>() == "/etc/envtune/secrets";
+    }
+    EXPECT_TRUE(mounted) << role;
+    std::set<std::string> keys;
+    for (const YAML::Node& v : G(pod, {"spec", "volumes"})) {
+      if (v["name"].as<std::string>() != "secrets") continue;
+      EXPECT_EQ(v["secret"]["secretName"].as<std::string>(), secret_name) << role;
+      EXPECT_EQ(v["secret"]["defaultMode"].as<int>(0), 0440) << role;
+      for (const YAML::Node& item : v["secret"]["items"]) keys.insert(item["key"].as<std::string>());
+    }
+    EXPECT_EQ(keys.count("admin-token"), std::string(role) == "coordinator" ? 1u : 0u) << role;
+    EXPECT_EQ(keys.count("token"), 1u) << role;
+    EXPECT_EQ(G(pod, {"spec", "securityContext", "fsGroup"}).as<int>(0), 10001) << role;
+  }
   YAML::Node coord = pods["coordinator"]["spec"]["containers"][0];
-  EXPECT_TRUE(Contains(Strings(coord["args"]), "coordinator.admin_token=$(ENVTUNE_ADMIN_TOKEN)"));
+  EXPECT_TRUE(Contains(Strings(coord["args"]), "security.admin_token_file=/etc/envtune/secrets/admin-token"));
+  // Ingress only from the run's own pods, and /metrics for Prometheus.
+  const YAML::Node* policy = r.Find("NetworkPolicy", "envtune-ingress");
+  ASSERT_NE(policy, nullptr);
+  EXPECT_EQ(Strings((*policy)["spec"]["policyTypes"]), (std::vector<std::string>{"Ingress"}));
+  ASSERT_EQ((*policy)["spec"]["ingress"].size(), 2u);
+  EXPECT_TRUE((*policy)["spec"]["ingress"][0]["from"][0]["podSelector"]);
+  EXPECT_EQ((*policy)["spec"]["ingress"][1]["ports"][0]["port"].as<int>(), 9400);
 }
 
 TEST(ManifestsTest, KustomizeOverlaysRenderAndWireUp) {
@@ -564,7 +604,7 @@ TEST(ManifestsTest, SlurmScriptParsesAndPassesCheck) {
   EXPECT_EQ(syntax.exit_code, 0) << syntax.output;
   std::string text = ReadFile(script);
   EXPECT_NE(text.find("#SBATCH hetjob"), std::string::npos);
-  for (const char* tool_script : {"deploy/slurm/envtune.sbatch", "deploy/k8s/make-secrets",
+  for (const char* tool_script : {"deploy/slurm/envtune.sbatch", "deploy/k8s/make-secrets", "deploy/make-cluster-pki",
                                   "deploy/docker/runtime-packages", "scripts/install-deps"}) {
     std::string shellcheck = FindTool("shellcheck", "ENVTUNE_SHELLCHECK");
     if (shellcheck.empty()) GTEST_SKIP() << "shellcheck not found (Debian package shellcheck)";
@@ -607,7 +647,40 @@ TEST(ManifestsTest, SlurmJobPassesAddressesBetweenSteps) {
   EXPECT_TRUE(std::regex_match(key, std::regex("[0-9a-f]{64}"))) << key;
   EXPECT_EQ(fs::status(run_dir / "hmac-key").permissions() & fs::perms::others_read, fs::perms::none);
 
+  // Tokens and the run PKI, private to the job's user; every role gets their paths (the
+  // coordinator alone the admin token), never their values.
+  for (const char* file : {"token", "admin-token", "pki/ca.pem", "pki/cert.pem", "pki/key.pem"}) {
+    ASSERT_TRUE(fs::exists(run_dir / file)) << file;
+    EXPECT_EQ(fs::status(run_dir / file).permissions() & (fs::perms::group_all | fs::perms::others_all),
+              fs::perms::none)
+        << file;
+  }
+  EXPECT_FALSE(fs::exists(run_dir / "pki/ca.key"));
+  const std::string token = ReadFile(run_dir / "token");
+  const std::string admin_token = ReadFile(run_dir / "admin-token");
+  EXPECT_TRUE(std::regex_match(token, std::regex("[0-9a-f]{64}"))) << token;
+  std::vector<std::string> argvs;
+  for (const auto& entry : fs::directory_iterator(run_dir / "logs")) {
+    if (entry.path().filename().string().rfind("argv-", 0) == 0) argvs.push_back(entry.path().filename().string());
+  }
+  EXPECT_EQ(argvs.size(), 7u);  // coordinator, 2 env servers, 2 learner ranks, 2 actors
+  for (const std::string& name : argvs) {
+    const std::string argv = ReadFile(run_dir / "logs" / name);
+    for (const std::string& part : {"security.token_file=" + (run_dir / "token").string(),
+                                    "security.tls.cert=" + (run_dir / "pki/cert.pem").string(),
+                                    "security.tls.ca=" + (run_dir / "pki/ca.pem").string(),
+                                    std::string("security.tls.server_name=envtune-cluster")}) {
+      EXPECT_NE(argv.find(part), std::string::npos) << part << " not in " << name << ": " << argv;
+    }
+    EXPECT_EQ(argv.find(token), std::string::npos) << name;
+    EXPECT_EQ(argv.find(admin_token), std::string::npos) << name;
+    if (name != "argv-coordinator-0") {
+      EXPECT_EQ(argv.find("security.admin_token_file="), std::string::npos) << name;
+    }
+  }
   std::string coordinator = ReadFile(run_dir / "logs/argv-coordinator-0");
+  EXPECT_NE(coordinator.find("security.admin_token_file=" + (run_dir / "admin-token").string()), std::string::npos)
+      << coordinator;
   EXPECT_NE(coordinator.find("--port=7000"), std::string::npos) << coordinator;
   EXPECT_NE(coordinator.find("--metrics_port=9400"), std::string::npos) << coordinator;
   EXPECT_NE(coordinator.find("actor.seed=3"), std::string::npos) << coordinator;

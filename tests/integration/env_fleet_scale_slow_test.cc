@@ -131,6 +131,9 @@ TEST(EnvFleetScaleTest, ReplicasAddedMidRunServeWithinSecondsAndADrainLosesNoEpi
       const size_t at = log.find("coordinator ");
       if (at != std::string::npos && log.find('\n', at) != std::string::npos) {
         coordinator = log.substr(at + 12, log.find('\n', at) - at - 12);
+        // The run is sealed (TLS and a cluster token): status calls need its credentials.
+        absl::Status sealed = integration::UseRunSecurity(dir + "/run");
+        ASSERT_TRUE(sealed.ok()) << sealed;
       }
     } else {
       absl::StatusOr<v1::ClusterStatus> status = FetchStatus(coordinator, 5000);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "common/security.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -65,6 +67,18 @@ inline std::string TinyLearnerYaml(const std::string& extra) {
   tiny: {hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2,
          num_key_value_heads: 1}
 )";
+}
+
+// Makes this test process a client of the sealed `envtune train` run in `run_dir` (its TLS and
+// cluster token, from <run_dir>/secrets/security.yaml), e.g. for FetchStatus.
+inline absl::Status UseRunSecurity(const std::string& run_dir) {
+  absl::StatusOr<SecurityOptions> options =
+      LoadSecurityOptions(run_dir + "/secrets/security.yaml", {});
+  if (!options.ok()) return options.status();
+  absl::StatusOr<std::shared_ptr<const Security>> security = Security::Load(*options);
+  if (!security.ok()) return security.status();
+  SetProcessSecurity(*security);
+  return absl::OkStatus();
 }
 
 }  // namespace envtune::integration

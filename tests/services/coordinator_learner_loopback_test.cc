@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/service.h"
 #include "learner/learner_service.h"
+#include "tests/common/security_test_util.h"
 #include "tests/services/test_server.h"
 
 namespace envtune {
@@ -31,8 +32,15 @@ CoordinatorOptions SmallCurriculum() {
 class CoordinatorLoopbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    // Admin RPCs need the admin token (common/security.h); worker RPCs stay open here.
+    const std::string admin_token_file = ::testing::TempDir() + "/coordinator_loopback-admin-token";
+    ASSERT_TRUE(WritePrivateFile(admin_token_file, "s3cret-admin-token-0123456789").ok());
+    SecurityOptions security;
+    security.admin_token_file = admin_token_file;
+    security_ = std::make_unique<testing_util::ScopedProcessSecurity>(
+        testing_util::LoadOrDie(security));
     coordinator_ = *Coordinator::Create(SmallCurriculum());
-    service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get(), "s3cret");
+    service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get());
     server_ = std::make_unique<TestServer>(std::vector<grpc::Service*>{service_.get()});
     stub_ = v1::CoordinatorService::NewStub(server_->Channel());
   }
@@ -41,6 +49,7 @@ class CoordinatorLoopbackTest : public ::testing::Test {
     server_.reset();
   }
 
+  std::unique_ptr<testing_util::ScopedProcessSecurity> security_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorServiceImpl> service_;
   std::unique_ptr<TestServer> server_;
@@ -122,10 +131,10 @@ TEST_F(CoordinatorLoopbackTest, EveryRpcAndItsErrors) {
   auto wrong = ContextWithDeadline();
   wrong->AddMetadata("authorization", "Bearer nope");
   EXPECT_EQ(stub_->SetStage(wrong.get(), set_stage, &event).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+            grpc::StatusCode::UNAUTHENTICATED);
   auto admin = [] {
     auto context = ContextWithDeadline();
-    context->AddMetadata("authorization", "Bearer s3cret");
+    context->AddMetadata("authorization", "Bearer s3cret-admin-token-0123456789");
     return context;
   };
   set_stage.set_stage(7);

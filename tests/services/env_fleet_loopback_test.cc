@@ -13,6 +13,7 @@
 #include "envserver/env_service.h"
 #include "envserver/fleet_member.h"
 #include "tests/envserver/episode_test_util.h"
+#include "tests/common/security_test_util.h"
 #include "tests/services/test_server.h"
 
 namespace envtune {
@@ -59,8 +60,15 @@ class EnvFleetLoopbackTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing_util::HaveData()) GTEST_SKIP() << "no BFCL data under " << testing_util::DataDir();
+    // Admin RPCs need the admin token (common/security.h); worker RPCs stay open here.
+    const std::string admin_token_file = ::testing::TempDir() + "/env_fleet_loopback-admin-token";
+    ASSERT_TRUE(WritePrivateFile(admin_token_file, "s3cret-admin-token-0123456789").ok());
+    SecurityOptions security;
+    security.admin_token_file = admin_token_file;
+    security_ = std::make_unique<testing_util::ScopedProcessSecurity>(
+        testing_util::LoadOrDie(security));
     coordinator_ = *Coordinator::Create(OneStage());
-    service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get(), "s3cret");
+    service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get());
     server_ = std::make_unique<TestServer>(std::vector<grpc::Service*>{service_.get()});
     stub_ = v1::CoordinatorService::NewStub(server_->Channel());
   }
@@ -90,6 +98,7 @@ class EnvFleetLoopbackTest : public ::testing::Test {
 
   v1::ClusterStatus Status() { return coordinator_->Status(); }
 
+  std::unique_ptr<testing_util::ScopedProcessSecurity> security_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorServiceImpl> service_;
   std::unique_ptr<TestServer> server_;
@@ -194,7 +203,7 @@ TEST_F(EnvFleetLoopbackTest, ReplicasAddedMidRunServeAndADrainedOneLeavesWithout
   EXPECT_EQ(stub_->DrainEnvServer(&no_token, drain, &drained).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   grpc::ClientContext context;
-  context.AddMetadata("authorization", "Bearer s3cret");
+  context.AddMetadata("authorization", "Bearer s3cret-admin-token-0123456789");
   grpc::Status status = stub_->DrainEnvServer(&context, drain, &drained);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(drained.serving_state(), v1::SERVING_STATE_DRAINING);

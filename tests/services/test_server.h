@@ -1,5 +1,6 @@
-// Starts gRPC services in-process on a loopback port picked by the kernel (port 0) and stops
-// them when destroyed.
+// Starts gRPC services in-process on a loopback port picked by the kernel (port 0), with the
+// process's security (ListeningCredentials(): plaintext unless a test set TLS), and stops them
+// when destroyed.
 #ifndef ENVTUNE_TESTS_SERVICES_TEST_SERVER_H_
 #define ENVTUNE_TESTS_SERVICES_TEST_SERVER_H_
 
@@ -18,7 +19,7 @@ class TestServer {
   explicit TestServer(const std::vector<grpc::Service*>& services) {
     grpc::ServerBuilder builder;
     ConfigureServerBuilder(builder);
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort("127.0.0.1:0", ListeningCredentials(), &port_);
     for (grpc::Service* service : services) builder.RegisterService(service);
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
