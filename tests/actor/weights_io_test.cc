@@ -118,13 +118,14 @@ TEST(WeightsIo, BadHeadersAreRejected) {
 }
 
 std::shared_ptr<const WeightSnapshot> Snapshot(PolicyImpl& policy, uint64_t version) {
-  auto weights = SerializePolicyWeights(policy);
+  auto weights = SnapshotPolicyWeights(policy);
   EXPECT_TRUE(weights.ok());
   auto snapshot = std::make_shared<WeightSnapshot>();
   snapshot->version = version;
   snapshot->learner_step = version;
   snapshot->header = weights->header;
-  snapshot->data = std::move(weights->data);
+  snapshot->tensors = weights->tensors;
+  snapshot->storage = weights->storage;
   return snapshot;
 }
 
