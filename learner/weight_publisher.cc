@@ -20,7 +20,7 @@ struct WeightPublisher::Pending {
 };
 
 WeightPublisher::WeightPublisher(WeightStore* store, std::string dtype)
-    : store_(store), dtype_(std::move(dtype)) {}
+    : store_(store), snapshotter_(std::move(dtype), /*async_device_copy=*/true) {}
 
 WeightPublisher::~WeightPublisher() { Flush().IgnoreError(); }
 
@@ -45,7 +45,7 @@ absl::Status WeightPublisher::Publish(PolicyImpl& policy, uint64_t version,
     return absl::InternalError(absl::StrCat("publishing weights: ", e.what_without_backtrace()));
   }
   const bool async = device.is_cuda();
-  absl::StatusOr<WeightBuffers> buffers = SnapshotPolicyWeights(policy, dtype_, async);
+  absl::StatusOr<WeightBuffers> buffers = snapshotter_.Snapshot(policy);  // async on CUDA
   if (!buffers.ok()) return buffers.status();
   auto snapshot = std::make_shared<WeightSnapshot>();
   snapshot->version = version;

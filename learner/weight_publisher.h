@@ -7,7 +7,9 @@
 // before it was copied), and a background thread makes the version visible in the store once an
 // event recorded after the copies completes: the training thread does not wait for the
 // transfer. Actors are served (GetWeights) from the stored buffers on gRPC threads. At most one
-// version is in flight: Publish first waits for the previous one.
+// version is in flight: Publish first waits for the previous one. Host buffers are recycled
+// (model/weights_io.h PolicySnapshotter): a version's buffers are written again two versions
+// later, once no stream reads them, so steady state holds two host copies of the weights.
 //
 // Thread-compatible: one thread (the training thread) calls Publish/Flush.
 #ifndef ENVTUNE_LEARNER_WEIGHT_PUBLISHER_H_
@@ -19,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "learner/weight_store.h"
+#include "model/weights_io.h"
 
 namespace envtune {
 
@@ -36,11 +39,13 @@ class WeightPublisher {
   absl::Status Publish(PolicyImpl& policy, uint64_t version, uint64_t learner_step);
   // Waits until every version handed to Publish is in the store; the last one's error.
   absl::Status Flush();
+  // Versions written into recycled host buffers (benchmarks, tests).
+  int64_t recycled() const { return snapshotter_.reused(); }
 
  private:
   struct Pending;
   WeightStore* const store_;
-  const std::string dtype_;
+  PolicySnapshotter snapshotter_;
   std::unique_ptr<Pending> pending_;
 };
 

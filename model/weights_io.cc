@@ -176,8 +176,18 @@ absl::Status ValidateWeightsHeader(const v1::WeightsHeader& header, uint64_t dat
   return absl::OkStatus();
 }
 
-absl::StatusOr<WeightBuffers> SnapshotPolicyWeights(PolicyImpl& policy, const std::string& dtype,
-                                                    bool async_device_copy) {
+namespace {
+
+// The host tensors behind a WeightBuffers.
+struct SnapshotStorage {
+  std::vector<at::Tensor> tensors;
+};
+
+// Copies `policy`'s parameters into `reuse`'s tensors when it is given (the same layout: checked
+// tensor by tensor, else fresh ones are allocated), else into new host tensors.
+absl::StatusOr<WeightBuffers> Snapshot(PolicyImpl& policy, const std::string& dtype,
+                                       bool async_device_copy,
+                                       std::shared_ptr<SnapshotStorage> reuse) {
   const DtypeRow* row = nullptr;
   if (dtype.empty()) {
     row = FindDtype(policy.dtype() == c10::kFloat ? "F32" : "BF16");
@@ -194,35 +204,93 @@ absl::StatusOr<WeightBuffers> SnapshotPolicyWeights(PolicyImpl& policy, const st
     ModelConfig config = policy.config();
     config.torch_dtype = row->type == c10::kFloat ? "float32" : "bfloat16";
     out.header.set_config_json(SerializeModelConfig(config));
-    auto host = std::make_shared<std::vector<at::Tensor>>();
+    std::vector<std::pair<std::string, at::Tensor>> params = policy.StateDict();
+    auto storage = std::make_shared<SnapshotStorage>();
+    if (reuse != nullptr && reuse->tensors.size() == params.size()) {
+      storage = std::move(reuse);
+    }
+    storage->tensors.resize(params.size());
     uint64_t total = 0;
-    for (auto& [name, tensor] : policy.StateDict()) {
-      at::Tensor src = tensor.detach();
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor src = params[i].second.detach();
       const bool pinned = async_device_copy && src.is_cuda();
       // On the device, convert first (half the bytes cross the bus for BF16).
       if (!src.is_cpu() && src.scalar_type() != row->type) src = src.to(row->type);
-      at::Tensor t = at::empty(src.sizes(),
-                               at::TensorOptions().dtype(row->type).pinned_memory(pinned));
-      t.copy_(src, /*non_blocking=*/pinned);
+      at::Tensor& t = storage->tensors[i];
+      if (!t.defined() || t.sizes() != src.sizes() || t.scalar_type() != row->type ||
+          t.is_pinned() != pinned) {
+        t = at::empty(src.sizes(), at::TensorOptions().dtype(row->type).pinned_memory(pinned));
+      }
+      if (src.is_cpu() && src.is_contiguous() && src.scalar_type() == row->type) {
+        // One sequential copy on this thread (at::copy_ splits it over the intra-op pool).
+        std::memcpy(t.data_ptr(), src.data_ptr(), t.nbytes());
+      } else {
+        t.copy_(src, /*non_blocking=*/pinned);
+      }
       v1::TensorHeader* th = out.header.add_tensors();
-      th->set_name(name);
+      th->set_name(params[i].first);
       th->set_dtype(row->name);
       for (int64_t d : t.sizes()) th->add_shape(d);
       th->set_byte_size(t.nbytes());
       total += t.nbytes();
-      host->push_back(std::move(t));
     }
     out.header.set_total_bytes(total);
-    for (const at::Tensor& t : *host) {
+    for (const at::Tensor& t : storage->tensors) {
       out.tensors.emplace_back(static_cast<const char*>(t.data_ptr()), t.nbytes());
     }
-    out.storage = std::move(host);
+    out.storage = std::move(storage);
     return out;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("snapshotting weights: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("snapshotting weights: ", e.what()));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<WeightBuffers> SnapshotPolicyWeights(PolicyImpl& policy, const std::string& dtype,
+                                                    bool async_device_copy) {
+  return Snapshot(policy, dtype, async_device_copy, nullptr);
+}
+
+struct PolicySnapshotter::Impl {
+  std::string dtype;
+  bool async = false;
+  // Storages handed out, newest last (at most two: the published one and a spare).
+  std::vector<std::shared_ptr<SnapshotStorage>> recent;
+  int64_t reused = 0;
+};
+
+PolicySnapshotter::PolicySnapshotter(std::string dtype, bool async_device_copy)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->dtype = std::move(dtype);
+  impl_->async = async_device_copy;
+}
+PolicySnapshotter::~PolicySnapshotter() = default;
+
+int64_t PolicySnapshotter::reused() const { return impl_->reused; }
+
+absl::StatusOr<WeightBuffers> PolicySnapshotter::Snapshot(PolicyImpl& policy) {
+  Impl& s = *impl_;
+  // A storage only this snapshotter holds can be overwritten: nobody can take a new reference
+  // to it (every other holder has released it).
+  std::shared_ptr<SnapshotStorage> reuse;
+  for (auto it = s.recent.begin(); it != s.recent.end(); ++it) {
+    if (it->use_count() == 1) {
+      reuse = std::move(*it);
+      s.recent.erase(it);
+      break;
+    }
+  }
+  const bool recycled = reuse != nullptr;
+  absl::StatusOr<WeightBuffers> out = envtune::Snapshot(policy, s.dtype, s.async, std::move(reuse));
+  if (!out.ok()) return out;
+  if (recycled) ++s.reused;
+  s.recent.push_back(std::static_pointer_cast<SnapshotStorage>(
+      std::const_pointer_cast<void>(out->storage)));
+  while (s.recent.size() > 2) s.recent.erase(s.recent.begin());
+  return out;
 }
 
 absl::StatusOr<PolicyWeights> SerializePolicyWeights(PolicyImpl& policy, const std::string& dtype) {

@@ -48,6 +48,23 @@ absl::StatusOr<WeightBuffers> SnapshotPolicyWeights(PolicyImpl& policy,
                                                     const std::string& dtype = "",
                                                     bool async_device_copy = false);
 
+// Snapshots of one policy, version after version, that recycle host buffers: a snapshot's
+// buffers are overwritten by a later Snapshot once every holder released them (the store moved
+// on and no GetWeights stream reads them), so steady state is two host copies (the published
+// one and a spare) written without fresh page faults or pinning. Same arguments and errors as
+// SnapshotPolicyWeights. Thread-compatible.
+class PolicySnapshotter {
+ public:
+  PolicySnapshotter(std::string dtype, bool async_device_copy);
+  ~PolicySnapshotter();
+  absl::StatusOr<WeightBuffers> Snapshot(PolicyImpl& policy);
+  int64_t reused() const;  // snapshots written into recycled buffers
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Serialises every parameter of `policy` (PolicyImpl::StateDict order; tied models carry no
 // lm_head.weight) converted to `dtype` ("F32" or "BF16"; "" = F32 for fp32 policies and BF16
 // otherwise). header.config_json is the policy's config.json with torch_dtype matching `dtype`.
