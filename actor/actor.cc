@@ -330,7 +330,16 @@ struct Actor::Impl {
     std::vector<v1::Lease> leases;
     int64_t episodes = 0;
     const int max_leases = options.max_leases > 0 ? options.max_leases : 1 << 20;
-    while (!stop && episodes < options.rollout.concurrency &&
+    // With a KV budget, only as many episodes as it holds (at the default max_episode_tokens):
+    // leases taken beyond that would wait in the rollout while their deadlines run.
+    int64_t room = options.rollout.concurrency;
+    if (std::shared_ptr<PolicyImpl> current = policy->policy();
+        current != nullptr && !options.rollout.kv_budget.unlimited()) {
+      absl::StatusOr<int64_t> fits =
+          rollout->EpisodesWithinBudget(*current, options.rollout.max_episode_tokens);
+      if (fits.ok()) room = *fits;
+    }
+    while (!stop && episodes < room &&
            static_cast<int>(leases.size()) < max_leases) {
       grpc::ClientContext context;
       SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));

@@ -169,6 +169,36 @@ std::string KvBudgetString(const KvBudget& budget) {
 Rollout::Rollout(const Tokenizer* tokenizer, EnvClient* env, RolloutOptions options)
     : tokenizer_(tokenizer), env_(env), options_(std::move(options)) {}
 
+absl::StatusOr<std::pair<int64_t, std::string>> Rollout::KvBudgetBytes(
+    const PolicyImpl& policy) const {
+  int64_t bytes = options_.kv_budget.bytes;
+  std::string source = absl::StrCat("actor.kv_budget ", KvBudgetString(options_.kv_budget));
+  if (options_.kv_budget.fraction > 0) {
+    absl::StatusOr<DeviceMemory> memory = PolicyDeviceMemory(policy);
+    if (!memory.ok()) return memory.status();
+    bytes = static_cast<int64_t>(options_.kv_budget.fraction *
+                                 static_cast<double>(memory->total_bytes)) -
+            memory->parameter_bytes;
+    absl::StrAppend(&source, " (", memory->total_bytes, " bytes of device memory, ",
+                    memory->parameter_bytes, " of them the policy's parameters)");
+    if (bytes <= 0) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "rollout: no KV budget left: ", source, " leaves ", bytes, " bytes for keys and values"));
+    }
+  }
+  return std::make_pair(bytes, std::move(source));
+}
+
+absl::StatusOr<int64_t> Rollout::EpisodesWithinBudget(const PolicyImpl& policy,
+                                                      int64_t episode_tokens) const {
+  const int64_t concurrency = std::max(1, options_.concurrency);
+  absl::StatusOr<std::pair<int64_t, std::string>> budget = KvBudgetBytes(policy);
+  if (!budget.ok()) return budget.status();
+  if (budget->first == 0) return concurrency;
+  const int64_t per_episode = std::max<int64_t>(1, episode_tokens) * KvBytesPerToken(policy);
+  return std::clamp<int64_t>(budget->first / per_episode, 1, concurrency);
+}
+
 absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
                                                         uint64_t policy_version,
                                                         const std::vector<EpisodeSpec>& specs,
@@ -195,22 +225,10 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
 
   // The KV budget in bytes (0 = none) and each episode's reservation.
   const int64_t kv_per_token = KvBytesPerToken(policy);
-  int64_t kv_budget = options_.kv_budget.bytes;
-  std::string budget_source = absl::StrCat("actor.kv_budget ", KvBudgetString(options_.kv_budget));
-  if (options_.kv_budget.fraction > 0) {
-    absl::StatusOr<DeviceMemory> memory = PolicyDeviceMemory(policy);
-    if (!memory.ok()) return memory.status();
-    kv_budget = static_cast<int64_t>(options_.kv_budget.fraction *
-                                     static_cast<double>(memory->total_bytes)) -
-                memory->parameter_bytes;
-    absl::StrAppend(&budget_source, " (", memory->total_bytes, " bytes of device memory, ",
-                    memory->parameter_bytes, " of them the policy's parameters)");
-    if (kv_budget <= 0) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("rollout: no KV budget left: ", budget_source, " leaves ", kv_budget,
-                       " bytes for keys and values"));
-    }
-  }
+  absl::StatusOr<std::pair<int64_t, std::string>> resolved = KvBudgetBytes(policy);
+  if (!resolved.ok()) return resolved.status();
+  const int64_t kv_budget = resolved->first;
+  const std::string budget_source = resolved->second;
   auto kv_reservation = [&](const EpisodeSpec& s) { return episode_tokens(s) * kv_per_token; };
   if (kv_budget > 0) {
     for (const EpisodeSpec& s : specs) {

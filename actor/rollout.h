@@ -42,6 +42,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -131,6 +132,12 @@ class Rollout {
                                                  const EpisodeDoneFn& on_done = nullptr,
                                                  const std::atomic<bool>* cancel = nullptr);
 
+  // How many episodes of `episode_tokens` tokens the KV budget holds next to each other with
+  // `policy`, capped at `concurrency` (concurrency without a budget; at least 1, so that a too
+  // small budget fails in Run with its numbers). Errors: those of reading device memory.
+  absl::StatusOr<int64_t> EpisodesWithinBudget(const PolicyImpl& policy,
+                                               int64_t episode_tokens) const;
+
   // Totals since construction (for heartbeats and benchmarks).
   int64_t episodes_finished() const { return episodes_finished_.load(); }
   int64_t tokens_generated() const { return tokens_generated_.load(); }
@@ -147,6 +154,9 @@ class Rollout {
   double env_wait_seconds() const { return env_wait_micros_.load() * 1e-6; }
 
  private:
+  // The KV budget in bytes for `policy` (0 = none) and how it was derived (for messages).
+  absl::StatusOr<std::pair<int64_t, std::string>> KvBudgetBytes(const PolicyImpl& policy) const;
+
   const Tokenizer* const tokenizer_;
   EnvClient* const env_;
   const RolloutOptions options_;

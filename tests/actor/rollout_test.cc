@@ -423,10 +423,10 @@ TEST_F(RolloutTest, WithinTheKvBudgetEpisodesQueueInsteadOfFailing) {
   const int64_t per_episode = 2048 * KvBytesPerToken(*policy);
   for (int fit : {1, 2, 0}) {  // 0: no budget
     SCOPED_TRACE(fit);
-    RolloutOptions options{.concurrency = 4, .max_new_tokens = 8, .max_episode_tokens = 2048};
+    RolloutOptions options{.concurrency = 4, .max_new_tokens = 4, .max_episode_tokens = 2048};
     options.kv_budget.bytes = fit * per_episode;
     Rollout rollout(tokenizer_.get(), &env, options);
-    auto results = rollout.Run(*policy, 1, Specs("fake_3_2", 4));
+    auto results = rollout.Run(*policy, 1, Specs("fake_2_1", 4));
     ASSERT_TRUE(results.ok()) << results.status();
     for (const auto& r : *results) {
       EXPECT_FALSE(r.trajectory.failed()) << r.trajectory.error();
@@ -437,11 +437,21 @@ TEST_F(RolloutTest, WithinTheKvBudgetEpisodesQueueInsteadOfFailing) {
     EXPECT_EQ(rollout.max_kv_reserved_bytes(), fit * per_episode);
     EXPECT_EQ(rollout.kv_batch_splits(), 0);
   }
+  // What the actor asks the coordinator for: as many episodes as fit, within concurrency.
+  for (const auto& [budget, expected] : {std::pair{int64_t{0}, 4}, std::pair{2 * per_episode, 2},
+                                         std::pair{per_episode - 1, 1},
+                                         std::pair{100 * per_episode, 4}}) {
+    RolloutOptions o{.concurrency = 4, .max_episode_tokens = 2048};
+    o.kv_budget.bytes = budget;
+    auto fits = Rollout(tokenizer_.get(), &env, o).EpisodesWithinBudget(*policy, 2048);
+    ASSERT_TRUE(fits.ok()) << fits.status();
+    EXPECT_EQ(*fits, expected) << budget;
+  }
   // A budget as a fraction of (host) memory admits all four.
-  RolloutOptions options{.concurrency = 4, .max_new_tokens = 8, .max_episode_tokens = 2048};
+  RolloutOptions options{.concurrency = 4, .max_new_tokens = 4, .max_episode_tokens = 2048};
   options.kv_budget.fraction = 0.5;
   Rollout rollout(tokenizer_.get(), &env, options);
-  auto results = rollout.Run(*policy, 1, Specs("fake_3_2", 4));
+  auto results = rollout.Run(*policy, 1, Specs("fake_2_1", 4));
   ASSERT_TRUE(results.ok()) << results.status();
   EXPECT_EQ(rollout.max_episodes_in_flight(), 4);
   EXPECT_EQ(rollout.max_kv_reserved_bytes(), 4 * per_episode);
