@@ -13,8 +13,13 @@
 // and the resident memory growth it caused. Repeatable phases run 3 times and report the best
 // (the first version's publish and build happen once). Compare the two paths within a run.
 //
+// With --cuda the learner's and the actor's policies live on the GPU: the streaming publish
+// then only queues the device-to-host copies (its "publish" row is the training thread's stall,
+// "publish visible" the time until the version can be served), the string path copies to
+// pageable memory synchronously.
+//
 //   bench_learner_weights_bench [--hidden N] [--layers N] [--intermediate N] [--vocab N]
-//                               [--bf16] [--chunk_bytes N] [--qwen05b]
+//                               [--bf16] [--chunk_bytes N] [--qwen05b] [--cuda]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -131,7 +136,7 @@ int Main(int argc, char** argv) {
   c.rms_norm_eps = 1e-6;
   c.tie_word_embeddings = true;
   c.qkv_bias = true;
-  bool bf16 = false;
+  bool bf16 = false, cuda = false;
   uint32_t chunk_bytes = 4 << 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -142,6 +147,7 @@ int Main(int argc, char** argv) {
     else if (a == "--vocab") c.vocab_size = next();
     else if (a == "--chunk_bytes") chunk_bytes = static_cast<uint32_t>(next());
     else if (a == "--bf16") bf16 = true;
+    else if (a == "--cuda") cuda = true;
     else if (a == "--qwen05b") {  // Qwen2.5-0.5B's shapes
       c.hidden_size = 896, c.num_hidden_layers = 24, c.intermediate_size = 4864;
       c.num_attention_heads = 14, c.num_key_value_heads = 2;
@@ -152,16 +158,22 @@ int Main(int argc, char** argv) {
   }
   c.head_dim = c.hidden_size / c.num_attention_heads;
   const c10::ScalarType dtype = bf16 ? c10::kBFloat16 : c10::kFloat;
-  auto learner = std::make_shared<PolicyImpl>(PolicyOptions(c).dtype(dtype));
+  const c10::Device device = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (cuda && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "--cuda: no GPU visible\n");
+    return 2;
+  }
+  auto learner = std::make_shared<PolicyImpl>(PolicyOptions(c).dtype(dtype).device(device));
   learner->InitRandom(1);
   int64_t bytes = 0;
   for (const auto& p : learner->parameters()) bytes += p.nbytes();
   const double gb = bytes / 1e9;
   std::printf("model: hidden %lld x %lld layers, intermediate %lld, vocab %lld, %s: %.3f GB in %zu "
-              "tensors; chunks of %u bytes; %d threads\n",
+              "tensors on %s; chunks of %u bytes; %d threads\n",
               static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_hidden_layers),
               static_cast<long long>(c.intermediate_size), static_cast<long long>(c.vocab_size),
-              bf16 ? "bf16" : "fp32", gb, learner->StateDict().size(), chunk_bytes,
+              bf16 ? "bf16" : "fp32", gb, learner->StateDict().size(), device.str().c_str(),
+              chunk_bytes,
               at::get_num_threads());
 
   TrajectoryQueue queue(1);
@@ -195,6 +207,7 @@ int Main(int argc, char** argv) {
     }
     row("streaming", "publish, new buffers (training thread)", Seconds(t0), rss);
     if (!publisher.Flush().ok()) return 1;
+    if (cuda) row("streaming", "publish visible (copy done)", Seconds(t0), rss);
     double best = 1e30;
     rss = Rss();
     for (int r = 0; r < kRepeats; ++r) {
@@ -207,6 +220,7 @@ int Main(int argc, char** argv) {
     PolicyClientOptions client_options;
     client_options.chunk_bytes = chunk_bytes;
     client_options.rpc_timeout = absl::Minutes(10);
+    client_options.load.device = cuda ? "cuda" : "cpu";
     PolicyClient client(address, client_options);
     rss = Rss();
     t0 = Clock::now();
@@ -221,7 +235,7 @@ int Main(int argc, char** argv) {
       for (auto& p : learner->parameters()) p.mul_(0.5);
     }
     // Versions 2, 3, ...: publish (recycled buffers from the third on) and refresh in place.
-    double best_publish = 1e30;
+    double best_publish = 1e30, best_visible = 1e30;
     best = 1e30;
     rss = Rss();
     uint64_t version = 1;
@@ -231,6 +245,7 @@ int Main(int argc, char** argv) {
       if (!publisher.Publish(*learner, version, version - 1).ok()) return 1;
       if (r > 0) best_publish = std::min(best_publish, Seconds(t0));
       if (!publisher.Flush().ok()) return 1;
+      if (r > 0) best_visible = std::min(best_visible, Seconds(t0));
       t0 = Clock::now();
       v = client.Fetch();
       if (!v.ok() || *v != version) return 1;
@@ -238,6 +253,7 @@ int Main(int argc, char** argv) {
     }
     if (publisher.recycled() != kRepeats) return 1;
     row("streaming", "publish, recycled buffers", best_publish, rss);
+    if (cuda) row("streaming", "publish visible, recycled buffers", best_visible, rss);
     row("streaming", "fetch + refresh in place", best, rss);
     // Correctness: the actor's policy equals the learner's.
     auto actor_params = client.policy()->StateDict();
@@ -285,11 +301,13 @@ int Main(int argc, char** argv) {
       v1::WeightsHeader header;
       std::string data;
       ReadStream(*stub, chunk_bytes, &header, &data);
-      absl::StatusOr<std::shared_ptr<PolicyImpl>> built = BuildPolicyFromWeights(header, data);
+      WeightsLoadOptions load;
+      load.device = cuda ? "cuda" : "cpu";
+      absl::StatusOr<std::shared_ptr<PolicyImpl>> built = BuildPolicyFromWeights(header, data, load);
       if (!built.ok()) return 1;
       row("string", "fetch + build policy", Seconds(t0), rss);
     }
-    auto existing = std::make_shared<PolicyImpl>(PolicyOptions(c).dtype(dtype));
+    auto existing = std::make_shared<PolicyImpl>(PolicyOptions(c).dtype(dtype).device(device));
     rss = Rss();
     best = 1e30;
     for (int r = 0; r < kRepeats; ++r) {
