@@ -1,7 +1,10 @@
 // Learner throughput: GRPO optimiser steps on synthetic trajectories with tiny random Qwen2
 // policies (CPU unless --cuda). Prints tokens/s (all tokens forward+backward) per config.
+// --ranks: data parallelism over c10d Gloo on loopback, ranks as threads of this process (one
+// torch thread each), the same global batch split over 1, 2 and 4 ranks, ZeRO-2 and
+// replicated; tokens/s of the whole batch per step (the slowest rank's time).
 //
-//   bench_learner [--steps N] [--threads N] [--cuda]
+//   bench_learner [--steps N] [--threads N] [--cuda] [--ranks]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -12,7 +15,16 @@
 
 #include <torch/torch.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "learner/distributed.h"
+#include "learner/optimizer.h"
 #include "learner/trainer.h"
 #include "model/config.h"
 #include "model/qwen2.h"
@@ -124,6 +136,90 @@ int Run(int steps, bool cuda) {
   return 0;
 }
 
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29533;
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+int RunRanks(int steps) {
+  torch::set_num_threads(1);
+  // 8 groups x 4 rollouts of 512 + 512 tokens: 32k tokens per step, two micro-batches per rank
+  // at 4 ranks.
+  const BenchConfig b = {"small-h256-l4-v32k", 32768, 256, 768, 4, 4, 2, 8, 4, 512, 512, false,
+                         true, 4096};
+  std::mt19937 rng(7);
+  absl::StatusOr<TrainBatch> batch = BuildTrainBatch(MakeBatch(b, rng), 1);
+  if (!batch.ok()) return 1;
+  std::printf("%-7s %-10s %10s %12s %12s %16s\n", "ranks", "layout", "tokens", "s/step",
+              "tokens/s", "optimizer MiB/rank");
+  for (int world : {1, 2, 4}) {
+    for (int zero : {2, 0}) {
+      if (world == 1 && zero == 2) continue;  // one rank: the replicated path, nothing to shard
+      const int port = FreePort();
+      std::vector<double> seconds(world, 0);
+      std::vector<int64_t> state(world, 0);
+      std::vector<std::string> errors(world);
+      double tokens = 0;
+      auto rank_main = [&](int rank) {
+        DistributedOptions o;
+        o.world_size = world;
+        o.rank = rank;
+        o.master_port = port;
+        auto dist = Distributed::Create(o);
+        if (!dist.ok()) {
+          errors[rank] = std::string(dist.status().message());
+          return;
+        }
+        auto policy = std::make_shared<PolicyImpl>(PolicyOptions(MakeConfig(b)));
+        policy->InitRandom(1);
+        TrainerOptions options;
+        options.grpo.kl_coef = 0;
+        options.micro_batch_tokens = b.micro_batch_tokens;
+        options.zero_stage = zero;
+        auto trainer = Trainer::Create(policy, nullptr, options, dist->get());
+        if (!trainer.ok()) {
+          errors[rank] = std::string(trainer.status().message());
+          return;
+        }
+        const TrainBatch shard = ShardTrainBatch(*batch, world)[rank];
+        for (int s = 0; s <= steps; ++s) {  // the first is a warm-up
+          absl::StatusOr<StepMetrics> m = (*trainer)->Step(shard);
+          if (!m.ok()) {
+            errors[rank] = std::string(m.status().message());
+            return;
+          }
+          if (s > 0) seconds[rank] += m->seconds;
+          if (rank == 0 && s > 0) tokens += m->tokens;
+        }
+        state[rank] = (*trainer)->optimizer().StateBytes() +
+                      (*trainer)->optimizer().GradientBytes();
+      };
+      std::vector<std::thread> threads;
+      for (int r = 0; r < world; ++r) threads.emplace_back(rank_main, r);
+      for (auto& t : threads) t.join();
+      for (int r = 0; r < world; ++r) {
+        if (!errors[r].empty()) {
+          std::fprintf(stderr, "%d ranks, rank %d: %s\n", world, r, errors[r].c_str());
+          return 1;
+        }
+      }
+      const double slowest = *std::max_element(seconds.begin(), seconds.end()) / steps;
+      std::printf("%-7d %-10s %10.0f %12.3f %12.0f %16.1f\n", world,
+                  world == 1 ? "one" : (zero == 2 ? "zero-2" : "replicated"), tokens / steps,
+                  slowest, tokens / steps / slowest, state[0] / 1048576.0);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace envtune
 
@@ -131,16 +227,24 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IONBF, 0);
   int steps = 3;
   bool cuda = false;
+  bool ranks = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
       torch::set_num_threads(std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--cuda") == 0) {
       cuda = true;
+    } else if (std::strcmp(argv[i], "--ranks") == 0) {
+      ranks = true;
     } else {
-      std::fprintf(stderr, "usage: bench_learner [--steps N] [--threads N] [--cuda]\n");
+      std::fprintf(stderr, "usage: bench_learner [--steps N] [--threads N] [--cuda] [--ranks]\n");
       return 2;
     }
+  }
+  if (ranks) {
+    std::printf("learner data parallelism, Gloo on loopback, ranks as threads (%d steps)\n",
+                std::max(steps, 1));
+    return envtune::RunRanks(std::max(steps, 1));
   }
   std::printf("learner GRPO step throughput (%s, torch threads %d, %d steps each)\n",
               cuda ? "cuda" : "cpu", torch::get_num_threads(), steps);

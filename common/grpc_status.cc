@@ -32,4 +32,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status, std::string_view peer,
                       absl::StrCat(std::string(peer), " (", std::string(phase), "): ", std::string(converted.message())));
 }
 
+std::string Excerpt(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat(std::string(text.substr(0, cut)), "... (", text.size(), " bytes)");
+}
+
 }  // namespace envtune

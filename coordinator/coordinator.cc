@@ -1,10 +1,12 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 
 namespace envtune {
 namespace {
@@ -357,6 +359,24 @@ absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request)
   if (request.lease_id().empty()) {
     return absl::InvalidArgumentError("CompleteLease: lease_id is empty");
   }
+  // The env server's rewards lie in [0, 2] (stage 1: format + tool-call scores, each in [0, 1];
+  // progress rewards in [0, 1]); statistics outside sane ranges are refused, never averaged in.
+  for (int i = 0; i < request.episodes_size(); ++i) {
+    const v1::EpisodeStats& e = request.episodes(i);
+    auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+    const char* bad = !in(e.reward(), -2, 2)             ? "reward outside [-2, 2]"
+                      : !in(e.progress(), 0, 1)          ? "progress outside [0, 1]"
+                      : !in(e.format_score(), 0, 1)      ? "format_score outside [0, 1]"
+                      : !in(e.tool_call_score(), 0, 1)   ? "tool_call_score outside [0, 1]"
+                      : e.tokens() > (1u << 24) || e.generated_tokens() > (1u << 24)
+                          ? "token counts above 2^24"
+                          : nullptr;
+    if (bad != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CompleteLease: episode ", i, " of lease ", Excerpt(request.lease_id()),
+                       ": ", bad));
+    }
+  }
   std::vector<v1::StageEvent> events;
   {
     absl::MutexLock lock(&mu_);
@@ -368,7 +388,7 @@ absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request)
                                                " was re-issued; drop its episodes"));
       }
       return absl::NotFoundError(
-          absl::StrCat("CompleteLease: unknown lease '", request.lease_id(), "'"));
+          absl::StrCat("CompleteLease: unknown lease '", Excerpt(request.lease_id()), "'"));
     }
     const OutstandingLease& outstanding = it->second;
     if (outstanding.worker_id != request.worker_id()) {

@@ -8,6 +8,7 @@
 //   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
 //   envtune actor --coordinator HOST:PORT --learner HOST:PORT --env LIST|dns:///NAME:PORT
 //                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
+//   envtune plan --config FILE [--gpus N] [--gpu_memory GIB] [--json]   (learner/plan_command.h)
 //   envtune learner [--config FILE] [--port N] [--host ADDR] [--coordinator HOST:PORT]
 //                   [learner.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
 //
@@ -91,6 +92,9 @@ commands:
                   --config FILE --port N --host ADDR --data_dir DIR
   status        show a running cluster's status (workers, env-server fleet with load, metrics)
                   --coordinator HOST:PORT [--json] [--timeout_ms N]
+  plan          the memory each role needs per device (parameters, gradients, optimizer,
+                reference, activations, KV cache) and whether it fits, before renting GPUs
+                  --config FILE [--gpus N] [--gpu_memory GIB] [--model_config FILE] [--json]
   scale         change the number of env servers of a running `envtune train`
                   --run_dir DIR env-servers N [--wait_s S]   (deploy/local_launcher.h)
   env-server    serve EnvService (BFCL sandboxes, augmentation, rewards; stateless)
@@ -322,6 +326,7 @@ int RunLearner(const std::vector<std::string>& overrides) {
 #include "model/cli.h"
 #endif
 #ifdef ENVTUNE_HAS_LEARNER
+#include "learner/plan_command.h"
 #include "learner/sft.h"
 #endif
 
@@ -346,6 +351,10 @@ int main(int argc, char** argv) {
   if (command == "sft") {
     std::vector<std::string> sub(argv + 2, argv + argc);
     return envtune::RunSftCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr);
+  }
+  if (command == "plan") {
+    return envtune::RunPlanCommand(std::vector<std::string>(argv + 2, argv + argc), std::cout,
+                                   std::cerr);
   }
 #endif
   // Parse the flags after the command; positional leftovers are key.sub=value overrides.

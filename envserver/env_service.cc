@@ -98,13 +98,13 @@ absl::StatusOr<v1::ListTasksResponse> EnvCore::ListTasks(const v1::ListTasksRequ
       }
     }
     if (!known) {
-      return absl::NotFoundError(absl::StrCat("unknown category '", request.category(),
+      return absl::NotFoundError(absl::StrCat("unknown category '", Excerpt(request.category()),
                                               "' (one of base, miss_func, miss_param, long_context)"));
     }
   }
   const std::string& split = request.split();
   if (!split.empty() && split != "train" && split != "val" && split != "test") {
-    return absl::NotFoundError(absl::StrCat("unknown split '", split, "' (one of train, val, test)"));
+    return absl::NotFoundError(absl::StrCat("unknown split '", Excerpt(split), "' (one of train, val, test)"));
   }
   v1::ListTasksResponse resp;
   for (const BfclTask& task : catalog_.tasks()) {

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "common/utf8.h"
 #include "envserver/decode.h"
 #include "envserver/prompts.h"
@@ -382,6 +383,11 @@ std::shared_ptr<const EpisodeEngine::TaskPrompts> EpisodeEngine::Prompts(const T
 absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view task_id,
                                                                const v1::EpisodeOptions& options) const {
   if (task_id.empty()) return absl::InvalidArgumentError("task_id is empty");
+  constexpr size_t kMaxTaskIdBytes = 256;
+  if (task_id.size() > kMaxTaskIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("task_id '", Excerpt(task_id), "' is longer than ",
+                                                   kMaxTaskIdBytes, " bytes"));
+  }
   const BfclTask* task = catalog_->Find(task_id);
   if (task == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown task id '", std::string(task_id),

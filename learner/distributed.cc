@@ -190,6 +190,61 @@ absl::Status Distributed::AllReduce(std::vector<at::Tensor>& tensors, const std:
   }
 }
 
+absl::Status Distributed::ReduceScatterSum(at::Tensor& output, const at::Tensor& input,
+                                          const std::string& phase) {
+  if (input.numel() != output.numel() * world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(impl_->Where(phase), ": input of ",
+                                                   input.numel(), " elements is not ", world_size(),
+                                                   " x ", output.numel()));
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    if (impl_->data == nullptr) {
+      output.copy_(input);
+      return absl::OkStatus();
+    }
+    at::Tensor in = input.to(impl_->device).contiguous();
+    at::Tensor out = output.device() == impl_->device && output.is_contiguous()
+                         ? output
+                         : torch::empty_like(in.narrow(0, 0, output.numel()));
+    c10d::ReduceScatterOptions reduce;
+    reduce.reduceOp = c10d::ReduceOp::SUM;
+    absl::Status s =
+        impl_->Run(phase, [&] { return impl_->data->_reduce_scatter_base(out, in, reduce); });
+    if (!s.ok()) return s;
+    if (!out.is_same(output)) output.copy_(out);
+    return absl::OkStatus();
+  } catch (const c10::Error& e) {
+    return impl_->Error(phase, e.what_without_backtrace());
+  }
+}
+
+absl::Status Distributed::AllGather(at::Tensor& output, const at::Tensor& input,
+                                   const std::string& phase) {
+  if (output.numel() != input.numel() * world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(impl_->Where(phase), ": output of ",
+                                                   output.numel(), " elements is not ",
+                                                   world_size(), " x ", input.numel()));
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    if (impl_->data == nullptr) {
+      output.copy_(input);
+      return absl::OkStatus();
+    }
+    at::Tensor in = input.to(impl_->device).contiguous();
+    at::Tensor out = output.device() == impl_->device && output.is_contiguous()
+                         ? output
+                         : torch::empty({output.numel()}, in.options());
+    absl::Status s = impl_->Run(phase, [&] { return impl_->data->_allgather_base(out, in, c10d::AllgatherOptions()); });
+    if (!s.ok()) return s;
+    if (!out.is_same(output)) output.copy_(out.view(output.sizes()));
+    return absl::OkStatus();
+  } catch (const c10::Error& e) {
+    return impl_->Error(phase, e.what_without_backtrace());
+  }
+}
+
 absl::StatusOr<std::string> Distributed::BroadcastBytes(const std::string& bytes,
                                                         const std::string& phase) {
   if (impl_->data == nullptr) return bytes;

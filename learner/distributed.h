@@ -68,6 +68,13 @@ class Distributed {
   absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, const std::string& phase);
   // Like AllReduceSum with the elementwise maximum.
   absl::Status AllReduceMax(std::vector<at::Tensor>& tensors, const std::string& phase);
+  // Sharded data parallelism (ZeRO): `input` holds world_size equal slices; `output` (one
+  // slice) gets the elementwise sum over ranks of this rank's slice. Same dtype, contiguous, on
+  // device(). world_size 1: output = input.
+  absl::Status ReduceScatterSum(at::Tensor& output, const at::Tensor& input,
+                                const std::string& phase);
+  // Every rank's `input` concatenated in rank order into `output` (world_size x input.numel()).
+  absl::Status AllGather(at::Tensor& output, const at::Tensor& input, const std::string& phase);
   // Rank 0's `bytes` on every rank (other ranks' input is ignored).
   absl::StatusOr<std::string> BroadcastBytes(const std::string& bytes, const std::string& phase);
   // Copies rank 0's parameters (and buffers) into every rank's policy.

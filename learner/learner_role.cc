@@ -26,6 +26,7 @@
 #include "envtune/v1/coordinator.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "learner/distributed.h"
+#include "learner/reference.h"
 #include "learner/learner_service.h"
 #include "learner/trainer.h"
 #include "learner/trajectory_queue.h"
@@ -60,6 +61,19 @@ int EnvIntOr(const char* name, int fallback) {
   return v != nullptr && absl::SimpleAtoi(v, &value) ? value : fallback;
 }
 
+
+// One GRPO group being assembled.
+struct PendingGroup {
+  std::string id;
+  uint32_t size = 0;
+  absl::Time first_seen;
+  std::set<std::string> episodes;
+  std::vector<v1::Trajectory> trajectories;
+  bool complete() const { return trajectories.size() >= size; }
+};
+
+}  // namespace
+
 ModelConfig TinyModelConfig(const TinyModelOptions& t) {
   ModelConfig c;
   c.architecture = "Qwen2ForCausalLM";
@@ -83,18 +97,6 @@ ModelConfig TinyModelConfig(const TinyModelOptions& t) {
   c.pad_token_id = 151643;
   return c;
 }
-
-// One GRPO group being assembled.
-struct PendingGroup {
-  std::string id;
-  uint32_t size = 0;
-  absl::Time first_seen;
-  std::set<std::string> episodes;
-  std::vector<v1::Trajectory> trajectories;
-  bool complete() const { return trajectories.size() >= size; }
-};
-
-}  // namespace
 
 void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->model_path = r.Get<std::string>("model.path", o->model_path);
@@ -148,6 +150,9 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->micro_batch_tokens = r.Get<int64_t>(p + "micro_batch_tokens", o->micro_batch_tokens);
   o->score_chunk_size = r.Get<int64_t>(p + "score_chunk_size", o->score_chunk_size);
   o->gradient_checkpointing = r.Get<bool>(p + "gradient_checkpointing", o->gradient_checkpointing);
+  o->zero_stage = r.Get<int>(p + "zero_stage", o->zero_stage);
+  o->reference_offload = r.Get<bool>(p + "reference_offload", o->reference_offload);
+  o->bucket_elements = r.Get<int64_t>(p + "bucket_elements", o->bucket_elements);
   o->dtype = r.Get<std::string>(p + "dtype", o->dtype);
   o->device = r.Get<std::string>(p + "device", o->device);
   o->publish_dtype = r.Get<std::string>(p + "publish_dtype", o->publish_dtype);
@@ -582,6 +587,9 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
   t.micro_batch_tokens = o.micro_batch_tokens;
   t.score_chunk_size = o.score_chunk_size;
   t.gradient_checkpointing = o.gradient_checkpointing;
+  // One rank holds everything whatever the stage: the replicated path, no fp32 shard copy.
+  t.zero_stage = o.world_size > 1 ? o.zero_stage : 0;
+  t.bucket_elements = o.bucket_elements;
   t.grpo.clip_low = o.clip_low;
   t.grpo.clip_high = o.clip_high;
   t.grpo.dual_clip = o.dual_clip;
@@ -645,10 +653,10 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
     if (absl::Status s = impl->distributed->BroadcastParameters(*impl->policy); !s.ok()) return s;
     if (o.kl_coef != 0) {
       // The reference is a frozen copy of the (broadcast) initial weights.
-      reference = std::make_shared<PolicyImpl>(impl->policy->options);
-      torch::NoGradGuard no_grad;
-      auto src = impl->policy->named_parameters();
-      for (auto& item : reference->named_parameters()) item.value().copy_(src[item.key()]);
+      absl::StatusOr<std::shared_ptr<PolicyImpl>> ref =
+          MakeReference(*impl->policy, o.reference_offload);
+      if (!ref.ok()) return ref.status();
+      reference = *std::move(ref);
     }
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("learner: building the policy: ",

@@ -47,11 +47,16 @@
 //   clip_high: 0.28
 //   dual_clip: 10.0
 //   kl_coef: 0.1                 k3 KL to the frozen initial policy (0 = no reference kept)
+//   reference_offload: false     the reference's decoder layers in (pinned) host memory, one
+//                                streamed to the device at a time (learner/reference.h)
 //   entropy_coef: 0.001
 //   tis_cap: 2.0                 truncated importance weight for stale trajectories
 //   micro_batch_tokens: 65536    padded tokens per forward/backward
 //   score_chunk_size: 1024       lm_head rows at a time
 //   gradient_checkpointing: true
+//   zero_stage: 2                with world_size > 1: 2 = ZeRO-2 (fp32 masters, AdamW moments
+//                                and gradients sharded over the ranks), 0 = replicated
+//   bucket_elements: 33554432    ZeRO-2 reduce-scatter / all-gather bucket (elements)
 //   dtype: ""                    parameters: "" (the checkpoint's torch_dtype), float32, bfloat16
 //   device: ""                   "" = cpu (gloo) or this rank's GPU (nccl); cpu, cuda (GPU
 //                                $LOCAL_RANK, else 0), cuda:N (model/device.h)
@@ -88,6 +93,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "model/config.h"
 
 namespace envtune {
 
@@ -124,6 +130,9 @@ struct LearnerRoleOptions {
          entropy_coef = 0.001, tis_cap = 2.0;
   int64_t micro_batch_tokens = 65536, score_chunk_size = 1024;
   bool gradient_checkpointing = true;
+  int zero_stage = 2;
+  bool reference_offload = false;
+  int64_t bucket_elements = int64_t{1} << 25;
   // Batching.
   int train_batch_groups = 32;
   std::vector<int> stage_batch_groups;  // index stage - 1
@@ -149,6 +158,9 @@ struct LearnerRoleOptions {
 // Reads the `learner:` section and the model keys into `options` (other fields untouched).
 // Errors are recorded in `reader` (call reader.Finish()).
 void ReadLearnerOptions(ConfigReader& reader, LearnerRoleOptions* options);
+
+// The model.tiny architecture (Qwen2, rope_theta 1e6).
+ModelConfig TinyModelConfig(const TinyModelOptions& tiny);
 
 // Counters of a running learner (thread-safe snapshot).
 struct LearnerProgress {

@@ -1,13 +1,30 @@
-// AdamW over a policy's parameters, in mixed precision when the policy computes in 16 bits.
+// AdamW over a policy's parameters: mixed precision, and data parallelism replicated or sharded
+// (ZeRO-2) over a learner/distributed.h group.
 //
-// An fp32 policy is optimised in place, as torch::optim::AdamW does. A bf16 (or fp16) policy gets
-// fp32 master copies of its parameters: AdamW's moments and updates live in fp32, gradients are
-// accumulated across micro-batches in fp32 (AccumulateGradients after each backward), reduced and
-// clipped in fp32, and each Step rounds the updated masters back into the policy's parameters.
-// Without this, updates of size lr (1e-6 in the paper setting) round away against bf16's spacing
-// (1.2e-4 near |w| = 0.02) and a bf16 run does not learn.
+// Precision. An fp32 policy is optimised in fp32. A bf16 (or fp16) policy gets fp32 master
+// weights: AdamW's moments and updates live in fp32, gradients are accumulated across
+// micro-batches in fp32 (AccumulateGradients after each backward), reduced and clipped in fp32,
+// and each Step rounds the updated masters back into the policy's parameters. Without this,
+// updates of size lr (1e-6 in the paper setting) round away against bf16's spacing (1.2e-4 near
+// |w| = 0.02) and a bf16 run does not learn.
 //
-// Used by the GRPO trainer and SFT alike. Not thread-safe; one optimizer per policy.
+// Data parallelism (OptimizerSharding):
+//   replicated (no group, or shard = false): every rank keeps full fp32 gradients, masters and
+//       moments; ReduceGradients all-reduces the gradients once after the last micro-batch.
+//   sharded (ZeRO-2; shard = true with a group): the flattened parameters (in parameters()
+//       order) are cut into buckets of `bucket_elements`; each bucket is padded to a multiple of
+//       the world size and rank r owns the r-th equal slice of every bucket. A rank keeps fp32
+//       masters, both moments and the fp32 gradient accumulator of its slices only (1/N of the
+//       whole). AccumulateGradients reduce-scatters each bucket's gradients (fp32) into the
+//       owned accumulator, so every rank must call it the same number of times per step (ranks
+//       with fewer micro-batches call it with zero gradients); ClipGradNorm all-reduces one
+//       squared norm; Step updates the owned slices and all-gathers them, bucket by bucket, in
+//       the parameters' dtype, into every rank's full parameters. The policy's parameters and
+//       16-bit gradients stay whole on every rank (what checkpoints and actors read).
+// AdamW is elementwise, so both layouts take the same step up to fp32 rounding of the norm.
+//
+// Errors: collectives fail with the group's UNAVAILABLE/DEADLINE_EXCEEDED naming the phase;
+// LibTorch failures are Internal. Not thread-safe; one optimizer per policy.
 #ifndef ENVTUNE_LEARNER_OPTIMIZER_H_
 #define ENVTUNE_LEARNER_OPTIMIZER_H_
 
@@ -17,11 +34,13 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace envtune {
 
 class PolicyImpl;
+class Distributed;
 
 struct AdamWSettings {
   double lr = 1e-6;
@@ -31,31 +50,45 @@ struct AdamWSettings {
   double eps = 1e-8;
 };
 
+struct OptimizerSharding {
+  Distributed* distributed = nullptr;  // null: one process
+  bool shard = false;                  // ZeRO-2 over `distributed` (any world size)
+  int64_t bucket_elements = int64_t{1} << 25;  // per reduce-scatter / all-gather
+};
+
 class PolicyOptimizer {
  public:
-  // The policy's trainable parameters (requires_grad is set on them). The policy must outlive
-  // the optimizer.
-  static absl::StatusOr<std::unique_ptr<PolicyOptimizer>> Create(PolicyImpl& policy,
-                                                                 const AdamWSettings& settings);
+  // The policy's trainable parameters (requires_grad is set on them). The policy and the group
+  // must outlive the optimizer. Every rank's policy must hold the same weights (broadcast them
+  // first): sharded masters are taken from the local copy.
+  static absl::StatusOr<std::unique_ptr<PolicyOptimizer>> Create(
+      PolicyImpl& policy, const AdamWSettings& settings, const OptimizerSharding& sharding = {});
   ~PolicyOptimizer();
 
   // True when the policy is 16-bit and fp32 masters are kept.
   bool mixed_precision() const;
+  bool sharded() const;
   // Clears the gradients (the policy's and the fp32 accumulators).
   void ZeroGrad();
-  // After each backward: folds the policy's 16-bit gradients into the fp32 accumulators and
-  // clears them (no-op in fp32, where .grad accumulates in fp32 already).
-  void AccumulateGradients();
-  // The fp32 gradients the step will apply, one per parameter (for reductions across ranks).
-  std::vector<at::Tensor> Gradients();
-  // Clips the gradients to max_norm (<= 0: no clipping); returns the norm before clipping.
-  double ClipGradNorm(double max_norm);
-  // One AdamW step at `lr`, then (mixed precision) the masters rounded into the parameters.
-  void Step(double lr);
-  // The fp32 weights being optimised: the masters, or the parameters themselves in fp32.
+  // After each backward: folds the policy's gradients into the fp32 accumulators (sharded: a
+  // reduce-scatter over the group) and clears the policy's 16-bit gradients.
+  absl::Status AccumulateGradients();
+  // After the last micro-batch: the gradient sum over ranks (replicated: one all-reduce;
+  // sharded or one process: nothing left to do).
+  absl::Status ReduceGradients();
+  // Clips the (reduced) gradients to max_norm (<= 0: no clipping); returns the global norm
+  // before clipping, identical on every rank.
+  absl::StatusOr<double> ClipGradNorm(double max_norm);
+  // One AdamW step at `lr`, then the policy's parameters updated from the fp32 weights
+  // (sharded: all-gathered).
+  absl::Status Step(double lr);
+  // The fp32 weights this rank optimises: the masters or fp32 parameters (replicated), or the
+  // owned slice of every bucket (sharded).
   std::vector<at::Tensor> MasterWeights();
-  // fp32 master weights and AdamW moments held, in bytes (0 before the first step for moments).
+  // Bytes this rank holds for fp32 masters and AdamW moments (moments: 0 before the first
+  // step), and for the fp32 gradient accumulators beyond the policy's own .grad.
   int64_t StateBytes() const;
+  int64_t GradientBytes() const;
 
  private:
   struct Impl;

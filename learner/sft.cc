@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "actor/evaluation.h"
 #include "envserver/episode.h"
-#include "learner/optimizer.h"
+#include "learner/trainer.h"
 #include "model/device.h"
 #include "model/qwen2.h"
 #include "model/score.h"
@@ -233,13 +233,20 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
       if (!p.ok()) return p.status();
       policy = *p;
     }
-    policy->train();
-    // bf16 trains with fp32 master weights and moments (learner/optimizer.h), as GRPO does.
-    AdamWSettings adam;
-    adam.lr = o.lr;
-    adam.weight_decay = o.weight_decay;
-    absl::StatusOr<std::unique_ptr<PolicyOptimizer>> opt = PolicyOptimizer::Create(*policy, adam);
-    if (!opt.ok()) return opt.status();
+    // The GRPO trainer with the NLL objective: the same micro-batching, fp32 masters for bf16
+    // (learner/optimizer.h) and clipping as RL.
+    TrainerOptions trainer_options;
+    trainer_options.objective = Objective::kNll;
+    trainer_options.lr = o.lr;
+    trainer_options.weight_decay = o.weight_decay;
+    trainer_options.max_grad_norm = o.max_grad_norm;
+    trainer_options.micro_batch_tokens = o.batch_tokens;
+    trainer_options.share_prefix = true;
+    trainer_options.compute_entropy = false;
+    trainer_options.grpo.kl_coef = 0;
+    absl::StatusOr<std::unique_ptr<Trainer>> trainer =
+        Trainer::Create(policy.ptr(), nullptr, trainer_options);
+    if (!trainer.ok()) return trainer.status();
     std::mt19937_64 rng(o.seed);
     std::vector<size_t> order(examples->size());
     bool stop = false;
@@ -256,21 +263,20 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
       double loss_sum = 0;
       int counted = 0;
       for (const std::vector<size_t>& b : batches) {
-        std::vector<std::vector<int64_t>> seqs;
-        std::vector<std::vector<uint8_t>> masks;
+        TrainBatch batch;
+        batch.version = 1;  // no item was sampled by the policy (no behaviour log-probs)
         for (size_t idx : b) {
-          seqs.push_back((*examples)[idx].ids);
-          masks.push_back((*examples)[idx].mask);
+          const SftExample& e = (*examples)[idx];
+          TrainItem item;
+          item.trajectory.set_episode_id(absl::StrCat(idx));
+          item.trajectory.mutable_token_ids()->Add(e.ids.begin(), e.ids.end());
+          item.trajectory.set_loss_mask(std::string(e.mask.begin(), e.mask.end()));
+          batch.loss_tokens += static_cast<double>(std::count(e.mask.begin(), e.mask.end(), 1));
+          batch.items.push_back(std::move(item));
         }
-        (*opt)->ZeroGrad();
-        absl::StatusOr<ScoreOutput> scored = ScoreSequences(*policy, seqs, masks);
-        if (!scored.ok()) return scored.status();
-        at::Tensor loss = MeanNll(*scored);
-        loss.backward();
-        (*opt)->AccumulateGradients();
-        (*opt)->ClipGradNorm(o.max_grad_norm);
-        (*opt)->Step(o.lr);
-        const double l = loss.item<double>();
+        absl::StatusOr<StepMetrics> m = (*trainer)->Step(batch);
+        if (!m.ok()) return m.status();
+        const double l = m->loss;
         if (result.steps == 0) result.first_loss = l;
         result.last_loss = l;
         loss_sum += l;

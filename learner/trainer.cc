@@ -98,6 +98,11 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.grpo.clip_low < 0 || o.grpo.clip_low >= 1) return bad("clip_low must be in [0, 1)");
   if (o.grpo.clip_high < 0) return bad("clip_high must be >= 0");
   if (o.grpo.kl_coef < 0) return bad("kl_coef must be >= 0");
+  if (o.zero_stage != 0 && o.zero_stage != 2) {
+    return bad(absl::StrCat("zero_stage must be 0 (replicated) or 2 (sharded), got ",
+                            o.zero_stage));
+  }
+  if (o.bucket_elements < 1) return bad("bucket_elements must be >= 1");
   return absl::OkStatus();
 }
 
@@ -313,6 +318,7 @@ Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 int64_t Trainer::steps() const { return impl_->steps; }
 PolicyImpl& Trainer::policy() { return *impl_->policy; }
+PolicyOptimizer& Trainer::optimizer() { return *impl_->optimizer; }
 const TrainerOptions& Trainer::options() const { return impl_->options; }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::shared_ptr<PolicyImpl> policy,
@@ -321,7 +327,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::shared_ptr<PolicyI
                                                          Distributed* distributed) {
   if (policy == nullptr) return absl::InvalidArgumentError("trainer: no policy");
   if (absl::Status s = ValidateTrainerOptions(options); !s.ok()) return s;
-  if (options.grpo.kl_coef != 0 && reference == nullptr) {
+  if (options.objective == Objective::kGrpo && options.grpo.kl_coef != 0 &&
+      reference == nullptr) {
     return absl::InvalidArgumentError("trainer: kl_coef != 0 needs a reference policy");
   }
   try {
@@ -342,8 +349,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(std::shared_ptr<PolicyI
     adam.beta1 = options.beta1;
     adam.beta2 = options.beta2;
     adam.eps = options.adam_eps;
+    OptimizerSharding sharding;
+    sharding.distributed = distributed;
+    sharding.shard = options.zero_stage == 2 && distributed != nullptr;
+    sharding.bucket_elements = options.bucket_elements;
     absl::StatusOr<std::unique_ptr<PolicyOptimizer>> optimizer =
-        PolicyOptimizer::Create(*impl->policy, adam);
+        PolicyOptimizer::Create(*impl->policy, adam, sharding);
     if (!optimizer.ok()) return optimizer.status();
     impl->optimizer = std::move(*optimizer);
     return std::unique_ptr<Trainer>(new Trainer(std::move(impl)));
@@ -395,8 +406,18 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
   double loss_sum = 0, pg_sum = 0, kl_sum = 0, entropy_sum = 0, clip_sum = 0, tis_sum = 0;
   double token_count = 0, loss_token_count = 0, mismatch_sum = 0, mismatch_count = 0;
   double mismatch_max = 0;
-  const bool need_entropy = options.compute_entropy || options.grpo.entropy_coef != 0;
-  const bool need_ref = options.grpo.kl_coef != 0 && reference != nullptr;
+  const bool grpo = options.objective == Objective::kGrpo;
+  const bool need_entropy = grpo && (options.compute_entropy || options.grpo.entropy_coef != 0);
+  const bool need_ref = grpo && options.grpo.kl_coef != 0 && reference != nullptr;
+  const bool data_parallel = distributed != nullptr && distributed->world_size() > 1;
+  // Sharded gradients are reduce-scattered after every micro-batch: every rank runs as many
+  // rounds as the rank with the most micro-batches (the extra ones contribute zeros).
+  int64_t rounds = static_cast<int64_t>(micro_batches.size());
+  if (data_parallel && optimizer->sharded()) {
+    std::vector<torch::Tensor> most{torch::tensor({static_cast<double>(rounds)}, torch::kFloat64)};
+    if (absl::Status s = distributed->AllReduceMax(most, "micro-batch count"); !s.ok()) return s;
+    rounds = static_cast<int64_t>(most[0].item<double>());
+  }
   for (const std::vector<size_t>& mb : micro_batches) {
     const int64_t B = static_cast<int64_t>(mb.size());
     std::vector<std::vector<int64_t>> sequences;
@@ -445,9 +466,16 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
       if (!ref.ok()) return ref.status();
       in.ref_logprobs = ref->logprobs.to(device);
     }
-    GrpoLossOutput out = ComputeGrpoLoss(in, options.grpo);
+    GrpoLossOutput out;
+    if (grpo) {
+      out = ComputeGrpoLoss(in, options.grpo);
+    } else {
+      out.loss = -(in.logprobs * in.mask).sum() / normalizer;
+      out.tokens = in.mask.sum().item<double>();
+      out.pg_loss = out.tokens > 0 ? out.loss.item<double>() * normalizer / out.tokens : 0.0;
+    }
     out.loss.backward();
-    optimizer->AccumulateGradients();
+    if (absl::Status s = optimizer->AccumulateGradients(); !s.ok()) return s;
     loss_sum += out.loss.item<double>();
     pg_sum += out.pg_loss * out.tokens;
     kl_sum += out.kl * out.tokens;
@@ -469,12 +497,12 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
       }
     }
   }
+  for (int64_t extra = static_cast<int64_t>(micro_batches.size()); extra < rounds; ++extra) {
+    if (absl::Status s = optimizer->AccumulateGradients(); !s.ok()) return s;
+  }
   m.micro_batches = static_cast<int64_t>(micro_batches.size());
-  if (distributed != nullptr && distributed->world_size() > 1) {
-    std::vector<torch::Tensor> grads = optimizer->Gradients();  // fp32
-    if (absl::Status s = distributed->AllReduceSum(grads, "gradient all-reduce"); !s.ok()) {
-      return s;
-    }
+  if (absl::Status s = optimizer->ReduceGradients(); !s.ok()) return s;
+  if (data_parallel) {
     std::vector<torch::Tensor> sums{torch::tensor(
         {loss_sum, pg_sum, kl_sum, entropy_sum, clip_sum, tis_sum, token_count, loss_token_count,
          mismatch_sum, mismatch_count},
@@ -492,9 +520,13 @@ absl::StatusOr<StepMetrics> Trainer::Impl::Step(const TrainBatch& shard) {
     mismatch_max = maxima[0].item<double>();
   }
   // Clip (the norm over all parameters, after the sum over ranks: identical on every rank).
-  m.grad_norm = optimizer->ClipGradNorm(options.max_grad_norm);
+  absl::StatusOr<double> norm = optimizer->ClipGradNorm(options.max_grad_norm);
+  if (!norm.ok()) return norm.status();
+  m.grad_norm = *norm;
   m.lr = ScheduledLearningRate(options, steps);
-  if (std::isfinite(m.grad_norm)) optimizer->Step(m.lr);
+  if (std::isfinite(m.grad_norm)) {
+    if (absl::Status s = optimizer->Step(m.lr); !s.ok()) return s;
+  }
   // A non-finite gradient skips the update (the step still counts, the norm reports it).
   ++steps;
   m.step = steps;

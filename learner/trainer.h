@@ -1,5 +1,7 @@
 // The GRPO trainer: one optimisation step of the policy from a batch of trajectories
 // (METHOD.md §3.2: one PPO epoch, fully on-policy, token-mean loss, AdamW, grad clip 1.0).
+// With Objective::kNll the same step minimises the mean negative log-likelihood of the loss
+// tokens: the SFT warm start (learner/sft.h) trains through it.
 //
 //   BuildTrainBatch(trajectories, version)  groups by group_id; failed episodes are counted but
 //       excluded from the group statistics and the loss; GRPO advantages (learner/grpo.h) per
@@ -40,9 +42,18 @@
 namespace envtune {
 
 class PolicyImpl;
+class PolicyOptimizer;
 class Distributed;
 
+// What a step minimises over the loss tokens (the objective seam: one trainer, one optimizer,
+// one data-parallel path for RL and supervised warm starts).
+enum class Objective {
+  kGrpo,  // the GRPO loss (learner/grpo.h) with the items' advantages
+  kNll,   // supervised fine-tuning: -sum log p(token) / loss tokens (advantages unused)
+};
+
 struct TrainerOptions {
+  Objective objective = Objective::kGrpo;
   GrpoOptions grpo;
   double lr = 1e-6;
   double weight_decay = 0.01;
@@ -64,6 +75,10 @@ struct TrainerOptions {
   bool share_prefix = true;
   bool gradient_checkpointing = false;
   bool compute_entropy = true;  // also for logging when entropy_coef == 0
+  // Data parallelism with a Distributed group (learner/optimizer.h): 0 = replicated (gradient
+  // all-reduce), 2 = ZeRO-2 (fp32 masters, moments and gradients sharded over the ranks).
+  int zero_stage = 2;
+  int64_t bucket_elements = int64_t{1} << 25;  // ZeRO-2 reduce-scatter / all-gather bucket
 };
 
 // Checks option ranges; InvalidArgument naming the field.
@@ -152,6 +167,8 @@ class Trainer {
 
   int64_t steps() const;
   PolicyImpl& policy();
+  // The optimizer (state sizes, sharding).
+  PolicyOptimizer& optimizer();
   const TrainerOptions& options() const;
 
  private:

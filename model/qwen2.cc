@@ -480,6 +480,12 @@ at::Tensor PolicyImpl::Hidden(const at::Tensor& input_ids, const at::Tensor& pos
       x = CheckpointedLayer::apply(x, cos, sin, CheckpointedLayer::Wrap(mask, x),
                                    at::TensorList(params),
                                    reinterpret_cast<int64_t>(layer.get()));
+    } else if (layer_streamer != nullptr) {
+      TORCH_CHECK(!at::GradMode::is_enabled(),
+                  "a streamed (offloaded) policy runs without gradients");
+      layer_streamer->Before(i);
+      x = layer->forward(x, cos, sin, mask, cache, static_cast<int64_t>(i));
+      layer_streamer->After(i);
     } else {
       x = layer->forward(x, cos, sin, mask, cache, static_cast<int64_t>(i));
     }

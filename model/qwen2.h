@@ -160,6 +160,18 @@ class PolicyImpl : public torch::nn::Module {
   Decoder model{nullptr};
   Proj lm_head{nullptr};  // null when tie_word_embeddings
 
+  // Optional, for frozen policies evaluated without gradients (the learner's offloaded KL
+  // reference, learner/reference.h): Hidden calls Before(i) before decoder layer i runs and
+  // After(i) once it has run, so its weights can be streamed in and released. Not used by a
+  // forward that records gradients (backward would need the released weights).
+  class LayerStreamer {
+   public:
+    virtual ~LayerStreamer() = default;
+    virtual void Before(size_t layer) = 0;
+    virtual void After(size_t layer) = 0;
+  };
+  std::shared_ptr<LayerStreamer> layer_streamer;
+
  private:
   std::pair<at::Tensor, at::Tensor> Rotary(const at::Tensor& position_ids);
   at::Tensor inv_freq_;  // fp32 [head_dim/2] on device (non-dynamic scaling)

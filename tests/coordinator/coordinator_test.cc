@@ -1,10 +1,13 @@
 #include "coordinator/coordinator.h"
 
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <fstream>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace envtune {
@@ -313,6 +316,38 @@ TEST(CoordinatorTest, CompleteLeaseChecksGroupSizeAndOwner) {
   EXPECT_EQ(c->CompleteLease(Completion(other, lease, 1.0)).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(c->CompleteLease(Completion(actor, lease, 1.0)).ok());
+}
+
+// reliability-probe.md §3: CompleteLease with reward 1e300, progress -5 and 4e9 tokens was
+// accepted and averaged into the stage's metrics.
+TEST(CoordinatorTest, CompleteLeaseRefusesStatisticsOutsideTheirRanges) {
+  auto c = Coordinator::Create(TwoStageOptions());
+  ASSERT_TRUE(c.ok());
+  const std::string actor = RegisterWorker(**c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest acquire;
+  acquire.set_worker_id(actor);
+  auto lease = (*c)->AcquireLease(acquire);
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  struct Case {
+    const char* what;
+    std::function<void(v1::EpisodeStats*)> set;
+  } cases[] = {
+      {"reward", [](v1::EpisodeStats* e) { e->set_reward(1e300); }},
+      {"reward", [](v1::EpisodeStats* e) { e->set_reward(std::nan("")); }},
+      {"progress", [](v1::EpisodeStats* e) { e->set_progress(-5); }},
+      {"format_score", [](v1::EpisodeStats* e) { e->set_format_score(3); }},
+      {"tool_call_score", [](v1::EpisodeStats* e) { e->set_tool_call_score(-0.1); }},
+      {"token counts", [](v1::EpisodeStats* e) { e->set_tokens(4000000000u); }},
+  };
+  for (const Case& k : cases) {
+    v1::CompleteLeaseRequest bad = Completion(actor, *lease, 1.0);
+    k.set(bad.mutable_episodes(0));
+    absl::Status s = (*c)->CompleteLease(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << k.what << ": " << s;
+    EXPECT_THAT(std::string(s.message()), testing::HasSubstr(k.what));
+  }
+  // The lease is still outstanding: the honest completion goes through.
+  EXPECT_TRUE((*c)->CompleteLease(Completion(actor, *lease, 1.0)).ok());
 }
 
 TEST(CoordinatorTest, StagesAdvanceByStepsThenByMetricAndNotifyListeners) {

@@ -3,6 +3,7 @@
 // NOT_SERVING, UNAVAILABLE).
 #include "envserver/env_service.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/channels.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -193,6 +195,53 @@ TEST_F(EnvServiceTest, MalformedRequests) {
     grpc::Status st = stub->Step(&ctx, req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_THAT(st.error_message(), HasSubstr("already ended"));
+  }
+}
+
+// reliability-probe.md §3: a 20 MB task_id ran to the deadline and stalled other clients; 1 MB
+// ids and categories came back as RESOURCE_EXHAUSTED (the echoed message overflowed the
+// metadata); invalid UTF-8 in model_output failed as UNIMPLEMENTED with no message.
+TEST_F(EnvServiceTest, HugeIdsAndInvalidUtf8GetShortClearAnswers) {
+  auto stub = Stub(a_);
+  for (size_t size : {size_t{16} << 10, size_t{1} << 20, size_t{20} << 20}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    v1::StartEpisodeRequest req;
+    req.set_task_id(std::string(size, 'x'));
+    v1::StartEpisodeResponse resp;
+    grpc::Status st = stub->StartEpisode(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << size << ": " << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr("longer than 256 bytes"));
+    EXPECT_THAT(st.error_message(), HasSubstr(absl::StrCat("(", size, " bytes)")));
+    EXPECT_LT(st.error_message().size(), 200u);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListTasksRequest req;
+    req.set_category(std::string(size_t{1} << 20, 'c'));
+    v1::ListTasksResponse resp;
+    grpc::Status st = stub->ListTasks(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+    EXPECT_LT(st.error_message().size(), 300u);
+  }
+  // A healthy call right after is answered at once.
+  v1::StartEpisodeResponse start;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::StartEpisodeRequest req;
+    req.set_task_id("multi_turn_base_0");
+    ASSERT_TRUE(stub->StartEpisode(&ctx, req, &start).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::StepRequest req;
+    req.set_episode_state(start.episode_state());
+    req.set_model_output("[ls(a='\xff\xfe')] \xc3");
+    v1::StepResponse resp;
+    grpc::Status st = stub->Step(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+    EXPECT_FALSE(resp.episode_state().empty());
   }
 }
 

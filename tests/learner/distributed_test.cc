@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "learner/optimizer.h"
 #include "learner/trainer.h"
 #include "model/device.h"
 #include "model/qwen2.h"
@@ -208,6 +209,153 @@ TEST(Distributed, TwoRanksEqualOneRankOnTheWholeBatch) {
     EXPECT_DOUBLE_EQ(metrics[r].loss_tokens, single_metrics.loss_tokens);
     EXPECT_DOUBLE_EQ(metrics[r].tokens, single_metrics.tokens);
   }
+}
+
+// ZeRO-2 (learner/optimizer.h): 1, 2 and 4 Gloo ranks with sharded masters, moments and
+// gradients end, after several steps, with the weights of one unsharded rank that trained on
+// the whole batch (fp32 tolerance), every rank holds the same weights, and each rank's optimizer
+// state is 1/N of the whole (measured bytes; padding of each bucket to N slices aside). Small
+// buckets make parameters straddle buckets and ranks.
+struct ShardingRun {
+  std::vector<std::vector<torch::Tensor>> params;  // per rank
+  std::vector<int64_t> state_bytes, gradient_bytes;
+  std::vector<StepMetrics> metrics;
+};
+
+constexpr int kShardingSteps = 3;
+constexpr int64_t kBucket = 1000;
+
+TrainerOptions ShardingOptions(int zero_stage, torch::ScalarType dtype) {
+  TrainerOptions o = Options();
+  o.zero_stage = zero_stage;
+  o.bucket_elements = kBucket;
+  if (dtype != torch::kFloat32) o.lr = 1e-3;  // bf16 parameters: steps above their spacing
+  return o;
+}
+
+std::shared_ptr<PolicyImpl> ShardingPolicy(uint64_t seed, torch::ScalarType dtype) {
+  auto init = TinyPolicy(seed);
+  if (dtype == torch::kFloat32) return init;
+  auto p = std::make_shared<PolicyImpl>(PolicyOptions(trainer_testing::TinyConfig()).dtype(dtype));
+  torch::NoGradGuard no_grad;
+  auto src = init->parameters();
+  auto dst = p->parameters();
+  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+  return p;
+}
+
+// `world` ranks as threads; world 0 = one process without a group (the unsharded baseline).
+ShardingRun RunSharded(int world, int zero_stage, torch::ScalarType dtype) {
+  const int ranks = std::max(world, 1);
+  ShardingRun run;
+  run.params.resize(ranks);
+  run.state_bytes.resize(ranks);
+  run.gradient_bytes.resize(ranks);
+  run.metrics.resize(ranks);
+  std::vector<absl::Status> status(ranks);
+  const int port = FreePort();
+  auto body = [&](int rank) -> absl::Status {
+    std::unique_ptr<Distributed> dist;
+    if (world > 0) {
+      DistributedOptions o;
+      o.world_size = world;
+      o.rank = rank;
+      o.master_port = port;
+      o.timeout = absl::Seconds(60);
+      auto d = Distributed::Create(o);
+      if (!d.ok()) return d.status();
+      dist = std::move(*d);
+    }
+    auto policy = ShardingPolicy(5, dtype);
+    auto reference = ShardingPolicy(6, dtype);
+    auto trainer = Trainer::Create(policy, reference, ShardingOptions(zero_stage, dtype),
+                                   dist.get());
+    if (!trainer.ok()) return trainer.status();
+    absl::StatusOr<TrainBatch> batch = BuildTrainBatch(Batch(), 1, Options().grpo);
+    if (!batch.ok()) return batch.status();
+    TrainBatch shard = world > 1 ? ShardTrainBatch(*batch, world)[rank] : *batch;
+    for (int step = 0; step < kShardingSteps; ++step) {
+      auto m = (*trainer)->Step(shard);
+      if (!m.ok()) return m.status();
+      run.metrics[rank] = *m;
+    }
+    run.params[rank] = Params(*policy);
+    run.state_bytes[rank] = (*trainer)->optimizer().StateBytes();
+    run.gradient_bytes[rank] = (*trainer)->optimizer().GradientBytes();
+    return absl::OkStatus();
+  };
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r) threads.emplace_back([&, r] { status[r] = body(r); });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < ranks; ++r) EXPECT_TRUE(status[r].ok()) << "rank " << r << ": " << status[r];
+  return run;
+}
+
+int64_t PolicyElements() {
+  int64_t n = 0;
+  for (const auto& p : TinyPolicy(5)->parameters()) n += p.numel();
+  return n;
+}
+
+TEST(Sharding, OneTwoAndFourRanksEqualOneUnshardedRank) {
+  const ShardingRun single = RunSharded(/*world=*/0, /*zero_stage=*/0, torch::kFloat32);
+  ASSERT_EQ(single.params[0].size(), Params(*TinyPolicy(5)).size());
+  const int64_t n = PolicyElements();
+  const int64_t buckets = (n + kBucket - 1) / kBucket;
+  EXPECT_EQ(single.state_bytes[0], 8 * n);  // fp32: moments only, the parameters are optimised
+  double moved = 0;
+  const std::vector<torch::Tensor> init = Params(*TinyPolicy(5));
+  for (size_t i = 0; i < init.size(); ++i) {
+    moved = std::max(moved, MaxAbsDiff(single.params[0][i], init[i]));
+  }
+  EXPECT_GT(moved, 1e-3);
+  for (int world : {1, 2, 4}) {
+    SCOPED_TRACE(absl::StrCat(world, " sharded ranks"));
+    const ShardingRun sharded = RunSharded(world, /*zero_stage=*/2, torch::kFloat32);
+    for (int r = 0; r < world; ++r) {
+      if (sharded.params[r].empty()) continue;
+      double diff = 0, rank_diff = 0;
+      for (size_t i = 0; i < init.size(); ++i) {
+        diff = std::max(diff, MaxAbsDiff(single.params[0][i], sharded.params[r][i]));
+        rank_diff = std::max(rank_diff, MaxAbsDiff(sharded.params[0][i], sharded.params[r][i]));
+      }
+      EXPECT_LE(diff, 1e-5) << "rank " << r;
+      EXPECT_EQ(rank_diff, 0.0) << "rank " << r;
+      // fp32 masters + two moments, and the fp32 gradient shard: 12 and 4 bytes per owned
+      // element; a rank owns ceil(bucket / world) of every bucket.
+      const int64_t owned_max = n / world + buckets;
+      EXPECT_GE(sharded.state_bytes[r], 12 * (n / world)) << "rank " << r;
+      EXPECT_LE(sharded.state_bytes[r], 12 * owned_max) << "rank " << r;
+      EXPECT_GE(sharded.gradient_bytes[r], 4 * (n / world)) << "rank " << r;
+      EXPECT_LE(sharded.gradient_bytes[r], 4 * owned_max) << "rank " << r;
+      EXPECT_NEAR(sharded.metrics[r].grad_norm, single.metrics[0].grad_norm,
+                  1e-5 * single.metrics[0].grad_norm);
+      EXPECT_NEAR(sharded.metrics[r].loss, single.metrics[0].loss, 1e-5);
+    }
+  }
+}
+
+// bf16 parameters: the all-gather carries bf16, masters stay fp32 on their owners; two sharded
+// ranks end where one rank with replicated fp32 masters does (to bf16's rounding of masters that
+// agree to fp32 rounding), and hold the same weights.
+TEST(Sharding, Bf16TwoRanksEqualOneRankWithFp32Masters) {
+  const ShardingRun single = RunSharded(/*world=*/0, /*zero_stage=*/0, torch::kBFloat16);
+  const ShardingRun sharded = RunSharded(/*world=*/2, /*zero_stage=*/2, torch::kBFloat16);
+  ASSERT_FALSE(sharded.params[1].empty());
+  const std::vector<torch::Tensor> init = Params(*ShardingPolicy(5, torch::kBFloat16));
+  double moved = 0, diff = 0, rank_diff = 0;
+  for (size_t i = 0; i < init.size(); ++i) {
+    moved = std::max(moved, MaxAbsDiff(single.params[0][i], init[i]));
+    // One bf16 spacing at most (|w| < 0.5 here: 2^-9), where masters round differently.
+    diff = std::max(diff, MaxAbsDiff(single.params[0][i], sharded.params[0][i]));
+    rank_diff = std::max(rank_diff, MaxAbsDiff(sharded.params[0][i], sharded.params[1][i]));
+  }
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LE(diff, 1.0 / 512);
+  EXPECT_EQ(rank_diff, 0.0);
+  const int64_t n = PolicyElements();
+  EXPECT_EQ(single.state_bytes[0], 12 * n);  // fp32 masters + moments, whole
+  EXPECT_LE(sharded.state_bytes[0], 12 * (n / 2 + (n + kBucket - 1) / kBucket));
 }
 
 TEST(Distributed, MissingPeerTimesOutWithAClearError) {

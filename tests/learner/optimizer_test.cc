@@ -101,10 +101,10 @@ class MixedPrecisionTest : public ::testing::Test {
         auto scored = ScoreSequences(policy, part.seqs, part.masks);
         EXPECT_TRUE(scored.ok());
         (MeanNll(*scored) * 0.5).backward();
-        opt.AccumulateGradients();
+        EXPECT_TRUE(opt.AccumulateGradients().ok());
       }
-      opt.ClipGradNorm(0);
-      opt.Step(kLr);
+      EXPECT_TRUE(opt.ClipGradNorm(0).ok());
+      EXPECT_TRUE(opt.Step(kLr).ok());
     }
     return Fp32Copy(opt.MasterWeights());
   }

@@ -12,6 +12,7 @@
 
 #include "learner/grpo.h"
 #include "model/qwen2.h"
+#include "model/score.h"
 #include "tests/learner/trainer_test_util.h"
 
 namespace envtune {
@@ -317,6 +318,61 @@ TEST(Trainer, EmptyShardStillSteps) {
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_DOUBLE_EQ(m->grad_norm, 0.0);
   EXPECT_DOUBLE_EQ(m->loss_tokens, 0.0);
+}
+
+}  // namespace
+}  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// The NLL objective (SFT through the trainer) takes the step of the plain recipe: mean
+// negative log-likelihood over the loss tokens, backward, clip, AdamW.
+TEST(Trainer, NllObjectiveTakesThePlainSupervisedStep) {
+  std::mt19937 rng(9);
+  TrainBatch batch;
+  batch.version = 1;
+  std::vector<std::vector<int64_t>> seqs;
+  std::vector<std::vector<uint8_t>> masks;
+  for (int i = 0; i < 3; ++i) {
+    v1::Trajectory t = MakeTrajectory("sft", i, 3, 0, 5, 4 + i, rng, 64, /*version=*/0);
+    seqs.emplace_back(t.token_ids().begin(), t.token_ids().end());
+    masks.emplace_back(t.loss_mask().begin(), t.loss_mask().end());
+    batch.loss_tokens += 4 + i;
+    batch.items.push_back({t, 0.0});
+  }
+  TrainerOptions o;
+  o.objective = Objective::kNll;
+  o.lr = 1e-2;
+  o.max_grad_norm = 0.5;
+  o.share_prefix = false;
+  auto policy = TinyPolicy(12);
+  auto trainer = Trainer::Create(policy, nullptr, o);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  auto m = (*trainer)->Step(batch);
+  ASSERT_TRUE(m.ok()) << m.status();
+
+  auto plain = TinyPolicy(12);
+  plain->train();
+  for (auto& p : plain->parameters()) p.set_requires_grad(true);
+  torch::optim::AdamW adam(plain->parameters(),
+                           torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  ScoreOptions score;
+  score.share_prefix = false;
+  auto scored = ScoreSequences(*plain, seqs, masks, score);
+  ASSERT_TRUE(scored.ok());
+  torch::Tensor loss = MeanNll(*scored);
+  loss.backward();
+  const double norm = torch::nn::utils::clip_grad_norm_(plain->parameters(), o.max_grad_norm);
+  adam.step();
+  EXPECT_NEAR(m->loss, loss.item<double>(), 1e-6);
+  EXPECT_NEAR(m->grad_norm, norm, 1e-5 * norm);
+  EXPECT_EQ(m->loss_tokens, batch.loss_tokens);
+  auto a = policy->parameters();
+  auto b = plain->parameters();
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, MaxAbsDiff(a[i], b[i]));
+  EXPECT_LE(diff, 1e-6);
 }
 
 }  // namespace
