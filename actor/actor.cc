@@ -67,6 +67,15 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
       reader.Get<int64_t>("actor.batch_gather_ms", absl::ToInt64Milliseconds(r.batch_gather)));
   r.seed = reader.Get<uint64_t>("actor.seed", r.seed);
   r.reuse_kv_cache = reader.Get<bool>("actor.reuse_kv_cache", r.reuse_kv_cache);
+  std::string kv_budget;  // the current value, as the key would spell it
+  if (r.kv_budget.bytes > 0) kv_budget = absl::StrCat(r.kv_budget.bytes, "B");
+  if (r.kv_budget.fraction > 0) kv_budget = absl::StrCat(r.kv_budget.fraction);
+  kv_budget = reader.Get<std::string>("actor.kv_budget", kv_budget);
+  if (absl::StatusOr<KvBudget> parsed = ParseKvBudget(kv_budget); parsed.ok()) {
+    r.kv_budget = *parsed;
+  } else {
+    reader.AddError(absl::StrCat("actor.kv_budget: ", parsed.status().message()));
+  }
   o->tokenizer = reader.Get<std::string>("actor.tokenizer", o->tokenizer);
   const std::string format = reader.Get<std::string>("actor.output_format", "envtuning");
   bool known = false;
@@ -321,7 +330,16 @@ struct Actor::Impl {
     std::vector<v1::Lease> leases;
     int64_t episodes = 0;
     const int max_leases = options.max_leases > 0 ? options.max_leases : 1 << 20;
-    while (!stop && episodes < options.rollout.concurrency &&
+    // With a KV budget, only as many episodes as it holds (at the default max_episode_tokens):
+    // leases taken beyond that would wait in the rollout while their deadlines run.
+    int64_t room = options.rollout.concurrency;
+    if (std::shared_ptr<PolicyImpl> current = policy->policy();
+        current != nullptr && !options.rollout.kv_budget.unlimited()) {
+      absl::StatusOr<int64_t> fits =
+          rollout->EpisodesWithinBudget(*current, options.rollout.max_episode_tokens);
+      if (fits.ok()) room = *fits;
+    }
+    while (!stop && episodes < room &&
            static_cast<int>(leases.size()) < max_leases) {
       grpc::ClientContext context;
       SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
@@ -373,8 +391,9 @@ struct Actor::Impl {
                                    absl::IsAborted(st) ? " (episodes dropped)" : ""));
   }
 
-  // Rolls out one round of leases end to end.
-  void RunLeases(const std::vector<v1::Lease>& leases, std::atomic<int64_t>* completed) {
+  // Rolls out one round of leases end to end. An error is the rollout's (the KV budget cannot
+  // hold one episode, generation ran out of memory or failed): fatal for the actor.
+  absl::Status RunLeases(const std::vector<v1::Lease>& leases, std::atomic<int64_t>* completed) {
     uint64_t min_version = 0;
     for (const v1::Lease& lease : leases) {
       min_version = std::max<uint64_t>(min_version, lease.min_policy_version());
@@ -457,7 +476,7 @@ struct Actor::Impl {
         result.stats.set_policy_version(policy->version());
         deliver(spec, result);
       }
-      return;
+      return absl::OkStatus();
     }
     // Roll out with the newest policy the learner has (a cheap "not modified" when current):
     // the lease's minimum bounds staleness, the newest keeps it as small as it can be.
@@ -473,7 +492,7 @@ struct Actor::Impl {
         rollout->Run(*current, policy->version(), specs, deliver, &stop);
     rollout_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - rollout_start));
     round_start_micros = 0;
-    if (!results.ok()) Log(options.name, std::string(results.status().message()));
+    return results.status();
   }
 };
 
@@ -527,13 +546,19 @@ absl::Status Actor::Run() {
   Log(a.options.name, absl::StrCat("registered as ", a.WorkerId()));
   std::thread heartbeat([&a] { a.HeartbeatLoop(); });
   std::thread watch([&a] { a.WatchLoop(); });
+  absl::Status result = absl::OkStatus();
   while (!a.stop && !a.finished) {
     std::vector<v1::Lease> leases = a.AcquireLeases();
     if (leases.empty()) {
       a.Sleep(a.options.idle_backoff);
       continue;
     }
-    a.RunLeases(leases, &leases_completed_);
+    if (absl::Status st = a.RunLeases(leases, &leases_completed_); !st.ok()) {
+      // The round's leases are left to expire (the coordinator re-issues them elsewhere).
+      Log(a.options.name, absl::StrCat("stopping: ", st.message()));
+      result = std::move(st);
+      break;
+    }
   }
   if (a.finished && !a.stop) Log(a.options.name, "the curriculum finished; stopping");
   Stop();
@@ -541,7 +566,7 @@ absl::Status Actor::Run() {
   watch.join();
   absl::StatusOr<v1::PushTrajectoriesResponse> closed = a.pusher->Close(absl::Seconds(10));
   if (!closed.ok()) Log(a.options.name, std::string(closed.status().message()));
-  return absl::OkStatus();
+  return result;
 }
 
 void Actor::Stop() {

@@ -14,7 +14,8 @@
 // options. Episodes end with "time_budget" rpc_timeout before their lease's
 // deadline, so the lease is completed before the coordinator re-issues it. If the learner cannot provide a lease's min_policy_version within weights_timeout,
 // the lease's episodes are completed as failed and the error names the learner and phase.
-// Every RPC has a deadline; errors name the peer and the phase. Stop() ends the loop at the
+// Every RPC has a deadline; errors name the peer and the phase. Rollout errors (KV budget,
+// out of memory, generation failures) end Run with that error instead of failing episodes. Stop() ends the loop at the
 // next boundary; in-flight episodes end as cancelled and their leases are left to expire
 // (the coordinator re-issues them).
 //
@@ -31,6 +32,15 @@
 //   batch_gather_ms: 20        wait for in-flight env replies before a generation batch
 //   reuse_kv_cache: true       keep each episode's keys/values between replies (prefill only
 //                              the observation, not the whole conversation)
+//   kv_budget: ""              key/value memory of the episodes in flight: "" = unlimited (only
+//                              `concurrency` bounds them); a size "24GiB", "512MiB", "30GB"; or
+//                              a fraction of the device's memory (GPU memory, RAM for cpu)
+//                              "0.9" / "90%", minus the policy's parameters. Each episode
+//                              reserves max_episode_tokens x 2 x layers x kv_heads x head_dim x
+//                              dtype bytes while in flight; episodes that do not fit wait
+//                              (actor/rollout.h). An episode larger than the whole budget, or an
+//                              out-of-memory in generation, stops the actor with an error naming
+//                              the bytes (its leases are re-issued elsewhere).
 //   tokenizer: third_party/qwen-tokenizer   tokenizer.json or its directory (relative to the
 //                                           working directory)
 //   output_format: envtuning   envtuning | bfcl_prompting | hermes
@@ -107,7 +117,8 @@ class Actor {
   ~Actor();
 
   // Registers and runs the lease loop until Stop() or the curriculum finishes (OK), or a fatal
-  // error (e.g. the coordinator is unreachable at registration).
+  // error (the coordinator is unreachable at registration; a rollout error such as an episode
+  // larger than actor.kv_budget, RESOURCE_EXHAUSTED).
   absl::Status Run();
   // Thread-safe; Run() returns soon after.
   void Stop();

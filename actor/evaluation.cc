@@ -239,7 +239,7 @@ class ModelPolicy : public EvalPolicy {
       }
       rows.push_back(i);
       prompts.emplace_back(ids->begin(), ids->end());
-      caches.push_back(caches_[v.task]);
+      caches.push_back(std::move(caches_[v.task]));  // Generate consumes it
       caps.push_back(std::min(room, options_.generation.max_new_tokens));
     }
     if (rows.empty()) return out;

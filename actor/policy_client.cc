@@ -88,50 +88,67 @@ absl::StatusOr<uint64_t> PolicyClient::Fetch() {
     return known;
   }
   if (!chunk.has_header()) return fail("first chunk has no header");
+  // The chunks go straight into per-tensor buffers allocated from the header (kept for the next
+  // version when they are pinned, since the host allocator would keep that memory anyway).
   v1::WeightsHeader header = std::move(*chunk.mutable_header());
   const uint64_t total = header.total_bytes();
-  if (absl::Status st = ValidateWeightsHeader(header, total); !st.ok()) {
+  if (receiver_ == nullptr) {
+    absl::StatusOr<std::unique_ptr<WeightsReceiver>> created =
+        WeightsReceiver::Create(std::move(header), options_.load);
+    if (!created.ok()) return fail(std::string(created.status().message()));
+    receiver_ = std::move(*created);
+  } else if (absl::Status st = receiver_->Reset(std::move(header)); !st.ok()) {
+    receiver_.reset();
     return fail(std::string(st.message()));
   }
-  std::string data;
-  data.reserve(static_cast<size_t>(std::min<uint64_t>(total, uint64_t{8} << 30)));
+  WeightsReceiver& receiver = *receiver_;
+  struct Release {  // unpinned buffers are not worth keeping between versions
+    std::unique_ptr<WeightsReceiver>* receiver;
+    ~Release() {
+      if (*receiver != nullptr && !(*receiver)->pinned()) receiver->reset();
+    }
+  } release{&receiver_};
   bool last = chunk.last();
-  data.append(chunk.data());
+  if (absl::Status st = receiver.Append(chunk.data()); !st.ok()) {
+    return fail(std::string(st.message()));
+  }
   while (!last) {
     chunk.Clear();
     if (!reader->Read(&chunk)) {
       grpc::Status status = reader->Finish();
       if (!status.ok()) return FromGrpcStatus(status, peer, "GetWeights data");
       return absl::DataLossError(absl::StrCat(peer, " (GetWeights): stream ended after ",
-                                              data.size(), " of ", total, " bytes without last"));
+                                              receiver.received(), " of ", total,
+                                              " bytes without last"));
     }
     if (chunk.version() != version) {
       return fail(absl::StrCat("chunk of version ", chunk.version(), " inside version ", version));
     }
     if (chunk.has_header()) return fail("a second header inside the stream");
-    if (data.size() + chunk.data().size() > total) {
+    if (receiver.received() + chunk.data().size() > total) {
       return fail(absl::StrCat("more data than the header's ", total, " bytes"));
     }
-    data.append(chunk.data());
+    if (absl::Status st = receiver.Append(chunk.data()); !st.ok()) {
+      return fail(std::string(st.message()));
+    }
     last = chunk.last();
   }
-  if (data.size() != total) {
-    return fail(absl::StrCat("got ", data.size(), " of ", total, " bytes"));
+  if (receiver.received() != total) {
+    return fail(absl::StrCat("got ", receiver.received(), " of ", total, " bytes"));
   }
   if (reader->Read(&chunk)) return fail("chunks after last");
   grpc::Status status = reader->Finish();
   if (!status.ok()) return FromGrpcStatus(status, peer, "GetWeights finish");
 
   std::shared_ptr<PolicyImpl> current = policy();
-  if (current != nullptr && SameArchitecture(*current, header)) {
-    if (absl::Status st = RefreshPolicyFromWeights(*current, header, data); !st.ok()) {
+  if (current != nullptr && SameArchitecture(*current, receiver.header())) {
+    if (absl::Status st = receiver.Refresh(*current); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat(peer, " (loading version ", version, "): ",
                                                   st.message()));
     }
     SetPolicy(std::move(current), version);
   } else {
-    absl::StatusOr<std::shared_ptr<PolicyImpl>> built =
-        BuildPolicyFromWeights(header, data, options_.load);
+    absl::StatusOr<std::shared_ptr<PolicyImpl>> built = receiver.Build();
     if (!built.ok()) {
       return absl::Status(built.status().code(),
                           absl::StrCat(peer, " (loading version ", version, "): ",

@@ -1,7 +1,9 @@
 // PolicyClient: the actor's current policy and the versioned weights it fetches from the
-// learner (LearnerService.GetWeights). A fetch reassembles the chunk stream (header, data*,
-// last) with size checks; "not modified" keeps the policy; a newer version is loaded in place
-// when the architecture is unchanged, else a new policy is built.
+// learner (LearnerService.GetWeights). A fetch writes the chunk stream (header, data*, last)
+// straight into per-tensor host buffers allocated from the header (model/weights_io.h
+// WeightsReceiver; pinned and kept between versions for a CUDA policy), with size checks; no
+// whole-model buffer is assembled. "not modified" keeps the policy; a newer version is loaded in
+// place when the architecture is unchanged, else a new policy is built.
 //
 // EnsureVersion(min) is what a lease needs: it never returns OK with a policy older than `min`.
 // It polls the learner (GetPolicyVersion, then GetWeights) until the version is available or
@@ -66,6 +68,7 @@ class PolicyClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::LearnerService::Stub> stub_;
   absl::Mutex fetch_mu_;  // one fetch at a time
+  std::unique_ptr<WeightsReceiver> receiver_ ABSL_GUARDED_BY(fetch_mu_);
   mutable absl::Mutex mu_;
   std::shared_ptr<PolicyImpl> policy_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;

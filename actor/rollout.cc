@@ -1,7 +1,9 @@
 #include "actor/rollout.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -10,6 +12,9 @@
 #include <utility>
 #include <variant>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "model/generate.h"
@@ -91,6 +96,7 @@ struct Episode {
   int64_t generated = 0;
   bool reply_stopped = true;  // the last reply ended with <|im_end|>
   SequenceCachePtr kv;        // keys/values of the conversation so far (reuse_kv_cache)
+  int64_t kv_reserved = 0;    // bytes of the KV budget this episode holds while in flight
   size_t reply_begin = 0, reply_end = 0;
   std::vector<v1::TurnSpan> spans;
   bool span_open = false;
@@ -110,8 +116,88 @@ struct Completion {
 
 }  // namespace
 
+absl::StatusOr<KvBudget> ParseKvBudget(std::string_view text) {
+  const absl::string_view input(text.data(), text.size());
+  const absl::string_view t = absl::StripAsciiWhitespace(input);
+  KvBudget out;
+  if (t.empty() || t == "0") return out;
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "KV budget '", input, "': ", why,
+        " (want a size like 4GiB, 512MiB, 2GB, or a fraction of device memory like 0.9 or 90%)"));
+  };
+  struct Unit {
+    const char* name;
+    double scale;
+  };
+  constexpr Unit kUnits[] = {{"KiB", 1024.0}, {"MiB", 1024.0 * 1024}, {"GiB", 1024.0 * 1024 * 1024},
+                             {"TiB", 1024.0 * 1024 * 1024 * 1024}, {"KB", 1e3}, {"MB", 1e6},
+                             {"GB", 1e9}, {"TB", 1e12}, {"B", 1.0}, {"%", -1.0}};
+  absl::string_view number = t;
+  double scale = 0;  // 0: a bare number
+  for (const Unit& u : kUnits) {
+    if (absl::EndsWith(t, u.name)) {
+      number = absl::StripTrailingAsciiWhitespace(t.substr(0, t.size() - strlen(u.name)));
+      scale = u.scale;
+      break;
+    }
+  }
+  double value = 0;
+  if (!absl::SimpleAtod(number, &value) || !std::isfinite(value) || value < 0) {
+    return bad("not a non-negative number with a unit");
+  }
+  if (scale < 0) {  // percent
+    if (value <= 0 || value > 100) return bad("a percentage must be in (0, 100]");
+    out.fraction = value / 100;
+  } else if (scale == 0) {
+    if (value > 1) return bad("a bare number is a fraction and must be in (0, 1]; give a unit for bytes");
+    out.fraction = value;
+  } else {
+    const double bytes = value * scale;
+    if (bytes < 1 || bytes > 9e18) return bad("out of range");
+    out.bytes = static_cast<int64_t>(bytes);
+  }
+  return out;
+}
+
+std::string KvBudgetString(const KvBudget& budget) {
+  if (budget.bytes > 0) return absl::StrCat(budget.bytes, " bytes");
+  if (budget.fraction > 0) return absl::StrCat(budget.fraction, " of device memory");
+  return "unlimited";
+}
+
 Rollout::Rollout(const Tokenizer* tokenizer, EnvClient* env, RolloutOptions options)
     : tokenizer_(tokenizer), env_(env), options_(std::move(options)) {}
+
+absl::StatusOr<std::pair<int64_t, std::string>> Rollout::KvBudgetBytes(
+    const PolicyImpl& policy) const {
+  int64_t bytes = options_.kv_budget.bytes;
+  std::string source = absl::StrCat("actor.kv_budget ", KvBudgetString(options_.kv_budget));
+  if (options_.kv_budget.fraction > 0) {
+    absl::StatusOr<DeviceMemory> memory = PolicyDeviceMemory(policy);
+    if (!memory.ok()) return memory.status();
+    bytes = static_cast<int64_t>(options_.kv_budget.fraction *
+                                 static_cast<double>(memory->total_bytes)) -
+            memory->parameter_bytes;
+    absl::StrAppend(&source, " (", memory->total_bytes, " bytes of device memory, ",
+                    memory->parameter_bytes, " of them the policy's parameters)");
+    if (bytes <= 0) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "rollout: no KV budget left: ", source, " leaves ", bytes, " bytes for keys and values"));
+    }
+  }
+  return std::make_pair(bytes, std::move(source));
+}
+
+absl::StatusOr<int64_t> Rollout::EpisodesWithinBudget(const PolicyImpl& policy,
+                                                      int64_t episode_tokens) const {
+  const int64_t concurrency = std::max(1, options_.concurrency);
+  absl::StatusOr<std::pair<int64_t, std::string>> budget = KvBudgetBytes(policy);
+  if (!budget.ok()) return budget.status();
+  if (budget->first == 0) return concurrency;
+  const int64_t per_episode = std::max<int64_t>(1, episode_tokens) * KvBytesPerToken(policy);
+  return std::clamp<int64_t>(budget->first / per_episode, 1, concurrency);
+}
 
 absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
                                                         uint64_t policy_version,
@@ -133,6 +219,29 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
   std::vector<Episode> episodes(n);
   std::vector<EpisodeResult> results(n);
   if (n == 0) return results;
+  auto episode_tokens = [&](const EpisodeSpec& s) {
+    return s.max_episode_tokens > 0 ? s.max_episode_tokens : options_.max_episode_tokens;
+  };
+
+  // The KV budget in bytes (0 = none) and each episode's reservation.
+  const int64_t kv_per_token = KvBytesPerToken(policy);
+  absl::StatusOr<std::pair<int64_t, std::string>> resolved = KvBudgetBytes(policy);
+  if (!resolved.ok()) return resolved.status();
+  const int64_t kv_budget = resolved->first;
+  const std::string budget_source = resolved->second;
+  auto kv_reservation = [&](const EpisodeSpec& s) { return episode_tokens(s) * kv_per_token; };
+  if (kv_budget > 0) {
+    for (const EpisodeSpec& s : specs) {
+      if (kv_reservation(s) > kv_budget) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "rollout: episode ", s.episode_id, " needs ", kv_reservation(s),
+            " bytes of KV cache (", episode_tokens(s), " tokens (max_episode_tokens) x ",
+            kv_per_token, " bytes per token) but the KV budget is ", kv_budget, " bytes (",
+            budget_source, "); raise actor.kv_budget or lower max_episode_tokens"));
+      }
+    }
+  }
+  int64_t kv_reserved = 0;  // by the episodes in flight
 
   std::mutex mu;
   std::condition_variable cv;
@@ -157,6 +266,8 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     if (e.phase == Episode::Phase::kDone) return;
     e.phase = Episode::Phase::kDone;
     e.kv.reset();
+    kv_reserved -= e.kv_reserved;
+    e.kv_reserved = 0;
     e.finish_reason = std::move(reason);
     const EpisodeSpec& s = *e.spec;
     EpisodeResult& r = results[e.index];
@@ -206,10 +317,6 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     e.error = std::move(error);
     finish(e, std::move(reason));
   };
-  auto episode_tokens = [&](const Episode& e) {
-    return e.spec->max_episode_tokens > 0 ? e.spec->max_episode_tokens
-                                          : options_.max_episode_tokens;
-  };
 
   auto launch = [&](size_t i) {
     Episode& e = episodes[i];
@@ -217,11 +324,22 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     e.index = i;
     e.started = absl::Now();
     e.phase = Episode::Phase::kWaitingEnv;
+    if (kv_budget > 0) {
+      e.kv_reserved = kv_reservation(*e.spec);
+      kv_reserved += e.kv_reserved;
+      int64_t seen = max_kv_reserved_.load();
+      while (kv_reserved > seen && !max_kv_reserved_.compare_exchange_weak(seen, kv_reserved)) {
+      }
+    }
     v1::StartEpisodeRequest request;
     request.set_task_id(e.spec->task_id);
     *request.mutable_options() = e.spec->options;
     ++in_flight;
     ++active;
+    int64_t seen = max_in_flight_.load();
+    while (static_cast<int64_t>(active) > seen &&
+           !max_in_flight_.compare_exchange_weak(seen, static_cast<int64_t>(active))) {
+    }
     EnvClient* env = env_;
     submit([env, i, request = std::move(request)] {
       return Completion{i, env->StartEpisode(request)};
@@ -302,7 +420,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     }
     for (Json& m : added) e.messages.push_back(std::move(m));
     // The observation plus at least one generated token must fit.
-    if (static_cast<int64_t>(e.ids.size() + ids->size()) >= episode_tokens(e)) {
+    if (static_cast<int64_t>(e.ids.size() + ids->size()) >= episode_tokens(*e.spec)) {
       return finish(e, "token_budget");
     }
     e.ids.insert(e.ids.end(), ids->begin(), ids->end());
@@ -327,7 +445,10 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
 
   auto cancelled = [&] { return cancel != nullptr && cancel->load(); };
 
-  auto generate = [&](const std::vector<size_t>& rows, bool greedy) {
+  // Generates one reply for every episode of `rows`. A batch whose cache would exceed its rows'
+  // KV reservations is split in halves; any other failure is the round's error.
+  std::function<absl::Status(const std::vector<size_t>&, bool)> generate;
+  generate = [&](const std::vector<size_t>& rows, bool greedy) -> absl::Status {
     GenerationOptions g;
     g.do_sample = !greedy;
     g.temperature = options_.temperature;
@@ -340,18 +461,21 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     std::vector<SequenceCachePtr> caches;
     std::vector<int64_t> caps;
     int64_t max_cap = 1;
+    int64_t kv_rows = 0;  // the rows' reservations
     for (size_t i : rows) {
       const Episode& e = episodes[i];
+      kv_rows += e.kv_reserved;
       prompts.emplace_back(e.ids.begin(), e.ids.end());
-      caches.push_back(e.kv);
+      caches.push_back(std::move(episodes[i].kv));  // Generate consumes it
       g.row_seeds.push_back(SplitMix64(options_.seed ^ SplitMix64(e.spec->options.seed()) ^
                                        SplitMix64(static_cast<uint64_t>(e.model_turns) + 1)));
       int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
-      cap = std::min<int64_t>(cap, episode_tokens(e) - static_cast<int64_t>(e.ids.size()));
+      cap = std::min<int64_t>(cap, episode_tokens(*e.spec) - static_cast<int64_t>(e.ids.size()));
       caps.push_back(cap);
       max_cap = std::max(max_cap, cap);
     }
     g.max_new_tokens = max_cap;
+    g.max_kv_bytes = kv_rows;
     generate_batches_.fetch_add(1);
     int64_t seen = max_batch_rows_.load();
     while (static_cast<int64_t>(rows.size()) > seen &&
@@ -361,13 +485,23 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     absl::StatusOr<std::vector<GenerationResult>> out =
         Generate(policy, prompts, g, nullptr, options_.reuse_kv_cache ? &caches : nullptr);
     generation_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - generate_start));
+    if (!out.ok() && IsKvLimitError(out.status()) && rows.size() > 1) {
+      kv_batch_splits_.fetch_add(1);
+      const auto half = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
+      if (absl::Status st = generate(std::vector<size_t>(rows.begin(), half), greedy); !st.ok()) {
+        return st;
+      }
+      return generate(std::vector<size_t>(half, rows.end()), greedy);
+    }
+    if (!out.ok()) {
+      return absl::Status(out.status().code(),
+                          absl::StrCat("rollout: generating replies for ", rows.size(),
+                                       " episodes (", episodes[rows[0]].spec->episode_id,
+                                       rows.size() > 1 ? ", ..." : "", "): ",
+                                       out.status().message()));
+    }
     for (size_t k = 0; k < rows.size(); ++k) {
       Episode& e = episodes[rows[k]];
-      if (!out.ok()) {
-        fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
-                                          ": generation failed: ", out.status().message()));
-        continue;
-      }
       GenerationResult& res = (*out)[k];
       if (options_.reuse_kv_cache) e.kv = std::move(caches[k]);
       // One batch serves rows with different caps: a row keeps the prefix within its own cap
@@ -408,6 +542,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
         return Completion{index, env->Step(request)};
       });
     }
+    return absl::OkStatus();
   };
 
   std::deque<Completion> batch;
@@ -427,7 +562,13 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       next = n;
       break;
     }
-    while (active < static_cast<size_t>(options_.concurrency) && next < n) launch(next++);
+    // Admission: `concurrency`, and the KV budget (an episode waits until its reservation fits;
+    // alone, it always fits, as checked above).
+    while (active < static_cast<size_t>(options_.concurrency) && next < n &&
+           (kv_budget == 0 || active == 0 ||
+            kv_reserved + kv_reservation(specs[next]) <= kv_budget)) {
+      launch(next++);
+    }
 
     // Budgets are checked when an episode is about to use the model.
     std::vector<size_t> sampled, greedy;
@@ -441,7 +582,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
           finish(e, "time_budget");
         } else if (e.model_turns >= options_.max_model_turns) {
           finish(e, "turn_budget");
-        } else if (static_cast<int64_t>(e.ids.size()) >= episode_tokens(e)) {
+        } else if (static_cast<int64_t>(e.ids.size()) >= episode_tokens(*e.spec)) {
           finish(e, "token_budget");
         } else {
           (e.spec->greedy ? greedy : sampled).push_back(e.index);
@@ -459,8 +600,10 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       }
       drain(batch);
       collect();
-      if (!sampled.empty()) generate(sampled, false);
-      if (!greedy.empty()) generate(greedy, true);
+      for (auto [rows, is_greedy] : {std::pair{&sampled, false}, std::pair{&greedy, true}}) {
+        if (rows->empty()) continue;
+        if (absl::Status st = generate(*rows, is_greedy); !st.ok()) return st;
+      }
       continue;
     }
     if (finished >= n) break;

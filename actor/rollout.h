@@ -20,6 +20,19 @@
 // text cannot be rendered is delivered with failed=true, no tokens and the error, so its GRPO
 // group is still accounted for.
 //
+// KV budget (RolloutOptions::kv_budget): each episode reserves max_episode_tokens x
+// KvBytesPerToken (model/generate.h: 2 x layers x kv heads x head_dim x dtype bytes) of
+// key/value memory from its start to its end; that covers the cache it keeps between replies
+// and its row of a generation batch. An episode starts only when its reservation fits next to
+// those in flight (and `concurrency` allows), so long episodes queue instead of running out of
+// memory. A generation batch may hold at most its rows' reservations (GenerationOptions::
+// max_kv_bytes); a batch whose padding would need more is split and generated in parts (each
+// row samples from its own stream, so the tokens are the same up to rounding).
+// Run fails with RESOURCE_EXHAUSTED, before starting any episode, when one episode's
+// reservation exceeds the budget (the message names both numbers), and when generation runs out
+// of memory anyway (the message names the cache's rows, tokens and bytes): a round is never
+// delivered as a batch of failed episodes.
+//
 // Thread safety: one Run at a time per Rollout (the tokenizer and env client may be shared).
 #ifndef ENVTUNE_ACTOR_ROLLOUT_H_
 #define ENVTUNE_ACTOR_ROLLOUT_H_
@@ -28,6 +41,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,6 +56,21 @@
 namespace envtune {
 
 class PolicyImpl;
+
+// The key/value memory the actor's episodes may reserve: at most one of the two is set; both 0
+// means no budget (episodes are bounded by `concurrency` only).
+struct KvBudget {
+  int64_t bytes = 0;    // absolute
+  double fraction = 0;  // of the policy device's memory (GPU memory, or RAM for cpu), minus
+                        // the policy's parameters; in (0, 1]
+  bool unlimited() const { return bytes == 0 && fraction == 0; }
+};
+
+// "" or "0" (no budget); a size with a unit, "4GiB", "512MiB", "1.5GB", "1000000B" (B, KB, MB,
+// GB, TB powers of 1000, KiB, MiB, GiB, TiB powers of 1024); a fraction of device memory "0.9"
+// or "90%". InvalidArgument naming the text otherwise (e.g. a bare number above 1).
+absl::StatusOr<KvBudget> ParseKvBudget(std::string_view text);
+std::string KvBudgetString(const KvBudget& budget);
 
 struct RolloutOptions {
   int concurrency = 64;               // episodes in flight at once (>= 1)
@@ -58,6 +88,7 @@ struct RolloutOptions {
   // added since the last one (the observation) instead of the whole conversation. Costs the
   // episodes' KV memory while they wait for env servers.
   bool reuse_kv_cache = true;
+  KvBudget kv_budget;                 // key/value memory of the episodes in flight (see above)
 };
 
 // One episode to roll out.
@@ -91,25 +122,41 @@ class Rollout {
   Rollout(const Tokenizer* tokenizer, EnvClient* env, RolloutOptions options);
 
   // Rolls every spec out to completion with `policy` (which nobody may modify meanwhile) and
-  // returns the results in spec order. Errors only for unusable arguments; per-episode
-  // failures are results with failed=true. If `cancel` becomes true, episodes not finished yet
+  // returns the results in spec order. Errors: InvalidArgument for unusable arguments,
+  // ResourceExhausted for the KV budget or memory (see above; episodes not delivered by then
+  // never are), Internal when generation fails; per-episode failures (env errors) are results
+  // with failed=true. If `cancel` becomes true, episodes not finished yet
   // end as failed ("cancelled") and Run returns promptly.
   absl::StatusOr<std::vector<EpisodeResult>> Run(PolicyImpl& policy, uint64_t policy_version,
                                                  const std::vector<EpisodeSpec>& specs,
                                                  const EpisodeDoneFn& on_done = nullptr,
                                                  const std::atomic<bool>* cancel = nullptr);
 
+  // How many episodes of `episode_tokens` tokens the KV budget holds next to each other with
+  // `policy`, capped at `concurrency` (concurrency without a budget; at least 1, so that a too
+  // small budget fails in Run with its numbers). Errors: those of reading device memory.
+  absl::StatusOr<int64_t> EpisodesWithinBudget(const PolicyImpl& policy,
+                                               int64_t episode_tokens) const;
+
   // Totals since construction (for heartbeats and benchmarks).
   int64_t episodes_finished() const { return episodes_finished_.load(); }
   int64_t tokens_generated() const { return tokens_generated_.load(); }
   int64_t generate_batches() const { return generate_batches_.load(); }
   int64_t max_batch_rows() const { return max_batch_rows_.load(); }
+  // Most episodes in flight at once, and most KV bytes they had reserved (0 without a budget).
+  int64_t max_episodes_in_flight() const { return max_in_flight_.load(); }
+  int64_t max_kv_reserved_bytes() const { return max_kv_reserved_.load(); }
+  // Generation batches split because their padded cache would exceed their rows' reservations.
+  int64_t kv_batch_splits() const { return kv_batch_splits_.load(); }
   // Wall time of Run's thread: in Generate, and blocked on env replies with nothing to generate
   // (the rest of Run is the actor's own work: rendering, tokenizing, decoding).
   double generation_seconds() const { return generation_micros_.load() * 1e-6; }
   double env_wait_seconds() const { return env_wait_micros_.load() * 1e-6; }
 
  private:
+  // The KV budget in bytes for `policy` (0 = none) and how it was derived (for messages).
+  absl::StatusOr<std::pair<int64_t, std::string>> KvBudgetBytes(const PolicyImpl& policy) const;
+
   const Tokenizer* const tokenizer_;
   EnvClient* const env_;
   const RolloutOptions options_;
@@ -117,6 +164,9 @@ class Rollout {
   std::atomic<int64_t> tokens_generated_{0};
   std::atomic<int64_t> generate_batches_{0};
   std::atomic<int64_t> max_batch_rows_{0};
+  std::atomic<int64_t> max_in_flight_{0};
+  std::atomic<int64_t> max_kv_reserved_{0};
+  std::atomic<int64_t> kv_batch_splits_{0};
   std::atomic<int64_t> generation_micros_{0};
   std::atomic<int64_t> env_wait_micros_{0};
 };

@@ -30,6 +30,7 @@
 #include "learner/learner_service.h"
 #include "learner/trainer.h"
 #include "learner/trajectory_queue.h"
+#include "learner/weight_publisher.h"
 #include "learner/weight_store.h"
 #include "model/config.h"
 #include "model/device.h"
@@ -198,6 +199,7 @@ struct LearnerRole::Impl {
   // Rank 0 only.
   std::unique_ptr<TrajectoryQueue> queue;
   std::unique_ptr<WeightStore> weights;
+  std::unique_ptr<WeightPublisher> publisher;
   std::unique_ptr<LearnerServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -264,15 +266,10 @@ struct LearnerRole::Impl {
     return options.world_size > 1 ? absl::StrCat(options.name, "/", options.rank) : options.name;
   }
 
+  // Per-tensor host snapshot; on CUDA the copy completes and the version becomes visible off
+  // this thread (learner/weight_publisher.h).
   absl::Status Publish(uint64_t version, int64_t step) {
-    absl::StatusOr<PolicyWeights> w = SerializePolicyWeights(*policy, options.publish_dtype);
-    if (!w.ok()) return w.status();
-    auto snapshot = std::make_shared<WeightSnapshot>();
-    snapshot->version = version;
-    snapshot->learner_step = static_cast<uint64_t>(step);
-    snapshot->header = std::move(w->header);
-    snapshot->data = std::move(w->data);
-    return weights->Publish(std::move(snapshot));
+    return publisher->Publish(*policy, version, static_cast<uint64_t>(step));
   }
 
   absl::Status RegisterOnce() {
@@ -673,7 +670,9 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
 
   impl->queue = std::make_unique<TrajectoryQueue>(o.queue_capacity);
   impl->weights = std::make_unique<WeightStore>();
+  impl->publisher = std::make_unique<WeightPublisher>(impl->weights.get(), o.publish_dtype);
   if (absl::Status s = impl->Publish(1, 0); !s.ok()) return s;
+  if (absl::Status s = impl->publisher->Flush(); !s.ok()) return s;
   {
     absl::MutexLock lock(&impl->mu);
     impl->progress.version = 1;

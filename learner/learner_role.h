@@ -12,7 +12,9 @@
 //             a complete group generated more than max_staleness versions ago is dropped and
 //             counted; once train_batch_groups groups are complete (oldest first): BuildTrainBatch ->
 //             broadcast to the other ranks -> Trainer::Step on this rank's shard -> publish
-//             version + 1 -> ReportLearnerStep (metrics, and the leases whose groups were
+//             version + 1 (a per-tensor host snapshot; on CUDA the copy completes and the
+//             version becomes visible off the training thread: learner/weight_publisher.h)
+//             -> ReportLearnerStep (metrics, and the leases whose groups were
 //             consumed, for the coordinator's flow control; heartbeats carry them too) ->
 //             checkpoint every checkpoint_every
 //             steps (HF safetensors via SavePolicy) and at the end.

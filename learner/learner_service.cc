@@ -83,23 +83,27 @@ class LearnerServiceImpl::PushReactor final : public grpc::ServerReadReactor<v1:
   v1::Trajectory incoming_;
 };
 
-// One GetWeights stream: not_modified, or header, data chunks, last.
+// One GetWeights stream: not_modified, or header, data chunks, last. Each data chunk is filled
+// straight from the snapshot's per-tensor buffers (the tensors one after the other, a chunk may
+// span several), so no whole-model buffer exists; one write is in flight at a time and the
+// snapshot stays alive until the stream ends.
 class LearnerServiceImpl::WeightsReactor final : public grpc::ServerWriteReactor<v1::WeightsChunk> {
  public:
   WeightsReactor(std::shared_ptr<const WeightSnapshot> snapshot, const v1::GetWeightsRequest& request,
                  uint32_t chunk_bytes)
-      : snapshot_(std::move(snapshot)), chunk_bytes_(chunk_bytes) {
+      : snapshot_(std::move(snapshot)), chunk_bytes_(std::max<uint32_t>(1, chunk_bytes)) {
     if (snapshot_ == nullptr) {
       Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "no policy weights published yet"));
       return;
     }
+    total_ = snapshot_->total_bytes();
     chunk_.set_version(snapshot_->version);
     if (request.known_version() == snapshot_->version) {
       chunk_.set_not_modified(true);
       chunk_.set_last(true);
     } else {
       *chunk_.mutable_header() = snapshot_->header;
-      chunk_.set_last(snapshot_->data.empty());
+      chunk_.set_last(total_ == 0);
     }
     StartWrite(&chunk_);
   }
@@ -113,12 +117,23 @@ class LearnerServiceImpl::WeightsReactor final : public grpc::ServerWriteReactor
       Finish(grpc::Status::OK);
       return;
     }
-    size_t n = std::min<size_t>(chunk_bytes_, snapshot_->data.size() - offset_);
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_bytes_, total_ - sent_));
     chunk_.Clear();
     chunk_.set_version(snapshot_->version);
-    chunk_.set_data(snapshot_->data.substr(offset_, n));
-    offset_ += n;
-    chunk_.set_last(offset_ == snapshot_->data.size());
+    std::string* data = chunk_.mutable_data();
+    data->reserve(n);
+    while (data->size() < n) {
+      const std::string_view tensor = snapshot_->tensors[tensor_];
+      const size_t take = std::min(n - data->size(), tensor.size() - offset_);
+      data->append(tensor.data() + offset_, take);
+      offset_ += take;
+      if (offset_ == tensor.size()) {
+        ++tensor_;
+        offset_ = 0;
+      }
+    }
+    sent_ += n;
+    chunk_.set_last(sent_ == total_);
     StartWrite(&chunk_);
   }
 
@@ -127,6 +142,9 @@ class LearnerServiceImpl::WeightsReactor final : public grpc::ServerWriteReactor
  private:
   const std::shared_ptr<const WeightSnapshot> snapshot_;
   const uint32_t chunk_bytes_;
+  uint64_t total_ = 0;
+  uint64_t sent_ = 0;
+  size_t tensor_ = 0;  // the tensor the next byte comes from, and the offset in it
   size_t offset_ = 0;
   v1::WeightsChunk chunk_;
 };

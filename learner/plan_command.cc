@@ -204,6 +204,8 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
   a.dtype_bytes = DtypeBytes(actor_dtype);
   a.concurrency = actor.rollout.concurrency;
   a.max_episode_tokens = actor.rollout.max_episode_tokens;
+  a.kv_budget_bytes = actor.rollout.kv_budget.bytes;
+  a.kv_budget_fraction = actor.rollout.kv_budget.fraction;
   a.cuda = IsCuda(actor.policy.load.device);
   a.device_memory = a.cuda ? gpu_bytes : ram;
 

@@ -4,8 +4,13 @@
 #include <exception>
 #include <limits>
 
-#include <ATen/ATen.h>
+#include <unistd.h>
 
+#include <ATen/ATen.h>
+#include <ATen/DeviceAccelerator.h>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
 #include "model/device.h"
@@ -99,7 +104,7 @@ int64_t ReusableTokens(const SequenceCache* cache, const std::vector<int64_t>& p
   if (cache == nullptr) return 0;
   const ModelConfig& c = policy.config();
   if (static_cast<int64_t>(cache->keys.size()) != c.num_hidden_layers || cache->keys.empty() ||
-      cache->keys[0].size(0) != c.num_key_value_heads || cache->keys[0].size(2) != c.head_dim ||
+      !cache->keys[0].defined() || cache->keys[0].size(0) != c.num_key_value_heads || cache->keys[0].size(2) != c.head_dim ||
       cache->keys[0].scalar_type() != policy.dtype() ||
       !SameDevice(cache->keys[0].device(), policy.device())) {
     return 0;
@@ -111,6 +116,65 @@ int64_t ReusableTokens(const SequenceCache* cache, const std::vector<int64_t>& p
 
 }  // namespace
 
+int64_t KvBytesPerToken(const PolicyImpl& policy) {
+  const ModelConfig& c = policy.config();
+  return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim *
+         static_cast<int64_t>(c10::elementSize(policy.dtype()));
+}
+
+namespace {
+constexpr char kKvLimitPayload[] = "type.envtune.dev/kv_limit";
+
+absl::Status KvLimitError(std::string message) {
+  absl::Status st = absl::ResourceExhaustedError(std::move(message));
+  st.SetPayload(kKvLimitPayload, absl::Cord("1"));
+  return st;
+}
+
+bool IsAllocationFailure(const c10::Error& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  const absl::string_view what = e.what_without_backtrace();
+  return absl::StrContains(what, "out of memory") || absl::StrContains(what, "Out of Memory") ||
+         absl::StrContains(what, "can't allocate memory") ||
+         absl::StrContains(what, "not enough memory");
+}
+
+// The batch's keys/values: `cache` holds `rows` live rows of `alloc_rows` allocated ones (rows
+// compacted away stay allocated until the next growth) and `capacity` positions.
+struct GrowingCache {
+  KVCache cache;
+  int64_t alloc_rows = 0;
+  int64_t bytes_per_token = 0;
+  int64_t extracted_bytes = 0;  // copies of finished rows' caches made by this call
+  int64_t Bytes() const { return alloc_rows * cache.capacity() * bytes_per_token; }
+};
+
+}  // namespace
+
+bool IsKvLimitError(const absl::Status& status) {
+  return absl::IsResourceExhausted(status) && status.GetPayload(kKvLimitPayload).has_value();
+}
+
+absl::StatusOr<DeviceMemory> PolicyDeviceMemory(const PolicyImpl& policy) {
+  DeviceMemory out;
+  try {
+    for (const auto& p : policy.parameters()) out.parameter_bytes += p.nbytes();
+    const c10::Device device = policy.device();
+    if (device.is_cuda()) {
+      const c10::DeviceIndex index = device.has_index() ? device.index() : c10::DeviceIndex(0);
+      out.total_bytes = static_cast<int64_t>(at::accelerator::getMemoryInfo(index).second);
+    } else {
+      const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+      if (pages <= 0 || page <= 0) return absl::InternalError("cannot read the host's memory size");
+      out.total_bytes = static_cast<int64_t>(pages) * page;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("reading the device's memory size: ", e.what_without_backtrace()));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<GenerationResult>> Generate(
     PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
     const GenerationOptions& options, const DetokenizeFn& detokenize,
@@ -120,10 +184,24 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     return absl::InvalidArgumentError(absl::StrCat("generate: ", caches->size(), " caches for ",
                                                    prompts.size(), " prompts"));
   }
+  if (options.max_kv_bytes < 0) return absl::InvalidArgumentError("max_kv_bytes must be >= 0");
   std::vector<GenerationResult> results(prompts.size());
   if (prompts.empty() || options.max_new_tokens == 0) return results;
   size_t max_stop_len = 0;
   for (const auto& s : options.stop_strings) max_stop_len = std::max(max_stop_len, s.size());
+  GrowingCache kv;
+  kv.bytes_per_token = KvBytesPerToken(policy);
+  auto describe = [&kv] {
+    return absl::StrCat(kv.alloc_rows, " rows x ", kv.cache.capacity(), " positions x ",
+                        kv.bytes_per_token, " bytes per token = ", kv.Bytes(),
+                        " bytes, plus ", kv.extracted_bytes, " bytes of finished rows' caches");
+  };
+  auto fail = [&](absl::Status st) -> absl::Status {
+    if (caches != nullptr) {
+      for (SequenceCachePtr& c : *caches) c.reset();
+    }
+    return st;
+  };
   try {
     at::NoGradGuard no_grad;
     const c10::Device device = policy.device();
@@ -145,10 +223,23 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
       T = std::max<int64_t>(T, static_cast<int64_t>(prompts[b].size()) - reuse[b]);
     }
     const int64_t P = P0 + T;
-    const int64_t capacity = P + options.max_new_tokens;
+    // Generated tokens the cache has room for; the last sampled token is never written.
+    int64_t room = std::min(options.max_new_tokens, kKvBlockTokens);
+    // Checks max_kv_bytes for `rows` rows of `positions` (before anything is allocated).
+    auto within_limit = [&](int64_t rows, int64_t positions) {
+      return options.max_kv_bytes == 0 ||
+             rows * positions * kv.bytes_per_token + kv.extracted_bytes <= options.max_kv_bytes;
+    };
+    if (!within_limit(B, P + room)) {
+      return fail(KvLimitError(absl::StrCat(
+          "generate: KV limit: ", B, " rows x ", P + room, " positions (prompts padded to ", P,
+          " + ", room, " generated) x ", kv.bytes_per_token, " bytes per token = ",
+          B * (P + room) * kv.bytes_per_token, " bytes exceed max_kv_bytes ",
+          options.max_kv_bytes)));
+    }
 
     at::Tensor ids = at::full({B, T}, options.pad_token_id, at::kLong);
-    at::Tensor mask = at::zeros({B, capacity}, at::kLong);
+    at::Tensor mask = at::zeros({B, P + room}, at::kLong);
     for (int64_t b = 0; b < B; ++b) {
       const auto& p = prompts[b];
       const int64_t fresh = static_cast<int64_t>(p.size()) - reuse[b];
@@ -163,20 +254,28 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     at::Tensor positions =
         (prompt_mask.cumsum(-1) - 1).masked_fill(prompt_mask.eq(0), 1).narrow(1, P0, T);
 
-    KVCache cache = KVCache::Allocate(policy.config(), B, capacity, policy.dtype(), device);
+    kv.cache = KVCache::Allocate(policy.config(), B, P + room, policy.dtype(), device);
+    kv.alloc_rows = B;
+    KVCache& cache = kv.cache;
     // The reused block's padding is never written by a forward pass: zero it, since masking adds
-    // to the scores and uninitialised memory there could hold NaN (NaN + lowest is NaN).
+    // to the scores and uninitialised memory there could hold NaN (NaN + lowest is NaN). Each
+    // layer of the callers' caches is freed once copied when nobody else holds it.
     for (size_t l = 0; l < cache.keys.size() && P0 > 0; ++l) {
       cache.keys[l].narrow(2, 0, P0).zero_();
       cache.values[l].narrow(2, 0, P0).zero_();
-    }
-    for (int64_t b = 0; b < B && P0 > 0; ++b) {
-      if (reuse[b] == 0) continue;
-      const SequenceCache& c = *(*caches)[b];
-      for (size_t l = 0; l < cache.keys.size(); ++l) {
+      for (int64_t b = 0; b < B; ++b) {
+        if (reuse[b] == 0) continue;
+        SequenceCache& c = *(*caches)[b];
         cache.keys[l][b].narrow(1, P0 - reuse[b], reuse[b]).copy_(c.keys[l].narrow(1, 0, reuse[b]));
         cache.values[l][b].narrow(1, P0 - reuse[b], reuse[b]).copy_(c.values[l].narrow(1, 0, reuse[b]));
+        if ((*caches)[b].use_count() == 1) {
+          c.keys[l] = at::Tensor();
+          c.values[l] = at::Tensor();
+        }
       }
+    }
+    if (caches != nullptr) {
+      for (SequenceCachePtr& c : *caches) c.reset();
     }
     // Prefill in row groups of at most kPrefillTokens padded tokens, each writing its rows of the
     // shared cache through views, so a wide batch of long prompts never holds every row's
@@ -284,21 +383,40 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
           auto sc = std::make_shared<SequenceCache>();
           sc->tokens = prompts[active[r]];
           sc->tokens.insert(sc->tokens.end(), res.token_ids.begin(), res.token_ids.end() - 1);
-          at::Tensor filled = mask[r].narrow(0, 0, cache.length).nonzero().squeeze(1);
-          for (size_t l = 0; l < cache.keys.size(); ++l) {
-            sc->keys.push_back(cache.keys[l][r].index_select(1, filled));
-            sc->values.push_back(cache.values[l][r].index_select(1, filled));
+          const int64_t n = static_cast<int64_t>(sc->tokens.size());
+          const int64_t first = cache.length - n;
+          if (kv.alloc_rows == 1 && mask[r].narrow(0, first, n).all().item<bool>()) {
+            // The only row and unpadded: its cache is a view of the batch cache (no copy).
+            for (size_t l = 0; l < cache.keys.size(); ++l) {
+              sc->keys.push_back(cache.keys[l][r].narrow(1, first, n));
+              sc->values.push_back(cache.values[l][r].narrow(1, first, n));
+            }
+          } else {
+            at::Tensor filled = mask[r].narrow(0, 0, cache.length).nonzero().squeeze(1);
+            for (size_t l = 0; l < cache.keys.size(); ++l) {
+              sc->keys.push_back(cache.keys[l][r].index_select(1, filled));
+              sc->values.push_back(cache.values[l][r].index_select(1, filled));
+            }
+            kv.extracted_bytes += n * kv.bytes_per_token;
           }
-          TORCH_CHECK(sc->keys[0].size(1) == static_cast<int64_t>(sc->tokens.size()),
-                      "sequence cache of ", sc->keys[0].size(1), " positions for ",
-                      sc->tokens.size(), " tokens");
+          TORCH_CHECK(sc->keys[0].size(1) == n, "sequence cache of ", sc->keys[0].size(1),
+                      " positions for ", n, " tokens");
           new_caches[active[r]] = std::move(sc);
         }
       }
       if (keep.empty()) break;
       if (keep.size() != active.size()) {
+        // Compact the continuing rows into the first keep.size() rows in place (a gather of one
+        // layer at a time, so no second copy of the whole cache is ever alive).
+        const int64_t k = static_cast<int64_t>(keep.size());
         at::Tensor rows = at::tensor(keep, at::kLong).to(device);
-        cache.SelectRows(rows);
+        for (size_t l = 0; l < cache.keys.size(); ++l) {
+          for (at::Tensor* t : {&cache.keys[l], &cache.values[l]}) {
+            at::Tensor moved = t->narrow(2, 0, cache.length).index_select(0, rows);
+            *t = t->narrow(0, 0, k);
+            t->narrow(2, 0, cache.length).copy_(moved);
+          }
+        }
         mask = mask.index_select(0, rows);
         next_pos = next_pos.index_select(0, rows);
         tokens = tokens.index_select(0, rows);
@@ -307,6 +425,35 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
         active = std::move(next_active);
       }
       const int64_t past = cache.length;
+      if (past == cache.capacity()) {
+        // Full: grow the generated part (doubling, at most to max_new_tokens), one layer at a
+        // time, dropping the rows compacted away.
+        const int64_t k = static_cast<int64_t>(active.size());
+        const int64_t want = std::min(options.max_new_tokens, std::max(2 * room, kKvBlockTokens));
+        int64_t grown = want;
+        if (options.max_kv_bytes > 0) {
+          const int64_t fits = (options.max_kv_bytes - kv.extracted_bytes) /
+                               (k * kv.bytes_per_token) - P;
+          grown = std::min(grown, fits);
+        }
+        if (P + grown <= past) {
+          return fail(KvLimitError(absl::StrCat(
+              "generate: KV limit: ", k, " rows need more than ", past, " positions (", P,
+              " prompt + ", room, " generated) x ", kv.bytes_per_token,
+              " bytes per token, plus ", kv.extracted_bytes,
+              " bytes of finished rows' caches; max_kv_bytes is ", options.max_kv_bytes)));
+        }
+        room = grown;
+        for (size_t l = 0; l < cache.keys.size(); ++l) {
+          for (at::Tensor* t : {&cache.keys[l], &cache.values[l]}) {
+            at::Tensor bigger = at::empty({k, t->size(1), P + room, t->size(3)}, t->options());
+            bigger.narrow(2, 0, past).copy_(t->narrow(2, 0, past));
+            *t = std::move(bigger);
+          }
+        }
+        kv.alloc_rows = k;
+        mask = at::cat({mask, at::zeros({k, P + room - mask.size(1)}, mask.options())}, 1);
+      }
       mask.select(1, past).fill_(1);
       logits = policy.forward(tokens.unsqueeze(1), next_pos.unsqueeze(1),
                               mask.narrow(1, 0, past + 1), &cache)
@@ -315,9 +462,19 @@ absl::StatusOr<std::vector<GenerationResult>> Generate(
     }
     if (caches != nullptr) *caches = std::move(new_caches);
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("generate: ", e.what_without_backtrace()));
+    if (IsAllocationFailure(e)) {
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "generate: out of memory on ", policy.device().str(), " with a KV cache of ",
+          describe(), " (max_kv_bytes ", options.max_kv_bytes, "): ",
+          e.what_without_backtrace())));
+    }
+    return fail(absl::InternalError(absl::StrCat("generate: ", e.what_without_backtrace())));
+  } catch (const std::bad_alloc& e) {
+    return fail(absl::ResourceExhaustedError(
+        absl::StrCat("generate: out of host memory with a KV cache of ", describe(), ": ",
+                     e.what())));
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("generate: ", e.what()));
+    return fail(absl::InternalError(absl::StrCat("generate: ", e.what())));
   }
   return results;
 }

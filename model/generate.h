@@ -12,6 +12,12 @@
 // unscaled policy. sampling_logprobs[i] is the log-prob under the distribution actually sampled
 // from (after temperature, top-k, top-p); for greedy decoding it equals logprobs.
 //
+// Memory: the batch's key/value cache grows with what is generated (layer by layer, in blocks of
+// kKvBlockTokens, doubling the generated part) instead of being allocated for prompt +
+// max_new_tokens up front, and finished rows are compacted out of it in place.
+// GenerationOptions::max_kv_bytes caps what one call may hold. An allocation failure (CUDA or
+// host out of memory) is RESOURCE_EXHAUSTED naming the cache's rows, tokens and bytes.
+//
 // Thread safety: Generate() does not mutate the policy; concurrent calls on one policy are
 // safe as long as nobody trains/loads it meanwhile.
 #ifndef ENVTUNE_MODEL_GENERATE_H_
@@ -47,7 +53,33 @@ struct GenerationOptions {
   // token completing the match is kept, and matched_stop tells which string matched).
   std::vector<std::string> stop_strings;
   int64_t pad_token_id = 0;  // only fills masked positions; never affects results
+  // The most key/value bytes this call may hold at once (its batch cache with padding and
+  // growth room, plus copies of finished rows' caches, counted at the next growth); 0 = no
+  // limit. A call that would need more fails with RESOURCE_EXHAUSTED that IsKvLimitError
+  // recognises, before allocating (the caller may split the batch: one row never needs more
+  // than (prompt + max_new_tokens) x KvBytesPerToken).
+  int64_t max_kv_bytes = 0;
 };
+
+// The generated part of a batch cache starts at this many tokens (or max_new_tokens if fewer)
+// and doubles when it fills.
+inline constexpr int64_t kKvBlockTokens = 256;
+
+// Bytes of keys and values one token occupies in `policy`'s caches:
+// 2 x layers x key/value heads x head_dim x the policy dtype's size.
+int64_t KvBytesPerToken(const PolicyImpl& policy);
+
+// True for Generate's RESOURCE_EXHAUSTED from GenerationOptions::max_kv_bytes (as opposed to a
+// real out-of-memory from the allocator).
+bool IsKvLimitError(const absl::Status& status);
+
+// Memory of the policy's device: total bytes (CUDA: the GPU's memory; CPU: physical RAM), and
+// the bytes the policy's parameters take there. Errors: Internal when the device cannot say.
+struct DeviceMemory {
+  int64_t total_bytes = 0;
+  int64_t parameter_bytes = 0;
+};
+absl::StatusOr<DeviceMemory> PolicyDeviceMemory(const PolicyImpl& policy);
 
 enum class FinishReason { kStopToken, kStopString, kLength };
 const char* FinishReasonName(FinishReason reason);
@@ -74,13 +106,17 @@ using SequenceCachePtr = std::shared_ptr<SequenceCache>;
 int64_t SequenceCacheTokens(const SequenceCachePtr& cache);
 
 // Generates for every prompt (non-empty; ids in [0, vocab)). Errors: InvalidArgument for bad
-// prompts/options (or stop_strings without detokenize), Internal for LibTorch failures.
+// prompts/options (or stop_strings without detokenize), ResourceExhausted when memory runs out
+// or max_kv_bytes would be exceeded (the message names rows, tokens, bytes per token and bytes),
+// Internal for other LibTorch failures.
 //
 // caches (optional; one entry per prompt, null = none): entry i's keys/values are reused for the
 // longest common prefix of its tokens and prompts[i] (at most all but the last prompt token), so
-// only the rest is prefilled; the results equal a full prefill up to floating-point rounding. On
-// success entry i is replaced by the cache of prompts[i] + the generated tokens but the last (the
-// prefix of the row's next prompt). On error the entries are left as they were.
+// only the rest is prefilled; the results equal a full prefill up to floating-point rounding.
+// Entries are consumed: once copied into the batch cache, an entry nobody else references frees
+// its memory layer by layer. On success entry i is replaced by the cache of prompts[i] + the
+// generated tokens but the last (the prefix of the row's next prompt); on error every entry is
+// reset to null (the caller prefills from scratch next time).
 absl::StatusOr<std::vector<GenerationResult>> Generate(
     PolicyImpl& policy, const std::vector<std::vector<int64_t>>& prompts,
     const GenerationOptions& options, const DetokenizeFn& detokenize = nullptr,

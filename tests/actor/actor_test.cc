@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
+#include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "coordinator/service.h"
 #include "learner/learner_service.h"
 #include "model/weights_io.h"
@@ -36,12 +39,13 @@ CoordinatorOptions Curriculum() {
 }
 
 std::shared_ptr<const WeightSnapshot> Publishable(PolicyImpl& policy, uint64_t version) {
-  auto weights = SerializePolicyWeights(policy);
+  auto weights = SnapshotPolicyWeights(policy);
   EXPECT_TRUE(weights.ok());
   auto snapshot = std::make_shared<WeightSnapshot>();
   snapshot->version = version;
   snapshot->header = weights->header;
-  snapshot->data = std::move(weights->data);
+  snapshot->tensors = weights->tensors;
+  snapshot->storage = weights->storage;
   return snapshot;
 }
 
@@ -161,6 +165,35 @@ TEST_F(ActorTest, MissingPolicyVersionFailsTheLeaseNamingTheLearner) {
   }
 }
 
+// A KV budget smaller than one episode (max_episode_tokens 4096 from the stage x the tiny
+// policy's bytes per token) stops the actor with an error naming both numbers; its leases are
+// left to expire, never delivered as failed episodes.
+TEST_F(ActorTest, KvBudgetSmallerThanOneEpisodeStopsTheActorWithTheNumbers) {
+  ActorOptions o = Options();
+  o.rollout.kv_budget.bytes = 100000;
+  auto actor = Actor::Create(o);
+  ASSERT_TRUE(actor.ok()) << actor.status();
+  absl::Status run_status;
+  std::atomic<bool> returned{false};
+  std::thread run([&] {
+    run_status = (*actor)->Run();
+    returned = true;
+  });
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!returned && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_TRUE(returned.load()) << "Run should return by itself";
+  (*actor)->Stop();
+  run.join();
+  EXPECT_EQ(run_status.code(), absl::StatusCode::kResourceExhausted) << run_status;
+  // tiny policy: 2 layers x 1 kv head x head_dim 8 x 2 (k, v) x 4 bytes = 128 bytes per token.
+  EXPECT_NE(run_status.message().find("needs 524288 bytes"), std::string::npos) << run_status;
+  EXPECT_NE(run_status.message().find("4096 tokens"), std::string::npos) << run_status;
+  EXPECT_NE(run_status.message().find("KV budget is 100000 bytes"), std::string::npos)
+      << run_status;
+  EXPECT_EQ((*actor)->episodes_pushed(), 0);
+  EXPECT_EQ((*actor)->leases_completed(), 0);
+}
+
 TEST(ActorOptionsTest, ConfigKeysAndErrors) {
   auto config = Config::FromString(
       "actor:\n  concurrency: 8\n  temperature: 0.7\n  output_format: hermes\n"
@@ -174,8 +207,22 @@ TEST(ActorOptionsTest, ConfigKeysAndErrors) {
   EXPECT_DOUBLE_EQ(o.rollout.temperature, 0.7);
   EXPECT_EQ(o.output_format, v1::OUTPUT_FORMAT_HERMES);
   EXPECT_EQ(o.rollout.max_episode_time, absl::Seconds(12));
+  EXPECT_TRUE(o.rollout.kv_budget.unlimited());  // the default
+  for (const auto& [text, bytes, fraction] :
+       {std::tuple{"4GiB", int64_t{4} << 30, 0.0}, std::tuple{"0.9", int64_t{0}, 0.9},
+        std::tuple{"90%", int64_t{0}, 0.9}}) {
+    auto budget = Config::FromString(absl::StrCat("actor:\n  kv_budget: ", text, "\n"));
+    ASSERT_TRUE(budget.ok());
+    ConfigReader budget_reader(*budget);
+    ActorOptions b;
+    ReadActorOptions(budget_reader, &b);
+    EXPECT_TRUE(budget_reader.Finish().ok()) << text;
+    EXPECT_EQ(b.rollout.kv_budget.bytes, bytes) << text;
+    EXPECT_DOUBLE_EQ(b.rollout.kv_budget.fraction, fraction) << text;
+  }
 
-  auto bad = Config::FromString("actor:\n  concurency: 8\n  output_format: xml\n  top_p: 2\n");
+  auto bad = Config::FromString(
+      "actor:\n  concurency: 8\n  output_format: xml\n  top_p: 2\n  kv_budget: 12\n");
   ASSERT_TRUE(bad.ok());
   ConfigReader bad_reader(*bad);
   ReadActorOptions(bad_reader, &o);
@@ -184,6 +231,7 @@ TEST(ActorOptionsTest, ConfigKeysAndErrors) {
   EXPECT_NE(st.message().find("concurency"), std::string::npos) << st;
   EXPECT_NE(st.message().find("output_format"), std::string::npos) << st;
   EXPECT_NE(st.message().find("top_p"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("actor.kv_budget: KV budget '12'"), std::string::npos) << st;
 }
 
 TEST(ActorOptionsTest, EpisodeOptionsFollowTheLease) {

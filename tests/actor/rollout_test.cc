@@ -8,7 +8,9 @@
 
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/channels.h"
+#include "model/generate.h"
 #include "model/score.h"
 #include "model/text/chat_template.h"
 #include "tests/actor/fake_env.h"
@@ -349,6 +351,110 @@ TEST_F(RolloutTest, CancelEndsEpisodesPromptly) {
     EXPECT_TRUE(r.trajectory.failed());
     EXPECT_EQ(r.trajectory.finish_reason(), "cancelled");
   }
+}
+
+TEST(KvBudgetTest, ParsesSizesAndFractions) {
+  struct Case {
+    const char* text;
+    int64_t bytes;
+    double fraction;
+  };
+  for (const Case& c : {Case{"", 0, 0}, Case{"0", 0, 0}, Case{"4GiB", int64_t{4} << 30, 0},
+                        Case{"512 MiB", int64_t{512} << 20, 0}, Case{"1.5GB", 1500000000, 0},
+                        Case{"1000000B", 1000000, 0}, Case{"2KiB", 2048, 0},
+                        Case{"0.9", 0, 0.9}, Case{"1", 0, 1.0}, Case{"90%", 0, 0.9}}) {
+    absl::StatusOr<KvBudget> b = ParseKvBudget(c.text);
+    ASSERT_TRUE(b.ok()) << c.text << ": " << b.status();
+    EXPECT_EQ(b->bytes, c.bytes) << c.text;
+    EXPECT_DOUBLE_EQ(b->fraction, c.fraction) << c.text;
+  }
+  for (const char* bad : {"12", "-1GiB", "abc", "150%", "0%", "1e30GB", "GiB", "0.5B"}) {
+    absl::StatusOr<KvBudget> b = ParseKvBudget(bad);
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(b.status().message().find(std::string("'") + bad + "'"), std::string::npos)
+        << b.status();
+  }
+}
+
+// The budget is reserved per episode: max_episode_tokens x KvBytesPerToken.
+TEST_F(RolloutTest, KvBudgetSmallerThanOneEpisodeFailsBeforeStartingWithTheNumbers) {
+  FakeEnvServer server(log_);
+  EnvClient env(server.address());
+  auto policy = testing_actor::TinyPolicy(tokenizer_->vocab_size(), 18, im_end_);
+  // 2 layers x 1 key/value head x head_dim 8 x (key + value) x 4 bytes (fp32).
+  ASSERT_EQ(KvBytesPerToken(*policy), 2 * 1 * 8 * 2 * 4);
+  const int64_t per_episode = 2048 * KvBytesPerToken(*policy);
+  RolloutOptions options{.concurrency = 4, .max_new_tokens = 8, .max_episode_tokens = 2048};
+  options.kv_budget.bytes = per_episode - 1;
+  Rollout rollout(tokenizer_.get(), &env, options);
+  int delivered = 0;
+  auto results = rollout.Run(*policy, 1, Specs("fake_3_2", 2),
+                             [&](const EpisodeSpec&, EpisodeResult&) { ++delivered; });
+  ASSERT_EQ(results.status().code(), absl::StatusCode::kResourceExhausted) << results.status();
+  const std::string message(results.status().message());
+  EXPECT_NE(message.find(absl::StrCat("needs ", per_episode, " bytes")), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("2048 tokens"), std::string::npos) << message;
+  EXPECT_NE(message.find(absl::StrCat("KV budget is ", per_episode - 1, " bytes")),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(delivered, 0);
+  {
+    std::lock_guard<std::mutex> lock(log_->mu);
+    EXPECT_TRUE(log_->openings.empty());  // no episode was started
+  }
+
+  // A fraction of memory that cannot even hold the parameters is the same kind of error.
+  RolloutOptions tiny_fraction = options;
+  tiny_fraction.kv_budget = KvBudget{.fraction = 1e-15};
+  Rollout none_left(tokenizer_.get(), &env, tiny_fraction);
+  auto left = none_left.Run(*policy, 1, Specs("fake_3_2", 1));
+  EXPECT_EQ(left.status().code(), absl::StatusCode::kResourceExhausted) << left.status();
+  EXPECT_NE(left.status().message().find("no KV budget left"), std::string::npos)
+      << left.status();
+}
+
+// Within the budget long episodes wait for room instead of failing: with room for one episode
+// (or two) and concurrency 4, every episode completes, never more than fit at once.
+TEST_F(RolloutTest, WithinTheKvBudgetEpisodesQueueInsteadOfFailing) {
+  FakeEnvServer server(log_);
+  EnvClient env(server.address());
+  auto policy = testing_actor::TinyPolicy(tokenizer_->vocab_size(), 19, im_end_);
+  const int64_t per_episode = 2048 * KvBytesPerToken(*policy);
+  for (int fit : {1, 2, 0}) {  // 0: no budget
+    SCOPED_TRACE(fit);
+    RolloutOptions options{.concurrency = 4, .max_new_tokens = 4, .max_episode_tokens = 2048};
+    options.kv_budget.bytes = fit * per_episode;
+    Rollout rollout(tokenizer_.get(), &env, options);
+    auto results = rollout.Run(*policy, 1, Specs("fake_2_1", 4));
+    ASSERT_TRUE(results.ok()) << results.status();
+    for (const auto& r : *results) {
+      EXPECT_FALSE(r.trajectory.failed()) << r.trajectory.error();
+      EXPECT_EQ(r.trajectory.finish_reason(), "done");
+      EXPECT_GT(r.stats.generated_tokens(), 0u);
+    }
+    EXPECT_EQ(rollout.max_episodes_in_flight(), fit == 0 ? 4 : fit);
+    EXPECT_EQ(rollout.max_kv_reserved_bytes(), fit * per_episode);
+    EXPECT_EQ(rollout.kv_batch_splits(), 0);
+  }
+  // What the actor asks the coordinator for: as many episodes as fit, within concurrency.
+  for (const auto& [budget, expected] : {std::pair{int64_t{0}, 4}, std::pair{2 * per_episode, 2},
+                                         std::pair{per_episode - 1, 1},
+                                         std::pair{100 * per_episode, 4}}) {
+    RolloutOptions o{.concurrency = 4, .max_episode_tokens = 2048};
+    o.kv_budget.bytes = budget;
+    auto fits = Rollout(tokenizer_.get(), &env, o).EpisodesWithinBudget(*policy, 2048);
+    ASSERT_TRUE(fits.ok()) << fits.status();
+    EXPECT_EQ(*fits, expected) << budget;
+  }
+  // A budget as a fraction of (host) memory admits all four.
+  RolloutOptions options{.concurrency = 4, .max_new_tokens = 4, .max_episode_tokens = 2048};
+  options.kv_budget.fraction = 0.5;
+  Rollout rollout(tokenizer_.get(), &env, options);
+  auto results = rollout.Run(*policy, 1, Specs("fake_2_1", 4));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(rollout.max_episodes_in_flight(), 4);
+  EXPECT_EQ(rollout.max_kv_reserved_bytes(), 4 * per_episode);
 }
 
 }  // namespace

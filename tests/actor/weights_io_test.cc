@@ -118,14 +118,71 @@ TEST(WeightsIo, BadHeadersAreRejected) {
 }
 
 std::shared_ptr<const WeightSnapshot> Snapshot(PolicyImpl& policy, uint64_t version) {
-  auto weights = SerializePolicyWeights(policy);
+  auto weights = SnapshotPolicyWeights(policy);
   EXPECT_TRUE(weights.ok());
   auto snapshot = std::make_shared<WeightSnapshot>();
   snapshot->version = version;
   snapshot->learner_step = version;
   snapshot->header = weights->header;
-  snapshot->data = std::move(weights->data);
+  snapshot->tensors = weights->tensors;
+  snapshot->storage = weights->storage;
   return snapshot;
+}
+
+// The learner's per-tensor snapshot is a copy (later training does not change it), and the
+// actor's receiver puts a stream cut into chunks of any size into the right tensors.
+TEST(WeightsReceiver, ChunksOfAnySizeLandInTheirTensors) {
+  auto policy = Random(3), same = Random(3);
+  auto buffers = SnapshotPolicyWeights(*policy, "F32");
+  ASSERT_TRUE(buffers.ok()) << buffers.status();
+  ASSERT_EQ(buffers->tensors.size(), static_cast<size_t>(buffers->header.tensors_size()));
+  std::string stream;
+  for (int i = 0; i < buffers->header.tensors_size(); ++i) {
+    EXPECT_EQ(buffers->tensors[i].size(), buffers->header.tensors(i).byte_size());
+    stream.append(buffers->tensors[i]);
+  }
+  EXPECT_EQ(stream.size(), buffers->header.total_bytes());
+  {
+    at::NoGradGuard no_grad;
+    for (auto& p : policy->parameters()) p.add_(1.0);  // "the next training step"
+  }
+  std::string after;
+  for (std::string_view t : buffers->tensors) after.append(t);
+  EXPECT_EQ(after, stream);
+
+  std::unique_ptr<WeightsReceiver> reused;
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{333}, stream.size()}) {
+    SCOPED_TRACE(chunk);
+    auto receiver = WeightsReceiver::Create(buffers->header);
+    ASSERT_TRUE(receiver.ok()) << receiver.status();
+    for (size_t offset = 0; offset < stream.size(); offset += chunk) {
+      ASSERT_TRUE((*receiver)->Append(std::string_view(stream).substr(offset, chunk)).ok());
+    }
+    EXPECT_EQ((*receiver)->received(), (*receiver)->total());
+    EXPECT_FALSE((*receiver)->pinned());  // a cpu policy
+    auto built = (*receiver)->Build();
+    ASSERT_TRUE(built.ok()) << built.status();
+    ExpectSameParams(*same, **built);
+    reused = std::move(*receiver);
+  }
+  // A later version of the same layout reuses the buffers and refreshes in place.
+  auto next = Random(4);
+  auto next_buffers = SnapshotPolicyWeights(*next, "F32");
+  ASSERT_TRUE(reused->Reset(next_buffers->header).ok());
+  EXPECT_EQ(reused->received(), 0u);
+  // Refresh before every byte arrived is refused; more bytes than the header lists too.
+  EXPECT_EQ(reused->Refresh(*same).code(), absl::StatusCode::kFailedPrecondition);
+  for (std::string_view t : next_buffers->tensors) ASSERT_TRUE(reused->Append(t).ok());
+  EXPECT_EQ(reused->Append("x").code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(reused->Refresh(*same).ok());
+  ExpectSameParams(*next, *same);
+
+  v1::WeightsHeader bad = buffers->header;
+  bad.mutable_tensors(0)->set_byte_size(bad.tensors(0).byte_size() + 4);
+  EXPECT_EQ(WeightsReceiver::Create(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  WeightsLoadOptions nowhere;
+  nowhere.device = "tpu";
+  EXPECT_FALSE(WeightsReceiver::Create(buffers->header, nowhere).ok());
 }
 
 TEST(PolicyClient, FetchesChunkedWeightsAndWaitsForVersions) {

@@ -4,10 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+
+#include "absl/strings/str_cat.h"
 
 #include "model/device.h"
 #include "model/qwen2.h"
+#include "tests/actor/tiny_policy.h"
 #include "tests/model/golden_util.h"
 
 namespace envtune {
@@ -200,6 +204,177 @@ TEST_F(SamplingTest, KvReuseWhenTheConfiguredDeviceDiffersOnlyInIndex) {
   auto full = Generate(**indexed, prompt, options);
   ASSERT_TRUE(full.ok());
   EXPECT_EQ((*second)[0].token_ids, (*full)[0].token_ids);
+}
+
+// The cache generation used before it grew: one row, a dense cache for prompt + n allocated up
+// front, greedy.
+std::vector<int64_t> DenseCacheGreedy(PolicyImpl& policy, const std::vector<int64_t>& prompt,
+                                      int64_t n) {
+  at::NoGradGuard no_grad;
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  KVCache cache = KVCache::Allocate(policy.config(), 1, P + n, policy.dtype(), policy.device());
+  at::Tensor mask = at::ones({1, P + n}, at::kLong);
+  at::Tensor logits = policy.forward(at::tensor(prompt, at::kLong).unsqueeze(0),
+                                     at::arange(P, at::kLong).unsqueeze(0),
+                                     mask.narrow(1, 0, P), &cache)
+                          .select(1, P - 1);
+  std::vector<int64_t> out;
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t token = logits.argmax(-1).item<int64_t>();
+    out.push_back(token);
+    logits = policy.forward(at::full({1, 1}, token, at::kLong), at::full({1, 1}, P + t, at::kLong),
+                            mask.narrow(1, 0, P + t + 1), &cache)
+                 .select(1, 0);
+  }
+  return out;
+}
+
+// Replies longer than one cache block (kKvBlockTokens) grow the cache twice (256 -> 512 -> 700
+// generated positions): every row's greedy tokens equal the dense-cache generation of that row
+// alone, also when stop tokens end rows at different steps (rows compacted out in place).
+TEST(GrowingKvCache, GreedyTokensEqualTheDenseCachePath) {
+  auto policy = testing_actor::TinyPolicy(512, 3, /*stop_id=*/511, /*stop_weight=*/0);  // untied
+  const std::vector<std::vector<int64_t>> prompts = {
+      {5, 17, 300, 42, 9}, {7}, {100, 200, 300, 400, 500, 11, 12, 13, 14}};
+  constexpr int64_t kNew = 700;
+  ASSERT_GT(kNew, 2 * kKvBlockTokens);
+  std::vector<std::vector<int64_t>> dense;
+  for (const auto& p : prompts) dense.push_back(DenseCacheGreedy(*policy, p, kNew));
+  GenerationOptions options;
+  options.do_sample = false;
+  options.max_new_tokens = kNew;
+  auto grown = Generate(*policy, prompts, options);
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ((*grown)[i].token_ids, dense[i]) << i;
+
+  // Each row's first token as a stop token: rows end at different steps.
+  std::vector<int64_t> stops;
+  for (size_t i = 0; i < prompts.size(); ++i) stops.push_back(dense[i][3 * i]);
+  options.stop_token_ids = stops;
+  auto stopped = Generate(*policy, prompts, options);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  std::set<size_t> lengths;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int64_t> expected;
+    for (int64_t t : dense[i]) {
+      expected.push_back(t);
+      if (std::find(stops.begin(), stops.end(), t) != stops.end()) break;
+    }
+    EXPECT_EQ((*stopped)[i].token_ids, expected) << i;
+    lengths.insert(expected.size());
+  }
+  EXPECT_GT(lengths.size(), 1u);  // rows did finish at different steps
+}
+
+// Sampled replies (each row its own stream) that end inside the second block, inside the third
+// and at max_new_tokens: the log-prob of every token equals an uncached forward pass over the
+// whole sequence, so the cache kept every row's keys and values through both growths and the
+// compactions; the rows' sequence caches cover prompt + reply but the last token.
+TEST(GrowingKvCache, SampledLogprobsEqualUncachedRecomputationAcrossGrowth) {
+  auto policy = testing_actor::TinyPolicy(512, 5, /*stop_id=*/511, /*stop_weight=*/0);
+  const std::vector<std::vector<int64_t>> prompts = {{5, 17, 300, 42, 9}, {7, 8}, {100, 200, 300}};
+  constexpr int64_t kNew = 700;
+  GenerationOptions options;
+  options.max_new_tokens = kNew;
+  options.row_seeds = {11, 12, 13};
+  auto full = Generate(*policy, prompts, options);
+  ASSERT_TRUE(full.ok()) << full.status();
+  const auto& s0 = (*full)[0].token_ids;
+  const auto& s1 = (*full)[1].token_ids;
+  const auto& s2 = (*full)[2].token_ids;
+  auto first = [](const std::vector<int64_t>& s, int64_t t, size_t end) {
+    return static_cast<size_t>(std::find(s.begin(), s.begin() + end, t) - s.begin());
+  };
+  // Stop a ends row 0 in [300, 500) and appears in no other row; stop b ends row 1 in
+  // [550, 690), appears nowhere in row 2 and not in row 0 before a; row 2 runs to the end.
+  int64_t a = -1, b = -1;
+  for (int64_t t = 0; t < 512 && a < 0; ++t) {
+    const size_t i = first(s0, t, s0.size());
+    if (i >= 300 && i < 500 && first(s1, t, s1.size()) == s1.size() &&
+        first(s2, t, s2.size()) == s2.size()) {
+      a = t;
+    }
+  }
+  ASSERT_GE(a, 0) << "no stop token for row 0 with these seeds";
+  const size_t end0 = first(s0, a, s0.size()) + 1;
+  for (int64_t t = 0; t < 512 && b < 0; ++t) {
+    const size_t i = first(s1, t, s1.size());
+    if (i >= 550 && i < 690 && first(s2, t, s2.size()) == s2.size() &&
+        first(s0, t, end0) == end0) {
+      b = t;
+    }
+  }
+  ASSERT_GE(b, 0) << "no stop token for row 1 with these seeds";
+  options.stop_token_ids = {a, b};
+  std::vector<SequenceCachePtr> caches(prompts.size());
+  auto got = Generate(*policy, prompts, options, nullptr, &caches);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)[0].token_ids.size(), end0);
+  EXPECT_EQ((*got)[1].token_ids.size(), first(s1, b, s1.size()) + 1);
+  EXPECT_EQ((*got)[2].token_ids.size(), static_cast<size_t>(kNew));
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto& r = (*got)[i];
+    EXPECT_EQ(r.token_ids, std::vector<int64_t>((*full)[i].token_ids.begin(),
+                                                (*full)[i].token_ids.begin() + r.token_ids.size()))
+        << i;
+    std::vector<int64_t> seq = prompts[i];
+    seq.insert(seq.end(), r.token_ids.begin(), r.token_ids.end());
+    at::Tensor logp = policy->forward(at::tensor(seq, at::kLong).unsqueeze(0)).log_softmax(-1)[0];
+    double worst = 0;
+    for (size_t t = 0; t < r.token_ids.size(); ++t) {
+      const double expected = logp[prompts[i].size() - 1 + t][r.token_ids[t]].item<double>();
+      worst = std::max(worst, std::abs(expected - r.logprobs[t]));
+    }
+    EXPECT_LT(worst, 1e-4) << "row " << i;
+    EXPECT_EQ(SequenceCacheTokens(caches[i]),
+              static_cast<int64_t>(prompts[i].size() + r.token_ids.size() - 1));
+  }
+}
+
+TEST(GrowingKvCache, MaxKvBytesIsAnErrorWithTheNumbers) {
+  auto policy = testing_actor::TinyPolicy(512, 4);
+  const int64_t per_token = KvBytesPerToken(*policy);
+  EXPECT_EQ(per_token, 2 * 2 * 1 * 8 * 4);  // (k, v) x layers x kv heads x head_dim x fp32
+  const std::vector<std::vector<int64_t>> prompts = {{5, 17, 300}, {7, 8, 9}};
+  GenerationOptions options;
+  options.do_sample = false;
+  options.max_new_tokens = 40;
+  std::vector<SequenceCachePtr> caches(prompts.size());
+  ASSERT_TRUE(Generate(*policy, prompts, options, nullptr, &caches).ok());
+  ASSERT_GT(SequenceCacheTokens(caches[0]), 0);
+
+  // Two rows of 3 + 40 positions need 2 x 43 x per_token bytes; one byte less fails before
+  // allocating, says so, and the callers' caches are reset.
+  options.max_kv_bytes = 2 * 43 * per_token - 1;
+  auto limited = Generate(*policy, prompts, options, nullptr, &caches);
+  ASSERT_FALSE(limited.ok());
+  EXPECT_TRUE(IsKvLimitError(limited.status())) << limited.status();
+  EXPECT_NE(limited.status().message().find(absl::StrCat(2 * 43 * per_token, " bytes exceed")),
+            std::string::npos)
+      << limited.status();
+  EXPECT_EQ(SequenceCacheTokens(caches[0]), 0);
+  // Exactly enough is fine, and gives the unlimited tokens.
+  options.max_kv_bytes = 2 * 43 * per_token;
+  auto exact = Generate(*policy, prompts, options);
+  options.max_kv_bytes = 0;
+  auto unlimited = Generate(*policy, prompts, options);
+  ASSERT_TRUE(exact.ok() && unlimited.ok()) << exact.status();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ((*exact)[i].token_ids, (*unlimited)[i].token_ids);
+  }
+
+  // A limit reached while growing (room for 300 generated positions of 600) fails when the
+  // cache is full, naming the positions.
+  options.max_new_tokens = 600;
+  options.max_kv_bytes = 1 * (3 + 300) * per_token;
+  auto grown = Generate(*policy, {prompts[0]}, options);
+  ASSERT_FALSE(grown.ok());
+  EXPECT_TRUE(IsKvLimitError(grown.status())) << grown.status();
+  EXPECT_NE(grown.status().message().find("more than 303 positions"), std::string::npos)
+      << grown.status();
+  // A real allocation failure is not a limit error.
+  EXPECT_FALSE(IsKvLimitError(absl::ResourceExhaustedError("out of memory")));
 }
 
 TEST_F(SamplingTest, SeededSamplingIsReproducible) {

@@ -192,18 +192,16 @@ v1::Trajectory MakeTrajectory(const std::string& id, uint64_t version, int token
 }
 
 std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
-  auto snapshot = std::make_shared<WeightSnapshot>();
-  snapshot->version = version;
-  snapshot->learner_step = version;
-  v1::TensorHeader* tensor = snapshot->header.add_tensors();
+  v1::WeightsHeader header;
+  v1::TensorHeader* tensor = header.add_tensors();
   tensor->set_name("model.embed_tokens.weight");
   tensor->set_dtype("F32");
   tensor->add_shape(static_cast<int64_t>(bytes / 4));
   tensor->set_byte_size(bytes);
-  snapshot->header.set_total_bytes(bytes);
-  snapshot->data.resize(bytes);
-  for (size_t i = 0; i < bytes; ++i) snapshot->data[i] = static_cast<char>(i * 7 + version);
-  return snapshot;
+  header.set_total_bytes(bytes);
+  std::string data(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 7 + version);
+  return WeightSnapshot::FromContiguous(version, version, std::move(header), std::move(data));
 }
 
 // One pushed trajectory with a token id past the policy's vocabulary used to pass validation and
@@ -290,7 +288,7 @@ TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
     EXPECT_TRUE(header);
     EXPECT_TRUE(last);
     EXPECT_EQ(chunks, 4);  // header + 4096 + 4096 + 1808
-    EXPECT_EQ(data, weights.Latest()->data);
+    EXPECT_EQ(data, std::string(weights.Latest()->tensors[0]));
   }
   {
     auto context = ContextWithDeadline();
