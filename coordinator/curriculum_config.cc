@@ -66,6 +66,13 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
   options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");
+  options.state_dir = reader.Get<std::string>("coordinator.state_dir", "");
+  options.resume_step = reader.Get<int64_t>("coordinator.resume_step", -1);
+  options.state_keep_steps = reader.Get<int64_t>("coordinator.state_keep_steps", 256);
+  if (options.resume_step >= 0 && options.state_dir.empty()) {
+    reader.AddError("coordinator.resume_step: needs coordinator.state_dir");
+  }
+  if (options.state_keep_steps < 1) reader.AddError("coordinator.state_keep_steps: must be >= 1");
   *admin_token = reader.Get<std::string>("coordinator.admin_token", "");
 
   options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);
