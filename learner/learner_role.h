@@ -78,7 +78,8 @@
 //                                checkpoint's weights, optimizer state, step and version replace
 //                                the trainable state. Another world size or zero_stage than the
 //                                checkpoint's is an error. Pending groups are not checkpointed:
-//                                the coordinator re-issues their leases (coordinator/state.h).
+//                                the coordinator re-issues their leases (CoordinatorOptions::
+//                                state_dir, coordinator/coordinator.h).
 //   ledger_path: ""              JSON lines of every trajectory read (audit; "" = off)
 //   seed: 1                      torch seed (tiny random init)
 //   name: learner                shown in `envtune status`
