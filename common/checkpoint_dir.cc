@@ -115,7 +115,9 @@ absl::StatusOr<std::string> BeginCheckpoint(const std::string& checkpoint_dir,
   }
   const std::string tmp = absl::StrCat(checkpoint_dir, "/.tmp-", label);
   fs::create_directories(tmp, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", tmp, ": ", ec.message()));
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", tmp, ": ", ec.message()));
+  }
   return tmp;
 }
 

@@ -53,8 +53,9 @@ absl::StatusOr<std::string> BeginCheckpoint(const std::string& checkpoint_dir,
                                             const std::string& label);
 
 // Writes trainer_state.json into `tmp_dir` (from BeginCheckpoint; info null: a weights-only
-// checkpoint, none written), then renames it to <checkpoint_dir>/<label>. Then, with keep > 0, removes the oldest complete "step-<N>"
-// checkpoints beyond the newest `keep` (never "final", never weights-only ones such as step-0).
+// checkpoint, none written), then renames it to <checkpoint_dir>/<label>. Then, with keep > 0,
+// removes the oldest complete "step-<N>" checkpoints beyond the newest `keep` (never "final",
+// never weights-only ones such as step-0).
 absl::Status CommitCheckpoint(const std::string& checkpoint_dir, const std::string& label,
                               const std::string& tmp_dir, const CheckpointInfo* info, int keep);
 

@@ -38,7 +38,8 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomic(const std::string& path, std::string_view contents) {
+absl::Status WriteFileAtomic(const std::string& path, std::string_view contents,
+                             bool durable) {
   static std::atomic<uint64_t> counter{0};
   const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid(), "-", counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -60,7 +61,7 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view contents)
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) return fail("fsync");
+  if (durable && ::fsync(fd) != 0) return fail("fsync");
   if (::close(fd) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -72,6 +73,7 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view contents)
     return absl::PermissionDeniedError(
         absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(err)));
   }
+  if (!durable) return absl::OkStatus();
   return SyncDirectory(std::filesystem::path(path).parent_path().string());
 }
 

@@ -38,9 +38,9 @@ struct Slot {
 constexpr char kScaleRequest[] = "/control/env_servers";
 constexpr char kScaleApplied[] = "/control/env_servers.applied";
 
-// Readers never see half a file (common/file.h).
+// Readers never see half a file (common/file.h); not fsynced: rewritten often, for readers.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  return WriteFileAtomic(path, text);
+  return WriteFileAtomic(path, text, /*durable=*/false);
 }
 
 // The env-server count in a control file; nullopt when absent.
@@ -269,7 +269,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", log_dir, ": ", ec.message()));
   if (!options.resume) {
     // What `envtune train --resume RUN_DIR` starts from (the config after overrides).
-    if (absl::Status s = WriteFileAtomic(options.run_dir + "/config.yaml", options.effective_config);
+    if (absl::Status s =
+            WriteFileAtomic(options.run_dir + "/config.yaml", options.effective_config);
         !s.ok()) {
       return s;
     }
@@ -497,8 +498,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       if (++consecutive_status_failures >= 10) return fail(status.status());
     } else {
       consecutive_status_failures = 0;
-      if (absl::Status s = WriteFileAtomic(options.run_dir + "/status.json",
-                                           RenderStatusJson(*status));
+      if (absl::Status s = WriteFileAtomically(options.run_dir + "/status.json",
+                                               RenderStatusJson(*status));
           !s.ok()) {
         progress << s.message() << "\n" << std::flush;
       }
@@ -580,7 +581,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   if (stop.load()) progress << "stop requested; shutting down\n" << std::flush;
   stop_all();
-  if (absl::Status s = WriteFileAtomic(
+  if (absl::Status s = WriteFileAtomically(
           options.run_dir + "/metrics.svg",
           RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
                              stage_starts));

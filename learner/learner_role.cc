@@ -535,7 +535,8 @@ struct LearnerRole::Impl {
   // on the order in which actors happened to deliver the episodes.
   std::vector<v1::Trajectory> TakeGroups(int count) {
     std::vector<PendingGroup> taken;
-    for (auto it = arrival.begin(); it != arrival.end() && static_cast<int>(taken.size()) < count;) {
+    for (auto it = arrival.begin();
+         it != arrival.end() && static_cast<int>(taken.size()) < count;) {
       auto g = pending.find(*it);
       if (g != pending.end() && g->second.complete()) {
         taken.push_back(std::move(g->second));

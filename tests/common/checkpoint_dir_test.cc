@@ -132,6 +132,8 @@ TEST(WriteFileAtomic, ReplacesWholeAndLeavesNoTemp) {
   const std::string big(1 << 20, 'x');
   ASSERT_TRUE(WriteFileAtomic(path, big).ok());
   EXPECT_EQ(*ReadFileToString(path), big);
+  ASSERT_TRUE(WriteFileAtomic(path, "not fsynced", /*durable=*/false).ok());
+  EXPECT_EQ(*ReadFileToString(path), "not fsynced");
   int entries = 0;
   for (const auto& e : fs::directory_iterator(root)) entries += e.exists();
   EXPECT_EQ(entries, 1);  // no temp file left behind

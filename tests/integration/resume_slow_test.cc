@@ -135,14 +135,16 @@ TEST_F(ResumeTest, KilledLearnerResumesFromItsCheckpointToTheEnd) {
   std::filesystem::create_directories(whole_dir);
   std::ofstream(whole_dir + "/config.in.yaml") << Config(whole_dir);
   const absl::Time whole_start = absl::Now();
-  absl::StatusOr<ChildProcess> whole = Train(whole_dir, {"--config=" + whole_dir + "/config.in.yaml"});
+  absl::StatusOr<ChildProcess> whole =
+      Train(whole_dir, {"--config=" + whole_dir + "/config.in.yaml"});
   ASSERT_TRUE(whole.ok()) << whole.status();
   std::optional<int> rc = WaitExit(*whole, absl::Minutes(8));
   ASSERT_TRUE(rc.has_value()) << "uninterrupted run did not finish:\n" << whole->LogTail(4000);
   ASSERT_EQ(*rc, 0) << whole->LogTail(4000);
   std::cout << "[measure] uninterrupted run: "
             << absl::ToDoubleSeconds(absl::Now() - whole_start) << " s" << std::endl;
-  absl::StatusOr<CheckpointInfo> whole_final = ReadCheckpointInfo(whole_dir + "/checkpoints/final");
+  absl::StatusOr<CheckpointInfo> whole_final =
+      ReadCheckpointInfo(whole_dir + "/checkpoints/final");
   ASSERT_TRUE(whole_final.ok()) << whole_final.status();
   EXPECT_EQ(whole_final->step, kFinalStep);
 

@@ -101,7 +101,8 @@ struct TrainRun {
 // `world` ranks as threads (world 1: no group). Each rank builds a trainer from the same initial
 // weights; with `restore_from` non-empty it restores that checkpoint first. It then trains from
 // its step count up to kStepsBefore + kStepsAfter, saving `save_label` after kStepsBefore.
-TrainRun Train(int world, int zero_stage, torch::ScalarType dtype, const std::string& checkpoint_dir,
+TrainRun Train(int world, int zero_stage, torch::ScalarType dtype,
+               const std::string& checkpoint_dir,
           const std::string& restore_from, bool save) {
   TrainRun run;
   run.params.resize(world);
@@ -227,7 +228,9 @@ TEST(Checkpoint, ResumedStepsDifferFromAFreshStart) {
   }
   const auto params = Params((*trainer)->policy());
   bool differs = false;
-  for (size_t i = 0; i < params.size(); ++i) differs |= !torch::equal(params[i], whole.params[0][i]);
+  for (size_t i = 0; i < params.size(); ++i) {
+    differs |= !torch::equal(params[i], whole.params[0][i]);
+  }
   EXPECT_TRUE(differs);
 }
 
