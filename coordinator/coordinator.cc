@@ -72,27 +72,24 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     return absl::InvalidArgumentError("evaluation.every_steps > 0 but no evaluation tasks");
   }
   auto coordinator = std::unique_ptr<Coordinator>(new Coordinator(std::move(options), clock));
-  absl::MutexLock lock(&coordinator->mu_);
-  if (!coordinator->options_.ledger_path.empty()) {
-    coordinator->ledger_ = std::make_unique<std::ofstream>(coordinator->options_.ledger_path,
-                                                           std::ios::app);
-    if (!*coordinator->ledger_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "coordinator.ledger_path: cannot open '", coordinator->options_.ledger_path, "'"));
-    }
-  }
-  coordinator->EnterStageLocked(0, "initial");
   const CoordinatorOptions& o = coordinator->options_;
+  {
+    absl::MutexLock lock(&coordinator->mu_);
+    if (!o.ledger_path.empty()) {
+      coordinator->ledger_ = std::make_unique<std::ofstream>(o.ledger_path, std::ios::app);
+      if (!*coordinator->ledger_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("coordinator.ledger_path: cannot open '", o.ledger_path, "'"));
+      }
+    }
+    coordinator->EnterStageLocked(0, "initial");
+  }
   if (o.resume_step >= 0) {
     absl::StatusOr<v1::CoordinatorState> state = ReadStateFile(o.state_dir, o.resume_step);
     if (!state.ok()) return state.status();
-    // RestoreState takes the lock itself.
-    coordinator->mu_.Unlock();
-    absl::Status restored = coordinator->RestoreState(*state);
-    coordinator->mu_.Lock();
-    if (!restored.ok()) {
-      return absl::Status(restored.code(), absl::StrCat("coordinator.resume_step ", o.resume_step,
-                                                        ": ", restored.message()));
+    if (absl::Status s = coordinator->RestoreState(*state); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("coordinator.resume_step ", o.resume_step, ": ",
+                                                  s.message()));
     }
   } else if (!o.state_dir.empty()) {
     std::error_code ec;
@@ -101,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
       return absl::InvalidArgumentError(absl::StrCat("coordinator.state_dir: cannot create '",
                                                      o.state_dir, "': ", ec.message()));
     }
+    absl::MutexLock lock(&coordinator->mu_);
     coordinator->PersistLocked();
   }
   return coordinator;
