@@ -111,16 +111,20 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
     if (root["model"] && root["model"]["path"] && root["model"]["path"].IsScalar()) {
       options.model_path = root["model"]["path"].as<std::string>();
     }
-    if (root["learner"] && root["learner"]["checkpoint_dir"] &&
-        root["learner"]["checkpoint_dir"].IsScalar()) {
-      options.checkpoint_dir = root["learner"]["checkpoint_dir"].as<std::string>();
+    if (root["learner"] && root["learner"]["checkpoint_dir"]) {
+      // Given (`learner.checkpoint_dir=` reads as null: no checkpoints).
+      const YAML::Node dir = root["learner"]["checkpoint_dir"];
+      options.checkpoint_dir = dir.IsScalar() ? dir.as<std::string>() : "";
+    } else {
+      options.checkpoint_dir = options.run_dir + "/checkpoints";  // the run's own
+      options.default_checkpoint_dir = true;
     }
     YAML::Emitter out;
     out << root;
     options.effective_config = std::string(out.c_str()) + "\n";
   }
   if (options.resume && options.checkpoint_dir.empty()) {
-    reader.AddError("launch.resume: needs learner.checkpoint_dir (where the checkpoints are)");
+    reader.AddError("launch.resume: needs checkpoints (learner.checkpoint_dir is set to \"\")");
   }
   if (options.warm_start != "none" && options.warm_start != "sft") {
     reader.AddError(absl::StrCat("launch.warm_start: '", options.warm_start,
@@ -280,6 +284,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
                                              "coordinator.state_dir=" + options.run_dir +
                                                  "/coordinator"};
   std::vector<std::string> learner_flags;
+  if (options.default_checkpoint_dir) {
+    learner_flags.push_back("learner.checkpoint_dir=" + options.checkpoint_dir);
+  }
   if (options.resume) {
     absl::StatusOr<std::optional<CheckpointInfo>> latest = LatestCheckpoint(options.checkpoint_dir);
     if (!latest.ok()) return latest.status();

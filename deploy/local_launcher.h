@@ -27,6 +27,8 @@
 //                             #   from <run_dir>/coordinator), actors and env servers afresh;
 //                             #   metrics.jsonl is appended to. No checkpoint yet: a fresh start
 //
+// Checkpoints go to learner.checkpoint_dir, or <run_dir>/checkpoints when the config does not
+// set it (learner.checkpoint_dir="" turns them off).
 // Every run writes <run_dir>/config.yaml (the config after overrides) and persists the
 // coordinator's state in <run_dir>/coordinator (coordinator.state_dir unless the config sets
 // one). status.json, metrics.svg and the control files are replaced atomically (temp + rename).
@@ -66,7 +68,10 @@ struct LaunchOptions {
   std::string warm_start = "none";
   bool resume = false;
   std::string model_path;       // model.path of the config (after overrides)
-  std::string checkpoint_dir;   // learner.checkpoint_dir of the config (after overrides)
+  // learner.checkpoint_dir of the config (after overrides); <run_dir>/checkpoints when the config
+  // does not set it (default_checkpoint_dir; passed to the learner). "" = no checkpoints.
+  std::string checkpoint_dir;
+  bool default_checkpoint_dir = false;
   std::string effective_config; // the config after overrides, as YAML
   // The `sft:` section after overrides, plus data_dir, as YAML (ReadLaunchOptions): equal keys
   // mean equal warm-start checkpoints.

@@ -131,9 +131,14 @@ learner: {checkpoint_dir: /ckpt, lr: 1.0e-6}
   EXPECT_EQ(options.config_path, run_dir + "/config.yaml");
   EXPECT_NE(options.effective_config.find("/models/qwen"), std::string::npos);
 
+  // Unset: the run's own <run_dir>/checkpoints; set to "": no checkpoints, nothing to resume.
   std::ofstream(run_dir + "/config.yaml", std::ios::trunc) << "launch: {actors: 1}\n";
+  LaunchOptions defaulted;
+  ASSERT_TRUE(ReadResumeOptions(run_dir, {}, defaulted).ok());
+  EXPECT_EQ(defaulted.checkpoint_dir, run_dir + "/checkpoints");
+  EXPECT_TRUE(defaulted.default_checkpoint_dir);
   LaunchOptions no_checkpoints;
-  s = ReadResumeOptions(run_dir, {}, no_checkpoints);
+  s = ReadResumeOptions(run_dir, {"learner.checkpoint_dir="}, no_checkpoints);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("learner.checkpoint_dir"), std::string::npos) << s;
   std::filesystem::remove_all(run_dir);

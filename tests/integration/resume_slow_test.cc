@@ -37,6 +37,7 @@ using integration::TinyLearnerYaml;
 
 constexpr int kFinalStep = 4;
 
+// No learner.checkpoint_dir: the launcher puts checkpoints in <run_dir>/checkpoints.
 std::string Config(const std::string& run_dir) {
   return absl::StrCat(R"(
 launch:
@@ -57,8 +58,7 @@ curriculum:
        group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
     - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
        group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
-)", TinyLearnerYaml(absl::StrCat("  checkpoint_dir: ", run_dir, "/checkpoints\n",
-                                 "  checkpoint_every: 1\n", "  seed: 5\n")),
+)", TinyLearnerYaml("  checkpoint_every: 1\n  seed: 5\n"),
                       R"(actor:
   concurrency: 4
   max_model_turns: 2
