@@ -2,10 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <iostream>
 #include <random>
+#include <set>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "common/grpc_status.h"
 
 namespace envtune {
@@ -68,16 +74,35 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     return absl::InvalidArgumentError("evaluation.every_steps > 0 but no evaluation tasks");
   }
   auto coordinator = std::unique_ptr<Coordinator>(new Coordinator(std::move(options), clock));
-  absl::MutexLock lock(&coordinator->mu_);
-  if (!coordinator->options_.ledger_path.empty()) {
-    coordinator->ledger_ = std::make_unique<std::ofstream>(coordinator->options_.ledger_path,
-                                                           std::ios::app);
-    if (!*coordinator->ledger_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "coordinator.ledger_path: cannot open '", coordinator->options_.ledger_path, "'"));
+  const CoordinatorOptions& o = coordinator->options_;
+  {
+    absl::MutexLock lock(&coordinator->mu_);
+    if (!o.ledger_path.empty()) {
+      coordinator->ledger_ = std::make_unique<std::ofstream>(o.ledger_path, std::ios::app);
+      if (!*coordinator->ledger_) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("coordinator.ledger_path: cannot open '", o.ledger_path, "'"));
+      }
     }
+    coordinator->EnterStageLocked(0, "initial");
   }
-  coordinator->EnterStageLocked(0, "initial");
+  if (o.resume_step >= 0) {
+    absl::StatusOr<v1::CoordinatorState> state = ReadStateFile(o.state_dir, o.resume_step);
+    if (!state.ok()) return state.status();
+    if (absl::Status s = coordinator->RestoreState(*state); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("coordinator.resume_step ", o.resume_step, ": ",
+                                                  s.message()));
+    }
+  } else if (!o.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.state_dir, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat("coordinator.state_dir: cannot create '",
+                                                     o.state_dir, "': ", ec.message()));
+    }
+    absl::MutexLock lock(&coordinator->mu_);
+    coordinator->PersistLocked();
+  }
   return coordinator;
 }
 
@@ -122,7 +147,7 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     if (request.role() == v1::ROLE_LEARNER) {
       // A learner (re)starting has none of the groups completed so far in its queue: stop
       // waiting for them. Groups still being rolled out will reach it.
-      std::erase_if(groups_in_flight_, [](const auto& entry) { return entry.second; });
+      std::erase_if(groups_in_flight_, [](const auto& entry) { return entry.second.completed; });
     }
     std::string id = absl::StrCat("w", next_worker_++);
     Worker& worker = workers_[id];
@@ -319,37 +344,49 @@ absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseReques
           "AcquireLease: no work available: ", GroupsInFlightLocked(),
           " groups in flight (max ", max_in_flight, "), waiting for the learner"));
     }
-    std::optional<PendingTask> task = NextTaskLocked();
-    if (!task.has_value() || (eval_only && !task->evaluation)) {
-      return absl::FailedPreconditionError("AcquireLease: no work available");
-    }
-    const StageConfig& stage = options_.stages[stage_index_];
-    lease.set_lease_id(absl::StrCat("L", next_lease_++));
-    lease.set_task_id(task->task_id);
-    lease.set_evaluation(task->evaluation);
-    *lease.mutable_stage() = StageOptionsLocked();
-    if (task->evaluation) {
-      // Evaluation: one greedy sample against the standard (BFCL) environment.
-      lease.set_group_size(1);
-      lease.mutable_stage()->set_augment_probability(0.0);
-      lease.set_min_policy_version(policy_version_);
-    } else {
-      lease.set_group_size(stage.group_size);
+    bool replayed = false;
+    if (!replay_.empty() && !eval_only && eval_queue_.empty()) {
+      // A restored run: the leases the learner had not consumed go out again unchanged.
+      lease = replay_.front();
+      replay_.pop_front();
+      replayed = true;
       lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
                                        ? policy_version_ - options_.max_policy_staleness
                                        : 0);
+    } else {
+      std::optional<PendingTask> task = NextTaskLocked();
+      if (!task.has_value() || (eval_only && !task->evaluation)) {
+        return absl::FailedPreconditionError("AcquireLease: no work available");
+      }
+      const StageConfig& stage = options_.stages[stage_index_];
+      lease.set_lease_id(absl::StrCat("L", next_lease_++));
+      lease.set_task_id(task->task_id);
+      lease.set_evaluation(task->evaluation);
+      *lease.mutable_stage() = StageOptionsLocked();
+      if (task->evaluation) {
+        // Evaluation: one greedy sample against the standard (BFCL) environment.
+        lease.set_group_size(1);
+        lease.mutable_stage()->set_augment_probability(0.0);
+        lease.set_min_policy_version(policy_version_);
+      } else {
+        lease.set_group_size(stage.group_size);
+        lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
+                                         ? policy_version_ - options_.max_policy_staleness
+                                         : 0);
+      }
+      lease.set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + next_lease_);
     }
-    lease.set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + next_lease_);
     absl::Time now = clock_->Now();
     lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
     leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
-    if (!lease.evaluation()) groups_in_flight_[lease.lease_id()] = false;
+    if (!lease.evaluation()) groups_in_flight_[lease.lease_id()] = InFlightGroup{false, lease};
     LedgerLocked(absl::StrCat("{\"event\":\"issued\",\"lease\":\"", lease.lease_id(),
                               "\",\"task\":\"", lease.task_id(), "\",\"stage\":",
                               lease.stage().stage(), ",\"group_size\":", lease.group_size(),
                               ",\"min_version\":", lease.min_policy_version(),
                               ",\"eval\":", lease.evaluation() ? "true" : "false",
-                              ",\"worker\":\"", request.worker_id(), "\"}"));
+                              replayed ? ",\"replayed\":true" : "", ",\"worker\":\"",
+                              request.worker_id(), "\"}"));
   }
   Broadcast(events);
   return lease;
@@ -402,7 +439,7 @@ absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request)
     }
     const v1::Lease lease = outstanding.lease;
     if (auto g = groups_in_flight_.find(request.lease_id()); g != groups_in_flight_.end()) {
-      g->second = true;
+      g->second.completed = true;
     }
     leases_.erase(it);
     LedgerLocked(absl::StrCat("{\"event\":\"completed\",\"lease\":\"", lease.lease_id(),
@@ -514,6 +551,7 @@ absl::StatusOr<v1::ReportLearnerStepResponse> Coordinator::ReportLearnerStep(
       }
     }
     response.set_stage(options_.stages[stage_index_].stage);
+    PersistLocked();
   }
   Broadcast(events);
   return response;
@@ -724,6 +762,209 @@ void Coordinator::Broadcast(const std::vector<v1::StageEvent>& events) {
   absl::MutexLock lock(&listeners_mu_);
   for (const v1::StageEvent& event : events) {
     for (auto& [id, listener] : listeners_) listener(event);
+  }
+}
+
+namespace {
+
+std::string StateFileName(int64_t step) { return absl::StrCat("step-", step, ".binpb"); }
+
+v1::PendingTaskState ToState(const std::string& task_id, bool evaluation, uint32_t stage) {
+  v1::PendingTaskState out;
+  out.set_task_id(task_id);
+  out.set_evaluation(evaluation);
+  out.set_stage(stage);
+  return out;
+}
+
+}  // namespace
+
+v1::CoordinatorState Coordinator::SnapshotState() {
+  absl::MutexLock lock(&mu_);
+  return SnapshotStateLocked();
+}
+
+v1::CoordinatorState Coordinator::SnapshotStateLocked() const {
+  v1::CoordinatorState st;
+  st.set_format(1);
+  st.set_seed(options_.seed);
+  st.set_stage_count(static_cast<uint32_t>(options_.stages.size()));
+  st.set_stage_index(stage_index_);
+  st.set_stage_start_step(stage_start_step_);
+  st.set_metric_streak(metric_streak_);
+  st.set_paused(paused_);
+  st.set_finished(finished_);
+  st.set_learner_step(learner_step_);
+  st.set_policy_version(policy_version_);
+  st.set_last_eval_step(last_eval_step_);
+  for (const std::string& task : epoch_order_) st.add_epoch_order(task);
+  st.set_epoch_cursor(epoch_cursor_);
+  st.set_epoch(epoch_);
+  st.set_next_lease(next_lease_);
+  st.set_episodes_completed(episodes_completed_);
+  st.set_leases_reissued(leases_reissued_);
+  for (const PendingTask& t : reissue_) {
+    *st.add_reissue() = ToState(t.task_id, t.evaluation, t.stage);
+  }
+  for (const PendingTask& t : eval_queue_) {
+    *st.add_eval_queue() = ToState(t.task_id, t.evaluation, t.stage);
+  }
+  // Evaluation leases still out are evaluated again after a restore.
+  for (const auto& [id, outstanding] : leases_) {
+    if (outstanding.lease.evaluation()) {
+      *st.add_eval_queue() = ToState(outstanding.lease.task_id(), true, 0);
+    }
+  }
+  st.set_eval_pending(eval_pending_);
+  st.set_eval_total(eval_total_);
+  st.set_eval_valid(eval_valid_);
+  // Lease ids are "L<n>": replayed in issue order.
+  std::vector<const v1::Lease*> replay;
+  for (const v1::Lease& lease : replay_) replay.push_back(&lease);
+  for (const auto& [id, group] : groups_in_flight_) replay.push_back(&group.lease);
+  std::stable_sort(replay.begin(), replay.end(), [](const v1::Lease* a, const v1::Lease* b) {
+    return a->lease_id().size() != b->lease_id().size()
+               ? a->lease_id().size() < b->lease_id().size()
+               : a->lease_id() < b->lease_id();
+  });
+  for (const v1::Lease* lease : replay) *st.add_replay() = *lease;
+  st.set_learner_batch_groups(learner_batch_groups_);
+  for (const v1::Metric& m : metrics_) *st.add_metrics() = m;
+  for (const auto& [name, m] : latest_metrics_) *st.add_latest_metrics() = m;
+  return st;
+}
+
+absl::Status Coordinator::RestoreState(const v1::CoordinatorState& st) {
+  if (st.format() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("coordinator state: format ", st.format(),
+                                                   " is not 1"));
+  }
+  absl::MutexLock lock(&mu_);
+  if (st.seed() != options_.seed || st.stage_count() != options_.stages.size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "coordinator state: written with seed ", st.seed(), " and ", st.stage_count(),
+        " stages; this coordinator has seed ", options_.seed, " and ", options_.stages.size(),
+        " stages (resume with the run's curriculum)"));
+  }
+  if (st.stage_index() >= options_.stages.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("coordinator state: stage_index ", st.stage_index(), " out of range"));
+  }
+  if (st.epoch_cursor() > static_cast<uint64_t>(st.epoch_order_size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "coordinator state: epoch_cursor ", st.epoch_cursor(), " beyond the ",
+        st.epoch_order_size(), " tasks of the pass"));
+  }
+  if (st.learner_step() < 0 || st.stage_start_step() < 0 ||
+      st.stage_start_step() > st.learner_step() || st.next_lease() < 1 ||
+      st.eval_pending() > st.eval_total() || st.eval_valid() > st.eval_total()) {
+    return absl::InvalidArgumentError("coordinator state: inconsistent step or lease counters");
+  }
+  const StageConfig& stage = options_.stages[st.stage_index()];
+  const std::set<std::string> tasks(stage.task_ids.begin(), stage.task_ids.end());
+  for (const std::string& task : st.epoch_order()) {
+    if (tasks.count(task) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "coordinator state: task '", task.substr(0, 256), "' of the saved pass is not in stage ",
+          stage.stage, "'s tasks (the curriculum changed since the state was written)"));
+    }
+  }
+  for (const v1::Lease& lease : st.replay()) {
+    if (lease.lease_id().empty() || lease.task_id().empty() || lease.group_size() == 0 ||
+        lease.evaluation()) {
+      return absl::InvalidArgumentError("coordinator state: a malformed lease to replay");
+    }
+  }
+  for (const auto* queue : {&st.reissue(), &st.eval_queue()}) {
+    for (const v1::PendingTaskState& t : *queue) {
+      if (t.task_id().empty() || t.stage() > options_.stages.size()) {
+        return absl::InvalidArgumentError("coordinator state: a malformed queued task");
+      }
+    }
+  }
+  if (st.eval_queue_size() > 0 && options_.eval_every_steps <= 0) {
+    return absl::FailedPreconditionError(
+        "coordinator state: evaluation tasks queued, but evaluation is off in this config");
+  }
+  // Checked: apply.
+  stage_index_ = st.stage_index();
+  stage_start_step_ = st.stage_start_step();
+  metric_streak_ = st.metric_streak();
+  paused_ = st.paused();
+  finished_ = st.finished();
+  learner_step_ = st.learner_step();
+  policy_version_ = st.policy_version();
+  last_eval_step_ = st.last_eval_step();
+  epoch_order_.assign(st.epoch_order().begin(), st.epoch_order().end());
+  epoch_cursor_ = st.epoch_cursor();
+  epoch_ = st.epoch();
+  next_lease_ = st.next_lease();
+  episodes_completed_ = st.episodes_completed();
+  leases_reissued_ = st.leases_reissued();
+  reissue_.clear();
+  for (const v1::PendingTaskState& t : st.reissue()) {
+    reissue_.push_back(PendingTask{t.task_id(), t.evaluation(), t.stage()});
+  }
+  eval_queue_.clear();
+  for (const v1::PendingTaskState& t : st.eval_queue()) {
+    eval_queue_.push_back(PendingTask{t.task_id(), true, t.stage()});
+  }
+  eval_pending_ = st.eval_pending();
+  eval_total_ = st.eval_total();
+  eval_valid_ = st.eval_valid();
+  replay_.assign(st.replay().begin(), st.replay().end());
+  leases_.clear();
+  groups_in_flight_.clear();
+  aborted_leases_.clear();
+  learner_batch_groups_ = st.learner_batch_groups();
+  metrics_.clear();
+  for (const v1::Metric& m : st.metrics()) {
+    metrics_.push_back(m);
+    while (metrics_.size() > options_.metric_history) metrics_.pop_front();
+  }
+  latest_metrics_.clear();
+  for (const v1::Metric& m : st.latest_metrics()) latest_metrics_[m.name()] = m;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CoordinatorState> Coordinator::ReadStateFile(const std::string& state_dir,
+                                                                int64_t step) {
+  const std::string path = absl::StrCat(state_dir, "/", StateFileName(step));
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (!bytes.ok()) {
+    return absl::NotFoundError(absl::StrCat("no coordinator state for learner step ", step,
+                                            " (", path, " cannot be read)"));
+  }
+  v1::CoordinatorState state;
+  if (!state.ParseFromString(*bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a coordinator state"));
+  }
+  if (state.learner_step() != step) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds learner step ",
+                                                   state.learner_step(), ", not ", step));
+  }
+  return state;
+}
+
+void Coordinator::PersistLocked() {
+  if (options_.state_dir.empty()) return;
+  const std::string bytes = SnapshotStateLocked().SerializeAsString();
+  const std::string path = absl::StrCat(options_.state_dir, "/", StateFileName(learner_step_));
+  if (absl::Status s = WriteFileAtomic(path, bytes); !s.ok()) {
+    std::cerr << "coordinator: cannot persist its state: " << s.message() << std::endl;
+    return;
+  }
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.state_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    int64_t step = 0;
+    if (!absl::StartsWith(name, "step-") || !absl::EndsWith(name, ".binpb") ||
+        !absl::SimpleAtoi(name.substr(5, name.size() - 5 - 6), &step)) {
+      continue;
+    }
+    if (step + options_.state_keep_steps <= learner_step_) {
+      std::filesystem::remove(entry.path(), ec);
+    }
   }
 }
 

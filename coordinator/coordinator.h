@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "envtune/v1/coordinator.pb.h"
+#include "envtune/v1/coordinator_state.pb.h"
 
 namespace envtune {
 
@@ -85,6 +86,18 @@ struct CoordinatorOptions {
   //   {"event":"completed","lease":..,"episodes":..}   {"event":"reissued","lease":..}
   // "" = off. Used by the integration test to check exactly-once delivery.
   std::string ledger_path;
+  // Persistence: with a state_dir, the state (v1::CoordinatorState: stage and its progress,
+  // learner step and version, the task order and cursor, lease and episode accounting, leases
+  // the learner has not consumed, metrics history) is written atomically to
+  // <state_dir>/step-<N>.binpb when learner step N is reported (step-0 at the start), after the
+  // step's consumed leases and stage change are applied; files older than state_keep_steps
+  // steps are removed. With resume_step >= 0 the coordinator starts from
+  // <state_dir>/step-<resume_step>.binpb: the learner's checkpoint of that step and this state
+  // continue the run as it went on after that step (the learner's pending groups are lost, so
+  // their leases are issued again unchanged; workers register afresh).
+  std::string state_dir;
+  int64_t resume_step = -1;
+  int64_t state_keep_steps = 256;
 };
 
 class Coordinator {
@@ -107,6 +120,15 @@ class Coordinator {
   // The env-server fleet (coordinator.proto: ListEnvServers, DrainEnvServer).
   v1::ListEnvServersResponse ListEnvServers();
   absl::StatusOr<v1::WorkerStatus> DrainEnvServer(const v1::DrainEnvServerRequest& request);
+
+  // The persisted state now, and restoring it (before workers register). RestoreState checks
+  // the state against the options (seed, stage count, the stage's task set): a state of another
+  // curriculum is FailedPrecondition, a malformed one InvalidArgument; on error nothing changes.
+  v1::CoordinatorState SnapshotState();
+  absl::Status RestoreState(const v1::CoordinatorState& state);
+  // Reads <state_dir>/step-<step>.binpb (NotFound naming it when absent).
+  static absl::StatusOr<v1::CoordinatorState> ReadStateFile(const std::string& state_dir,
+                                                            int64_t step);
 
   // Expires workers whose heartbeat is older than worker_expiry and re-queues their leases and
   // any lease past its deadline. Called by every RPC and periodically by the service.
@@ -159,6 +181,9 @@ class Coordinator {
       const google::protobuf::RepeatedPtrField<std::string>& consumed_leases,
       uint32_t batch_groups) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Broadcast(const std::vector<v1::StageEvent>& events);
+  v1::CoordinatorState SnapshotStateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes step-<learner_step_>.binpb into state_dir (logged on failure, never fatal).
+  void PersistLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LedgerLocked(const std::string& json_line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes a worker; bumps the fleet generation when it was an env server.
   void EraseWorkerLocked(std::map<std::string, Worker>::iterator it)
@@ -194,9 +219,15 @@ class Coordinator {
   uint64_t next_lease_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t episodes_completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t leases_reissued_ ABSL_GUARDED_BY(mu_) = 0;
-  // Flow control: training leases whose group the learner has not consumed yet (value: the
-  // lease was completed), and the learner's batch size as last reported.
-  std::map<std::string, bool> groups_in_flight_ ABSL_GUARDED_BY(mu_);
+  // Flow control: training leases whose group the learner has not consumed yet (and whether
+  // the lease was completed), and the learner's batch size as last reported.
+  struct InFlightGroup {
+    bool completed = false;
+    v1::Lease lease;  // as issued (replayed by a resumed run)
+  };
+  std::map<std::string, InFlightGroup> groups_in_flight_ ABSL_GUARDED_BY(mu_);
+  // Restored leases to issue again, unchanged but for deadline and minimum version.
+  std::deque<v1::Lease> replay_ ABSL_GUARDED_BY(mu_);
   uint32_t learner_batch_groups_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::Metric> metrics_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, v1::Metric> latest_metrics_ ABSL_GUARDED_BY(mu_);

@@ -71,6 +71,13 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
         "coordinator.admin_token: replaced by security.admin_token_file (a file holding the "
         "token, so it never appears on a command line; common/security.h)");
   }
+  options.state_dir = reader.Get<std::string>("coordinator.state_dir", "");
+  options.resume_step = reader.Get<int64_t>("coordinator.resume_step", -1);
+  options.state_keep_steps = reader.Get<int64_t>("coordinator.state_keep_steps", 256);
+  if (options.resume_step >= 0 && options.state_dir.empty()) {
+    reader.AddError("coordinator.resume_step: needs coordinator.state_dir");
+  }
+  if (options.state_keep_steps < 1) reader.AddError("coordinator.state_keep_steps: must be >= 1");
 
   options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);
   if (options.eval_every_steps > 0) {

@@ -10,6 +10,10 @@
 //     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
 //     seed: 1
 //     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
+//     state_dir: ""                    # persist the state after every learner step into
+//                                      #   <dir>/step-<N>.binpb ("" = off; Coordinator)
+//     resume_step: -1                  # >= 0: start from <state_dir>/step-<N>.binpb
+//     state_keep_steps: 256            # state files of the last N learner steps are kept
 //   evaluation:
 //     every_steps: 0                   # held-out evaluation every N learner steps (0 = off)
 //     split: val                       # ids from <data.dir>/splits/<split>.txt

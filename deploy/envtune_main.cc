@@ -70,6 +70,9 @@ ABSL_FLAG(int, drain_grace_ms, 3000,
           "env-server: on SIGTERM or DrainEnvServer, keep serving this long while clients move "
           "to other replicas, then refuse new calls and exit once in-flight calls finish");
 ABSL_FLAG(std::string, run_dir, "", "scale: the run directory of a running `envtune train`");
+ABSL_FLAG(std::string, resume, "",
+          "train: continue the run in this run directory (its saved config.yaml, the newest "
+          "learner checkpoint and the coordinator's state of that step)");
 ABSL_FLAG(int, wait_s, 120,
           "scale: wait this long for the launcher to reach the new size (0 = do not wait)");
 ABSL_FLAG(std::string, learner, "", "learner address host:port (actor)");
@@ -88,6 +91,7 @@ commands:
   train         run the whole system on this machine (coordinator, env servers, learner,
                 actors as processes) until the curriculum ends; Ctrl-C stops it cleanly
                   --config FILE (default configs/tiny-cpu.yaml) [key.sub=value ...]
+                  --resume RUN_DIR [key.sub=value ...]: continue a stopped or killed run
                   (launcher options: the config's `launch:` section, deploy/local_launcher.h)
   coordinator   serve CoordinatorService (membership, leases, curriculum, status)
                   --config FILE --port N --host ADDR --data_dir DIR
@@ -227,11 +231,23 @@ int RunTrain(const std::vector<std::string>& overrides) {
   std::error_code ec;
   options.envtune_binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (ec) return Fail(absl::InternalError("cannot locate the envtune executable"), 1);
-  options.config_path = absl::GetFlag(FLAGS_config);
-  if (options.config_path.empty()) options.config_path = ENVTUNE_DEFAULT_CONFIG;
-  options.overrides = overrides;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (absl::Status s = ReadLaunchOptions(options); !s.ok()) return Fail(s, 2);
+  if (const std::string run_dir = absl::GetFlag(FLAGS_resume); !run_dir.empty()) {
+    if (!absl::GetFlag(FLAGS_config).empty()) {
+      return Fail(absl::InvalidArgumentError(
+                      "train: --resume uses the run's saved config; drop --config (give "
+                      "key.sub=value overrides to change it)"),
+                  2);
+    }
+    if (absl::Status s = ReadResumeOptions(run_dir, overrides, options); !s.ok()) {
+      return Fail(s, 2);
+    }
+  } else {
+    options.config_path = absl::GetFlag(FLAGS_config);
+    if (options.config_path.empty()) options.config_path = ENVTUNE_DEFAULT_CONFIG;
+    options.overrides = overrides;
+    if (absl::Status s = ReadLaunchOptions(options); !s.ok()) return Fail(s, 2);
+  }
   std::signal(SIGINT, OnTrainSignal);
   std::signal(SIGTERM, OnTrainSignal);
   absl::Status status = RunLocalTraining(options, g_train_stop, std::cout);

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/checkpoint_dir.h"
 #include "common/config.h"
 #include "common/file.h"
 #include "common/secrets.h"
@@ -41,18 +42,9 @@ struct Slot {
 constexpr char kScaleRequest[] = "/control/env_servers";
 constexpr char kScaleApplied[] = "/control/env_servers.applied";
 
-// Writes `text` to `path` through a temporary file and rename, so readers never see half.
+// Readers never see half a file (common/file.h); not fsynced: rewritten often, for readers.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
+  return WriteFileAtomic(path, text, /*durable=*/false);
 }
 
 // The env-server count in a control file; nullopt when absent.
@@ -200,6 +192,27 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   options.warm_start = reader.Get<std::string>("launch.warm_start", options.warm_start);
   options.tls = reader.Get<bool>("launch.tls", options.tls);
   options.security = ReadSecurityOptions(reader);
+  options.resume = reader.Get<bool>("launch.resume", options.resume);
+  {
+    const YAML::Node& root = config->root();
+    if (root["model"] && root["model"]["path"] && root["model"]["path"].IsScalar()) {
+      options.model_path = root["model"]["path"].as<std::string>();
+    }
+    if (root["learner"] && root["learner"]["checkpoint_dir"]) {
+      // Given (`learner.checkpoint_dir=` reads as null: no checkpoints).
+      const YAML::Node dir = root["learner"]["checkpoint_dir"];
+      options.checkpoint_dir = dir.IsScalar() ? dir.as<std::string>() : "";
+    } else {
+      options.checkpoint_dir = options.run_dir + "/checkpoints";  // the run's own
+      options.default_checkpoint_dir = true;
+    }
+    YAML::Emitter out;
+    out << root;
+    options.effective_config = std::string(out.c_str()) + "\n";
+  }
+  if (options.resume && options.checkpoint_dir.empty()) {
+    reader.AddError("launch.resume: needs checkpoints (learner.checkpoint_dir is set to \"\")");
+  }
   if (options.warm_start != "none" && options.warm_start != "sft") {
     reader.AddError(absl::StrCat("launch.warm_start: '", options.warm_start,
                                  "' is not one of none, sft"));
@@ -220,6 +233,21 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
     if (key != "launch" && key != "security") reader.MarkRead(key);
   }
   return reader.Finish();
+}
+
+absl::Status ReadResumeOptions(const std::string& run_dir,
+                               const std::vector<std::string>& extra_overrides,
+                               LaunchOptions& options) {
+  const std::string saved = run_dir + "/config.yaml";
+  std::error_code ec;
+  if (!std::filesystem::exists(saved, ec)) {
+    return absl::NotFoundError(absl::StrCat("--resume ", run_dir, ": no run there (", saved,
+                                            " is missing; it is written when a run starts)"));
+  }
+  options.config_path = saved;
+  options.overrides = {"launch.resume=true", "launch.run_dir=" + run_dir};
+  for (const std::string& o : extra_overrides) options.overrides.push_back(o);
+  return ReadLaunchOptions(options);
 }
 
 namespace {
@@ -265,12 +293,8 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
                                             *child->PollExit(), "; log tail:\n",
                                             child->LogTail()));
   }
-  {
-    std::ofstream key(key_path, std::ios::binary | std::ios::trunc);
-    key << options.warm_start_key;
-    if (!key.flush()) {
-      return absl::UnavailableError(absl::StrCat("warm start: cannot write ", key_path));
-    }
+  if (absl::Status s = WriteFileAtomic(key_path, options.warm_start_key); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("warm start: ", s.message()));
   }
   // The last line of `envtune sft` is its JSON summary.
   std::string tail = child->LogTail(4000);
@@ -334,7 +358,42 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   std::string log_dir = options.run_dir + "/logs";
   std::filesystem::create_directories(log_dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", log_dir, ": ", ec.message()));
-  if (options.warm_start == "sft") {
+  if (!options.resume) {
+    // What `envtune train --resume RUN_DIR` starts from (the config after overrides).
+    if (absl::Status s =
+            WriteFileAtomic(options.run_dir + "/config.yaml", options.effective_config);
+        !s.ok()) {
+      return s;
+    }
+  }
+  // Resume: the learner's newest complete checkpoint, and the coordinator's state of its step.
+  std::vector<std::string> coordinator_flags{"--port=0",
+                                             "coordinator.state_dir=" + options.run_dir +
+                                                 "/coordinator"};
+  std::vector<std::string> learner_flags;
+  if (options.default_checkpoint_dir) {
+    learner_flags.push_back("learner.checkpoint_dir=" + options.checkpoint_dir);
+  }
+  if (options.resume) {
+    absl::StatusOr<std::optional<CheckpointInfo>> latest = LatestCheckpoint(options.checkpoint_dir);
+    if (!latest.ok()) return latest.status();
+    if (!latest->has_value()) {
+      progress << "resume: no complete checkpoint in " << options.checkpoint_dir
+               << " yet; starting from step 0\n" << std::flush;
+      options.resume = false;
+    } else {
+      const CheckpointInfo& info = **latest;
+      progress << "resume: learner from " << info.dir << " (step " << info.step << ", policy v"
+               << info.policy_version << "), coordinator from its state of step " << info.step
+               << "\n" << std::flush;
+      coordinator_flags.push_back(absl::StrCat("coordinator.resume_step=", info.step));
+      learner_flags.push_back("learner.resume=" + info.dir);
+    }
+  }
+  if (options.warm_start == "sft" && !options.model_path.empty()) {
+    progress << "warm start skipped: model.path=" << options.model_path
+             << " is given (launch.warm_start=none silences this note)\n" << std::flush;
+  } else if (options.warm_start == "sft") {
     absl::StatusOr<std::string> checkpoint = RunWarmStart(options, log_dir, stop, progress);
     if (absl::IsCancelled(checkpoint.status())) return absl::OkStatus();
     if (!checkpoint.ok()) return checkpoint.status();
@@ -369,7 +428,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     return status;
   };
 
-  slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", {"--port=0"},
+  slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", coordinator_flags,
                                                secrets->coordinator_overrides)});
   slots.back().stop_rank = 3;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
@@ -407,8 +466,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   int env_target = options.env_servers;
   bool scale_pending = false;
 
-  slots.push_back(
-      Slot{"learner", RoleArgv(options, "learner", {"--port=0", "--coordinator=" + coordinator})});
+  learner_flags.insert(learner_flags.begin(), {"--port=0", "--coordinator=" + coordinator});
+  slots.push_back(Slot{"learner", RoleArgv(options, "learner", learner_flags)});
   slots.back().stop_rank = 1;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
@@ -429,7 +488,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   progress << options.actors << " actors started; logs in " << log_dir << "\n";
 
-  std::ofstream metrics(options.run_dir + "/metrics.jsonl", std::ios::trunc);  // this run only
+  // This run only; a resumed run goes on with the lines of the run it continues.
+  std::ofstream metrics(options.run_dir + "/metrics.jsonl",
+                        options.resume ? std::ios::app : std::ios::trunc);
   std::map<std::string, Series> reward_series;
   std::vector<std::pair<double, int>> stage_starts;
   int64_t last_step = -1;
@@ -538,7 +599,11 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       if (++consecutive_status_failures >= 10) return fail(status.status());
     } else {
       consecutive_status_failures = 0;
-      std::ofstream(options.run_dir + "/status.json") << RenderStatusJson(*status);
+      if (absl::Status s = WriteFileAtomically(options.run_dir + "/status.json",
+                                               RenderStatusJson(*status));
+          !s.ok()) {
+        progress << s.message() << "\n" << std::flush;
+      }
       if (static_cast<int64_t>(status->learner_step()) != last_step) {
         last_step = static_cast<int64_t>(status->learner_step());
         // The batch this step trained on was rolled out in the stage of the previous line (the
@@ -617,9 +682,13 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   if (stop.load()) progress << "stop requested; shutting down\n" << std::flush;
   stop_all();
-  std::ofstream svg(options.run_dir + "/metrics.svg");
-  svg << RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
-                            stage_starts);
+  if (absl::Status s = WriteFileAtomically(
+          options.run_dir + "/metrics.svg",
+          RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
+                             stage_starts));
+      !s.ok()) {
+    progress << s.message() << "\n" << std::flush;
+  }
   progress << "metrics: " << options.run_dir << "/metrics.jsonl, plot: " << options.run_dir
            << "/metrics.svg\n"
            << std::flush;

@@ -16,8 +16,23 @@
 //                             #   section into <run_dir>/sft and start the learner from it
 //                             #   (model.path); its log is logs/sft.log. A checkpoint there
 //                             #   made from the same `sft:` section (after overrides) and
-//                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml)
+//                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml).
+//                             #   Skipped, with a note, when model.path is set: a given model
+//                             #   is never silently replaced by the warm start
 //     tls: true               # TLS between the roles with a fresh loopback PKI (below)
+//     resume: false           # continue the run in run_dir (`envtune train --resume RUN_DIR`
+//                             #   sets this, run_dir and the run's saved config): the learner
+//                             #   restarts from the newest complete checkpoint in
+//                             #   learner.checkpoint_dir (learner.resume=<it>), the coordinator
+//                             #   from its state of that learner step (coordinator.resume_step
+//                             #   from <run_dir>/coordinator), actors and env servers afresh;
+//                             #   metrics.jsonl is appended to. No checkpoint yet: a fresh start
+//
+// Checkpoints go to learner.checkpoint_dir, or <run_dir>/checkpoints when the config does not
+// set it (learner.checkpoint_dir="" turns them off).
+// Every run writes <run_dir>/config.yaml (the config after overrides) and persists the
+// coordinator's state in <run_dir>/coordinator (coordinator.state_dir unless the config sets
+// one). status.json, metrics.svg and the control files are replaced atomically (temp + rename).
 //
 // Every run is sealed: the launcher writes to <run_dir>/secrets/ (mode 0700, files 0600) a random
 // episode HMAC key (env servers' --hmac_key_file), a cluster token and an admin token (unless the
@@ -64,6 +79,13 @@ struct LaunchOptions {
   std::string warm_start = "none";
   bool tls = true;            // launch.tls
   SecurityOptions security;   // the config's security: section, after overrides
+  bool resume = false;
+  std::string model_path;       // model.path of the config (after overrides)
+  // learner.checkpoint_dir of the config (after overrides); <run_dir>/checkpoints when the config
+  // does not set it (default_checkpoint_dir; passed to the learner). "" = no checkpoints.
+  std::string checkpoint_dir;
+  bool default_checkpoint_dir = false;
+  std::string effective_config; // the config after overrides, as YAML
   // The `sft:` section after overrides, plus data_dir, as YAML (ReadLaunchOptions): equal keys
   // mean equal warm-start checkpoints.
   std::string warm_start_key;
@@ -71,6 +93,13 @@ struct LaunchOptions {
 
 // Reads the `launch:` section of `config_path` (+ overrides) into `options`.
 absl::Status ReadLaunchOptions(LaunchOptions& options);
+
+// `envtune train --resume RUN_DIR [key=value ...]`: the options of the run in RUN_DIR (its
+// saved config.yaml, then `extra_overrides`) with launch.resume set. NotFound when RUN_DIR holds
+// no run (no config.yaml).
+absl::Status ReadResumeOptions(const std::string& run_dir,
+                               const std::vector<std::string>& extra_overrides,
+                               LaunchOptions& options);
 
 // Whether <run_dir>/sft holds a finished warm-start checkpoint (config.json) made with
 // options.warm_start_key.

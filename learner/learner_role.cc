@@ -25,6 +25,7 @@
 #include "common/grpc_status.h"
 #include "envtune/v1/coordinator.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "learner/checkpoint.h"
 #include "learner/distributed.h"
 #include "learner/reference.h"
 #include "learner/learner_service.h"
@@ -48,7 +49,7 @@ void Log(const std::string& name, const std::string& message) {
 }
 
 // Rank-0 -> rank broadcast commands (first byte of the message).
-enum class Command : char { kNoop = 'n', kStep = 's', kStop = 'q' };
+enum class Command : char { kNoop = 'n', kStep = 's', kStop = 'q', kCheckpoint = 'c' };
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -158,6 +159,8 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   o->publish_dtype = r.Get<std::string>(p + "publish_dtype", o->publish_dtype);
   o->checkpoint_dir = r.Get<std::string>(p + "checkpoint_dir", o->checkpoint_dir);
   o->checkpoint_every = r.Get<int64_t>(p + "checkpoint_every", o->checkpoint_every);
+  o->keep_checkpoints = r.Get<int>(p + "keep_checkpoints", o->keep_checkpoints);
+  o->resume = r.Get<std::string>(p + "resume", o->resume);
   o->ledger_path = r.Get<std::string>(p + "ledger_path", o->ledger_path);
   o->seed = r.Get<uint64_t>(p + "seed", o->seed);
   o->name = r.Get<std::string>(p + "name", o->name);
@@ -183,6 +186,10 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   if (o->max_steps < 0) r.AddError(p + "max_steps: must be >= 0");
   if (o->queue_capacity < 1) r.AddError(p + "queue_capacity: must be >= 1");
   if (o->checkpoint_every < 1) r.AddError(p + "checkpoint_every: must be >= 1");
+  if (o->keep_checkpoints < 0) r.AddError(p + "keep_checkpoints: must be >= 0");
+  if (o->resume == "latest" && o->checkpoint_dir.empty()) {
+    r.AddError(p + "resume: latest needs learner.checkpoint_dir");
+  }
   if (o->keepalive <= absl::ZeroDuration() || o->keepalive >= o->dist_timeout) {
     r.AddError(d + "keepalive_s: must be > 0 and below timeout_s");
   }
@@ -204,6 +211,9 @@ struct LearnerRole::Impl {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::unique_ptr<v1::CoordinatorService::Stub> coordinator;
+  // The version and step training starts from (1 and 0, or a resumed checkpoint's).
+  uint64_t start_version = 1;
+  bool resumed = false;
 
   // Time split of the training loop (rank 0): optimisation steps, publishing weights, and the
   // rest since `started` (waiting for complete groups).
@@ -363,13 +373,24 @@ struct LearnerRole::Impl {
     return options.train_batch_groups;
   }
 
-  void ReportStep(const StepMetrics& m, uint64_t version) {
-    if (coordinator == nullptr) return;
+  // `trained_leases`: the leases of the batch of this step. They travel with the report first
+  // (the coordinator frees their flow-control slots and applies the step's stage change in one
+  // update, so the next leases are issued in a deterministic stage); only if the report fails
+  // are they left to the heartbeats.
+  void ReportStep(const StepMetrics& m, uint64_t version,
+                  const std::vector<std::string>& trained_leases) {
+    if (coordinator == nullptr) {
+      Consumed(trained_leases);
+      return;
+    }
     v1::ReportLearnerStepRequest request;
     {
       absl::MutexLock lock(&mu);
       request.set_worker_id(worker_id);
       AddConsumedLocked(request);
+      for (const std::string& id : trained_leases) {
+        if (unreported_consumed.count(id) == 0) request.add_consumed_leases(id);
+      }
     }
     request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
     request.set_step(static_cast<uint64_t>(m.step));
@@ -400,10 +421,11 @@ struct LearnerRole::Impl {
       }
       absl::Status s = FromGrpcStatus(status, Peer(), "ReportLearnerStep");
       Log(Name(), std::string(s.message()));
-      if (!absl::IsNotFound(s) || !RegisterOnce().ok()) return;
+      if (!absl::IsNotFound(s) || !RegisterOnce().ok()) break;
       absl::MutexLock lock(&mu);
       request.set_worker_id(worker_id);
     }
+    Consumed(trained_leases);
   }
 
   // Moves queued trajectories into groups; drops groups past their deadline.
@@ -502,24 +524,40 @@ struct LearnerRole::Impl {
     progress.groups_stale += static_cast<int64_t>(stale_leases.size());
   }
 
-  // Takes up to `count` complete groups, oldest first.
+  // "L9" before "L10": ids compared by length first, then bytes.
+  static bool IdLess(const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  }
+
+  // Takes up to `count` complete groups, oldest first, and returns their trajectories ordered
+  // by group id, then episode id: the batch (and so every reduction over it) does not depend
+  // on the order in which actors happened to deliver the episodes.
   std::vector<v1::Trajectory> TakeGroups(int count) {
-    std::vector<v1::Trajectory> out;
-    int taken = 0;
-    for (auto it = arrival.begin(); it != arrival.end() && taken < count;) {
+    std::vector<PendingGroup> taken;
+    for (auto it = arrival.begin();
+         it != arrival.end() && static_cast<int>(taken.size()) < count;) {
       auto g = pending.find(*it);
       if (g != pending.end() && g->second.complete()) {
-        for (v1::Trajectory& t : g->second.trajectories) out.push_back(std::move(t));
+        taken.push_back(std::move(g->second));
         CloseGroup(g->first);
         pending.erase(g);
         it = arrival.erase(it);
-        ++taken;
       } else {
         ++it;
       }
     }
+    std::sort(taken.begin(), taken.end(),
+              [](const PendingGroup& a, const PendingGroup& b) { return IdLess(a.id, b.id); });
+    std::vector<v1::Trajectory> out;
+    for (PendingGroup& g : taken) {
+      std::sort(g.trajectories.begin(), g.trajectories.end(),
+                [](const v1::Trajectory& a, const v1::Trajectory& b) {
+                  return IdLess(a.episode_id(), b.episode_id());
+                });
+      for (v1::Trajectory& t : g.trajectories) out.push_back(std::move(t));
+    }
     absl::MutexLock lock(&mu);
-    progress.groups_trained += taken;
+    progress.groups_trained += static_cast<int64_t>(taken.size());
     return out;
   }
 
@@ -530,11 +568,31 @@ struct LearnerRole::Impl {
     return distributed->BroadcastBytes(message, "batch broadcast").status();
   }
 
-  absl::Status SaveCheckpoint(const std::string& label) {
+  // Rank 0: a full checkpoint of every rank (the others are told through the batch broadcast
+  // and take part in SaveLearnerCheckpoint's collectives).
+  absl::Status SaveCheckpoint(const std::string& label, uint64_t version) {
     if (options.checkpoint_dir.empty() || options.rank != 0) return absl::OkStatus();
-    std::string dir = absl::StrCat(options.checkpoint_dir, "/", label);
-    absl::Status s = SavePolicy(*policy, dir);
-    if (s.ok()) Log(Name(), absl::StrCat("checkpoint ", dir));
+    if (absl::Status s = Broadcast(Command::kCheckpoint, label); !s.ok()) return s;
+    const absl::Time start = absl::Now();
+    absl::Status s = SaveLearnerCheckpoint(*trainer, distributed.get(), options.checkpoint_dir,
+                                           label, version, options.keep_checkpoints);
+    if (s.ok()) {
+      Log(Name(), absl::StrFormat("checkpoint %s/%s (step %d, version %d) in %.2fs",
+                                  options.checkpoint_dir, label, trainer->steps(), version,
+                                  absl::ToDoubleSeconds(absl::Now() - start)));
+    }
+    return s;
+  }
+
+  // Weights only (the random initial policy, or a final save after a failed collective).
+  absl::Status SaveWeights(const std::string& label) {
+    if (options.checkpoint_dir.empty() || options.rank != 0) return absl::OkStatus();
+    absl::StatusOr<std::string> tmp = BeginCheckpoint(options.checkpoint_dir, label);
+    if (!tmp.ok()) return tmp.status();
+    if (absl::Status s = SavePolicy(*policy, *tmp); !s.ok()) return s;
+    absl::Status s = CommitCheckpoint(options.checkpoint_dir, label, *tmp, nullptr, 0);
+    if (s.ok()) Log(Name(), absl::StrCat("checkpoint (weights only) ", options.checkpoint_dir,
+                                         "/", label));
     return s;
   }
 
@@ -666,17 +724,52 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
       Trainer::Create(impl->policy, reference, t, impl->distributed.get());
   if (!trainer.ok()) return trainer.status();
   impl->trainer = std::move(*trainer);
+  if (!o.resume.empty()) {
+    std::string dir = o.resume;
+    if (o.resume == "latest") {
+      absl::StatusOr<std::optional<CheckpointInfo>> latest = LatestCheckpoint(o.checkpoint_dir);
+      if (!latest.ok()) return latest.status();
+      dir = latest->has_value() ? (*latest)->dir : "";
+      if (dir.empty()) {
+        Log(impl->Name(), absl::StrCat("resume: no complete checkpoint in ", o.checkpoint_dir,
+                                       "; starting at step 0"));
+      }
+    }
+    if (!dir.empty()) {
+      absl::StatusOr<CheckpointInfo> info =
+          RestoreLearnerCheckpoint(*impl->trainer, impl->distributed.get(), dir);
+      if (!info.ok()) {
+        return absl::Status(info.status().code(),
+                            absl::StrCat("learner.resume: ", info.status().message()));
+      }
+      impl->start_version = info->policy_version;
+      impl->resumed = true;
+      Log(impl->Name(), absl::StrCat("resumed from ", dir, " at step ", info->step,
+                                     ", policy version ", info->policy_version));
+    }
+  } else if (o.rank == 0 && !o.checkpoint_dir.empty()) {
+    absl::StatusOr<std::optional<CheckpointInfo>> earlier = LatestCheckpoint(o.checkpoint_dir);
+    if (earlier.ok() && earlier->has_value()) {
+      Log(impl->Name(), absl::StrCat("note: ", o.checkpoint_dir, " holds checkpoints of an "
+                                     "earlier run up to step ", (*earlier)->step,
+                                     "; this run starts at step 0 (learner.resume=latest "
+                                     "continues instead) and replaces them as it goes"));
+    }
+  }
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->progress.version = impl->start_version;
+    impl->progress.steps = impl->trainer->steps();
+  }
   if (o.rank != 0) return std::unique_ptr<LearnerRole>(new LearnerRole(std::move(impl)));
 
   impl->queue = std::make_unique<TrajectoryQueue>(o.queue_capacity);
   impl->weights = std::make_unique<WeightStore>();
   impl->publisher = std::make_unique<WeightPublisher>(impl->weights.get(), o.publish_dtype);
-  if (absl::Status s = impl->Publish(1, 0); !s.ok()) return s;
-  if (absl::Status s = impl->publisher->Flush(); !s.ok()) return s;
-  {
-    absl::MutexLock lock(&impl->mu);
-    impl->progress.version = 1;
+  if (absl::Status s = impl->Publish(impl->start_version, impl->trainer->steps()); !s.ok()) {
+    return s;
   }
+  if (absl::Status s = impl->publisher->Flush(); !s.ok()) return s;
   LearnerServiceOptions service_options;
   service_options.ledger_path = o.ledger_path;
   service_options.vocab_size = impl->policy->config().vocab_size;
@@ -699,12 +792,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
 }
 
 absl::Status LearnerRole::Run() {
-  absl::Status s = impl_->options.rank == 0 ? impl_->RunRoot() : impl_->RunWorker();
-  if (impl_->options.rank == 0) {
-    absl::Status saved = impl_->SaveCheckpoint("final");
-    if (s.ok()) s = saved;
-  }
-  return s;
+  return impl_->options.rank == 0 ? impl_->RunRoot() : impl_->RunWorker();
 }
 
 absl::Status LearnerRole::Impl::RunWorker() {
@@ -715,6 +803,18 @@ absl::Status LearnerRole::Impl::RunWorker() {
     Command command = static_cast<Command>((*message)[0]);
     if (command == Command::kStop) return absl::OkStatus();
     if (command == Command::kNoop) continue;
+    if (command == Command::kCheckpoint) {
+      uint64_t version;
+      {
+        absl::MutexLock lock(&mu);
+        version = progress.version;
+      }
+      absl::Status s = SaveLearnerCheckpoint(*trainer, distributed.get(), options.checkpoint_dir,
+                                             message->substr(1), version,
+                                             options.keep_checkpoints);
+      if (!s.ok()) Log(Name(), absl::StrCat("checkpoint failed: ", s.message()));
+      continue;
+    }
     if (command != Command::kStep) {
       return absl::InternalError(absl::StrCat("learner: unknown command from rank 0: ",
                                               static_cast<int>((*message)[0])));
@@ -731,11 +831,12 @@ absl::Status LearnerRole::Impl::RunWorker() {
 }
 
 absl::Status LearnerRole::Impl::RunRoot() {
-  Log(Name(), absl::StrCat("serving LearnerService on ", options.host, ":", port,
-                           " (version 1; world size ", options.world_size, ")"));
-  if (options.model_path.empty()) {
+  Log(Name(), absl::StrCat("serving LearnerService on ", options.host, ":", port, " (version ",
+                           start_version, ", step ", trainer->steps(), "; world size ",
+                           options.world_size, ")"));
+  if (options.model_path.empty() && !resumed) {
     // A random initial policy exists nowhere else: keep it, to evaluate "before training".
-    if (absl::Status s = SaveCheckpoint("step-0"); !s.ok()) {
+    if (absl::Status s = SaveWeights("step-0"); !s.ok()) {
       Log(Name(), absl::StrCat("checkpoint failed: ", s.message()));
     }
   }
@@ -750,7 +851,7 @@ absl::Status LearnerRole::Impl::RunRoot() {
   absl::Status result = absl::OkStatus();
   absl::Time last_broadcast = absl::Now();
   absl::Time waiting_since = absl::Now();
-  uint64_t version = 1;
+  uint64_t version = start_version;
   while (!stop) {
     if (options.max_steps > 0 && trainer->steps() >= options.max_steps) break;
     Collect(absl::Milliseconds(200));
@@ -796,7 +897,6 @@ absl::Status LearnerRole::Impl::RunRoot() {
     const absl::Time publish_start = absl::Now();
     if (result = Publish(version, m->step); !result.ok()) break;
     publish_micros.fetch_add(absl::ToInt64Microseconds(absl::Now() - publish_start));
-    Consumed(lease_ids);
     waiting_since = absl::Now();
     double mean_reward = 0;
     if (auto it = m->batch.rewards.find("reward/mean"); it != m->batch.rewards.end()) {
@@ -817,13 +917,20 @@ absl::Status LearnerRole::Impl::RunRoot() {
                         m->step, version, m->batch.groups, m->batch.failed, mean_reward, m->loss,
                         m->kl, m->entropy, m->grad_norm, m->tokens_per_s,
                         m->batch.staleness_mean, m->logprob_mismatch_max));
-    ReportStep(*m, version);
+    ReportStep(*m, version, lease_ids);
     if (m->step % options.checkpoint_every == 0) {
-      if (absl::Status s = SaveCheckpoint(absl::StrCat("step-", m->step)); !s.ok()) {
+      if (absl::Status s = SaveCheckpoint(absl::StrCat("step-", m->step), version); !s.ok()) {
         Log(Name(), absl::StrCat("checkpoint failed: ", s.message()));
       }
     }
   }
+  // The final checkpoint: full while the ranks can still take part (one rank always can);
+  // weights only after a failed collective.
+  absl::Status saved = result.ok() || options.world_size == 1
+                           ? SaveCheckpoint("final", version)
+                           : SaveWeights("final");
+  if (!saved.ok()) Log(Name(), absl::StrCat("final checkpoint failed: ", saved.message()));
+  if (result.ok()) result = saved;
   if (absl::Status s = Broadcast(Command::kStop, ""); !s.ok() && result.ok()) result = s;
   NotifyStop();
   if (heartbeat.joinable()) heartbeat.join();

@@ -15,9 +15,13 @@
 //             version + 1 (a per-tensor host snapshot; on CUDA the copy completes and the
 //             version becomes visible off the training thread: learner/weight_publisher.h)
 //             -> ReportLearnerStep (metrics, and the leases whose groups were
-//             consumed, for the coordinator's flow control; heartbeats carry them too) ->
+//             consumed, for the coordinator's flow control: a batch's leases go first with its
+//             step report, so the coordinator frees their slots and advances the curriculum
+//             in one update; heartbeats carry them only after a failed report) ->
 //             checkpoint every checkpoint_every
-//             steps (HF safetensors via SavePolicy) and at the end.
+//             steps and at the end (full checkpoints, learner/checkpoint.h). The complete
+//             groups of a batch are trained in group-id order and each group's episodes in
+//             episode-id order, whatever order they arrived in (seeded runs repeat).
 //   rank > 0: receive each batch from rank 0, train on its shard (gradients are summed over
 //           ranks, so every rank holds the same weights); stop when rank 0 says so.
 // Every wait has a deadline; errors name the peer and the phase. A failing coordinator RPC is
@@ -61,9 +65,25 @@
 //   device: ""                   "" = cpu (gloo) or this rank's GPU (nccl); cpu, cuda (GPU
 //                                $LOCAL_RANK, else 0), cuda:N (model/device.h)
 //   publish_dtype: ""            weights sent to actors: "" (F32 for fp32 else BF16), F32, BF16
-//   checkpoint_dir: ""           "" = no checkpoints; else <dir>/step-<N> and <dir>/final, and
-//                                <dir>/step-0 when the initial policy is a random tiny one
+//   checkpoint_dir: ""           "" = no checkpoints; else full checkpoints <dir>/step-<N> and
+//                                <dir>/final (weights, optimizer state per rank, step, policy
+//                                version, torch generator; common/checkpoint_dir.h, written
+//                                atomically), and weights-only <dir>/step-0 when the initial
+//                                policy is a random tiny one. ZeRO-2 ranks write their own
+//                                optimizer shard into the same directory (shared filesystem).
 //   checkpoint_every: 5          steps between checkpoints
+//   keep_checkpoints: 0          keep the newest K step-<N> checkpoints (0 = all); final and
+//                                step-0 are never removed
+//   resume: ""                   "" = start at step 0 from model.path / model.tiny; "latest" =
+//                                continue from the newest complete checkpoint in checkpoint_dir
+//                                (step 0 when there is none); or a checkpoint directory. The
+//                                policy is first built from model.path / model.tiny as for a
+//                                fresh start (that is the frozen KL reference), then the
+//                                checkpoint's weights, optimizer state, step and version replace
+//                                the trainable state. Another world size or zero_stage than the
+//                                checkpoint's is an error. Pending groups are not checkpointed:
+//                                the coordinator re-issues their leases (CoordinatorOptions::
+//                                state_dir, coordinator/coordinator.h).
 //   ledger_path: ""              JSON lines of every trajectory read (audit; "" = off)
 //   seed: 1                      torch seed (tiny random init)
 //   name: learner                shown in `envtune status`
@@ -144,6 +164,8 @@ struct LearnerRoleOptions {
   // Checkpoints.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 5;
+  int keep_checkpoints = 0;
+  std::string resume;       // "" | latest | a checkpoint directory
   std::string ledger_path;  // LearnerServiceOptions::ledger_path
   absl::Duration rpc_timeout = absl::Seconds(10);
   // Data parallel.

@@ -54,6 +54,22 @@ struct PolicyOptimizer::Impl {
   torch::ScalarType gather_dtype = torch::kFloat32;
 
   std::vector<torch::Tensor>& Optimized() { return master.empty() ? params : master; }
+  // What AdamW optimises: the shards (sharded), masters (mixed) or the parameters.
+  const std::vector<torch::Tensor>& Stepped() const {
+    return sharded ? shards : master.empty() ? params : master;
+  }
+  // [sharded, world, rank, parameters, elements, buckets, first bucket's elements].
+  std::vector<int64_t> Layout() const {
+    int64_t elements = 0;
+    for (const torch::Tensor& p : params) elements += p.numel();
+    return {sharded ? 1 : 0,
+            sharded ? world : 1,
+            sharded ? rank : 0,
+            static_cast<int64_t>(params.size()),
+            elements,
+            static_cast<int64_t>(buckets.size()),
+            buckets.empty() ? 0 : buckets.front().end - buckets.front().start};
+  }
 
   // The bucket's values (parameters or their gradients) flattened into fp32, padded.
   torch::Tensor Flatten(const Bucket& b, bool grads) {
@@ -313,6 +329,131 @@ int64_t PolicyOptimizer::GradientBytes() const {
     }
   }
   return bytes;
+}
+
+namespace {
+
+std::string DescribeLayout(const std::vector<int64_t>& l) {
+  std::string where = l[0] != 0 ? absl::StrCat("ZeRO-2 rank ", l[2], " of ", l[1], ", ", l[5],
+                                               " buckets of ", l[6], " elements")
+                                : std::string("replicated");
+  return absl::StrCat(where, ", ", l[3], " parameters, ", l[4], " elements");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> PolicyOptimizer::StateTensors()
+    const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  absl::Status s = Guard("saving state", [&]() -> absl::Status {
+    const Impl& m = *impl_;
+    torch::NoGradGuard no_grad;
+    out.emplace_back("layout", torch::tensor(m.Layout(), torch::kInt64));
+    const std::vector<torch::Tensor>& stepped = m.Stepped();
+    const bool own_weights = m.sharded || !m.master.empty();
+    auto host = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU).contiguous(); };
+    for (size_t i = 0; i < stepped.size(); ++i) {
+      if (own_weights) out.emplace_back(absl::StrCat("weight.", i), host(stepped[i]));
+      auto it = m.adam->state().find(stepped[i].unsafeGetTensorImpl());
+      if (it == m.adam->state().end()) continue;
+      const auto& st = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      out.emplace_back(absl::StrCat("exp_avg.", i), host(st.exp_avg()));
+      out.emplace_back(absl::StrCat("exp_avg_sq.", i), host(st.exp_avg_sq()));
+      out.emplace_back(absl::StrCat("step.", i), torch::tensor({st.step()}, torch::kInt64));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status PolicyOptimizer::LoadStateTensors(const std::map<std::string, at::Tensor>& tensors) {
+  return Guard("loading state", [&]() -> absl::Status {
+    Impl& m = *impl_;
+    auto layout_it = tensors.find("layout");
+    if (layout_it == tensors.end() || layout_it->second.scalar_type() != torch::kInt64 ||
+        layout_it->second.dim() != 1 || layout_it->second.numel() != 7) {
+      return absl::InvalidArgumentError(
+          "optimizer state: no valid 'layout' tensor (int64 [7]); not an optimizer checkpoint");
+    }
+    const torch::Tensor layout_tensor = layout_it->second.contiguous();
+    const std::vector<int64_t> theirs(layout_tensor.data_ptr<int64_t>(),
+                                      layout_tensor.data_ptr<int64_t>() + 7);
+    const std::vector<int64_t> ours = m.Layout();
+    if (theirs != ours) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "optimizer state: the checkpoint was written by ", DescribeLayout(theirs),
+          "; this learner is ", DescribeLayout(ours),
+          " (resume with the same world size, learner.zero_stage, bucket_elements and model)"));
+    }
+    const std::vector<torch::Tensor>& stepped = m.Stepped();
+    const bool own_weights = m.sharded || !m.master.empty();
+    auto find = [&](const std::string& name, const torch::Tensor& like,
+                    torch::Tensor* out) -> absl::Status {
+      auto it = tensors.find(name);
+      if (it == tensors.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("optimizer state: missing tensor ", name));
+      }
+      if (it->second.scalar_type() != like.scalar_type() || it->second.sizes() != like.sizes()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "optimizer state: tensor ", name, " is ", c10::toString(it->second.scalar_type()),
+            " ", c10::str(it->second.sizes()), ", expected ", c10::toString(like.scalar_type()),
+            " ", c10::str(like.sizes())));
+      }
+      *out = it->second;
+      return absl::OkStatus();
+    };
+    struct Loaded {
+      torch::Tensor weight, exp_avg, exp_avg_sq;
+      int64_t step = 0;
+      bool has_state = false;
+    };
+    std::vector<Loaded> loaded(stepped.size());
+    for (size_t i = 0; i < stepped.size(); ++i) {
+      Loaded& l = loaded[i];
+      if (own_weights) {
+        if (absl::Status s = find(absl::StrCat("weight.", i), stepped[i], &l.weight); !s.ok()) {
+          return s;
+        }
+      }
+      const std::string step_name = absl::StrCat("step.", i);
+      auto step_it = tensors.find(step_name);
+      l.has_state = step_it != tensors.end();
+      if (!l.has_state) continue;
+      if (step_it->second.scalar_type() != torch::kInt64 || step_it->second.numel() != 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("optimizer state: tensor ", step_name, " is not int64 [1]"));
+      }
+      l.step = step_it->second.reshape({-1})[0].item<int64_t>();
+      if (l.step < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("optimizer state: ", step_name, " = ", l.step, " (must be >= 1)"));
+      }
+      for (auto [name, out] : {std::pair{"exp_avg.", &l.exp_avg},
+                               std::pair{"exp_avg_sq.", &l.exp_avg_sq}}) {
+        if (absl::Status s = find(absl::StrCat(name, i), stepped[i], out); !s.ok()) return s;
+      }
+    }
+    // Everything checked: apply.
+    torch::NoGradGuard no_grad;
+    auto& state = m.adam->state();
+    for (size_t i = 0; i < stepped.size(); ++i) {
+      const torch::Tensor& p = stepped[i];
+      Loaded& l = loaded[i];
+      if (own_weights) torch::Tensor(p).copy_(l.weight);
+      state.erase(p.unsafeGetTensorImpl());
+      if (!l.has_state) continue;
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(l.step);
+      st->exp_avg(l.exp_avg.to(p.device()).clone(at::MemoryFormat::Contiguous));
+      st->exp_avg_sq(l.exp_avg_sq.to(p.device()).clone(at::MemoryFormat::Contiguous));
+      state[p.unsafeGetTensorImpl()] = std::move(st);
+    }
+    if (!m.sharded) {
+      for (size_t i = 0; i < m.master.size(); ++i) m.params[i].copy_(m.master[i]);
+    }
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace envtune

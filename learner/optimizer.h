@@ -29,7 +29,10 @@
 #define ENVTUNE_LEARNER_OPTIMIZER_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -89,6 +92,20 @@ class PolicyOptimizer {
   // step), and for the fp32 gradient accumulators beyond the policy's own .grad.
   int64_t StateBytes() const;
   int64_t GradientBytes() const;
+
+  // Checkpointing (learner/checkpoint.h writes these into a safetensors file per rank).
+  // The state this rank holds, as CPU tensors: "layout" (int64 [sharded, world size, rank,
+  // parameters, elements, buckets, first bucket's elements]; world size and rank are 1 and 0
+  // when replicated, whose ranks hold the same state), and per optimised tensor i (a parameter,
+  // or a sharded bucket slice) "weight.<i>" (fp32 masters or shards; absent for an fp32
+  // replicated policy, whose weights are its own masters), "exp_avg.<i>", "exp_avg_sq.<i>" and
+  // "step.<i>" (int64 [1]) once AdamW has taken a step. Bitwise copies.
+  absl::StatusOr<std::vector<std::pair<std::string, at::Tensor>>> StateTensors() const;
+  // Restores StateTensors' output. REQUIRES: the policy already holds the checkpoint's weights.
+  // A different layout (replicated vs sharded, world size, rank, parameter count or sizes,
+  // buckets) is FailedPrecondition naming both; a missing or misshapen tensor InvalidArgument.
+  // On error the optimizer is unchanged.
+  absl::Status LoadStateTensors(const std::map<std::string, at::Tensor>& tensors);
 
  private:
   struct Impl;

@@ -317,6 +317,7 @@ struct Trainer::Impl {
 Trainer::Trainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Trainer::~Trainer() = default;
 int64_t Trainer::steps() const { return impl_->steps; }
+void Trainer::set_steps(int64_t steps) { impl_->steps = steps; }
 PolicyImpl& Trainer::policy() { return *impl_->policy; }
 PolicyOptimizer& Trainer::optimizer() { return *impl_->optimizer; }
 const TrainerOptions& Trainer::options() const { return impl_->options; }

@@ -166,6 +166,10 @@ class Trainer {
   absl::StatusOr<StepMetrics> Step(const TrainBatch& shard);
 
   int64_t steps() const;
+  // Resuming from a checkpoint: the optimiser steps taken before it (the learning-rate schedule
+  // and StepMetrics::step continue from there). The optimizer's own state is restored through
+  // optimizer() (learner/checkpoint.h).
+  void set_steps(int64_t steps);
   PolicyImpl& policy();
   // The optimizer (state sizes, sharding).
   PolicyOptimizer& optimizer();

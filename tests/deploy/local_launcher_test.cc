@@ -1,6 +1,8 @@
 // `envtune train`'s `launch:` section: keys, defaults, and errors that name the key.
 #include "deploy/local_launcher.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -120,6 +122,45 @@ sft: {lr: 1.0e-3, epochs: 2}
 
 namespace envtune {
 namespace {
+
+// `envtune train --resume RUN_DIR`: the run's saved config, then extra overrides; resume needs
+// a checkpoint directory; model.path and learner.checkpoint_dir are read for the launcher.
+TEST(LaunchOptionsTest, ResumeReadsTheRunsSavedConfig) {
+  const std::string run_dir = ::testing::TempDir() + "/launch_resume_" + std::to_string(getpid());
+  std::filesystem::remove_all(run_dir);
+  std::filesystem::create_directories(run_dir);
+  LaunchOptions missing;
+  absl::Status s = ReadResumeOptions(run_dir, {}, missing);
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_NE(s.message().find("config.yaml"), std::string::npos) << s;
+
+  std::ofstream(run_dir + "/config.yaml") << R"(
+launch: {actors: 3, run_dir: elsewhere}
+model: {path: /models/qwen}
+learner: {checkpoint_dir: /ckpt, lr: 1.0e-6}
+)";
+  LaunchOptions options;
+  ASSERT_TRUE(ReadResumeOptions(run_dir, {"launch.actors=2"}, options).ok());
+  EXPECT_TRUE(options.resume);
+  EXPECT_EQ(options.run_dir, run_dir);
+  EXPECT_EQ(options.actors, 2);
+  EXPECT_EQ(options.model_path, "/models/qwen");
+  EXPECT_EQ(options.checkpoint_dir, "/ckpt");
+  EXPECT_EQ(options.config_path, run_dir + "/config.yaml");
+  EXPECT_NE(options.effective_config.find("/models/qwen"), std::string::npos);
+
+  // Unset: the run's own <run_dir>/checkpoints; set to "": no checkpoints, nothing to resume.
+  std::ofstream(run_dir + "/config.yaml", std::ios::trunc) << "launch: {actors: 1}\n";
+  LaunchOptions defaulted;
+  ASSERT_TRUE(ReadResumeOptions(run_dir, {}, defaulted).ok());
+  EXPECT_EQ(defaulted.checkpoint_dir, run_dir + "/checkpoints");
+  EXPECT_TRUE(defaulted.default_checkpoint_dir);
+  LaunchOptions no_checkpoints;
+  s = ReadResumeOptions(run_dir, {"learner.checkpoint_dir="}, no_checkpoints);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("learner.checkpoint_dir"), std::string::npos) << s;
+  std::filesystem::remove_all(run_dir);
+}
 
 TEST(EnvServerScaleTest, RequestIsCheckedWrittenAndAcknowledged) {
   const std::string run_dir = ::testing::TempDir() + "/envtune_scale_request_test";

@@ -5,7 +5,10 @@
 #include "learner/learner_role.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -125,6 +128,101 @@ TEST(LearnerRole, TrainsCompleteGroupsDropsIncompleteOnesAndCheckpoints) {
   EXPECT_TRUE(loaded.ok()) << loaded.status();
   role->reset();
   std::filesystem::remove_all(dir);
+}
+
+// Two batches of two groups each; `scrambled` delivers groups and episodes out of order.
+std::vector<std::vector<v1::Trajectory>> TwoBatches(bool scrambled) {
+  std::mt19937 rng(7);
+  std::vector<std::vector<v1::Trajectory>> batches(2);
+  for (int b = 0; b < 2; ++b) {
+    for (int g = 0; g < 2; ++g) {
+      for (int i = 0; i < 2; ++i) {
+        batches[b].push_back(MakeTrajectory(absl::StrCat("L", 2 * b + g + 1), i, 2,
+                                            (g + i + b) % 2, 4 + g, 6 + i, rng, 64,
+                                            static_cast<uint64_t>(b + 1)));
+      }
+    }
+    if (scrambled) std::reverse(batches[b].begin(), batches[b].end());
+  }
+  return batches;
+}
+
+// Runs a learner role over `batches` (each pushed once the previous step is published) and
+// returns the bytes of its final weights.
+std::string TrainRole(const LearnerRoleOptions& options,
+                      const std::vector<std::vector<v1::Trajectory>>& batches,
+                      LearnerProgress* progress_out = nullptr) {
+  auto role = LearnerRole::Create(options);
+  EXPECT_TRUE(role.ok()) << role.status();
+  if (!role.ok()) return "";
+  const std::string address = "127.0.0.1:" + std::to_string((*role)->port());
+  const uint64_t start = PolicyVersion(address);
+  absl::Status run_status;
+  std::thread runner([&] { run_status = (*role)->Run(); });
+  for (size_t b = 0; b < batches.size(); ++b) {
+    EXPECT_TRUE(Push(address, batches[b]).ok());
+    for (int i = 0; i < 400 && PolicyVersion(address) < start + b + 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  runner.join();
+  EXPECT_TRUE(run_status.ok()) << run_status;
+  if (progress_out != nullptr) *progress_out = (*role)->progress();
+  role->reset();
+  std::ifstream in(options.checkpoint_dir + "/final/model.safetensors", std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string RoleDir(const std::string& name) {
+  const std::string dir = (std::filesystem::temp_directory_path() /
+                           ("envtune_learner_role_" + name + "_" + std::to_string(::getpid())))
+                              .string();
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+// Arrival order does not change the weights (batches are trained in group and episode id
+// order); a learner killed after step 1 and resumed with resume=latest ends bitwise where the
+// uninterrupted learner did, at the same step and version.
+TEST(LearnerRole, ArrivalOrderDoesNotMatterAndResumeEndsBitwiseEqual) {
+  LearnerRoleOptions options = TinyOptions(RoleDir("ordered"));
+  const std::string ordered = TrainRole(options, TwoBatches(false));
+  ASSERT_FALSE(ordered.empty());
+  const std::string ordered_dir = options.checkpoint_dir;
+
+  options.checkpoint_dir = RoleDir("scrambled");
+  EXPECT_EQ(TrainRole(options, TwoBatches(true)), ordered);
+
+  // "Killed" after step 1: only its checkpoints are left.
+  options.checkpoint_dir = RoleDir("resumed");
+  std::filesystem::create_directories(options.checkpoint_dir);
+  for (const char* name : {"step-0", "step-1"}) {
+    std::filesystem::copy(ordered_dir + "/" + name, options.checkpoint_dir + "/" + name,
+                          std::filesystem::copy_options::recursive);
+  }
+  options.resume = "latest";
+  LearnerProgress progress;
+  const std::string resumed = TrainRole(options, {TwoBatches(false)[1]}, &progress);
+  EXPECT_EQ(progress.steps, 2);
+  EXPECT_EQ(progress.version, 3u);
+  EXPECT_EQ(resumed, ordered) << "the resumed learner's final weights differ";
+
+  // A checkpoint written by a ZeRO-2 learner cannot be resumed by a replicated one.
+  options.checkpoint_dir = RoleDir("mismatch");
+  std::filesystem::create_directories(options.checkpoint_dir);
+  std::filesystem::copy(ordered_dir + "/step-1", options.checkpoint_dir + "/step-1",
+                        std::filesystem::copy_options::recursive);
+  std::ofstream(options.checkpoint_dir + "/step-1/trainer_state.json", std::ios::trunc)
+      << R"({"format":"envtune-learner-checkpoint/1","step":1,"policy_version":2,)"
+      << R"("world_size":2,"sharded":true,"torch_rng":""})";
+  auto mismatch = LearnerRole::Create(options);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.status().code(), absl::StatusCode::kFailedPrecondition) << mismatch.status();
+  EXPECT_NE(mismatch.status().message().find("learner.resume"), std::string::npos);
+  for (const std::string& d : {ordered_dir, RoleDir("scrambled"), RoleDir("resumed"),
+                               RoleDir("mismatch")}) {
+    std::filesystem::remove_all(d);
+  }
 }
 
 TEST(LearnerRole, ReadsConfigAndRejectsUnknownKeys) {
