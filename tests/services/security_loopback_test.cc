@@ -42,17 +42,15 @@ CoordinatorOptions OneStage() {
 }
 
 std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
-  auto snapshot = std::make_shared<WeightSnapshot>();
-  snapshot->version = version;
-  snapshot->learner_step = version;
-  v1::TensorHeader* tensor = snapshot->header.add_tensors();
+  v1::WeightsHeader header;
+  v1::TensorHeader* tensor = header.add_tensors();
   tensor->set_name("model.embed_tokens.weight");
   tensor->set_dtype("F32");
   tensor->add_shape(static_cast<int64_t>(bytes / 4));
   tensor->set_byte_size(bytes);
-  snapshot->header.set_total_bytes(bytes);
-  snapshot->data.assign(bytes, 'w');
-  return snapshot;
+  header.set_total_bytes(bytes);
+  return WeightSnapshot::FromContiguous(version, version, std::move(header),
+                                        std::string(bytes, 'w'));
 }
 
 v1::Trajectory OneTrajectory() {
