@@ -15,10 +15,6 @@
 
 #include <torch/torch.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <thread>
 
@@ -28,6 +24,7 @@
 #include "learner/trainer.h"
 #include "model/config.h"
 #include "model/qwen2.h"
+#include "tests/learner/trainer_test_util.h"
 
 namespace envtune {
 namespace {
@@ -136,19 +133,6 @@ int Run(int steps, bool cuda) {
   return 0;
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29533;
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
 int RunRanks(int steps) {
   torch::set_num_threads(1);
   // 8 groups x 4 rollouts of 512 + 512 tokens: 32k tokens per step, two micro-batches per rank
@@ -163,7 +147,7 @@ int RunRanks(int steps) {
   for (int world : {1, 2, 4}) {
     for (int zero : {2, 0}) {
       if (world == 1 && zero == 2) continue;  // one rank: the replicated path, nothing to shard
-      const int port = FreePort();
+      const int port = trainer_testing::FreeLoopbackPort();
       std::vector<double> seconds(world, 0);
       std::vector<int64_t> state(world, 0);
       std::vector<std::string> errors(world);

@@ -3,8 +3,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -12,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "actor/actor.h"
 #include "common/config.h"
+#include "common/file.h"
 #include "learner/learner_role.h"
 #include "learner/plan.h"
 #include "model/cli.h"
@@ -19,18 +18,19 @@
 namespace envtune {
 namespace {
 
-// Qwen2.5's published config.json architectures (bf16 checkpoints, rope_theta 1e6).
+// Qwen2.5's published config.json architectures (bf16 checkpoints): the tiny model's
+// architecture (TinyModelConfig: Qwen2, rope_theta 1e6, qkv bias, Qwen's special tokens) at
+// their sizes.
 struct KnownModel {
   const char* name;  // lower case, without "-instruct"
-  int64_t vocab, hidden, intermediate, layers, heads, kv_heads;
-  bool tied;
+  TinyModelOptions sizes;
 };
-constexpr KnownModel kKnownModels[] = {
-    {"qwen2.5-0.5b", 151936, 896, 4864, 24, 14, 2, true},
-    {"qwen2.5-1.5b", 151936, 1536, 8960, 28, 12, 2, true},
-    {"qwen2.5-3b", 151936, 2048, 11008, 36, 16, 2, true},
-    {"qwen2.5-7b", 152064, 3584, 18944, 28, 28, 4, false},
-    {"qwen2.5-14b", 152064, 5120, 13824, 48, 40, 8, false},
+const KnownModel kKnownModels[] = {
+    {"qwen2.5-0.5b", {151936, 896, 4864, 24, 14, 2, true}},
+    {"qwen2.5-1.5b", {151936, 1536, 8960, 28, 12, 2, true}},
+    {"qwen2.5-3b", {151936, 2048, 11008, 36, 16, 2, true}},
+    {"qwen2.5-7b", {152064, 3584, 18944, 28, 28, 4, false}},
+    {"qwen2.5-14b", {152064, 5120, 13824, 48, 40, 8, false}},
 };
 
 int DtypeBytes(const std::string& dtype) {
@@ -55,20 +55,7 @@ std::optional<ModelConfig> KnownModelConfig(std::string_view name) {
   if (absl::EndsWith(base, "-instruct")) base.resize(base.size() - 9);
   for (const KnownModel& k : kKnownModels) {
     if (base != k.name) continue;
-    ModelConfig c;
-    c.architecture = "Qwen2ForCausalLM";
-    c.model_type = "qwen2";
-    c.vocab_size = k.vocab;
-    c.hidden_size = k.hidden;
-    c.intermediate_size = k.intermediate;
-    c.num_hidden_layers = k.layers;
-    c.num_attention_heads = k.heads;
-    c.num_key_value_heads = k.kv_heads;
-    c.head_dim = k.hidden / k.heads;
-    c.rope_theta = 1000000.0;
-    c.max_position_embeddings = 32768;
-    c.tie_word_embeddings = k.tied;
-    c.qkv_bias = true;
+    ModelConfig c = TinyModelConfig(k.sizes);
     c.torch_dtype = "bfloat16";
     return c;
   }
@@ -131,15 +118,8 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
   ModelConfig model;
   std::string source;
   if (f->Has("model_config")) {
-    std::string text;
-    absl::StatusOr<ModelConfig> c = absl::NotFoundError("");
-    std::ifstream in(f->Get("model_config"));
-    if (in) {
-      text.assign(std::istreambuf_iterator<char>(in), {});
-      c = ParseModelConfig(text);
-    } else {
-      c = absl::NotFoundError(absl::StrCat("cannot read ", f->Get("model_config")));
-    }
+    absl::StatusOr<std::string> text = ReadFileToString(f->Get("model_config"));
+    absl::StatusOr<ModelConfig> c = text.ok() ? ParseModelConfig(*text) : text.status();
     if (!c.ok()) {
       err << "envtune plan: --model_config: " << c.status().message() << "\n";
       return 2;

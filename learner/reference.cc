@@ -13,7 +13,7 @@ namespace {
 
 class OffloadedLayers : public PolicyImpl::LayerStreamer {
  public:
-  OffloadedLayers(PolicyImpl& policy) : device_(policy.device()) {
+  explicit OffloadedLayers(PolicyImpl& policy) : device_(policy.device()) {
     torch::NoGradGuard no_grad;
     const bool pin = device_.is_cuda();
     for (size_t i = 0; i < policy.model->layers->size(); ++i) {

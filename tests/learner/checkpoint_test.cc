@@ -4,14 +4,11 @@
 // (threads). A checkpoint of another layout, or a corrupt optimizer file, is a clear error.
 #include "learner/checkpoint.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -27,26 +24,15 @@
 namespace envtune {
 namespace {
 
+using trainer_testing::CloneParams;
 using trainer_testing::MakeTrajectory;
+using trainer_testing::RunRanks;
 using trainer_testing::TinyConfig;
-using trainer_testing::TinyPolicy;
+using trainer_testing::TinyPolicyIn;
 
 constexpr int kStepsBefore = 2;
 constexpr int kStepsAfter = 2;
 constexpr int64_t kBucket = 1000;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29531;
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
 
 // A different batch per step.
 std::vector<v1::Trajectory> Batch(int step) {
@@ -76,23 +62,6 @@ TrainerOptions Options(int zero_stage, torch::ScalarType dtype) {
   return o;
 }
 
-std::shared_ptr<PolicyImpl> Policy(uint64_t seed, torch::ScalarType dtype) {
-  auto init = TinyPolicy(seed);
-  if (dtype == torch::kFloat32) return init;
-  auto p = std::make_shared<PolicyImpl>(PolicyOptions(TinyConfig()).dtype(dtype));
-  torch::NoGradGuard no_grad;
-  auto src = init->parameters();
-  auto dst = p->parameters();
-  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
-  return p;
-}
-
-std::vector<torch::Tensor> Params(PolicyImpl& p) {
-  std::vector<torch::Tensor> out;
-  for (const auto& t : p.parameters()) out.push_back(t.detach().clone());
-  return out;
-}
-
 struct TrainRun {
   std::vector<std::vector<torch::Tensor>> params;  // per rank, after the last step
   std::vector<std::vector<double>> losses;         // per rank, per step taken
@@ -102,30 +71,16 @@ struct TrainRun {
 // weights; with `restore_from` non-empty it restores that checkpoint first. It then trains from
 // its step count up to kStepsBefore + kStepsAfter, saving `save_label` after kStepsBefore.
 TrainRun Train(int world, int zero_stage, torch::ScalarType dtype,
-               const std::string& checkpoint_dir,
-          const std::string& restore_from, bool save) {
+               const std::string& checkpoint_dir, const std::string& restore_from, bool save) {
   TrainRun run;
   run.params.resize(world);
   run.losses.resize(world);
-  std::vector<absl::Status> status(world);
-  const int port = FreePort();
-  auto body = [&](int rank) -> absl::Status {
-    std::unique_ptr<Distributed> dist;
-    if (world > 1) {
-      DistributedOptions o;
-      o.world_size = world;
-      o.rank = rank;
-      o.master_port = port;
-      o.timeout = absl::Seconds(60);
-      auto d = Distributed::Create(o);
-      if (!d.ok()) return d.status();
-      dist = std::move(*d);
-    }
-    auto trainer = Trainer::Create(Policy(5, dtype), Policy(6, dtype),
-                                   Options(zero_stage, dtype), dist.get());
+  auto body = [&](int rank, Distributed* dist) -> absl::Status {
+    auto trainer = Trainer::Create(TinyPolicyIn(5, dtype), TinyPolicyIn(6, dtype),
+                                   Options(zero_stage, dtype), dist);
     if (!trainer.ok()) return trainer.status();
     if (!restore_from.empty()) {
-      auto info = RestoreLearnerCheckpoint(**trainer, dist.get(), restore_from);
+      auto info = RestoreLearnerCheckpoint(**trainer, dist, restore_from);
       if (!info.ok()) return info.status();
       if (info->step != kStepsBefore) return absl::InternalError("restored the wrong step");
     }
@@ -138,7 +93,7 @@ TrainRun Train(int world, int zero_stage, torch::ScalarType dtype,
       if (!m.ok()) return m.status();
       run.losses[rank].push_back(m->loss);
       if (save && m->step == kStepsBefore) {
-        if (absl::Status s = SaveLearnerCheckpoint(**trainer, dist.get(), checkpoint_dir,
+        if (absl::Status s = SaveLearnerCheckpoint(**trainer, dist, checkpoint_dir,
                                                    absl::StrCat("step-", m->step), m->step + 1,
                                                    /*keep=*/0);
             !s.ok()) {
@@ -146,12 +101,10 @@ TrainRun Train(int world, int zero_stage, torch::ScalarType dtype,
         }
       }
     }
-    run.params[rank] = Params((*trainer)->policy());
+    run.params[rank] = CloneParams((*trainer)->policy());
     return absl::OkStatus();
   };
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) threads.emplace_back([&, r] { status[r] = body(r); });
-  for (auto& t : threads) t.join();
+  const std::vector<absl::Status> status = RunRanks(world, /*with_group=*/world > 1, body);
   for (int r = 0; r < world; ++r) EXPECT_TRUE(status[r].ok()) << "rank " << r << ": " << status[r];
   return run;
 }
@@ -216,7 +169,7 @@ TEST(Checkpoint, ResumedStepsDifferFromAFreshStart) {
   // moments) does not reproduce the uninterrupted steps.
   const std::string dir = FreshDir("fresh-moments");
   const TrainRun whole = Train(1, 0, torch::kFloat32, dir, "", /*save=*/true);
-  auto trainer = Trainer::Create(Policy(5, torch::kFloat32), Policy(6, torch::kFloat32),
+  auto trainer = Trainer::Create(TinyPolicyIn(5, torch::kFloat32), TinyPolicyIn(6, torch::kFloat32),
                                  Options(0, torch::kFloat32));
   ASSERT_TRUE(trainer.ok());
   ASSERT_TRUE(LoadPolicyWeights((*trainer)->policy(), dir + "/step-2").ok());
@@ -226,7 +179,7 @@ TEST(Checkpoint, ResumedStepsDifferFromAFreshStart) {
     ASSERT_TRUE(batch.ok());
     ASSERT_TRUE((*trainer)->Step(*batch).ok());
   }
-  const auto params = Params((*trainer)->policy());
+  const auto params = CloneParams((*trainer)->policy());
   bool differs = false;
   for (size_t i = 0; i < params.size(); ++i) {
     differs |= !torch::equal(params[i], whole.params[0][i]);
@@ -238,7 +191,7 @@ TEST(Checkpoint, AnotherLayoutIsAClearError) {
   const std::string dir = FreshDir("layout");
   Train(2, 2, torch::kFloat32, dir, "", /*save=*/true);
   // A ZeRO-2 checkpoint into one replicated rank.
-  auto trainer = Trainer::Create(Policy(5, torch::kFloat32), Policy(6, torch::kFloat32),
+  auto trainer = Trainer::Create(TinyPolicyIn(5, torch::kFloat32), TinyPolicyIn(6, torch::kFloat32),
                                  Options(0, torch::kFloat32));
   ASSERT_TRUE(trainer.ok());
   auto restored = RestoreLearnerCheckpoint(**trainer, nullptr, dir + "/step-2");
@@ -250,7 +203,7 @@ TEST(Checkpoint, AnotherLayoutIsAClearError) {
   // The layout tensor catches what the file name cannot: another bucket size.
   auto optimizer_state = ReadSafetensors(dir + "/step-2/optimizer-rank0-of-2.safetensors");
   ASSERT_TRUE(optimizer_state.ok());
-  auto replicated = Trainer::Create(Policy(5, torch::kFloat32), Policy(6, torch::kFloat32),
+  auto replicated = Trainer::Create(TinyPolicyIn(5, torch::kFloat32), TinyPolicyIn(6, torch::kFloat32),
                                     Options(0, torch::kFloat32));
   ASSERT_TRUE(replicated.ok());
   absl::Status s = (*replicated)->optimizer().LoadStateTensors(*optimizer_state);
@@ -263,7 +216,7 @@ TEST(Checkpoint, CorruptOrIncompleteFilesAreErrors) {
   Train(1, 0, torch::kFloat32, dir, "", /*save=*/true);
   const std::string ckpt = dir + "/step-2";
   auto fresh = [] {
-    auto t = Trainer::Create(Policy(5, torch::kFloat32), Policy(6, torch::kFloat32),
+    auto t = Trainer::Create(TinyPolicyIn(5, torch::kFloat32), TinyPolicyIn(6, torch::kFloat32),
                              Options(0, torch::kFloat32));
     EXPECT_TRUE(t.ok());
     return std::move(*t);

@@ -3,10 +3,6 @@
 // batch (1e-5), initial weights come from rank 0, and bytes broadcast from rank 0 arrive intact.
 #include "learner/distributed.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <random>
 #include <thread>
 
@@ -23,23 +19,13 @@
 namespace envtune {
 namespace {
 
+using trainer_testing::CloneParams;
+using trainer_testing::FreeLoopbackPort;
 using trainer_testing::MakeTrajectory;
 using trainer_testing::MaxAbsDiff;
+using trainer_testing::RunRanks;
 using trainer_testing::TinyPolicy;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29517;
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
+using trainer_testing::TinyPolicyIn;
 
 std::vector<v1::Trajectory> Batch() {
   std::mt19937 rng(31);
@@ -61,12 +47,6 @@ TrainerOptions Options() {
   o.grpo.kl_coef = 0.1;
   o.micro_batch_tokens = 48;
   return o;
-}
-
-std::vector<torch::Tensor> Params(PolicyImpl& p) {
-  std::vector<torch::Tensor> out;
-  for (const auto& t : p.parameters()) out.push_back(t.detach().clone());
-  return out;
 }
 
 TEST(Distributed, SingleRankNeedsNoProcessGroup) {
@@ -127,9 +107,9 @@ TEST(Distributed, TwoRanksEqualOneRankOnTheWholeBatch) {
     auto m = (*trainer)->Step(*batch);
     ASSERT_TRUE(m.ok()) << m.status();
     single_metrics = *m;
-    single = Params(*policy);
+    single = CloneParams(*policy);
   }
-  const int port = FreePort();
+  const int port = FreeLoopbackPort();
   std::vector<std::vector<torch::Tensor>> result(2);
   std::vector<absl::Status> status(2);
   std::vector<StepMetrics> metrics(2);
@@ -182,7 +162,7 @@ TEST(Distributed, TwoRanksEqualOneRankOnTheWholeBatch) {
       return;
     }
     metrics[static_cast<size_t>(rank)] = *m;
-    result[static_cast<size_t>(rank)] = Params(*policy);
+    result[static_cast<size_t>(rank)] = CloneParams(*policy);
   };
   std::thread r0(run, 0), r1(run, 1);
   r0.join();
@@ -193,7 +173,7 @@ TEST(Distributed, TwoRanksEqualOneRankOnTheWholeBatch) {
   EXPECT_GT(shard_items[1], 0u);
   EXPECT_EQ(shard_items[0] + shard_items[1], 12u);
   double moved = 0, diff = 0, rank_diff = 0;
-  std::vector<torch::Tensor> init = Params(*TinyPolicy(5));
+  std::vector<torch::Tensor> init = CloneParams(*TinyPolicy(5));
   for (size_t i = 0; i < single.size(); ++i) {
     moved = std::max(moved, MaxAbsDiff(single[i], init[i]));
     diff = std::max(diff, MaxAbsDiff(single[i], result[0][i]));
@@ -233,17 +213,6 @@ TrainerOptions ShardingOptions(int zero_stage, torch::ScalarType dtype) {
   return o;
 }
 
-std::shared_ptr<PolicyImpl> ShardingPolicy(uint64_t seed, torch::ScalarType dtype) {
-  auto init = TinyPolicy(seed);
-  if (dtype == torch::kFloat32) return init;
-  auto p = std::make_shared<PolicyImpl>(PolicyOptions(trainer_testing::TinyConfig()).dtype(dtype));
-  torch::NoGradGuard no_grad;
-  auto src = init->parameters();
-  auto dst = p->parameters();
-  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
-  return p;
-}
-
 // `world` ranks as threads; world 0 = one process without a group (the unsharded baseline).
 ShardingRun RunSharded(int world, int zero_stage, torch::ScalarType dtype) {
   const int ranks = std::max(world, 1);
@@ -252,24 +221,10 @@ ShardingRun RunSharded(int world, int zero_stage, torch::ScalarType dtype) {
   run.state_bytes.resize(ranks);
   run.gradient_bytes.resize(ranks);
   run.metrics.resize(ranks);
-  std::vector<absl::Status> status(ranks);
-  const int port = FreePort();
-  auto body = [&](int rank) -> absl::Status {
-    std::unique_ptr<Distributed> dist;
-    if (world > 0) {
-      DistributedOptions o;
-      o.world_size = world;
-      o.rank = rank;
-      o.master_port = port;
-      o.timeout = absl::Seconds(60);
-      auto d = Distributed::Create(o);
-      if (!d.ok()) return d.status();
-      dist = std::move(*d);
-    }
-    auto policy = ShardingPolicy(5, dtype);
-    auto reference = ShardingPolicy(6, dtype);
-    auto trainer = Trainer::Create(policy, reference, ShardingOptions(zero_stage, dtype),
-                                   dist.get());
+  auto body = [&](int rank, Distributed* dist) -> absl::Status {
+    auto policy = TinyPolicyIn(5, dtype);
+    auto reference = TinyPolicyIn(6, dtype);
+    auto trainer = Trainer::Create(policy, reference, ShardingOptions(zero_stage, dtype), dist);
     if (!trainer.ok()) return trainer.status();
     absl::StatusOr<TrainBatch> batch = BuildTrainBatch(Batch(), 1, Options().grpo);
     if (!batch.ok()) return batch.status();
@@ -279,14 +234,12 @@ ShardingRun RunSharded(int world, int zero_stage, torch::ScalarType dtype) {
       if (!m.ok()) return m.status();
       run.metrics[rank] = *m;
     }
-    run.params[rank] = Params(*policy);
+    run.params[rank] = CloneParams(*policy);
     run.state_bytes[rank] = (*trainer)->optimizer().StateBytes();
     run.gradient_bytes[rank] = (*trainer)->optimizer().GradientBytes();
     return absl::OkStatus();
   };
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r) threads.emplace_back([&, r] { status[r] = body(r); });
-  for (auto& t : threads) t.join();
+  const std::vector<absl::Status> status = RunRanks(ranks, /*with_group=*/world > 0, body);
   for (int r = 0; r < ranks; ++r) EXPECT_TRUE(status[r].ok()) << "rank " << r << ": " << status[r];
   return run;
 }
@@ -299,12 +252,12 @@ int64_t PolicyElements() {
 
 TEST(Sharding, OneTwoAndFourRanksEqualOneUnshardedRank) {
   const ShardingRun single = RunSharded(/*world=*/0, /*zero_stage=*/0, torch::kFloat32);
-  ASSERT_EQ(single.params[0].size(), Params(*TinyPolicy(5)).size());
+  ASSERT_EQ(single.params[0].size(), CloneParams(*TinyPolicy(5)).size());
   const int64_t n = PolicyElements();
   const int64_t buckets = (n + kBucket - 1) / kBucket;
   EXPECT_EQ(single.state_bytes[0], 8 * n);  // fp32: moments only, the parameters are optimised
   double moved = 0;
-  const std::vector<torch::Tensor> init = Params(*TinyPolicy(5));
+  const std::vector<torch::Tensor> init = CloneParams(*TinyPolicy(5));
   for (size_t i = 0; i < init.size(); ++i) {
     moved = std::max(moved, MaxAbsDiff(single.params[0][i], init[i]));
   }
@@ -342,7 +295,7 @@ TEST(Sharding, Bf16TwoRanksEqualOneRankWithFp32Masters) {
   const ShardingRun single = RunSharded(/*world=*/0, /*zero_stage=*/0, torch::kBFloat16);
   const ShardingRun sharded = RunSharded(/*world=*/2, /*zero_stage=*/2, torch::kBFloat16);
   ASSERT_FALSE(sharded.params[1].empty());
-  const std::vector<torch::Tensor> init = Params(*ShardingPolicy(5, torch::kBFloat16));
+  const std::vector<torch::Tensor> init = CloneParams(*TinyPolicyIn(5, torch::kBFloat16));
   double moved = 0, diff = 0, rank_diff = 0;
   for (size_t i = 0; i < init.size(); ++i) {
     moved = std::max(moved, MaxAbsDiff(single.params[0][i], init[i]));
@@ -362,7 +315,7 @@ TEST(Distributed, MissingPeerTimesOutWithAClearError) {
   DistributedOptions o;
   o.world_size = 2;
   o.rank = 1;  // nobody serves the store
-  o.master_port = FreePort();
+  o.master_port = FreeLoopbackPort();
   o.timeout = absl::Seconds(2);
   auto d = Distributed::Create(o);
   ASSERT_FALSE(d.ok());
