@@ -11,18 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/coordinator.h"
 #include "gtest/gtest.h"
+#include "tests/coordinator/fake_clock.h"
 
 namespace envtune {
 namespace {
-
-class FakeClock : public Clock {
- public:
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
 
 constexpr uint32_t kBatchGroups = 2;
 constexpr int kSteps = 6;

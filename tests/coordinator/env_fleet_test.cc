@@ -4,18 +4,10 @@
 
 #include "coordinator/coordinator.h"
 #include "gtest/gtest.h"
+#include "tests/coordinator/fake_clock.h"
 
 namespace envtune {
 namespace {
-
-class FakeClock : public Clock {
- public:
-  absl::Time Now() const override { return now_; }
-  void Advance(absl::Duration d) { now_ += d; }
-
- private:
-  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
-};
 
 std::unique_ptr<Coordinator> MakeCoordinator(Clock* clock) {
   CoordinatorOptions options;
