@@ -13,22 +13,6 @@
 namespace envtune {
 namespace {
 
-CoordinatorOptions SmallCurriculum() {
-  CoordinatorOptions options;
-  StageConfig stage;
-  stage.stage = 1;
-  stage.name = "syntax";
-  stage.task_ids = {"multi_turn_base_0"};
-  stage.group_size = 2;
-  stage.reward_kind = "format";
-  StageConfig stage2 = stage;
-  stage2.stage = 2;
-  stage2.name = "hints";
-  stage2.reward_kind = "progress";
-  options.stages = {stage, stage2};
-  return options;
-}
-
 class CoordinatorLoopbackTest : public ::testing::Test {
  protected:
   void SetUp() override {

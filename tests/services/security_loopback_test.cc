@@ -26,21 +26,6 @@ using testing_util::MakeTestSecrets;
 using testing_util::ScopedProcessSecurity;
 using testing_util::TestSecrets;
 
-CoordinatorOptions OneStage() {
-  CoordinatorOptions options;
-  StageConfig stage;
-  stage.stage = 1;
-  stage.name = "syntax";
-  stage.task_ids = {"multi_turn_base_0"};
-  stage.group_size = 2;
-  stage.reward_kind = "format";
-  StageConfig stage2 = stage;
-  stage2.stage = 2;
-  stage2.name = "hints";
-  options.stages = {stage, stage2};
-  return options;
-}
-
 std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
   v1::WeightsHeader header;
   v1::TensorHeader* tensor = header.add_tensors();
@@ -153,7 +138,7 @@ class SecureServicesTest : public ::testing::Test {
       server.admin_token_file = secrets_.admin_token_file;
     }
     scope_ = std::make_unique<ScopedProcessSecurity>(LoadOrDie(server));
-    coordinator_ = *Coordinator::Create(OneStage());
+    coordinator_ = *Coordinator::Create(SmallCurriculum());
     coordinator_service_ = std::make_unique<CoordinatorServiceImpl>(coordinator_.get());
     ASSERT_TRUE(weights_.Publish(Snapshot(1, 4096)).ok());
     learner_service_ =

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/channels.h"
+#include "coordinator/coordinator.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 
@@ -40,6 +41,23 @@ inline std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int seconds = 10
   auto context = std::make_unique<grpc::ClientContext>();
   SetDeadline(*context, std::chrono::seconds(seconds));
   return context;
+}
+
+// Two stages over multi_turn_base_0 (format reward, then progress), groups of 2.
+inline CoordinatorOptions SmallCurriculum() {
+  CoordinatorOptions options;
+  StageConfig stage;
+  stage.stage = 1;
+  stage.name = "syntax";
+  stage.task_ids = {"multi_turn_base_0"};
+  stage.group_size = 2;
+  stage.reward_kind = "format";
+  StageConfig stage2 = stage;
+  stage2.stage = 2;
+  stage2.name = "hints";
+  stage2.reward_kind = "progress";
+  options.stages = {stage, stage2};
+  return options;
 }
 
 }  // namespace envtune
