@@ -57,6 +57,30 @@ struct Distributed::Impl {
       return Error(phase, e.what());
     }
   }
+  // A collective from `input` into `output` on the data backend: both staged on the backend's
+  // device when they live elsewhere (or are not contiguous), `output` written back. Without a
+  // group (world_size 1) the collective is the identity: output = input.
+  absl::Status RunInto(
+      at::Tensor& output, const at::Tensor& input, const std::string& phase,
+      const std::function<c10::intrusive_ptr<c10d::Work>(at::Tensor&, at::Tensor&)>& start) const {
+    try {
+      torch::NoGradGuard no_grad;
+      if (data == nullptr) {
+        output.copy_(input.reshape(output.sizes()));
+        return absl::OkStatus();
+      }
+      at::Tensor in = input.to(device).contiguous();
+      at::Tensor out = output.device() == device && output.is_contiguous()
+                           ? output
+                           : torch::empty({output.numel()}, in.options());
+      absl::Status s = Run(phase, [&] { return start(out, in); });
+      if (!s.ok()) return s;
+      if (!out.is_same(output)) output.copy_(out.view(output.sizes()));
+      return absl::OkStatus();
+    } catch (const c10::Error& e) {
+      return Error(phase, e.what_without_backtrace());
+    }
+  }
   c10::intrusive_ptr<c10d::Backend> Gloo(const std::string& prefix) const {
     auto pg_options = c10d::ProcessGroupGloo::Options::create(Timeout());
     const std::string& addr = options.master_addr;
@@ -197,26 +221,11 @@ absl::Status Distributed::ReduceScatterSum(at::Tensor& output, const at::Tensor&
                                                    input.numel(), " elements is not ", world_size(),
                                                    " x ", output.numel()));
   }
-  try {
-    torch::NoGradGuard no_grad;
-    if (impl_->data == nullptr) {
-      output.copy_(input);
-      return absl::OkStatus();
-    }
-    at::Tensor in = input.to(impl_->device).contiguous();
-    at::Tensor out = output.device() == impl_->device && output.is_contiguous()
-                         ? output
-                         : torch::empty_like(in.narrow(0, 0, output.numel()));
-    c10d::ReduceScatterOptions reduce;
-    reduce.reduceOp = c10d::ReduceOp::SUM;
-    absl::Status s =
-        impl_->Run(phase, [&] { return impl_->data->_reduce_scatter_base(out, in, reduce); });
-    if (!s.ok()) return s;
-    if (!out.is_same(output)) output.copy_(out);
-    return absl::OkStatus();
-  } catch (const c10::Error& e) {
-    return impl_->Error(phase, e.what_without_backtrace());
-  }
+  c10d::ReduceScatterOptions reduce;
+  reduce.reduceOp = c10d::ReduceOp::SUM;
+  return impl_->RunInto(output, input, phase, [&](at::Tensor& out, at::Tensor& in) {
+    return impl_->data->_reduce_scatter_base(out, in, reduce);
+  });
 }
 
 absl::Status Distributed::AllGather(at::Tensor& output, const at::Tensor& input,
@@ -226,23 +235,9 @@ absl::Status Distributed::AllGather(at::Tensor& output, const at::Tensor& input,
                                                    output.numel(), " elements is not ",
                                                    world_size(), " x ", input.numel()));
   }
-  try {
-    torch::NoGradGuard no_grad;
-    if (impl_->data == nullptr) {
-      output.copy_(input);
-      return absl::OkStatus();
-    }
-    at::Tensor in = input.to(impl_->device).contiguous();
-    at::Tensor out = output.device() == impl_->device && output.is_contiguous()
-                         ? output
-                         : torch::empty({output.numel()}, in.options());
-    absl::Status s = impl_->Run(phase, [&] { return impl_->data->_allgather_base(out, in, c10d::AllgatherOptions()); });
-    if (!s.ok()) return s;
-    if (!out.is_same(output)) output.copy_(out.view(output.sizes()));
-    return absl::OkStatus();
-  } catch (const c10::Error& e) {
-    return impl_->Error(phase, e.what_without_backtrace());
-  }
+  return impl_->RunInto(output, input, phase, [&](at::Tensor& out, at::Tensor& in) {
+    return impl_->data->_allgather_base(out, in, c10d::AllgatherOptions());
+  });
 }
 
 absl::StatusOr<std::string> Distributed::BroadcastBytes(const std::string& bytes,
