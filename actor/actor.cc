@@ -14,27 +14,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/channels.h"
+#include "common/enum_label.h"
 #include "common/grpc_status.h"
+#include "envserver/reply_format.h"
 #include "grpcpp/client_context.h"
 #include "model/text/tokenizer.h"
 
 namespace envtune {
 namespace {
-
-struct FormatRow {
-  const char* name;
-  v1::OutputFormat format;
-};
-constexpr FormatRow kFormats[] = {{"envtuning", v1::OUTPUT_FORMAT_ENVTUNING},
-                                  {"bfcl_prompting", v1::OUTPUT_FORMAT_BFCL_PROMPTING},
-                                  {"hermes", v1::OUTPUT_FORMAT_HERMES}};
-
-struct RewardRow {
-  const char* name;
-  v1::RewardKind kind;
-};
-constexpr RewardRow kRewards[] = {{"progress", v1::REWARD_KIND_PROGRESS},
-                                  {"format", v1::REWARD_KIND_FORMAT}};
 
 void Log(const std::string& name, const std::string& message) {
   std::cerr << "actor " << name << ": " << message << std::endl;
@@ -77,17 +64,12 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
     reader.AddError(absl::StrCat("actor.kv_budget: ", parsed.status().message()));
   }
   o->tokenizer = reader.Get<std::string>("actor.tokenizer", o->tokenizer);
-  const std::string format = reader.Get<std::string>("actor.output_format", "envtuning");
-  bool known = false;
-  for (const FormatRow& row : kFormats) {
-    if (format == row.name) {
-      o->output_format = row.format;
-      known = true;
-    }
-  }
-  if (!known) {
-    reader.AddError(absl::StrCat("actor.output_format: '", format,
-                                 "' is not one of envtuning, bfcl_prompting, hermes"));
+  absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(reader.Get<std::string>(
+      "actor.output_format", std::string(OutputFormatName(o->output_format))));
+  if (format.ok()) {
+    o->output_format = *format;
+  } else {
+    reader.AddError(absl::StrCat("actor.output_format: ", format.status().message()));
   }
   o->eval_bfcl_semantics = reader.Get<bool>("actor.eval_bfcl_semantics", o->eval_bfcl_semantics);
   o->policy.load.device = reader.Get<std::string>("actor.device", o->policy.load.device);
@@ -127,10 +109,7 @@ v1::EpisodeOptions EpisodeOptionsForLease(const v1::Lease& lease, uint32_t index
                                           const ActorOptions& options) {
   v1::EpisodeOptions out;
   out.set_output_format(options.output_format);
-  out.set_reward_kind(v1::REWARD_KIND_UNSPECIFIED);
-  for (const RewardRow& row : kRewards) {
-    if (lease.stage().reward_kind() == row.name) out.set_reward_kind(row.kind);
-  }
+  out.set_reward_kind(lease.stage().reward_kind());
   out.set_augment_probability(lease.stage().augment_probability());
   out.set_max_steps_per_turn(lease.stage().max_steps_per_turn());
   out.set_bfcl_eval_semantics(lease.evaluation() && options.eval_bfcl_semantics);
@@ -275,9 +254,11 @@ struct Actor::Impl {
       v1::StageEvent event;
       while (reader->Read(&event)) {
         if (event.stage().stage() != stage.load()) {
-          Log(options.name, absl::StrCat("stage ", event.stage().stage(), " (",
-                                         event.stage().name(), "), reason ", event.reason(),
-                                         "; takes effect with the next leases"));
+          Log(options.name,
+              absl::StrCat(
+                  "stage ", event.stage().stage(), " (", event.stage().name(), "), reason ",
+                  EnumLabel(v1::StageChangeReason_Name(event.reason()), "STAGE_CHANGE_REASON_"),
+                  "; takes effect with the next leases"));
         }
         stage = event.stage().stage();
         if (event.finished()) finished = true;
@@ -299,7 +280,7 @@ struct Actor::Impl {
   // learner to consume groups, or no tasks left to lease). Not an error, but not silent either:
   // logged every min(weights_timeout, 1 min) of waiting, and when the coordinator is waiting for
   // the learner, with whether the learner answers at all (a dead learner stalls the run).
-  void ReportLeaseWait(const absl::Status& why) {
+  void ReportLeaseWait(const v1::AcquireLeaseResponse& why) {
     const absl::Time now = absl::Now();
     if (!no_lease_since.has_value()) no_lease_since = now;
     const absl::Duration period = std::min(options.weights_timeout, absl::Minutes(1));
@@ -307,8 +288,8 @@ struct Actor::Impl {
     lease_wait_reported = now;
     const absl::Duration waited = absl::Trunc(now - *no_lease_since, absl::Seconds(1));
     std::string message =
-        absl::StrCat("no lease for ", absl::FormatDuration(waited), ": ", why.message());
-    if (absl::StrContains(why.message(), "waiting for the learner")) {
+        absl::StrCat("no lease for ", absl::FormatDuration(waited), ": ", why.detail());
+    if (why.no_lease() == v1::NO_LEASE_REASON_LEARNER_BUSY) {
       grpc::ClientContext context;
       SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
       v1::GetPolicyVersionResponse response;
@@ -348,21 +329,26 @@ struct Actor::Impl {
       v1::AcquireLeaseResponse response;
       grpc::Status status = coordinator->AcquireLease(&context, request, &response);
       if (status.ok()) {
-        no_lease_since.reset();
-        episodes += std::max<uint32_t>(1, response.lease().group_size());
-        leases.push_back(response.lease());
-        continue;
+        switch (response.no_lease()) {
+          case v1::NO_LEASE_REASON_UNSPECIFIED:
+            no_lease_since.reset();
+            episodes += std::max<uint32_t>(1, response.lease().group_size());
+            leases.push_back(response.lease());
+            continue;
+          case v1::NO_LEASE_REASON_FINISHED:
+            finished = true;
+            break;
+          default:  // paused, learner busy, quota, no tasks: back off and ask again
+            if (leases.empty()) ReportLeaseWait(response);
+            break;
+        }
+        break;
       }
       absl::Status st = FromGrpcStatus(status, Peer(), "AcquireLease");
       if (absl::IsNotFound(st)) {
         Log(options.name, absl::StrCat(st.message(), "; registering again"));
-        if (absl::Status re = RegisterOnce(); !re.ok()) Log(options.name, std::string(re.message()));
-      } else if (absl::IsFailedPrecondition(st)) {
-        if (absl::StrContains(st.message(), "finished")) {
-          finished = true;
-        } else if (leases.empty()) {
-          ReportLeaseWait(st);
-        }
+        if (absl::Status re = RegisterOnce(); !re.ok())
+          Log(options.name, std::string(re.message()));
       } else {
         Log(options.name, std::string(st.message()));
       }

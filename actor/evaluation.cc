@@ -18,10 +18,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/enum_label.h"
 #include "envserver/decode.h"
 #include "envserver/prompts.h"
 #include "envserver/pyparse.h"
 #include "envserver/pyvalue.h"
+#include "envserver/reply_format.h"
 #include "model/cli.h"
 #include "model/device.h"
 #include "model/qwen2.h"
@@ -306,14 +308,6 @@ std::vector<CallList> PrepareSteps(v1::OutputFormat format, const std::vector<st
                           replies);
 }
 
-const char* FormatName(v1::OutputFormat f) {
-  switch (f) {
-    case v1::OUTPUT_FORMAT_BFCL_PROMPTING: return "bfcl";
-    case v1::OUTPUT_FORMAT_HERMES: return "hermes";
-    default: return "envtuning";
-  }
-}
-
 }  // namespace
 
 std::unique_ptr<EvalEnv> InProcessEvalEnv(const EpisodeEngine* engine) {
@@ -557,7 +551,10 @@ absl::StatusOr<std::vector<TaskEvaluation>> EvaluateTasks(EvalPolicy& policy, Ev
       r.result.progress = s.components().progress();
       if (s.turn_ended()) r.result.turn_scores.push_back(s.turn_score());
       if (s.episode_ended()) {
-        finish(r, s.turn_ended() && s.turn_score().end_reason() == "force_quit" ? "force_quit" : "done",
+        finish(r,
+               s.turn_ended() && s.turn_score().end_reason() == v1::TURN_END_REASON_FORCE_QUIT
+                   ? "force_quit"
+                   : "done",
                "");
         continue;
       }
@@ -615,12 +612,13 @@ Json TaskEvaluationJson(const TaskEvaluation& r) {
   j["turn_replies"] = r.turn_replies;
   Json scores = Json::array();
   for (const v1::TurnScore& s : r.turn_scores) {
-    scores.push_back(Json{{"turn", s.turn_index()},
-                          {"score", s.score()},
-                          {"cannot_serve", s.cannot_serve()},
-                          {"state_ok", s.state_ok()},
-                          {"response_ok", s.response_ok()},
-                          {"end_reason", s.end_reason()}});
+    scores.push_back(Json{
+        {"turn", s.turn_index()},
+        {"score", s.score()},
+        {"cannot_serve", s.cannot_serve()},
+        {"state_ok", s.state_ok()},
+        {"response_ok", s.response_ok()},
+        {"end_reason", EnumLabel(v1::TurnEndReason_Name(s.end_reason()), "TURN_END_REASON_")}});
   }
   j["turn_scores"] = std::move(scores);
   j["messages"] = r.messages;
@@ -861,16 +859,9 @@ int RunEvalCommand(const std::vector<std::string>& args, const std::string& defa
   }
   if (policy_name == "model" && !f->Has("model")) return EvalUsage(err, "--model DIR is required");
   EvalOptions eo;
-  const std::string format = f->Get("format", "bfcl");
-  if (format == "bfcl" || format == "bfcl_prompting" || format == "prompting") {
-    eo.format = v1::OUTPUT_FORMAT_BFCL_PROMPTING;
-  } else if (format == "envtuning") {
-    eo.format = v1::OUTPUT_FORMAT_ENVTUNING;
-  } else if (format == "hermes" || format == "fc") {
-    eo.format = v1::OUTPUT_FORMAT_HERMES;
-  } else {
-    return EvalUsage(err, absl::StrCat("unknown --format '", format, "'"));
-  }
+  absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(f->Get("format", "bfcl_prompting"));
+  if (!format.ok()) return EvalUsage(err, absl::StrCat("--format: ", format.status().message()));
+  eo.format = *format;
   absl::StatusOr<int64_t> limit = f->GetInt("limit", 0), batch = f->GetInt("batch_size", 16),
                           mnt = f->GetInt("max_new_tokens", 1024),
                           ctx = f->GetInt("max_context", 32768), top_k = f->GetInt("top_k", 0),
@@ -994,7 +985,7 @@ int RunEvalCommand(const std::vector<std::string>& args, const std::string& defa
   Json meta;
   meta["policy"] = policy_name;
   if (policy_name == "model") meta["model"] = f->Get("model");
-  meta["format"] = FormatName(eo.format);
+  meta["format"] = std::string(OutputFormatName(eo.format));
   meta["subset"] = sel.subset;
   meta["split"] = f->Get("split", "base,miss_func,miss_param,long_context");
   if (!sel.tasks_file.empty()) meta["tasks_file"] = sel.tasks_file;

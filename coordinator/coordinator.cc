@@ -52,9 +52,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     if (stage.task_ids.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".tasks: empty task set"));
     }
-    if (stage.reward_kind != "format" && stage.reward_kind != "progress") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ".reward: '", stage.reward_kind, "' is not 'format' or 'progress'"));
+    if (stage.reward_kind == v1::REWARD_KIND_UNSPECIFIED ||
+        !v1::RewardKind_IsValid(stage.reward_kind)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".reward: unknown reward kind ", stage.reward_kind));
     }
     if (stage.group_size == 0) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".group_size: must be > 0"));
@@ -84,7 +85,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
             absl::StrCat("coordinator.ledger_path: cannot open '", o.ledger_path, "'"));
       }
     }
-    coordinator->EnterStageLocked(0, "initial");
+    coordinator->EnterStageLocked(0, v1::STAGE_CHANGE_REASON_INITIAL);
   }
   if (o.resume_step >= 0) {
     absl::StatusOr<v1::CoordinatorState> state = ReadStateFile(o.state_dir, o.resume_step);
@@ -265,7 +266,7 @@ v1::StageOptions Coordinator::StageOptionsLocked() const {
   return out;
 }
 
-v1::StageEvent Coordinator::StageEventLocked(const std::string& reason) const {
+v1::StageEvent Coordinator::StageEventLocked(v1::StageChangeReason reason) const {
   v1::StageEvent event;
   *event.mutable_stage() = StageOptionsLocked();
   event.set_paused(paused_);
@@ -275,7 +276,7 @@ v1::StageEvent Coordinator::StageEventLocked(const std::string& reason) const {
   return event;
 }
 
-v1::StageEvent Coordinator::EnterStageLocked(size_t index, const std::string& reason) {
+v1::StageEvent Coordinator::EnterStageLocked(size_t index, v1::StageChangeReason reason) {
   stage_index_ = index;
   stage_start_step_ = learner_step_;
   metric_streak_ = 0;
@@ -307,89 +308,110 @@ std::optional<Coordinator::PendingTask> Coordinator::NextTaskLocked() {
   return PendingTask{epoch_order_[epoch_cursor_++], false, 0};
 }
 
-absl::StatusOr<v1::Lease> Coordinator::AcquireLease(const v1::AcquireLeaseRequest& request) {
+namespace {
+
+v1::AcquireLeaseResponse NoLease(v1::NoLeaseReason reason, std::string detail) {
+  v1::AcquireLeaseResponse response;
+  response.set_no_lease(reason);
+  response.set_detail(std::move(detail));
+  return response;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::AcquireLeaseResponse> Coordinator::AcquireLease(
+    const v1::AcquireLeaseRequest& request) {
   if (request.worker_id().empty()) {
     return absl::InvalidArgumentError("AcquireLease: worker_id is empty");
   }
   std::vector<v1::StageEvent> events;
-  v1::Lease lease;
+  absl::StatusOr<v1::AcquireLeaseResponse> response;
   {
     absl::MutexLock lock(&mu_);
     SweepLocked(&events);
-    auto it = workers_.find(request.worker_id());
-    if (it == workers_.end()) {
-      return absl::NotFoundError(absl::StrCat("AcquireLease: unknown worker '",
-                                              request.worker_id(), "' (expired? register again)"));
+    response = AcquireLeaseLocked(request);
+  }
+  Broadcast(events);  // the sweep's stage changes, whatever the answer
+  return response;
+}
+
+absl::StatusOr<v1::AcquireLeaseResponse> Coordinator::AcquireLeaseLocked(
+    const v1::AcquireLeaseRequest& request) {
+  v1::AcquireLeaseResponse response;
+  v1::Lease& lease = *response.mutable_lease();
+  auto it = workers_.find(request.worker_id());
+  if (it == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("AcquireLease: unknown worker '", request.worker_id(),
+                                            "' (expired? register again)"));
+  }
+  if (!IsRolloutRole(it->second.status.role())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AcquireLease: worker '", request.worker_id(), "' is not an actor"));
+  }
+  if (finished_) return NoLease(v1::NO_LEASE_REASON_FINISHED, "the curriculum finished");
+  bool eval_only = paused_;
+  if (paused_ && eval_queue_.empty()) {
+    return NoLease(v1::NO_LEASE_REASON_PAUSED, "leases are paused");
+  }
+  size_t held = 0;
+  for (const auto& [id, outstanding] : leases_)
+    held += outstanding.worker_id == request.worker_id();
+  if (held >= options_.max_leases_per_actor) {
+    return NoLease(
+        v1::NO_LEASE_REASON_WORKER_QUOTA,
+        absl::StrCat("worker holds ", held, " leases (max ", options_.max_leases_per_actor, ")"));
+  }
+  const uint64_t max_in_flight = MaxGroupsInFlightLocked();
+  const bool learner_busy =
+      eval_queue_.empty() && max_in_flight > 0 && GroupsInFlightLocked() >= max_in_flight;
+  if (learner_busy) {
+    return NoLease(v1::NO_LEASE_REASON_LEARNER_BUSY,
+                   absl::StrCat(GroupsInFlightLocked(), " groups in flight (max ", max_in_flight,
+                                "), waiting for the learner"));
+  }
+  bool replayed = false;
+  if (!replay_.empty() && !eval_only && eval_queue_.empty()) {
+    // A restored run: the leases the learner had not consumed go out again unchanged.
+    lease = replay_.front();
+    replay_.pop_front();
+    replayed = true;
+    lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
+                                     ? policy_version_ - options_.max_policy_staleness
+                                     : 0);
+  } else {
+    std::optional<PendingTask> task = NextTaskLocked();
+    if (!task.has_value() || (eval_only && !task->evaluation)) {
+      return NoLease(v1::NO_LEASE_REASON_NO_TASKS, "no task to lease");
     }
-    if (!IsRolloutRole(it->second.status.role())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("AcquireLease: worker '", request.worker_id(), "' is not an actor"));
-    }
-    if (finished_) return absl::FailedPreconditionError("AcquireLease: the curriculum finished");
-    bool eval_only = paused_;
-    if (paused_ && eval_queue_.empty()) {
-      return absl::FailedPreconditionError("AcquireLease: leases are paused");
-    }
-    size_t held = 0;
-    for (const auto& [id, outstanding] : leases_) held += outstanding.worker_id == request.worker_id();
-    if (held >= options_.max_leases_per_actor) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "AcquireLease: worker holds ", held, " leases (max ", options_.max_leases_per_actor, ")"));
-    }
-    const uint64_t max_in_flight = MaxGroupsInFlightLocked();
-    const bool learner_busy = eval_queue_.empty() && max_in_flight > 0 &&
-                              GroupsInFlightLocked() >= max_in_flight;
-    if (learner_busy) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "AcquireLease: no work available: ", GroupsInFlightLocked(),
-          " groups in flight (max ", max_in_flight, "), waiting for the learner"));
-    }
-    bool replayed = false;
-    if (!replay_.empty() && !eval_only && eval_queue_.empty()) {
-      // A restored run: the leases the learner had not consumed go out again unchanged.
-      lease = replay_.front();
-      replay_.pop_front();
-      replayed = true;
+    const StageConfig& stage = options_.stages[stage_index_];
+    lease.set_lease_id(absl::StrCat("L", next_lease_++));
+    lease.set_task_id(task->task_id);
+    lease.set_evaluation(task->evaluation);
+    *lease.mutable_stage() = StageOptionsLocked();
+    if (task->evaluation) {
+      // Evaluation: one greedy sample against the standard (BFCL) environment.
+      lease.set_group_size(1);
+      lease.mutable_stage()->set_augment_probability(0.0);
+      lease.set_min_policy_version(policy_version_);
+    } else {
+      lease.set_group_size(stage.group_size);
       lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
                                        ? policy_version_ - options_.max_policy_staleness
                                        : 0);
-    } else {
-      std::optional<PendingTask> task = NextTaskLocked();
-      if (!task.has_value() || (eval_only && !task->evaluation)) {
-        return absl::FailedPreconditionError("AcquireLease: no work available");
-      }
-      const StageConfig& stage = options_.stages[stage_index_];
-      lease.set_lease_id(absl::StrCat("L", next_lease_++));
-      lease.set_task_id(task->task_id);
-      lease.set_evaluation(task->evaluation);
-      *lease.mutable_stage() = StageOptionsLocked();
-      if (task->evaluation) {
-        // Evaluation: one greedy sample against the standard (BFCL) environment.
-        lease.set_group_size(1);
-        lease.mutable_stage()->set_augment_probability(0.0);
-        lease.set_min_policy_version(policy_version_);
-      } else {
-        lease.set_group_size(stage.group_size);
-        lease.set_min_policy_version(policy_version_ > options_.max_policy_staleness
-                                         ? policy_version_ - options_.max_policy_staleness
-                                         : 0);
-      }
-      lease.set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + next_lease_);
     }
-    absl::Time now = clock_->Now();
-    lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
-    leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
-    if (!lease.evaluation()) groups_in_flight_[lease.lease_id()] = InFlightGroup{false, lease};
-    LedgerLocked(absl::StrCat("{\"event\":\"issued\",\"lease\":\"", lease.lease_id(),
-                              "\",\"task\":\"", lease.task_id(), "\",\"stage\":",
-                              lease.stage().stage(), ",\"group_size\":", lease.group_size(),
-                              ",\"min_version\":", lease.min_policy_version(),
-                              ",\"eval\":", lease.evaluation() ? "true" : "false",
-                              replayed ? ",\"replayed\":true" : "", ",\"worker\":\"",
-                              request.worker_id(), "\"}"));
+    lease.set_seed(options_.seed * 0x9E3779B97F4A7C15ULL + next_lease_);
   }
-  Broadcast(events);
-  return lease;
+  absl::Time now = clock_->Now();
+  lease.set_deadline_unix_ms(absl::ToUnixMillis(now + options_.lease_timeout));
+  leases_[lease.lease_id()] = OutstandingLease{lease, request.worker_id()};
+  if (!lease.evaluation()) groups_in_flight_[lease.lease_id()] = InFlightGroup{false, lease};
+  LedgerLocked(absl::StrCat(
+      "{\"event\":\"issued\",\"lease\":\"", lease.lease_id(), "\",\"task\":\"", lease.task_id(),
+      "\",\"stage\":", lease.stage().stage(), ",\"group_size\":", lease.group_size(),
+      ",\"min_version\":", lease.min_policy_version(),
+      ",\"eval\":", lease.evaluation() ? "true" : "false", replayed ? ",\"replayed\":true" : "",
+      ",\"worker\":\"", request.worker_id(), "\"}"));
+  return response;
 }
 
 absl::Status Coordinator::CompleteLease(const v1::CompleteLeaseRequest& request) {
@@ -485,10 +507,10 @@ void Coordinator::CheckMetricRuleLocked(const std::string& name, double value,
   metric_streak_ = value >= rule.threshold ? metric_streak_ + 1 : 0;
   if (metric_streak_ < rule.consecutive_checks) return;
   if (stage_index_ + 1 < options_.stages.size()) {
-    events->push_back(EnterStageLocked(stage_index_ + 1, "metric"));
+    events->push_back(EnterStageLocked(stage_index_ + 1, v1::STAGE_CHANGE_REASON_METRIC));
   } else {
     finished_ = true;
-    events->push_back(StageEventLocked("metric"));
+    events->push_back(StageEventLocked(v1::STAGE_CHANGE_REASON_METRIC));
   }
 }
 
@@ -528,16 +550,16 @@ absl::StatusOr<v1::ReportLearnerStepResponse> Coordinator::ReportLearnerStep(
       if (!finished_ && rule.after_learner_steps > 0 &&
           learner_step_ - stage_start_step_ >= rule.after_learner_steps) {
         if (stage_index_ + 1 < options_.stages.size()) {
-          events.push_back(EnterStageLocked(stage_index_ + 1, "steps"));
+          events.push_back(EnterStageLocked(stage_index_ + 1, v1::STAGE_CHANGE_REASON_STEPS));
         } else {
           finished_ = true;
-          events.push_back(StageEventLocked("steps"));
+          events.push_back(StageEventLocked(v1::STAGE_CHANGE_REASON_STEPS));
         }
       }
       if (!finished_ && options_.max_learner_steps > 0 &&
           learner_step_ >= options_.max_learner_steps) {
         finished_ = true;
-        events.push_back(StageEventLocked("steps"));
+        events.push_back(StageEventLocked(v1::STAGE_CHANGE_REASON_STEPS));
       }
       if (options_.eval_every_steps > 0 && eval_pending_ == 0 &&
           learner_step_ - last_eval_step_ >= options_.eval_every_steps) {
@@ -712,7 +734,7 @@ absl::StatusOr<v1::StageEvent> Coordinator::SetStage(uint32_t stage) {
           "SetStage: stage ", stage, " outside 1..", options_.stages.size()));
     }
     finished_ = false;
-    event = EnterStageLocked(stage - 1, "admin");
+    event = EnterStageLocked(stage - 1, v1::STAGE_CHANGE_REASON_ADMIN);
   }
   Broadcast({event});
   return event;
@@ -723,7 +745,7 @@ v1::StageEvent Coordinator::Pause() {
   {
     absl::MutexLock lock(&mu_);
     paused_ = true;
-    event = StageEventLocked("pause");
+    event = StageEventLocked(v1::STAGE_CHANGE_REASON_PAUSE);
   }
   Broadcast({event});
   return event;
@@ -734,7 +756,7 @@ v1::StageEvent Coordinator::Resume() {
   {
     absl::MutexLock lock(&mu_);
     paused_ = false;
-    event = StageEventLocked("resume");
+    event = StageEventLocked(v1::STAGE_CHANGE_REASON_RESUME);
   }
   Broadcast({event});
   return event;
@@ -742,7 +764,7 @@ v1::StageEvent Coordinator::Resume() {
 
 v1::StageEvent Coordinator::CurrentStageEvent() {
   absl::MutexLock lock(&mu_);
-  return StageEventLocked("initial");
+  return StageEventLocked(v1::STAGE_CHANGE_REASON_INITIAL);
 }
 
 int Coordinator::Subscribe(StageListener listener) {

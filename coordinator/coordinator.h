@@ -47,7 +47,7 @@ struct StageConfig {
   int stage = 1;                            // 1..4
   std::string name;
   std::vector<std::string> task_ids;        // the stage's task set (order irrelevant)
-  std::string reward_kind = "progress";     // "format" or "progress"
+  v1::RewardKind reward_kind = v1::REWARD_KIND_PROGRESS;  // config: reward: format|progress
   // Augmentation probability, linear from start to end over the stage's first
   // anneal_steps learner steps (stage 4 anneals to 0).
   double augment_start = 1.0;
@@ -65,7 +65,8 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration worker_expiry = absl::Seconds(10);
   absl::Duration lease_timeout = absl::Minutes(10);
-  // Max leases an actor may hold at once; further AcquireLease calls get FAILED_PRECONDITION.
+  // Max leases an actor may hold at once; further AcquireLease calls get no lease
+  // (NO_LEASE_REASON_WORKER_QUOTA).
   uint32_t max_leases_per_actor = 64;
   // Leases ask for at least (latest policy version - max_policy_staleness).
   uint64_t max_policy_staleness = 1;
@@ -108,7 +109,9 @@ class Coordinator {
 
   absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& request);
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
-  absl::StatusOr<v1::Lease> AcquireLease(const v1::AcquireLeaseRequest& request);
+  // A lease, or OK with no lease and a typed reason (finished, paused, learner busy, quota, no
+  // tasks); errors only for bad requests (INVALID_ARGUMENT) and unknown workers (NOT_FOUND).
+  absl::StatusOr<v1::AcquireLeaseResponse> AcquireLease(const v1::AcquireLeaseRequest& request);
   absl::Status CompleteLease(const v1::CompleteLeaseRequest& request);
   absl::StatusOr<v1::ReportLearnerStepResponse> ReportLearnerStep(
       const v1::ReportLearnerStepRequest& request);
@@ -160,11 +163,13 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, Clock* clock);
 
   void SweepLocked(std::vector<v1::StageEvent>* events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::AcquireLeaseResponse> AcquireLeaseLocked(
+      const v1::AcquireLeaseRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   v1::StageOptions StageOptionsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::StageEvent StageEventLocked(const std::string& reason) const
+  v1::StageEvent StageEventLocked(v1::StageChangeReason reason) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves to stage index `index` (0-based); returns the event to broadcast.
-  v1::StageEvent EnterStageLocked(size_t index, const std::string& reason)
+  v1::StageEvent EnterStageLocked(size_t index, v1::StageChangeReason reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<PendingTask> NextTaskLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordMetricLocked(const std::string& name, double value, int64_t step)

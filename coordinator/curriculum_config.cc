@@ -18,7 +18,25 @@ std::string CategoryOf(const std::string& task_id) {
   return underscore == std::string::npos ? rest : rest.substr(0, underscore);
 }
 
+// The config's names of the reward kinds (`reward:` of a stage).
+struct RewardName {
+  const char* name;
+  v1::RewardKind kind;
+};
+constexpr RewardName kRewardNames[] = {{"format", v1::REWARD_KIND_FORMAT},
+                                       {"progress", v1::REWARD_KIND_PROGRESS}};
+
 }  // namespace
+
+absl::StatusOr<v1::RewardKind> ParseRewardKind(absl::string_view name) {
+  std::string known;
+  for (const RewardName& row : kRewardNames) {
+    if (name == row.name) return row.kind;
+    absl::StrAppend(&known, known.empty() ? "" : ", ", row.name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown reward '", name, "' (one of: ", known, ")"));
+}
 
 absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& data_dir,
                                                           const std::string& split,
@@ -105,7 +123,13 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
       return absl::Status(ids.status().code(), absl::StrCat(key, "split: ", ids.status().message()));
     }
     stage.task_ids = *std::move(ids);
-    stage.reward_kind = reader.Get<std::string>(key + "reward", "progress");
+    absl::StatusOr<v1::RewardKind> reward =
+        ParseRewardKind(reader.Get<std::string>(key + "reward", "progress"));
+    if (reward.ok()) {
+      stage.reward_kind = *reward;
+    } else {
+      reader.AddError(absl::StrCat(key, "reward: ", reward.status().message()));
+    }
     stage.augment_start = reader.Get<double>(key + "augment.start", 1.0);
     stage.augment_end = reader.Get<double>(key + "augment.end", stage.augment_start);
     stage.anneal_steps = reader.Get<int64_t>(key + "augment.anneal_steps", 0);

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/config.h"
 #include "coordinator/coordinator.h"
 
@@ -50,6 +51,10 @@ absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& dat
                                                           const std::string& split,
                                                           const std::vector<std::string>& categories,
                                                           size_t limit);
+
+// A stage's `reward:` name ("format" or "progress") as the typed kind; INVALID_ARGUMENT naming
+// the known names otherwise.
+absl::StatusOr<v1::RewardKind> ParseRewardKind(absl::string_view name);
 
 // Reads the keys above; errors are recorded in `reader` (Finish() reports them) and missing
 // split files are returned as errors. The admin token is security.admin_token_file

@@ -150,9 +150,7 @@ grpc::ServerUnaryReactor* CoordinatorServiceImpl::AcquireLease(
     grpc::CallbackServerContext* context, const v1::AcquireLeaseRequest* request,
     v1::AcquireLeaseResponse* response) {
   if (auto* refused = RejectUnlessAuthorized(context, RpcAccess::kWorker)) return refused;
-  absl::StatusOr<v1::Lease> lease = coordinator_->AcquireLease(*request);
-  if (lease.ok()) *response->mutable_lease() = std::move(*lease);
-  return FinishStatus(context, lease.status());
+  return FinishUnary(context, coordinator_->AcquireLease(*request), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorServiceImpl::CompleteLease(

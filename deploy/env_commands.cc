@@ -12,18 +12,22 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/enum_label.h"
 #include "common/metrics.h"
 #include "deploy/role_metrics.h"
 #include "envserver/env_cli.h"
 #include "envserver/env_service.h"
-#include "envserver/fleet_member.h"
 #include "envserver/episode.h"
+#include "envserver/fleet_member.h"
+#include "envserver/reply_format.h"
 
-ABSL_FLAG(std::string, format, "envtuning", "env play: reply format (envtuning, bfcl, hermes)");
+ABSL_FLAG(std::string, format, "envtuning",
+          "env play: reply format (envtuning, bfcl_prompting, hermes)");
 ABSL_FLAG(double, augment_probability, 1.0, "env play: probability of the augmented environment");
 ABSL_FLAG(uint64_t, seed, 0, "env play: seed of the augmentation decision");
 ABSL_FLAG(bool, bfcl_eval, false, "env play: BFCL evaluation semantics (20 steps, no hints)");
-ABSL_FLAG(std::string, mode, "prompting", "env check/decode: decoding of raw replies (prompting, fc, envtuning)");
+ABSL_FLAG(std::string, mode, "bfcl_prompting",
+          "env check/decode: decoding of raw replies (bfcl_prompting, bfcl_fc, envtuning)");
 ABSL_FLAG(std::string, model_name, "envtune",
           "env check/replay: BFCL model-name argument (sandbox instance-name prefix)");
 
@@ -82,20 +86,17 @@ bool ReadReply(std::istream& in, std::ostream& out, std::string* reply) {
 
 int RunPlay(const std::vector<std::string>& args, const std::string& data_dir, std::istream& in, std::ostream& out) {
   if (args.size() != 2) {
-    out << "usage: envtune env play TASK_ID [--format envtuning|bfcl|hermes] [--augment_probability P] "
+    out << "usage: envtune env play TASK_ID [--format envtuning|bfcl_prompting|hermes] "
+           "[--augment_probability P] "
            "[--seed N] [--bfcl_eval]\n";
     return 2;
   }
   v1::EpisodeOptions options;
-  const std::string format = absl::GetFlag(FLAGS_format);
-  if (format == "envtuning") {
-    options.set_output_format(v1::OUTPUT_FORMAT_ENVTUNING);
-  } else if (format == "bfcl") {
-    options.set_output_format(v1::OUTPUT_FORMAT_BFCL_PROMPTING);
-  } else if (format == "hermes") {
-    options.set_output_format(v1::OUTPUT_FORMAT_HERMES);
+  absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(absl::GetFlag(FLAGS_format));
+  if (format.ok()) {
+    options.set_output_format(*format);
   } else {
-    out << "envtune: --format must be envtuning, bfcl or hermes\n";
+    out << "envtune: --format: " << format.status().message() << "\n";
     return 2;
   }
   options.set_augment_probability(absl::GetFlag(FLAGS_augment_probability));
@@ -134,9 +135,10 @@ int RunPlay(const std::vector<std::string>& args, const std::string& data_dir, s
         << ")\n";
     if (step->turn_ended()) {
       const v1::TurnScore& ts = step->turn_score();
-      out << "== turn " << ts.turn_index() << " ended (" << ts.end_reason() << "): score " << ts.score()
-          << (ts.cannot_serve() ? " [cannot-serve turn]" : "") << "  state_ok=" << ts.state_ok()
-          << " response_ok=" << ts.response_ok() << "\n";
+      out << "== turn " << ts.turn_index() << " ended ("
+          << EnumLabel(v1::TurnEndReason_Name(ts.end_reason()), "TURN_END_REASON_") << "): score "
+          << ts.score() << (ts.cannot_serve() ? " [cannot-serve turn]" : "")
+          << "  state_ok=" << ts.state_ok() << " response_ok=" << ts.response_ok() << "\n";
     }
     PrintMessages(out, step->observation());
     const v1::RewardComponents& c = step->components();
@@ -188,10 +190,13 @@ const char* EnvCommandsUsage() {
          "                  [--coordinator HOST:PORT --advertise_address HOST:PORT --name NAME]\n"
          "                  [--drain_grace_ms N]\n"
          "  env play      play an episode by hand: envtune env play TASK_ID\n"
-         "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] [--bfcl_eval]\n"
+         "                  [--format envtuning|bfcl|hermes] [--augment_probability P] [--seed N] "
+         "[--bfcl_eval]\n"
          "  env replay    execute call strings per turn, golden-format lines: env replay FILE|-\n"
-         "  env check     BFCL multi-turn checker verdicts + rewards: env check FILE|- [--mode prompting|fc|envtuning]\n"
-         "  env decode    decode model replies to BFCL call strings: env decode FILE|- [--mode prompting|fc|envtuning]";
+         "  env check     BFCL multi-turn checker verdicts + rewards: env check FILE|- [--mode "
+         "bfcl_prompting|bfcl_fc|envtuning]\n"
+         "  env decode    decode model replies to BFCL call strings: env decode FILE|- [--mode "
+         "bfcl_prompting|bfcl_fc|envtuning]";
 }
 
 namespace {

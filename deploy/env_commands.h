@@ -15,7 +15,8 @@
 //       reply; ":call JSON" and ":answer TEXT" are shortcuts that add the <think>/<tool_call>/
 //       <answer> tags; ":quit" stops) and sees observations, hints, turn scores and rewards.
 //
-//   envtune env replay|check|decode FILE|- [--mode prompting|fc|envtuning] [--model_name M]
+//   envtune env replay|check|decode FILE|- [--mode bfcl_prompting|bfcl_fc|envtuning] [--model_name
+//   M]
 //       JSON-lines tools over the BFCL executor, checker and decoders (envserver/env_cli.h).
 //
 // Subcommands of `envtune env` are rows of a table (RunEnvCommand); each returns the process exit

@@ -108,7 +108,7 @@ commands:
                   [--augment_probability P] [--seed N] [--bfcl_eval]
   env replay    execute call strings per turn, print golden-format lines: env replay FILE|-
   env check     BFCL multi-turn checker verdicts + rewards: env check FILE|-
-                  [--mode prompting|fc|envtuning] [--model_name M]
+                  [--mode bfcl_prompting|bfcl_fc|envtuning] [--model_name M]
   env decode    decode model replies to BFCL call strings: env decode FILE|-
   actor         roll out leased episodes and stream trajectories to the learner
                   --coordinator HOST:PORT --learner HOST:PORT --env LIST [--config FILE]
@@ -119,7 +119,7 @@ commands:
                   learner/learner_role.h)
   eval          BFCL V3 multi-turn evaluation of a checkpoint (or --policy ground_truth|no_calls)
                   --model DIR [--split base,miss_func,...] [--subset val,test] [--tasks FILE]
-                  [--limit N] [--format bfcl|envtuning|hermes] [--env LIST] [--out DIR]
+                  [--limit N] [--format bfcl_prompting|envtuning|hermes] [--env LIST] [--out DIR]
   sft           supervised fine-tuning on ground-truth trajectories (the SFT baseline)
                   --config FILE [sft.key=value ...]   (keys documented in learner/sft.h)
   model         tokenize | generate | convert | init   (model/cli.h)

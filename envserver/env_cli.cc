@@ -12,6 +12,7 @@
 #include "envserver/checker.h"
 #include "envserver/decode.h"
 #include "envserver/replay.h"
+#include "envserver/reply_format.h"
 #include "envserver/task_catalog.h"
 
 namespace envtune {
@@ -26,11 +27,18 @@ std::string BfclDataDir(const std::string& data_dir) {
   return data_dir;
 }
 
-std::optional<DecodeMode> ParseMode(const std::string& mode) {
-  if (mode == "prompting") return DecodeMode::kBfclPrompting;
-  if (mode == "fc") return DecodeMode::kBfclFunctionCalling;
-  if (mode == "envtuning") return DecodeMode::kEnvTuning;
-  return std::nullopt;
+// A line's own "mode" (a decoder-mode name), or `fallback` when it has none.
+absl::StatusOr<DecodeMode> LineMode(const PyValue& input, DecodeMode fallback) {
+  const PyValue* m = input.dict().Find("mode");
+  if (m == nullptr) return fallback;
+  if (!m->is_str()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"mode\" must be a string, one of: ", DecodeModeNames()));
+  }
+  absl::StatusOr<DecodeMode> mode = ParseDecodeMode(m->as_str());
+  if (!mode.ok())
+    return absl::InvalidArgumentError(absl::StrCat("\"mode\": ", mode.status().message()));
+  return mode;
 }
 
 // Everything a command shares: the catalog (loaded on demand) and the sandbox context.
@@ -263,11 +271,9 @@ absl::StatusOr<std::string> CheckLine(const CliEnv& env, const EnvCliOptions& op
                                   const PyValue& input) {
   absl::StatusOr<const BfclTask*> task = FindTask(env, input);
   if (!task.ok()) return task.status();
-  if (const PyValue* m = input.dict().Find("mode"); m != nullptr) {
-    std::optional<DecodeMode> line_mode = m->is_str() ? ParseMode(m->as_str()) : std::nullopt;
-    if (!line_mode) return absl::InvalidArgumentError("\"mode\" must be \"prompting\", \"fc\" or \"envtuning\"");
-    mode = *line_mode;
-  }
+  absl::StatusOr<DecodeMode> line_mode = LineMode(input, mode);
+  if (!line_mode.ok()) return line_mode.status();
+  mode = *line_mode;
   absl::StatusOr<std::optional<std::vector<std::vector<CallList>>>> turns = ModelTurns(input, mode);
   if (!turns.ok()) return turns.status();
   if (!turns->has_value()) return VerdictValue((*task)->id, InferenceErrorVerdict()).JsonDumps();
@@ -280,19 +286,14 @@ absl::StatusOr<std::string> CheckLine(const CliEnv& env, const EnvCliOptions& op
 
 // ---- decode -------------------------------------------------------------------------------------
 
-// `mode`: --mode, overridden by the line's own "mode". "input": the reply text, or in fc mode
+// `mode`: --mode, overridden by the line's own "mode". "input": the reply text, or in bfcl_fc mode
 // BFCL's structured function-calling output itself (a list of {name: arguments} objects, or one
 // such object), decoded as BFCL's decoder does.
 absl::StatusOr<std::string> DecodeLine(DecodeMode mode, const PyValue& input) {
-  const PyValue* mode_v = input.dict().Find("mode");
   const PyValue* text = input.dict().Find("input");
-  if (mode_v != nullptr) {
-    std::optional<DecodeMode> line_mode = mode_v->is_str() ? ParseMode(mode_v->as_str()) : std::nullopt;
-    if (!line_mode) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown mode ", mode_v->Repr(), " (prompting, fc or envtuning)"));
-    }
-    mode = *line_mode;
-  }
+  absl::StatusOr<DecodeMode> line_mode = LineMode(input, mode);
+  if (!line_mode.ok()) return line_mode.status();
+  mode = *line_mode;
   if (text == nullptr) return absl::InvalidArgumentError("missing field \"input\"");
   std::string reply;
   if (text->is_str()) {
@@ -342,14 +343,13 @@ int RunEnvReplay(const std::vector<std::string>& args, const EnvCliOptions& opti
 int RunEnvCheck(const std::vector<std::string>& args, const EnvCliOptions& options, std::istream& in,
                 std::ostream& out, std::ostream& err) {
   std::unique_ptr<CliEnv> env;
-  std::optional<DecodeMode> mode = ParseMode(options.mode);
+  absl::StatusOr<DecodeMode> mode = ParseDecodeMode(options.mode);
   return ForEachLine(
-      args, "envtune env check FILE|- [--mode prompting|fc|envtuning] [--data_dir DIR]", in, out, err,
+      args, "envtune env check FILE|- [--mode bfcl_prompting|bfcl_fc|envtuning] [--data_dir DIR]",
+      in, out, err,
       [&]() -> absl::Status {
-        if (!mode) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("--mode must be prompting, fc or envtuning (got '", options.mode, "')"));
-        }
+        if (!mode.ok())
+          return absl::InvalidArgumentError(absl::StrCat("--mode: ", mode.status().message()));
         absl::StatusOr<std::unique_ptr<CliEnv>> loaded = LoadEnv(options);
         if (!loaded.ok()) return loaded.status();
         env = *std::move(loaded);
@@ -360,14 +360,12 @@ int RunEnvCheck(const std::vector<std::string>& args, const EnvCliOptions& optio
 
 int RunEnvDecode(const std::vector<std::string>& args, const EnvCliOptions& options, std::istream& in,
                  std::ostream& out, std::ostream& err) {
-  std::optional<DecodeMode> mode = ParseMode(options.mode);
+  absl::StatusOr<DecodeMode> mode = ParseDecodeMode(options.mode);
   return ForEachLine(
-      args, "envtune env decode FILE|- [--mode prompting|fc|envtuning]", in, out, err,
+      args, "envtune env decode FILE|- [--mode bfcl_prompting|bfcl_fc|envtuning]", in, out, err,
       [&]() -> absl::Status {
-        if (!mode) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("--mode must be prompting, fc or envtuning (got '", options.mode, "')"));
-        }
+        if (!mode.ok())
+          return absl::InvalidArgumentError(absl::StrCat("--mode: ", mode.status().message()));
         return absl::OkStatus();
       },
       [&](const PyValue& v) { return DecodeLine(*mode, v); });

@@ -19,12 +19,13 @@
 //           Decoded steps that are empty ([] or [""]) are dropped like BFCL's runner (D.1).
 //           "turns"/"result" present but not a list -> multi_turn:inference_error record.
 //   decode: {"input": TEXT} -> {"ok", "calls", "no_call", "error"}, decoded with --mode
-//           (prompting|fc|envtuning, default prompting) or the line's own "mode" (overrides
+//           (bfcl_prompting|bfcl_fc|envtuning, default bfcl_prompting;
+//           envserver/reply_format.h) or the line's own "mode" (overrides
 //           --mode for that line): ok=false with the decoder's message on a decode/format error;
 //           no_call=true when the reply decodes to nothing to execute (envtuning <answer>
-//           included). In fc mode "input" may also be BFCL's structured function-calling output
-//           itself: a list of {name: arguments} objects (arguments a JSON string or an object), or
-//           one such object.
+//           included). In bfcl_fc mode "input" may also be BFCL's structured function-calling
+//           output itself: a list of {name: arguments} objects (arguments a JSON string or an
+//           object), or one such object.
 //
 // Every output object is one line: Python json.dumps (sorted keys for replay, the golden format;
 // the key order shown above otherwise). A malformed input line (bad JSON, missing/ill-typed fields,
@@ -45,7 +46,7 @@ struct EnvCliOptions {
   // envtune's data directory: either DIR/bfcl/... (like --data_dir of env-server) or a BFCL data
   // directory itself (holding long_context_constants.json).
   std::string data_dir;
-  std::string mode = "prompting";      // check, decode: decoding of raw replies (prompting|fc|envtuning)
+  std::string mode = "bfcl_prompting";  // check, decode: a decoder mode (envserver/reply_format.h)
   std::string model_name = "envtune";  // BFCL's model-name argument (instance-name prefixes)
 };
 

@@ -512,7 +512,7 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   v1::RewardComponents* comp = s.mutable_components();
 
   bool end_turn = false;
-  std::string end_reason;
+  v1::TurnEndReason end_reason = v1::TURN_END_REASON_UNSPECIFIED;
   bool warn_next = false;
   bool force_quit = false;
 
@@ -529,10 +529,10 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     s.set_attempts(s.attempts() + 1);
     if (eval) {
       end_turn = true;
-      end_reason = "format_error";
+      end_reason = v1::TURN_END_REASON_FORMAT_ERROR;
     } else if (s.attempts() > max_steps) {
       end_turn = true;
-      end_reason = "format_limit";
+      end_reason = v1::TURN_END_REASON_FORMAT_LIMIT;
     } else {
       AddMessage(resp.mutable_observation(), "user",
                  CapText(FormatErrorObservation(decoded.message, format == v1::OUTPUT_FORMAT_ENVTUNING),
@@ -541,10 +541,10 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
   } else if (cannot_serve && !eval) {
     end_turn = true;
     if (tool_attempt) {
-      end_reason = "called_on_cannot_serve";
+      end_reason = v1::TURN_END_REASON_CALLED_ON_CANNOT_SERVE;
       warn_next = true;
     } else {
-      end_reason = "answer";
+      end_reason = v1::TURN_END_REASON_ANSWER;
     }
   } else if (decoded.kind == Kind::kCalls) {
     std::vector<CallRecord> records;
@@ -580,11 +580,11 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     s.set_executed_in_turn(s.executed_in_turn() + 1);
     if (eval && s.executed_in_turn() > max_steps) {
       end_turn = true;
-      end_reason = "force_quit";
+      end_reason = v1::TURN_END_REASON_FORCE_QUIT;
       force_quit = true;
     } else if (!eval && s.attempts() > max_steps) {
       end_turn = true;
-      end_reason = "step_limit";
+      end_reason = v1::TURN_END_REASON_STEP_LIMIT;
     } else if (format == v1::OUTPUT_FORMAT_ENVTUNING) {
       AddMessage(resp.mutable_observation(), "user",
                  CapText(ToolResultsObservation(shown), options_.max_observation_bytes));
@@ -595,7 +595,8 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     }
   } else {
     end_turn = true;
-    end_reason = decoded.kind == Kind::kAnswer ? "answer" : "no_call";
+    end_reason =
+        decoded.kind == Kind::kAnswer ? v1::TURN_END_REASON_ANSWER : v1::TURN_END_REASON_NO_CALL;
   }
 
   if (end_turn) {
@@ -607,7 +608,7 @@ absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_st
     double score = 0.0;
     if (cannot_serve) {
       // Training: only a plain answer is right. BFCL evaluation: the turn is not checked.
-      score = eval || end_reason == "answer" ? 1.0 : 0.0;
+      score = eval || end_reason == v1::TURN_END_REASON_ANSWER ? 1.0 : 0.0;
     } else if (s.executed_in_turn() > 0) {
       const ReplayTurn& truth = (*cache)->truth.turns[t];
       ts.set_state_ok(StatesMatch(model, truth.state, (*cache)->truth_is_initial[t]));

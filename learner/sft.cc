@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "actor/evaluation.h"
 #include "envserver/episode.h"
+#include "envserver/reply_format.h"
 #include "learner/trainer.h"
 #include "model/device.h"
 #include "model/qwen2.h"
@@ -52,13 +53,15 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
       reader.Get<int64_t>("sft.tiny.max_position_embeddings", t.max_position_embeddings);
   t.rope_theta = reader.Get<double>("sft.tiny.rope_theta", t.rope_theta);
   o->tokenizer = reader.Get<std::string>("sft.tokenizer", o->tokenizer);
-  const std::string format = reader.Get<std::string>("sft.format", "envtuning");
-  if (format == "envtuning") {
-    o->format = v1::OUTPUT_FORMAT_ENVTUNING;
-  } else if (format == "bfcl" || format == "bfcl_prompting") {
-    o->format = v1::OUTPUT_FORMAT_BFCL_PROMPTING;
+  absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(
+      reader.Get<std::string>("sft.format", std::string(OutputFormatName(o->format))));
+  if (format.ok() && *format != v1::OUTPUT_FORMAT_HERMES) {
+    o->format = *format;
   } else {
-    reader.AddError(absl::StrCat("sft.format: '", format, "' is not envtuning or bfcl"));
+    reader.AddError(absl::StrCat("sft.format: ", format.ok() ? "hermes is not supported by the "
+                                                               "warm start (envtuning or "
+                                                               "bfcl_prompting)"
+                                                             : format.status().message()));
   }
   o->epochs = reader.Get<int>("sft.epochs", o->epochs);
   o->lr = reader.Get<double>("sft.lr", o->lr);

@@ -28,7 +28,7 @@ CoordinatorOptions Curriculum() {
   stage.name = "syntax";
   stage.task_ids = {"fake_2_1", "fake_3_2"};
   stage.group_size = 2;
-  stage.reward_kind = "format";
+  stage.reward_kind = v1::REWARD_KIND_FORMAT;
   stage.max_new_tokens = 4;
   stage.max_episode_tokens = 4096;
   options.stages = {stage};
@@ -237,7 +237,7 @@ TEST(ActorOptionsTest, ConfigKeysAndErrors) {
 TEST(ActorOptionsTest, EpisodeOptionsFollowTheLease) {
   v1::Lease lease;
   lease.set_seed(1000);
-  lease.mutable_stage()->set_reward_kind("format");
+  lease.mutable_stage()->set_reward_kind(v1::REWARD_KIND_FORMAT);
   lease.mutable_stage()->set_augment_probability(0.25);
   lease.mutable_stage()->set_max_steps_per_turn(3);
   ActorOptions o;
@@ -248,7 +248,7 @@ TEST(ActorOptionsTest, EpisodeOptionsFollowTheLease) {
   EXPECT_EQ(e.max_steps_per_turn(), 3u);
   EXPECT_FALSE(e.bfcl_eval_semantics());
   lease.set_evaluation(true);
-  lease.mutable_stage()->set_reward_kind("progress");
+  lease.mutable_stage()->set_reward_kind(v1::REWARD_KIND_PROGRESS);
   e = EpisodeOptionsForLease(lease, 0, o);
   EXPECT_TRUE(e.bfcl_eval_semantics());
   EXPECT_EQ(e.reward_kind(), v1::REWARD_KIND_PROGRESS);

@@ -12,6 +12,7 @@
 #include "coordinator/coordinator.h"
 #include "gtest/gtest.h"
 #include "tests/coordinator/fake_clock.h"
+#include "tests/coordinator/lease_util.h"
 
 namespace envtune {
 namespace {
@@ -25,7 +26,7 @@ CoordinatorOptions Options(const std::string& state_dir) {
   s1.stage = 1;
   s1.name = "syntax";
   s1.task_ids = {"a", "b", "c"};
-  s1.reward_kind = "format";
+  s1.reward_kind = v1::REWARD_KIND_FORMAT;
   s1.group_size = 2;
   s1.advance.after_learner_steps = 2;
   StageConfig s2;
@@ -83,7 +84,7 @@ std::vector<std::string> Drive(Coordinator& c, int64_t from_step) {
     while (true) {
       v1::AcquireLeaseRequest request;
       request.set_worker_id(actor);
-      auto lease = c.AcquireLease(request);
+      auto lease = Acquire(c, request);
       if (!lease.ok()) break;
       leases.push_back(*lease);
       issued.push_back(absl::StrCat("step ", step, ": ", Describe(*lease)));
@@ -159,8 +160,8 @@ TEST(CoordinatorState, LeasesTheLearnerHadNotConsumedAreIssuedAgainUnchanged) {
   ASSERT_TRUE((*a)->Heartbeat(hb).ok());
   v1::AcquireLeaseRequest request;
   request.set_worker_id(actor);
-  auto first = (*a)->AcquireLease(request);
-  auto second = (*a)->AcquireLease(request);
+  auto first = Acquire(**a, request);
+  auto second = Acquire(**a, request);
   ASSERT_TRUE(first.ok() && second.ok());
   v1::CompleteLeaseRequest done;  // the first is complete, the second still out
   done.set_worker_id(actor);
@@ -179,7 +180,7 @@ TEST(CoordinatorState, LeasesTheLearnerHadNotConsumedAreIssuedAgainUnchanged) {
   ASSERT_TRUE((*b)->Heartbeat(hb).ok());
   request.set_worker_id(actor_b);
   for (const v1::Lease& original : {*first, *second}) {
-    auto again = (*b)->AcquireLease(request);
+    auto again = Acquire(**b, request);
     ASSERT_TRUE(again.ok()) << again.status();
     EXPECT_EQ(again->lease_id(), original.lease_id());
     EXPECT_EQ(again->task_id(), original.task_id());
@@ -187,7 +188,7 @@ TEST(CoordinatorState, LeasesTheLearnerHadNotConsumedAreIssuedAgainUnchanged) {
     EXPECT_EQ(again->group_size(), original.group_size());
   }
   // Flow control counts them: no third lease before the learner consumes.
-  EXPECT_EQ((*b)->AcquireLease(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(NoLeaseReasonFor(**b, request), v1::NO_LEASE_REASON_LEARNER_BUSY);
 }
 
 TEST(CoordinatorState, StatesOfAnotherRunOrCorruptFilesAreClearErrors) {

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/coordinator/fake_clock.h"
+#include "tests/coordinator/lease_util.h"
 
 namespace envtune {
 namespace {
@@ -20,7 +21,7 @@ CoordinatorOptions TwoStageOptions() {
   s1.stage = 1;
   s1.name = "syntax";
   s1.task_ids = {"a", "b", "c"};
-  s1.reward_kind = "format";
+  s1.reward_kind = v1::REWARD_KIND_FORMAT;
   s1.group_size = 4;
   s1.advance.after_learner_steps = 2;
   StageConfig s2;
@@ -72,7 +73,7 @@ TEST(CoordinatorTest, RejectsBadCurriculum) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(created.status().message()).find("stages[0].tasks"), std::string::npos);
   options = TwoStageOptions();
-  options.stages[0].reward_kind = "binary";
+  options.stages[0].reward_kind = v1::REWARD_KIND_UNSPECIFIED;
   EXPECT_EQ(Coordinator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Coordinator::Create(CoordinatorOptions{}).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -127,11 +128,11 @@ TEST(CoordinatorTest, LeasesCoverTheStageTasksEachEpoch) {
   for (int i = 0; i < 6; ++i) {
     v1::AcquireLeaseRequest request;
     request.set_worker_id(actor);
-    auto lease = c->AcquireLease(request);
+    auto lease = Acquire(*c, request);
     ASSERT_TRUE(lease.ok()) << lease.status();
     EXPECT_EQ(lease->group_size(), 4u);
     EXPECT_EQ(lease->stage().stage(), 1u);
-    EXPECT_EQ(lease->stage().reward_kind(), "format");
+    EXPECT_EQ(lease->stage().reward_kind(), v1::REWARD_KIND_FORMAT);
     tasks.insert(lease->task_id());
     ASSERT_TRUE(c->CompleteLease(Completion(actor, *lease, 1.0)).ok());
   }
@@ -149,7 +150,7 @@ TEST(CoordinatorTest, DeadActorsLeaseIsReissuedExactlyOnce) {
   std::string healthy = RegisterWorker(*c, v1::ROLE_ACTOR);
   v1::AcquireLeaseRequest request;
   request.set_worker_id(dying);
-  v1::Lease lost = *c->AcquireLease(request);
+  v1::Lease lost = *Acquire(*c, request);
 
   // Only the healthy actor keeps heartbeating past the expiry.
   clock.Advance(absl::Seconds(6));
@@ -160,7 +161,7 @@ TEST(CoordinatorTest, DeadActorsLeaseIsReissuedExactlyOnce) {
   ASSERT_TRUE(c->Heartbeat(heartbeat).ok());
 
   request.set_worker_id(healthy);
-  v1::Lease redo = *c->AcquireLease(request);
+  v1::Lease redo = *Acquire(*c, request);
   EXPECT_EQ(redo.task_id(), lost.task_id());
   EXPECT_NE(redo.lease_id(), lost.lease_id());
   EXPECT_EQ(c->Status().leases_reissued(), 1u);
@@ -191,14 +192,15 @@ TEST(CoordinatorTest, FlowControlBoundsGroupsInFlightByTheLearnersConsumption) {
   ASSERT_TRUE(c->Heartbeat(beat).ok());
   std::vector<v1::Lease> leases;
   for (int i = 0; i < 4; ++i) {
-    absl::StatusOr<v1::Lease> lease = c->AcquireLease(acquire);
+    absl::StatusOr<v1::Lease> lease = Acquire(*c, acquire);
     ASSERT_TRUE(lease.ok()) << i << ": " << lease.status();
     leases.push_back(*lease);
   }
-  absl::StatusOr<v1::Lease> refused = c->AcquireLease(acquire);
-  ASSERT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(refused.status().message().find("4 groups in flight (max 4)"), std::string::npos)
-      << refused.status();
+  absl::StatusOr<v1::AcquireLeaseResponse> refused = c->AcquireLease(acquire);
+  ASSERT_TRUE(refused.ok()) << refused.status();  // no work is an answer, not an error
+  EXPECT_FALSE(refused->has_lease());
+  EXPECT_EQ(refused->no_lease(), v1::NO_LEASE_REASON_LEARNER_BUSY);
+  EXPECT_EQ(refused->detail(), "4 groups in flight (max 4), waiting for the learner");
   EXPECT_EQ(c->Status().groups_in_flight(), 4u);
   EXPECT_EQ(c->Status().max_groups_in_flight(), 4u);
 
@@ -206,7 +208,7 @@ TEST(CoordinatorTest, FlowControlBoundsGroupsInFlightByTheLearnersConsumption) {
   // repeat, and unknown ids are ignored).
   ASSERT_TRUE(c->CompleteLease(Completion(actor, leases[0], 0.0)).ok());
   ASSERT_TRUE(c->CompleteLease(Completion(actor, leases[1], 0.0)).ok());
-  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+  EXPECT_EQ(NoLeaseReasonFor(*c, acquire), v1::NO_LEASE_REASON_LEARNER_BUSY);
   v1::ReportLearnerStepRequest step;
   step.set_worker_id(learner);
   step.set_step(1);
@@ -217,9 +219,9 @@ TEST(CoordinatorTest, FlowControlBoundsGroupsInFlightByTheLearnersConsumption) {
   ASSERT_TRUE(c->ReportLearnerStep(step).ok());
   ASSERT_TRUE(c->ReportLearnerStep(step).ok());
   EXPECT_EQ(c->Status().groups_in_flight(), 3u);
-  absl::StatusOr<v1::Lease> next = c->AcquireLease(acquire);
+  absl::StatusOr<v1::Lease> next = Acquire(*c, acquire);
   ASSERT_TRUE(next.ok()) << next.status();
-  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+  EXPECT_EQ(NoLeaseReasonFor(*c, acquire), v1::NO_LEASE_REASON_LEARNER_BUSY);
 
   // A re-issued lease leaves the count (the redo takes its slot).
   v1::HeartbeatRequest actor_beat;
@@ -234,8 +236,8 @@ TEST(CoordinatorTest, FlowControlBoundsGroupsInFlightByTheLearnersConsumption) {
   // A learner registering afresh never receives the completed groups: they leave the count.
   RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:2");
   EXPECT_EQ(c->Status().groups_in_flight(), 0u);
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(c->AcquireLease(acquire).ok()) << i;
-  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(Acquire(*c, acquire).ok()) << i;
+  EXPECT_EQ(NoLeaseReasonFor(*c, acquire), v1::NO_LEASE_REASON_LEARNER_BUSY);
 }
 
 TEST(CoordinatorTest, FlowControlNeverHoldsBackEvaluationLeases) {
@@ -249,19 +251,19 @@ TEST(CoordinatorTest, FlowControlNeverHoldsBackEvaluationLeases) {
   std::string learner = RegisterWorker(*c, v1::ROLE_LEARNER, "127.0.0.1:1");
   v1::AcquireLeaseRequest acquire;
   acquire.set_worker_id(actor);
-  ASSERT_TRUE(c->AcquireLease(acquire).ok());
-  EXPECT_FALSE(c->AcquireLease(acquire).ok());  // the fixed bound of 1
+  ASSERT_TRUE(Acquire(*c, acquire).ok());
+  EXPECT_EQ(NoLeaseReasonFor(*c, acquire), v1::NO_LEASE_REASON_LEARNER_BUSY);  // fixed bound 1
   v1::ReportLearnerStepRequest step;
   step.set_worker_id(learner);
   step.set_step(1);
   step.set_policy_version(2);
   ASSERT_TRUE(c->ReportLearnerStep(step).ok());  // schedules an evaluation round
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<v1::Lease> lease = c->AcquireLease(acquire);
+    absl::StatusOr<v1::Lease> lease = Acquire(*c, acquire);
     ASSERT_TRUE(lease.ok()) << lease.status();
     EXPECT_TRUE(lease->evaluation());
   }
-  EXPECT_FALSE(c->AcquireLease(acquire).ok());
+  EXPECT_EQ(NoLeaseReasonFor(*c, acquire), v1::NO_LEASE_REASON_LEARNER_BUSY);
 }
 
 TEST(CoordinatorTest, LedgerRecordsIssuedCompletedAndReissuedLeases) {
@@ -273,9 +275,9 @@ TEST(CoordinatorTest, LedgerRecordsIssuedCompletedAndReissuedLeases) {
   std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
   v1::AcquireLeaseRequest request;
   request.set_worker_id(actor);
-  v1::Lease first = *c->AcquireLease(request);
+  v1::Lease first = *Acquire(*c, request);
   ASSERT_TRUE(c->CompleteLease(Completion(actor, first, 1.0)).ok());
-  v1::Lease second = *c->AcquireLease(request);
+  v1::Lease second = *Acquire(*c, request);
   clock.Advance(absl::Seconds(11));  // the actor expires: its lease is re-issued
   c->Sweep();
   std::ifstream in(options.ledger_path);
@@ -301,7 +303,7 @@ TEST(CoordinatorTest, CompleteLeaseChecksGroupSizeAndOwner) {
   std::string other = RegisterWorker(*c, v1::ROLE_ACTOR);
   v1::AcquireLeaseRequest request;
   request.set_worker_id(actor);
-  v1::Lease lease = *c->AcquireLease(request);
+  v1::Lease lease = *Acquire(*c, request);
   v1::CompleteLeaseRequest short_group = Completion(actor, lease, 1.0);
   short_group.mutable_episodes()->RemoveLast();
   EXPECT_EQ(c->CompleteLease(short_group).code(), absl::StatusCode::kInvalidArgument);
@@ -318,7 +320,7 @@ TEST(CoordinatorTest, CompleteLeaseRefusesStatisticsOutsideTheirRanges) {
   const std::string actor = RegisterWorker(**c, v1::ROLE_ACTOR);
   v1::AcquireLeaseRequest acquire;
   acquire.set_worker_id(actor);
-  auto lease = (*c)->AcquireLease(acquire);
+  auto lease = Acquire(**c, acquire);
   ASSERT_TRUE(lease.ok()) << lease.status();
   struct Case {
     const char* what;
@@ -360,7 +362,7 @@ TEST(CoordinatorTest, StagesAdvanceByStepsThenByMetricAndNotifyListeners) {
   EXPECT_EQ(c->ReportLearnerStep(step)->stage(), 2u);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].stage().stage(), 2u);
-  EXPECT_EQ(events[0].reason(), "steps");
+  EXPECT_EQ(events[0].reason(), v1::STAGE_CHANGE_REASON_STEPS);
   // Stage 2 anneals augmentation from 1 to 0 over 10 steps.
   EXPECT_DOUBLE_EQ(c->CurrentStageEvent().stage().augment_probability(), 1.0);
   step.set_step(7);
@@ -378,7 +380,7 @@ TEST(CoordinatorTest, StagesAdvanceByStepsThenByMetricAndNotifyListeners) {
   std::string actor = RegisterWorker(*c, v1::ROLE_ACTOR);
   v1::AcquireLeaseRequest request;
   request.set_worker_id(actor);
-  EXPECT_EQ(c->AcquireLease(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(NoLeaseReasonFor(*c, request), v1::NO_LEASE_REASON_FINISHED);
   // Old steps are rejected.
   step.set_step(3);
   EXPECT_EQ(c->ReportLearnerStep(step).status().code(), absl::StatusCode::kInvalidArgument);
@@ -396,14 +398,14 @@ TEST(CoordinatorTest, PauseStopsTrainingLeasesAndEvaluationRoundsReportAccuracy)
   c->Pause();
   v1::AcquireLeaseRequest request;
   request.set_worker_id(actor);
-  EXPECT_EQ(c->AcquireLease(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(NoLeaseReasonFor(*c, request), v1::NO_LEASE_REASON_PAUSED);
   c->Resume();
   v1::ReportLearnerStepRequest step;
   step.set_worker_id(learner);
   step.set_step(1);
   ASSERT_TRUE(c->ReportLearnerStep(step).ok());
-  v1::Lease e1 = *c->AcquireLease(request);
-  v1::Lease e2 = *c->AcquireLease(request);
+  v1::Lease e1 = *Acquire(*c, request);
+  v1::Lease e2 = *Acquire(*c, request);
   EXPECT_TRUE(e1.evaluation());
   EXPECT_EQ(e1.group_size(), 1u);
   EXPECT_EQ(e1.stage().augment_probability(), 0.0);
@@ -418,7 +420,7 @@ TEST(CoordinatorTest, PauseStopsTrainingLeasesAndEvaluationRoundsReportAccuracy)
     }
   }
   EXPECT_TRUE(found);
-  EXPECT_FALSE(c->AcquireLease(request)->evaluation());
+  EXPECT_FALSE(Acquire(*c, request)->evaluation());
 }
 
 }  // namespace

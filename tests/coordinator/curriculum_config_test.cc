@@ -44,13 +44,33 @@ curriculum:
   ASSERT_TRUE(options.ok()) << options.status();
   ASSERT_EQ(options->stages.size(), 2u);
   EXPECT_EQ(options->stages[0].task_ids.size(), 4u);
-  EXPECT_EQ(options->stages[0].reward_kind, "format");
+  EXPECT_EQ(options->stages[0].reward_kind, v1::REWARD_KIND_FORMAT);
   EXPECT_EQ(options->stages[0].advance.after_learner_steps, 3);
   EXPECT_EQ(options->stages[1].task_ids.size(), 400u);
   EXPECT_DOUBLE_EQ(options->stages[1].augment_end, 0.0);
   EXPECT_EQ(options->worker_expiry, absl::Seconds(5));
   absl::Status finish = reader.Finish();
   EXPECT_NE(std::string(finish.message()).find("curriculum.stages[1].typo_key"),
+            std::string::npos)
+      << finish;
+}
+
+TEST(CurriculumConfigTest, AnUnknownRewardNamesTheKnownOnes) {
+  EXPECT_EQ(*ParseRewardKind("format"), v1::REWARD_KIND_FORMAT);
+  EXPECT_EQ(*ParseRewardKind("progress"), v1::REWARD_KIND_PROGRESS);
+  auto config = Config::FromString(R"(
+curriculum:
+  stages:
+    - {name: syntax, categories: [base], limit: 1, reward: Format}
+)");
+  ASSERT_TRUE(config.ok());
+  ConfigReader reader(*config);
+  ASSERT_TRUE(ReadCoordinatorOptions(reader, DataDir()).ok());
+  absl::Status finish = reader.Finish();
+  EXPECT_EQ(finish.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(finish.message())
+                .find("curriculum.stages[0].reward: unknown reward "
+                      "'Format' (one of: format, progress)"),
             std::string::npos)
       << finish;
 }

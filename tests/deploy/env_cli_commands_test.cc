@@ -1,5 +1,5 @@
 // `envtune env replay|check|decode` reached through the env subcommand table (flag defaults:
-// --mode prompting, --model_name envtune); the logic itself is tested in tests/envserver.
+// --mode bfcl_prompting, --model_name envtune); the logic itself is tested in tests/envserver.
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -41,7 +41,8 @@ TEST(EnvCliCommands, ReplayCheckDecodeAreWired) {
     EXPECT_THAT(out.str(), HasSubstr(R"J("reward": 0.25)J"));
   }
   {
-    std::istringstream in(R"J({"mode": "prompting", "input": "[f(a=+5)]"})J" "\nnot json\n");
+    std::istringstream in(R"J({"mode": "bfcl_prompting", "input": "[f(a=+5)]"})J"
+                          "\nnot json\n");
     std::ostringstream out;
     EXPECT_EQ(RunEnvCommand({"decode", "-"}, DataDir(), in, out), 1);
     EXPECT_THAT(out.str(), HasSubstr(R"J({"ok": true, "calls": ["f(a=-5)"], "no_call": false, "error": null})J"));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "envserver/pyvalue.h"
+#include "envserver/reply_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/envserver/test_env.h"
@@ -161,6 +162,36 @@ TEST(DecodeEnvTuning, UnusableCallsEndTheTurn) {
   DecodeResult no_args = DecodeEnvTuning("<think>t</think><tool_call>[{\"name\": \"pwd\"}]</tool_call>");
   ASSERT_EQ(no_args.kind, Kind::kCalls);
   EXPECT_THAT(no_args.calls, ElementsAre("pwd()"));
+}
+
+// One name per reply format and decoder mode; names round-trip, anything else (the former
+// aliases "bfcl", "prompting" and "fc" included) is refused with the known names.
+TEST(ReplyFormatTest, OneNamePerFormatAndMode) {
+  for (v1::OutputFormat f :
+       {v1::OUTPUT_FORMAT_ENVTUNING, v1::OUTPUT_FORMAT_BFCL_PROMPTING, v1::OUTPUT_FORMAT_HERMES}) {
+    absl::StatusOr<v1::OutputFormat> parsed = ParseOutputFormat(OutputFormatName(f));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, f);
+  }
+  EXPECT_EQ(OutputFormatName(v1::OUTPUT_FORMAT_UNSPECIFIED), "envtuning");
+  for (DecodeMode m :
+       {DecodeMode::kBfclPrompting, DecodeMode::kBfclFunctionCalling, DecodeMode::kEnvTuning}) {
+    absl::StatusOr<DecodeMode> parsed = ParseDecodeMode(DecodeModeName(m));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, m);
+  }
+  EXPECT_EQ(DecodeModeName(DecodeMode::kBfclFunctionCalling), "bfcl_fc");
+  for (const char* old : {"bfcl", "prompting", "fc", "Hermes", ""}) {
+    absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(old);
+    EXPECT_EQ(format.status().code(), absl::StatusCode::kInvalidArgument) << old;
+    EXPECT_EQ(format.status().message(),
+              absl::StrCat("unknown reply format '", old,
+                           "' (one of: envtuning, bfcl_prompting, hermes)"));
+    absl::StatusOr<DecodeMode> mode = ParseDecodeMode(old);
+    EXPECT_EQ(mode.status().message(),
+              absl::StrCat("unknown decoder mode '", old,
+                           "' (one of: bfcl_prompting, bfcl_fc, envtuning)"));
+  }
 }
 
 }  // namespace

@@ -168,14 +168,22 @@ TEST_F(EnvCliTest, UsageErrorsExitTwo) {
 
 TEST_F(EnvCliTest, DecodeCases) {
   const std::string input =
-      R"J({"mode": "prompting", "input": "[cd(folder='document'), mkdir(dir_name=\"temp\")]"})J" "\n"
-      R"J({"mode": "prompting", "input": "```\nf(1, a=+5, b=foo, c=1+2)\n```"})J" "\n"
-      R"J({"mode": "prompting", "input": "I cannot help with that."})J" "\n"
-      R"J({"mode": "prompting", "input": "[]"})J" "\n"
-      R"J({"mode": "fc", "input": "[{\"cd\": \"{\\\"folder\\\": \\\"x\\\", \\\"n\\\": 1}\"}]"})J" "\n"
-      R"J({"mode": "envtuning", "input": "<think>ok</think><answer>done</answer>"})J" "\n"
-      R"J({"mode": "envtuning", "input": "<think>ok</think><tool_call>[{\"name\": \"ls\", \"arguments\": {\"a\": true}}]</tool_call>"})J" "\n"
-      R"J({"mode": "envtuning", "input": "no tags"})J" "\n";
+      R"J({"mode": "bfcl_prompting", "input": "[cd(folder='document'), mkdir(dir_name=\"temp\")]"})J"
+      "\n"
+      R"J({"mode": "bfcl_prompting", "input": "```\nf(1, a=+5, b=foo, c=1+2)\n```"})J"
+      "\n"
+      R"J({"mode": "bfcl_prompting", "input": "I cannot help with that."})J"
+      "\n"
+      R"J({"mode": "bfcl_prompting", "input": "[]"})J"
+      "\n"
+      R"J({"mode": "bfcl_fc", "input": "[{\"cd\": \"{\\\"folder\\\": \\\"x\\\", \\\"n\\\": 1}\"}]"})J"
+      "\n"
+      R"J({"mode": "envtuning", "input": "<think>ok</think><answer>done</answer>"})J"
+      "\n"
+      R"J({"mode": "envtuning", "input": "<think>ok</think><tool_call>[{\"name\": \"ls\", \"arguments\": {\"a\": true}}]</tool_call>"})J"
+      "\n"
+      R"J({"mode": "envtuning", "input": "no tags"})J"
+      "\n";
   CliRun r = Invoke(RunEnvDecode, {"decode", "-"}, input);
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(r.lines.size(), 8u);
@@ -191,20 +199,27 @@ TEST_F(EnvCliTest, DecodeCases) {
   EXPECT_FALSE(Parse(r.lines[7]).dict().Find("ok")->as_bool());
 }
 
-// `env decode --mode fc` reads BFCL's structured function-calling output (a list of
+// `env decode --mode bfcl_fc` reads BFCL's structured function-calling output (a list of
 // {name: JSON-arguments} objects, or one object) as BFCL's convert_to_function_call does; a
 // line's "mode" overrides --mode; a bad --mode is a usage error.
 TEST_F(EnvCliTest, DecodeModeFlagAndStructuredFcOutput) {
   EnvCliOptions fc;
-  fc.mode = "fc";
+  fc.mode = "bfcl_fc";
   const std::string input =
-      R"J({"input": [{"cd": "{\"folder\": \"x\", \"n\": 1}"}, {"mv": {"source": "a", "destination": "b"}}]})J" "\n"
-      R"J({"input": {"ls": "{\"a\": true}"}})J" "\n"
-      R"J({"input": "[{\"pwd\": \"{}\"}]"})J" "\n"
-      R"J({"input": []})J" "\n"
-      R"J({"input": [3]})J" "\n"
-      R"J({"mode": "prompting", "input": "[pwd()]"})J" "\n"
-      R"J({"mode": "prompting", "input": [{"pwd": "{}"}]})J" "\n";
+      R"J({"input": [{"cd": "{\"folder\": \"x\", \"n\": 1}"}, {"mv": {"source": "a", "destination": "b"}}]})J"
+      "\n"
+      R"J({"input": {"ls": "{\"a\": true}"}})J"
+      "\n"
+      R"J({"input": "[{\"pwd\": \"{}\"}]"})J"
+      "\n"
+      R"J({"input": []})J"
+      "\n"
+      R"J({"input": [3]})J"
+      "\n"
+      R"J({"mode": "bfcl_prompting", "input": "[pwd()]"})J"
+      "\n"
+      R"J({"mode": "bfcl_prompting", "input": [{"pwd": "{}"}]})J"
+      "\n";
   CliRun r = Invoke(RunEnvDecode, {"decode", "-"}, input, fc);
   ASSERT_EQ(r.lines.size(), 7u) << r.err;
   EXPECT_EQ(r.lines[0], R"J({"ok": true, "calls": ["cd(folder='x',n=1)", "mv(source='a',destination='b')"], "no_call": false, "error": null})J");
@@ -274,7 +289,7 @@ TEST_F(EnvCliTest, CheckReportsFirstFailureDetails) {
 
 TEST_F(EnvCliTest, CheckDecodesWithTheChosenMode) {
   EnvCliOptions fc;
-  fc.mode = "fc";
+  fc.mode = "bfcl_fc";
   const std::string line =
       R"J({"id": "multi_turn_base_1", "result": [[[{"ls": "{\"a\": true}"}], "All done"], [[{"cd": "{\"folder\": \"workspace\"}"}, {"mv": "{\"source\": \"log.txt\", \"destination\": \"archive\"}"}]], [[{"cd": "{\"folder\": \"archive\"}"}, {"grep": "{\"file_name\": \"log.txt\", \"pattern\": \"Error\"}"}]], [[{"tail": "{\"file_name\": \"log.txt\", \"lines\": 20}"}]]]})J";
   CliRun r = Invoke(RunEnvCheck, {"check", "-"}, line + "\n", fc);
@@ -285,7 +300,7 @@ TEST_F(EnvCliTest, CheckDecodesWithTheChosenMode) {
   EXPECT_EQ(Parse(p.lines[0]).dict().Find("error_type")->as_str(), "multi_turn:empty_turn_model_response");
   // A line's own "mode" overrides the option.
   std::string with_mode = line;
-  with_mode.insert(1, R"J("mode": "fc", )J");
+  with_mode.insert(1, R"J("mode": "bfcl_fc", )J");
   CliRun m = Invoke(RunEnvCheck, {"check", "-"}, with_mode + "\n" + R"J({"id": "multi_turn_base_1", "mode": "xml", "result": []})J" "\n");
   EXPECT_EQ(m.code, 1);
   ASSERT_EQ(m.lines.size(), 2u);

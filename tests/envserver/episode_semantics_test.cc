@@ -127,7 +127,7 @@ TEST_F(EpisodeTest, GroundTruthRepliesScoreEveryTurnAndRewardsAreHandComputed) {
     EXPECT_EQ(s.observation(0).content(), ToolResultsObservation({s.calls(0).result()}));
     v1::StepResponse a = StepOk(Answer());
     EXPECT_TRUE(a.turn_ended());
-    EXPECT_EQ(a.turn_score().end_reason(), "answer");
+    EXPECT_EQ(a.turn_score().end_reason(), v1::TURN_END_REASON_ANSWER);
     EXPECT_TRUE(a.turn_score().state_ok());
     EXPECT_TRUE(a.turn_score().response_ok());
     EXPECT_EQ(a.turn_score().score(), 1.0);
@@ -162,7 +162,7 @@ TEST_F(EpisodeTest, ToolResultWrapperIsExact) {
 struct EndCase {
   const char* name;
   std::vector<std::string> replies;  // the last one ends turn 0
-  const char* end_reason;
+  v1::TurnEndReason end_reason;
   double score;
   bool executed;
   uint32_t format_errors, clean, errors;
@@ -171,20 +171,74 @@ struct EndCase {
 TEST_F(EpisodeTest, TurnEndingBranchesOnANormalTurn) {
   const std::string bad = "no tags at all";
   const EndCase cases[] = {
-      {"answer without calls", {Answer()}, "answer", 0.0, false, 0, 0, 0},
-      {"empty call list", {ToolCall("[]")}, "no_call", 0.0, false, 0, 0, 0},
-      {"unusable call (no name)", {ToolCall(R"([{"arguments": {}}])")}, "no_call", 0.0, false, 0, 0, 0},
-      {"call then answer", {ToolCall(kTouch), Answer()}, "answer", 1.0, true, 0, 1, 0},
-      {"wrong call then answer", {ToolCall(kLs), Answer()}, "answer", 0.0, true, 0, 1, 0},
-      {"raising call then right call", {ToolCall(R"([{"name": "nope", "arguments": {}}])"), ToolCall(kTouch), Answer()},
-       "answer", 1.0, true, 0, 1, 1},
-      {"six format errors", {bad, bad, bad, bad, bad, bad}, "format_limit", 0.0, false, 6, 0, 0},
-      {"format error then call", {bad, ToolCall(kTouch), Answer()}, "answer", 1.0, true, 1, 1, 0},
+      {"answer without calls", {Answer()}, v1::TURN_END_REASON_ANSWER, 0.0, false, 0, 0, 0},
+      {"empty call list", {ToolCall("[]")}, v1::TURN_END_REASON_NO_CALL, 0.0, false, 0, 0, 0},
+      {"unusable call (no name)",
+       {ToolCall(R"([{"arguments": {}}])")},
+       v1::TURN_END_REASON_NO_CALL,
+       0.0,
+       false,
+       0,
+       0,
+       0},
+      {"call then answer",
+       {ToolCall(kTouch), Answer()},
+       v1::TURN_END_REASON_ANSWER,
+       1.0,
+       true,
+       0,
+       1,
+       0},
+      {"wrong call then answer",
+       {ToolCall(kLs), Answer()},
+       v1::TURN_END_REASON_ANSWER,
+       0.0,
+       true,
+       0,
+       1,
+       0},
+      {"raising call then right call",
+       {ToolCall(R"([{"name": "nope", "arguments": {}}])"), ToolCall(kTouch), Answer()},
+       v1::TURN_END_REASON_ANSWER,
+       1.0,
+       true,
+       0,
+       1,
+       1},
+      {"six format errors",
+       {bad, bad, bad, bad, bad, bad},
+       v1::TURN_END_REASON_FORMAT_LIMIT,
+       0.0,
+       false,
+       6,
+       0,
+       0},
+      {"format error then call",
+       {bad, ToolCall(kTouch), Answer()},
+       v1::TURN_END_REASON_ANSWER,
+       1.0,
+       true,
+       1,
+       1,
+       0},
       // Five steps with feedback, the sixth executed (and scored) but its results not shown.
-      {"sixth step ends the turn", {ToolCall(kLs), ToolCall(kLs), ToolCall(kLs), ToolCall(kLs), ToolCall(kLs), ToolCall(kTouch)},
-       "step_limit", 1.0, true, 0, 6, 0},
-      {"format errors count toward the limit", {bad, bad, bad, ToolCall(kLs), ToolCall(kLs), ToolCall(kTouch)},
-       "step_limit", 1.0, true, 3, 3, 0},
+      {"sixth step ends the turn",
+       {ToolCall(kLs), ToolCall(kLs), ToolCall(kLs), ToolCall(kLs), ToolCall(kLs),
+        ToolCall(kTouch)},
+       v1::TURN_END_REASON_STEP_LIMIT,
+       1.0,
+       true,
+       0,
+       6,
+       0},
+      {"format errors count toward the limit",
+       {bad, bad, bad, ToolCall(kLs), ToolCall(kLs), ToolCall(kTouch)},
+       v1::TURN_END_REASON_STEP_LIMIT,
+       1.0,
+       true,
+       3,
+       3,
+       0},
   };
   for (const EndCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -272,7 +326,7 @@ TEST_F(EpisodeTest, CannotServeTurns) {
     v1::StepResponse s = StepOk(ToolCall(kTouch));
     EXPECT_TRUE(s.turn_ended());
     EXPECT_EQ(s.calls_size(), 0);  // not executed
-    EXPECT_EQ(s.turn_score().end_reason(), "called_on_cannot_serve");
+    EXPECT_EQ(s.turn_score().end_reason(), v1::TURN_END_REASON_CALLED_ON_CANNOT_SERVE);
     EXPECT_EQ(s.turn_score().score(), 0.0);
     EXPECT_EQ(s.components().clean_steps(), 0u);
     ASSERT_EQ(s.observation_size(), 1);
@@ -296,7 +350,7 @@ TEST_F(EpisodeTest, CannotServeTurns) {
     // An empty <tool_call> list is still a call attempt.
     Begin("multi_turn_miss_param_42");
     v1::StepResponse s = StepOk(ToolCall("[]"));
-    EXPECT_EQ(s.turn_score().end_reason(), "called_on_cannot_serve");
+    EXPECT_EQ(s.turn_score().end_reason(), v1::TURN_END_REASON_CALLED_ON_CANNOT_SERVE);
     EXPECT_EQ(s.turn_score().score(), 0.0);
   }
 }
@@ -427,7 +481,7 @@ TEST_F(EpisodeTest, BfclEvalSemantics) {
     EXPECT_EQ(s.calls_size(), 1);
     v1::StepResponse f = StepOk("not the format");  // a format error ends the turn
     EXPECT_TRUE(f.turn_ended());
-    EXPECT_EQ(f.turn_score().end_reason(), "format_error");
+    EXPECT_EQ(f.turn_score().end_reason(), v1::TURN_END_REASON_FORMAT_ERROR);
     EXPECT_EQ(f.turn_score().score(), 1.0);
     EXPECT_EQ(f.observation(0).content(), catalog_->Find("multi_turn_miss_param_42")->questions[1][0].content);
   }
@@ -441,7 +495,7 @@ TEST_F(EpisodeTest, BfclEvalSemantics) {
     v1::StepResponse q = StepOk(ToolCall(kTouch));
     EXPECT_TRUE(q.turn_ended());
     EXPECT_TRUE(q.episode_ended());
-    EXPECT_EQ(q.turn_score().end_reason(), "force_quit");
+    EXPECT_EQ(q.turn_score().end_reason(), v1::TURN_END_REASON_FORCE_QUIT);
     EXPECT_EQ(q.turn_score().score(), 1.0);  // the turn itself is scored normally
     EXPECT_EQ(q.observation_size(), 0);
     EXPECT_DOUBLE_EQ(q.episode_reward(), 1.0 / 3.0);
@@ -455,7 +509,7 @@ TEST_F(EpisodeTest, CustomStepLimit) {
   EXPECT_FALSE(StepOk(ToolCall(kLs)).turn_ended());
   v1::StepResponse s = StepOk(ToolCall(kTouch));
   EXPECT_TRUE(s.turn_ended());
-  EXPECT_EQ(s.turn_score().end_reason(), "step_limit");
+  EXPECT_EQ(s.turn_score().end_reason(), v1::TURN_END_REASON_STEP_LIMIT);
 }
 
 TEST_F(EpisodeTest, AugmentationDecisionIsSeededAndSwitchesBothSides) {

@@ -132,21 +132,26 @@ TEST_F(CoordinatorLoopbackTest, EveryRpcAndItsErrors) {
   v1::StageEvent seen;
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_EQ(seen.stage().stage(), 1u);
-  EXPECT_EQ(seen.reason(), "initial");
+  EXPECT_EQ(seen.reason(), v1::STAGE_CHANGE_REASON_INITIAL);
   set_stage.set_stage(2);
   ASSERT_TRUE(stub_->SetStage(admin().get(), set_stage, &event).ok());
   EXPECT_EQ(event.stage().stage(), 2u);
   ASSERT_TRUE(stub_->Pause(admin().get(), v1::PauseRequest(), &event).ok());
   EXPECT_TRUE(event.paused());
+  // No work is an OK answer with a typed reason, never an error to match by its text.
+  leased.Clear();
+  ASSERT_TRUE(stub_->AcquireLease(ContextWithDeadline().get(), acquire, &leased).ok());
+  EXPECT_FALSE(leased.has_lease());
+  EXPECT_EQ(leased.no_lease(), v1::NO_LEASE_REASON_PAUSED);
   ASSERT_TRUE(stub_->Resume(admin().get(), v1::ResumeRequest(), &event).ok());
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_EQ(seen.stage().stage(), 2u);
-  EXPECT_EQ(seen.reason(), "admin");
+  EXPECT_EQ(seen.reason(), v1::STAGE_CHANGE_REASON_ADMIN);
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_TRUE(seen.paused());
   ASSERT_TRUE(reader->Read(&seen));
   EXPECT_FALSE(seen.paused());
-  EXPECT_EQ(seen.reason(), "resume");
+  EXPECT_EQ(seen.reason(), v1::STAGE_CHANGE_REASON_RESUME);
   // Server shutdown ends the watch stream cleanly.
   service_->Shutdown();
   while (reader->Read(&seen)) {

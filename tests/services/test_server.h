@@ -51,11 +51,11 @@ inline CoordinatorOptions SmallCurriculum() {
   stage.name = "syntax";
   stage.task_ids = {"multi_turn_base_0"};
   stage.group_size = 2;
-  stage.reward_kind = "format";
+  stage.reward_kind = v1::REWARD_KIND_FORMAT;
   StageConfig stage2 = stage;
   stage2.stage = 2;
   stage2.name = "hints";
-  stage2.reward_kind = "progress";
+  stage2.reward_kind = v1::REWARD_KIND_PROGRESS;
   options.stages = {stage, stage2};
   return options;
 }
