@@ -29,7 +29,7 @@ absl::StatusOr<PyValue> Resolve(const PyNode& n) {
         case PyConstKind::kEllipsis: return PyValue::Str("...");
         case PyConstKind::kBytes: return DecodeErr("bytes values are not supported");
         case PyConstKind::kComplex: return DecodeErr("complex values are not supported");
-        default: return EvalPyLiteral(n);  // None/bool/int/float/str (big ints fail)
+        default: return EvalPyLiteral(n);  // None/bool/int (any size)/float/str
       }
     case PyNodeKind::kUnaryOp: {
       // BFCL: -operand.value, whatever the operator.
@@ -54,6 +54,7 @@ absl::StatusOr<PyValue> Resolve(const PyNode& n) {
         copy->bool_value = op.bool_value;
         copy->int_value = op.int_value;
         copy->big_int = op.big_int;
+        copy->text = op.text;  // a big int's digits
         copy->float_value = op.float_value;
         neg.a = std::move(copy);
         return EvalPyLiteral(neg);

@@ -65,7 +65,7 @@ class MathApi : public ToolApiBase<MathApi> {
 };
 
 // Exposed for tests: Python's int / int true division (correctly rounded, half-even).
-double PyIntTrueDivide(__int128 a, __int128 b);
+double PyIntTrueDivide(int64_t a, int64_t b);
 
 }  // namespace envtune
 
