@@ -1162,7 +1162,8 @@ class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
   bool end_array() override { return end_object(); }
   bool parse_error(std::size_t position, const std::string& last_token,
                    const nlohmann::detail::exception& ex) override {
-    if (IsIntegerLexeme(last_token)) {  // an integer too long even for a long double
+    // 406: number overflow, here an integer too long even for a long double.
+    if (ex.id == 406 && IsIntegerLexeme(last_token)) {
       error_ = IntDigitLimitText(last_token.size() - (last_token[0] == '-' ? 1 : 0));
       return false;
     }
