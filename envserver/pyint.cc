@@ -55,14 +55,9 @@ std::optional<double> DivideMagnitudes(mpz_srcptr a, mpz_srcptr b) {
 }  // namespace
 
 PyBigInt::PyBigInt() { mpz_init(z_); }
-PyBigInt::PyBigInt(int64_t v) {
-  mpz_init(z_);
-  if (v >= std::numeric_limits<long>::min() && v <= std::numeric_limits<long>::max()) {
-    mpz_set_si(z_, static_cast<long>(v));
-  } else {
-    mpz_import(z_, 1, 1, sizeof(uint64_t), 0, 0, &v);  // not reached on LP64
-  }
-}
+static_assert(sizeof(long) == sizeof(int64_t), "GMP's si/ui functions must take 64-bit values (LP64)");
+
+PyBigInt::PyBigInt(int64_t v) { mpz_init_set_si(z_, static_cast<long>(v)); }
 PyBigInt::PyBigInt(const PyBigInt& other) { mpz_init_set(z_, other.z_); }
 PyBigInt::PyBigInt(PyBigInt&& other) noexcept {
   mpz_init(z_);
