@@ -184,6 +184,11 @@ TEST(DecodeBigIntTest, BothBfclDecodersKeepExactValues) {
   EXPECT_EQ(*prompting, (std::vector<std::string>{
                             "multiply(a=123456789012345678901234567890, b=-98765432109876543210)",
                             "add(a=9444732965739290427391, b=1180591620717411303424)"}));
+  // Literal arithmetic past 4300 digits: BFCL's repr() of the value raises ValueError.
+  absl::StatusOr<std::vector<std::string>> too_long = DecodeBfclPrompting("[f(a=10**4300)]");
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_EQ(too_long.status().message(), kIntStrLimitError);
+  EXPECT_TRUE(DecodeBfclPrompting("[f(a=10**4299)]").ok());
   absl::StatusOr<std::vector<std::string>> fc = DecodeBfclFunctionCalling(
       R"([{"multiply": "{\"a\": 123456789012345678901234567890, \"b\": -98765432109876543210}"},)"
       R"( {"sum_values": {"numbers": [18446744073709551616, 1]}}])");
