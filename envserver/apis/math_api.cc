@@ -1,8 +1,8 @@
 // MathAPI: see math_api.h and shared/bfcl/spec/math_api.md.
 #include "envserver/apis/math_api.h"
 
-#include <dlfcn.h>
 #include <gmp.h>
+#include <mpfr.h>
 
 #include <cerrno>
 #include <cmath>
@@ -22,119 +22,97 @@ namespace envtune {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// GMP / MPFR, resolved at run time (no link-time dependency).
+// GMP / MPFR (linked: libgmp-dev, libmpfr-dev), behind one table of functions.
 // ---------------------------------------------------------------------------------------------
-struct MpfrStruct {
-  long prec;
-  int sign;
-  long exp;
-  mp_limb_t* d;
-};
-using MpfrPtr = MpfrStruct*;
-using MpfrSrc = const MpfrStruct*;
-enum MpfrRnd { kRndN = 0, kRndZ = 1, kRndU = 2, kRndD = 3, kRndA = 4 };
+using MpfrStruct = __mpfr_struct;
+using MpfrPtr = mpfr_ptr;
+using MpfrSrc = mpfr_srcptr;
+constexpr mpfr_rnd_t kRndN = MPFR_RNDN;
+constexpr mpfr_rnd_t kRndZ = MPFR_RNDZ;
+constexpr mpfr_rnd_t kRndU = MPFR_RNDU;
+constexpr mpfr_rnd_t kRndD = MPFR_RNDD;
+constexpr mpfr_rnd_t kRndA = MPFR_RNDA;
 
 struct MpLib {
-  bool ok = false;
-  std::string error;
   // GMP
-  void (*z_init)(mpz_ptr) = nullptr;
-  void (*z_clear)(mpz_ptr) = nullptr;
-  void (*z_set_si)(mpz_ptr, long) = nullptr;
-  void (*z_set_d)(mpz_ptr, double) = nullptr;
-  int (*z_set_str)(mpz_ptr, const char*, int) = nullptr;
-  char* (*z_get_str)(char*, int, mpz_srcptr) = nullptr;
-  void (*z_mul)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_mul_2exp)(mpz_ptr, mpz_srcptr, mp_bitcnt_t) = nullptr;
-  void (*z_add)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_sub)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_ui_pow_ui)(mpz_ptr, unsigned long, unsigned long) = nullptr;
-  void (*z_pow_ui)(mpz_ptr, mpz_srcptr, unsigned long) = nullptr;
-  void (*z_tdiv_qr)(mpz_ptr, mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_sqrt)(mpz_ptr, mpz_srcptr) = nullptr;
-  int (*z_cmp)(mpz_srcptr, mpz_srcptr) = nullptr;
-  size_t (*z_sizeinbase)(mpz_srcptr, int) = nullptr;
+  void (*z_init)(mpz_ptr) = [](mpz_ptr z) { mpz_init(z); };
+  void (*z_clear)(mpz_ptr) = [](mpz_ptr z) { mpz_clear(z); };
+  void (*z_set_si)(mpz_ptr, long) = [](mpz_ptr z, long v) { mpz_set_si(z, v); };
+  void (*z_set_d)(mpz_ptr, double) = [](mpz_ptr z, double v) { mpz_set_d(z, v); };
+  int (*z_set_str)(mpz_ptr, const char*, int) = [](mpz_ptr z, const char* s, int b) {
+    return mpz_set_str(z, s, b);
+  };
+  char* (*z_get_str)(char*, int, mpz_srcptr) = [](char* s, int b, mpz_srcptr z) {
+    return mpz_get_str(s, b, z);
+  };
+  void (*z_mul)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_mul(r, a, b);
+  };
+  void (*z_mul_2exp)(mpz_ptr, mpz_srcptr, mp_bitcnt_t) = [](mpz_ptr r, mpz_srcptr a, mp_bitcnt_t n) {
+    mpz_mul_2exp(r, a, n);
+  };
+  void (*z_add)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_add(r, a, b);
+  };
+  void (*z_sub)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_sub(r, a, b);
+  };
+  void (*z_ui_pow_ui)(mpz_ptr, unsigned long, unsigned long) = [](mpz_ptr r, unsigned long b,
+                                                                   unsigned long e) {
+    mpz_ui_pow_ui(r, b, e);
+  };
+  void (*z_pow_ui)(mpz_ptr, mpz_srcptr, unsigned long) = [](mpz_ptr r, mpz_srcptr b, unsigned long e) {
+    mpz_pow_ui(r, b, e);
+  };
+  void (*z_tdiv_qr)(mpz_ptr, mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr q, mpz_ptr r,
+                                                                  mpz_srcptr a, mpz_srcptr b) {
+    mpz_tdiv_qr(q, r, a, b);
+  };
+  void (*z_sqrt)(mpz_ptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a) { mpz_sqrt(r, a); };
+  int (*z_cmp)(mpz_srcptr, mpz_srcptr) = [](mpz_srcptr a, mpz_srcptr b) { return mpz_cmp(a, b); };
+  size_t (*z_sizeinbase)(mpz_srcptr, int) = [](mpz_srcptr a, int b) { return mpz_sizeinbase(a, b); };
   // MPFR
-  void (*f_init2)(MpfrPtr, long) = nullptr;
-  void (*f_clear)(MpfrPtr) = nullptr;
-  int (*f_set_d)(MpfrPtr, double, int) = nullptr;
-  int (*f_set_z)(MpfrPtr, mpz_srcptr, int) = nullptr;
-  int (*f_set_str)(MpfrPtr, const char*, int, int) = nullptr;
-  int (*f_log)(MpfrPtr, MpfrSrc, int) = nullptr;
-  int (*f_div)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_mul)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_add)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_sub)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_neg)(MpfrPtr, MpfrSrc, int) = nullptr;
-  int (*f_const_pi)(MpfrPtr, int) = nullptr;
-  char* (*f_get_str)(char*, long*, int, size_t, MpfrSrc, int) = nullptr;
-  void (*f_free_str)(char*) = nullptr;
-  int (*f_nan_p)(MpfrSrc) = nullptr;
-  int (*f_inf_p)(MpfrSrc) = nullptr;
-  int (*f_zero_p)(MpfrSrc) = nullptr;
-  int (*f_sgn)(MpfrSrc) = nullptr;
+  void (*f_init2)(MpfrPtr, long) = [](MpfrPtr x, long p) { mpfr_init2(x, p); };
+  void (*f_clear)(MpfrPtr) = [](MpfrPtr x) { mpfr_clear(x); };
+  int (*f_set_d)(MpfrPtr, double, mpfr_rnd_t) = [](MpfrPtr x, double d, mpfr_rnd_t r) {
+    return mpfr_set_d(x, d, r);
+  };
+  int (*f_set_z)(MpfrPtr, mpz_srcptr, mpfr_rnd_t) = [](MpfrPtr x, mpz_srcptr z, mpfr_rnd_t r) {
+    return mpfr_set_z(x, z, r);
+  };
+  int (*f_set_str)(MpfrPtr, const char*, int, mpfr_rnd_t) = [](MpfrPtr x, const char* s, int b,
+                                                                mpfr_rnd_t r) {
+    return mpfr_set_str(x, s, b, r);
+  };
+  int (*f_log)(MpfrPtr, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, mpfr_rnd_t m) {
+    return mpfr_log(r, a, m);
+  };
+  int (*f_div)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_div(r, a, b, m); };
+  int (*f_mul)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_mul(r, a, b, m); };
+  int (*f_add)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_add(r, a, b, m); };
+  int (*f_sub)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_sub(r, a, b, m); };
+  int (*f_neg)(MpfrPtr, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, mpfr_rnd_t m) {
+    return mpfr_neg(r, a, m);
+  };
+  int (*f_const_pi)(MpfrPtr, mpfr_rnd_t) = [](MpfrPtr r, mpfr_rnd_t m) { return mpfr_const_pi(r, m); };
+  char* (*f_get_str)(char*, long*, int, size_t, MpfrSrc, mpfr_rnd_t) =
+      [](char* s, long* e, int b, size_t n, MpfrSrc x, mpfr_rnd_t m) {
+        return mpfr_get_str(s, e, b, n, x, m);
+      };
+  void (*f_free_str)(char*) = [](char* s) { mpfr_free_str(s); };
+  int (*f_nan_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_nan_p(x)); };
+  int (*f_inf_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_inf_p(x)); };
+  int (*f_zero_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_zero_p(x)); };
+  int (*f_sgn)(MpfrSrc) = [](MpfrSrc x) { return mpfr_sgn(x); };
 };
 
-template <typename F>
-bool Resolve(void* handle, const char* name, F* fn, std::string* error) {
-  void* sym = dlsym(handle, name);
-  if (sym == nullptr) {
-    *error = absl::StrCat("missing symbol ", name);
-    return false;
-  }
-  *fn = reinterpret_cast<F>(sym);
-  return true;
-}
-
 const MpLib& Mp() {
-  static const MpLib* lib = [] {
-    auto* l = new MpLib;
-    void* gmp = dlopen("libgmp.so.10", RTLD_NOW | RTLD_LOCAL);
-    void* mpfr = dlopen("libmpfr.so.6", RTLD_NOW | RTLD_LOCAL);
-    if (gmp == nullptr || mpfr == nullptr) {
-      l->error = "arbitrary-precision runtime unavailable: libgmp.so.10/libmpfr.so.6 not found";
-      return l;
-    }
-    std::string& e = l->error;
-    bool ok = Resolve(gmp, "__gmpz_init", &l->z_init, &e) &&
-              Resolve(gmp, "__gmpz_clear", &l->z_clear, &e) &&
-              Resolve(gmp, "__gmpz_set_si", &l->z_set_si, &e) &&
-              Resolve(gmp, "__gmpz_set_d", &l->z_set_d, &e) &&
-              Resolve(gmp, "__gmpz_set_str", &l->z_set_str, &e) &&
-              Resolve(gmp, "__gmpz_get_str", &l->z_get_str, &e) &&
-              Resolve(gmp, "__gmpz_mul", &l->z_mul, &e) &&
-              Resolve(gmp, "__gmpz_mul_2exp", &l->z_mul_2exp, &e) &&
-              Resolve(gmp, "__gmpz_add", &l->z_add, &e) &&
-              Resolve(gmp, "__gmpz_sub", &l->z_sub, &e) &&
-              Resolve(gmp, "__gmpz_ui_pow_ui", &l->z_ui_pow_ui, &e) &&
-              Resolve(gmp, "__gmpz_pow_ui", &l->z_pow_ui, &e) &&
-              Resolve(gmp, "__gmpz_tdiv_qr", &l->z_tdiv_qr, &e) &&
-              Resolve(gmp, "__gmpz_sqrt", &l->z_sqrt, &e) &&
-              Resolve(gmp, "__gmpz_cmp", &l->z_cmp, &e) &&
-              Resolve(gmp, "__gmpz_sizeinbase", &l->z_sizeinbase, &e) &&
-              Resolve(mpfr, "mpfr_init2", &l->f_init2, &e) &&
-              Resolve(mpfr, "mpfr_clear", &l->f_clear, &e) &&
-              Resolve(mpfr, "mpfr_set_d", &l->f_set_d, &e) &&
-              Resolve(mpfr, "mpfr_set_z", &l->f_set_z, &e) &&
-              Resolve(mpfr, "mpfr_set_str", &l->f_set_str, &e) &&
-              Resolve(mpfr, "mpfr_log", &l->f_log, &e) &&
-              Resolve(mpfr, "mpfr_div", &l->f_div, &e) &&
-              Resolve(mpfr, "mpfr_mul", &l->f_mul, &e) &&
-              Resolve(mpfr, "mpfr_add", &l->f_add, &e) &&
-              Resolve(mpfr, "mpfr_sub", &l->f_sub, &e) &&
-              Resolve(mpfr, "mpfr_neg", &l->f_neg, &e) &&
-              Resolve(mpfr, "mpfr_const_pi", &l->f_const_pi, &e) &&
-              Resolve(mpfr, "mpfr_get_str", &l->f_get_str, &e) &&
-              Resolve(mpfr, "mpfr_free_str", &l->f_free_str, &e) &&
-              Resolve(mpfr, "mpfr_nan_p", &l->f_nan_p, &e) &&
-              Resolve(mpfr, "mpfr_inf_p", &l->f_inf_p, &e) &&
-              Resolve(mpfr, "mpfr_zero_p", &l->f_zero_p, &e) &&
-              Resolve(mpfr, "mpfr_sgn", &l->f_sgn, &e);
-    if (!ok) e = "arbitrary-precision runtime unavailable: " + e;
-    l->ok = ok;
-    return l;
-  }();
-  return *lib;
+  static const MpLib lib;
+  return lib;
 }
 
 class Mpz {
@@ -982,7 +960,6 @@ CallOutcome MathApi::Logarithm(const std::vector<PyValue>& a) {
   if (dps > kMaxPrecisionDigits) {
     return Error(absl::StrCat("precision too large (at most ", kMaxPrecisionDigits, " digits)"));
   }
-  if (!Mp().ok) return CallOutcome::Raise(Mp().error);
   const long prec = DpsToPrec(dps);
   MpNum l1(prec), l2(prec);
   if (auto err = MpLog(a[0], prec, &l1)) return Error(*err);
@@ -1270,7 +1247,6 @@ CallOutcome MathApi::SquareRoot(const std::vector<PyValue>& a) {
   }
   if (number->is_float && std::isnan(number->f)) return RawReprResult("Decimal('NaN')");
   if (number->is_float && std::isinf(number->f)) return RawReprResult("Decimal('Infinity')");
-  if (!Mp().ok) return CallOutcome::Raise(Mp().error);
   Dec root = DecSqrt(DecFromNum(*number), prec);
   return RawReprResult(absl::StrCat("Decimal('", DecStr(root), "')"));
 }
