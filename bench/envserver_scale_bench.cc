@@ -2,8 +2,16 @@
 // actor-side channel (common/channels.h: a static list "ipv4:a,b,..." with round_robin), driven
 // by the callback client API with a fixed number of episodes in flight. Every episode replays a
 // ground-truth trajectory (each turn: one step with the turn's ground-truth calls, one answer).
-// Per size: Step RPCs per second, p50/p99 latency of Step, and the share of steps each replica
-// served (from each call's peer address), so an idle replica shows.
+// Per size: Step RPCs per second, p50/p99/p99.9 latency of Step, the share of steps each replica
+// served (from each call's peer address, so an idle replica shows), and /proc/loadavg read after
+// the run, so a reader knows how busy the machine was.
+//
+// Layouts (--layout): "free" leaves every process to the scheduler; "pinned" gives the client
+// (this process, all its threads) the last CPU of its affinity set and server i the CPU i mod
+// (CPUs - 1) of the rest, so each replica has its own core where there are enough.
+// Scheduling (--sched): "other" is the default policy; "fifo" runs the client and the servers as
+// SCHED_FIFO (needs CAP_SYS_NICE), which takes the other processes of a shared machine out of the
+// measured tail: it shows what the same cores give when nothing else competes for them.
 //
 // The servers are `envtune env-server` processes (--envtune PATH), or, without --envtune, this
 // binary re-executed with --serve, which runs the same EnvServer (env_service.h) without the
@@ -13,7 +21,7 @@
 //
 // Usage: bench_envserver_scale_bench [--envtune PATH] [--data_dir DIR] [--replicas 1,2,4]
 //          [--inflight N,... (episodes in flight; default 8)] [--seconds S (default 4)] [--tasks N per category (default 50)]
-//          [--pin (server i runs on CPU i mod CPUs)]
+//          [--layout free,pinned] [--sched other,fifo] [--pin (= --layout pinned)]
 //        bench_envserver_scale_bench --serve --data_dir DIR --hmac_key_file F   (one server)
 #include <sched.h>
 #include <signal.h>
@@ -26,6 +34,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -57,7 +66,8 @@ struct Args {
   double seconds = 4;
   int tasks = 50;
   bool serve = false;
-  bool pin = false;  // server i runs on CPU i % CPUs (each replica gets one CPU's worth of work)
+  std::vector<std::string> layouts = {"free"};  // "free" | "pinned"
+  std::vector<std::string> scheds = {"other"};  // "other" | "fifo"
 };
 
 struct Trajectory {
@@ -69,18 +79,14 @@ struct Trajectory {
 class ServerProcess {
  public:
   // cpu >= 0: the process runs on that CPU only.
-  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& argv, int cpu) {
+  static std::unique_ptr<ServerProcess> Start(const std::vector<std::string>& argv,
+                                              const cpu_set_t* cpus) {
     int out[2];
     if (pipe(out) != 0) return nullptr;
     pid_t pid = fork();
     if (pid < 0) return nullptr;
     if (pid == 0) {
-      if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        sched_setaffinity(0, sizeof(set), &set);
-      }
+      if (cpus != nullptr) sched_setaffinity(0, sizeof(*cpus), cpus);
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
       close(out[1]);
@@ -247,6 +253,35 @@ class LoadDriver {
   Clock::time_point last_end_;
 };
 
+// The first three fields of /proc/loadavg ("1/5/15 min").
+std::string LoadAvg() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + "/" + b + "/" + c;
+}
+
+// Every thread of this process (the client library starts its own): SCHED_FIFO priority 10 or
+// back to SCHED_OTHER. Forked servers inherit the calling thread's policy and CPU set.
+template <typename F>
+bool ForEachThread(F f) {
+  bool ok = true;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    int tid = 0;
+    if (absl::SimpleAtoi(e.path().filename().string(), &tid)) ok = f(tid) && ok;
+  }
+  return ok && !ec;
+}
+bool SetProcessScheduling(bool fifo) {
+  sched_param param{};
+  param.sched_priority = fifo ? 10 : 0;
+  return ForEachThread([&](int tid) { return sched_setscheduler(tid, fifo ? SCHED_FIFO : SCHED_OTHER, &param) == 0; });
+}
+void SetProcessAffinity(const cpu_set_t& set) {
+  ForEachThread([&](int tid) { return sched_setaffinity(tid, sizeof(set), &set) == 0; });
+}
+
 int Serve(const Args& args) {
   EnvServiceOptions options;
   options.data_dir = args.data_dir;
@@ -288,7 +323,17 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     if (k == "--serve") {
       a->serve = true;
     } else if (k == "--pin") {
-      a->pin = true;
+      a->layouts = {"pinned"};
+    } else if (k == "--layout" && value(&v)) {
+      a->layouts = absl::StrSplit(v, ',');
+      for (const std::string& l : a->layouts) {
+        if (l != "free" && l != "pinned") return false;
+      }
+    } else if (k == "--sched" && value(&v)) {
+      a->scheds = absl::StrSplit(v, ',');
+      for (const std::string& l : a->scheds) {
+        if (l != "other" && l != "fifo") return false;
+      }
     } else if (k == "--envtune" && value(&v)) {
       a->envtune = v;
     } else if (k == "--data_dir" && value(&v)) {
@@ -325,7 +370,7 @@ int Main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, &args)) {
     std::fprintf(stderr,
                  "usage: bench_envserver_scale_bench [--envtune PATH] [--data_dir DIR] [--replicas 1,2,4] "
-                 "[--inflight N] [--seconds S] [--tasks N] [--pin]\n");
+                 "[--inflight N] [--seconds S] [--tasks N] [--layout free,pinned] [--sched other,fifo]\n");
     return 2;
   }
   ConfigureEnvServerProcess();  // as `envtune env-server` does (env_service.h)
@@ -372,62 +417,97 @@ int Main(int argc, char** argv) {
   ssize_t len = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (len > 0) self.assign(buf, static_cast<size_t>(len));
 
-  std::printf("scale_bench: %zu trajectories (%d tasks per category), %.1f s per size and in-flight count, "
-              "servers: %s%s; machine: %u hardware threads\n",
+  cpu_set_t all_cpus;
+  CPU_ZERO(&all_cpus);
+  sched_getaffinity(0, sizeof(all_cpus), &all_cpus);
+  std::vector<int> cpu_ids;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &all_cpus)) cpu_ids.push_back(c);
+  }
+  std::printf("scale_bench: %zu trajectories (%d tasks per category), %.1f s per row, servers: %s; "
+              "machine: %u hardware threads, %zu CPUs available to this process\n",
               trajectories.size(), args.tasks, args.seconds,
               args.envtune.empty() ? "this binary --serve (EnvServer)" : args.envtune.c_str(),
-              args.pin ? ", server i pinned to CPU i mod CPUs" : "", std::thread::hardware_concurrency());
-  std::printf("%-9s %9s %12s %10s %10s %8s  %s\n", "replicas", "inflight", "steps/s", "p50 us", "p99 us", "errors",
+              std::thread::hardware_concurrency(), cpu_ids.size());
+  std::printf("load before: %s\n", LoadAvg().c_str());
+  std::printf("%-6s %-7s %8s %8s %9s %8s %8s %9s %6s  %-16s %s\n", "sched", "layout", "replicas",
+              "inflight", "steps/s", "p50 us", "p99 us", "p99.9 us", "errors", "loadavg 1/5/15",
               "steps served per replica");
   int rc = 0;
-  for (int n : args.replicas) {
-    std::vector<std::unique_ptr<ServerProcess>> servers;
-    std::vector<std::string> addresses;
-    for (int i = 0; i < n; ++i) {
-      std::vector<std::string> argv =
-          args.envtune.empty()
-              ? std::vector<std::string>{self, "--serve", "--data_dir", args.data_dir, "--hmac_key_file", key_path}
-              : std::vector<std::string>{args.envtune, "env-server", "--host", "127.0.0.1", "--port", "0",
-                                         "--data_dir", args.data_dir, "--hmac_key_file", key_path};
-      const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-      std::unique_ptr<ServerProcess> p = ServerProcess::Start(argv, args.pin ? i % cpus : -1);
-      if (p == nullptr) {
-        std::fprintf(stderr, "scale_bench: server %d did not start (%s)\n", i, argv[0].c_str());
-        unlink(key_path);
-        return 1;
-      }
-      addresses.push_back(p->address());
-      servers.push_back(std::move(p));
+  for (const std::string& sched : args.scheds) {
+    if (!SetProcessScheduling(sched == "fifo")) {
+      std::fprintf(stderr, "scale_bench: cannot set SCHED_FIFO (needs CAP_SYS_NICE); skipping --sched fifo\n");
+      continue;
     }
-    // Drivers outlive the channel: their contexts stay valid until every call is torn down.
-    std::vector<std::unique_ptr<LoadDriver>> drivers;
-    auto channel = MakeChannel(StaticListTarget(addresses));
-    auto stub = v1::EnvService::NewStub(channel);
-    auto after = [](double s) {
-      return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
-    };
-    // Warm-up: every replica fills its per-task caches (initial sandboxes, ground truth, prompts).
-    drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, false));
-    drivers.back()->Run(args.inflight.back(), after(std::max(2.0, 1.5 * n)));
-    for (int inflight : args.inflight) {
-      drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, true));
-      Result r = drivers.back()->Run(inflight, after(args.seconds));
-      std::string shares;
-      for (const std::string& a : addresses) {
-        long c = 0;
-        for (const auto& [peer, count] : r.per_peer) {
-          if (peer.size() >= a.size() && peer.compare(peer.size() - a.size(), a.size(), a) == 0) c += count;
-        }
-        shares += std::to_string(c) + " ";
-        if (c == 0) rc = 1;  // a replica that served nothing: round_robin is not spreading
+    for (const std::string& layout : args.layouts) {
+      const bool pinned = layout == "pinned" && cpu_ids.size() >= 2;
+      // Pinned: the client on the last CPU, the servers round-robin over the others.
+      cpu_set_t client_set = all_cpus;
+      if (pinned) {
+        CPU_ZERO(&client_set);
+        CPU_SET(cpu_ids.back(), &client_set);
       }
-      std::printf("%-9d %9d %12.0f %10.1f %10.1f %8ld  %s\n", n, inflight,
-                  r.step_us.size() / std::max(1e-9, r.seconds), Percentile(r.step_us, 0.5),
-                  Percentile(r.step_us, 0.99), r.errors, shares.c_str());
-      std::fflush(stdout);
-      if (r.errors > 0) rc = 1;
+      SetProcessAffinity(client_set);
+      for (int n : args.replicas) {
+        std::vector<std::unique_ptr<ServerProcess>> servers;
+        std::vector<std::string> addresses;
+        for (int i = 0; i < n; ++i) {
+          std::vector<std::string> argv =
+              args.envtune.empty()
+                  ? std::vector<std::string>{self, "--serve", "--data_dir", args.data_dir, "--hmac_key_file", key_path}
+                  : std::vector<std::string>{args.envtune, "env-server", "--host", "127.0.0.1", "--port", "0",
+                                             "--data_dir", args.data_dir, "--hmac_key_file", key_path};
+          cpu_set_t server_set = all_cpus;
+          if (pinned) {
+            CPU_ZERO(&server_set);
+            CPU_SET(cpu_ids[static_cast<size_t>(i) % (cpu_ids.size() - 1)], &server_set);
+          }
+          std::unique_ptr<ServerProcess> p = ServerProcess::Start(argv, &server_set);
+          if (p == nullptr) {
+            std::fprintf(stderr, "scale_bench: server %d did not start (%s)\n", i, argv[0].c_str());
+            unlink(key_path);
+            return 1;
+          }
+          addresses.push_back(p->address());
+          servers.push_back(std::move(p));
+        }
+        // Drivers outlive the channel: their contexts stay valid until every call is torn down.
+        std::vector<std::unique_ptr<LoadDriver>> drivers;
+        auto channel = MakeChannel(StaticListTarget(addresses));
+        auto stub = v1::EnvService::NewStub(channel);
+        auto after = [](double s) {
+          return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+        };
+        // Warm-up: every replica fills its per-task caches (initial sandboxes, ground truth, prompts).
+        drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, false));
+        drivers.back()->Run(args.inflight.back(), after(std::max(2.0, 1.5 * n)));
+        // Threads the client library started since: same policy and CPUs as the rest.
+        SetProcessScheduling(sched == "fifo");
+        SetProcessAffinity(client_set);
+        for (int inflight : args.inflight) {
+          drivers.push_back(std::make_unique<LoadDriver>(stub.get(), &trajectories, true));
+          Result r = drivers.back()->Run(inflight, after(args.seconds));
+          std::string shares;
+          for (const std::string& a : addresses) {
+            long c = 0;
+            for (const auto& [peer, count] : r.per_peer) {
+              if (peer.size() >= a.size() && peer.compare(peer.size() - a.size(), a.size(), a) == 0) c += count;
+            }
+            shares += std::to_string(c) + " ";
+            if (c == 0) rc = 1;  // a replica that served nothing: round_robin is not spreading
+          }
+          std::printf("%-6s %-7s %8d %8d %9.0f %8.1f %8.1f %9.1f %6ld  %-16s %s\n", sched.c_str(),
+                      pinned ? "pinned" : "free", n, inflight,
+                      r.step_us.size() / std::max(1e-9, r.seconds), Percentile(r.step_us, 0.5),
+                      Percentile(r.step_us, 0.99), Percentile(r.step_us, 0.999), r.errors,
+                      LoadAvg().c_str(), shares.c_str());
+          std::fflush(stdout);
+          if (r.errors > 0) rc = 1;
+        }
+      }
     }
   }
+  SetProcessScheduling(false);
   unlink(key_path);
   return rc;
 }

@@ -29,7 +29,7 @@ absl::StatusOr<PyValue> Resolve(const PyNode& n) {
         case PyConstKind::kEllipsis: return PyValue::Str("...");
         case PyConstKind::kBytes: return DecodeErr("bytes values are not supported");
         case PyConstKind::kComplex: return DecodeErr("complex values are not supported");
-        default: return EvalPyLiteral(n);  // None/bool/int/float/str (big ints fail)
+        default: return EvalPyLiteral(n);  // None/bool/int (any size)/float/str
       }
     case PyNodeKind::kUnaryOp: {
       // BFCL: -operand.value, whatever the operator.
@@ -54,6 +54,7 @@ absl::StatusOr<PyValue> Resolve(const PyNode& n) {
         copy->bool_value = op.bool_value;
         copy->int_value = op.int_value;
         copy->big_int = op.big_int;
+        copy->text = op.text;  // a big int's digits
         copy->float_value = op.float_value;
         neg.a = std::move(copy);
         return EvalPyLiteral(neg);
@@ -142,9 +143,27 @@ absl::StatusOr<std::string> RenderArgs(const PyDict& args) {
   return absl::StrJoin(parts, ", ");
 }
 
+// Whether repr(v) works: no int in `v` has more than 4300 decimal digits (CPython's
+// int-to-str limit; literal arithmetic can build such an int from short text).
+bool ReprWithinIntLimit(const PyValue& v) {
+  if (v.is_big_int()) return v.as_big_int().DecimalDigits() <= kIntMaxStrDigits;
+  if (v.is_list() || v.is_tuple() || v.is_set()) {
+    return std::all_of(v.items().begin(), v.items().end(), ReprWithinIntLimit);
+  }
+  if (v.is_dict()) {
+    return std::all_of(v.dict().begin(), v.dict().end(), [](const PyDict::Entry& e) {
+      return ReprWithinIntLimit(e.first) && ReprWithinIntLimit(e.second);
+    });
+  }
+  return true;
+}
+
 // parse_nested_value.
 absl::StatusOr<std::string> RenderNested(const PyValue& v) {
-  if (!v.is_dict()) return v.Repr();
+  if (!v.is_dict()) {
+    if (!ReprWithinIntLimit(v)) return DecodeErr(kIntStrLimitError);  // repr() raises ValueError
+    return v.Repr();
+  }
   const PyDict& d = v.dict();
   bool all_dicts = std::all_of(d.begin(), d.end(), [](const PyDict::Entry& e) { return e.second.is_dict(); });
   if (all_dicts) {

@@ -5,7 +5,8 @@
 //   positional arguments dropped, unary-op quirk (`+5` -> -5), bare names -> strings, nested
 //   calls, binary ops on literals folded safely (never eval), normal-form rendering of B.3
 //   (dict-of-dicts = nested call, `{}` fails, dict keys written as '<str(key)>'). Deviations:
-//   bytes, complex and integers beyond int64 are decode errors (BFCL would render their repr).
+//   bytes and complex values are decode errors (BFCL would render their repr). Integers of any
+//   size keep their exact value (as BFCL).
 // * kBfclFunctionCalling — BFCL FC mode (B.4): the text is the JSON of the reply's tool calls,
 //   a list of `{name: arguments}` (arguments a JSON string or object) or a single such object;
 //   each becomes `name(k1=repr(v1),k2=repr(v2))` (no space after commas). Empty text -> no call;

@@ -2,6 +2,7 @@
 #include "envserver/py_random.h"
 
 #include <bit>
+#include <vector>
 
 namespace envtune {
 namespace {
@@ -21,13 +22,25 @@ void InitGenrand(std::array<uint32_t, 624>& mt, int& mti, uint32_t s) {
 }  // namespace
 
 PyRandom::PyRandom(int64_t seed) { Seed(seed); }
+PyRandom::PyRandom(const PyBigInt& seed) { Seed(seed); }
 
 void PyRandom::Seed(int64_t seed) {
   // random_seed(): the key is abs(seed) as 32-bit words, least significant first ([0] for 0).
   uint64_t n = seed < 0 ? 0 - static_cast<uint64_t>(seed) : static_cast<uint64_t>(seed);
   uint32_t key[2] = {static_cast<uint32_t>(n), static_cast<uint32_t>(n >> 32)};
-  const int key_length = key[1] != 0 ? 2 : 1;
+  SeedByArray(key, key[1] != 0 ? 2 : 1);
+}
 
+void PyRandom::Seed(const PyBigInt& seed) {
+  if (seed.FitsInt64()) return Seed(seed.ToInt64());
+  std::vector<uint32_t> key((seed.BitLength() + 31) / 32);
+  size_t count = 0;
+  mpz_export(key.data(), &count, -1, sizeof(uint32_t), 0, 0, seed.raw());  // |seed|, LS word first
+  key.resize(count);
+  SeedByArray(key.data(), static_cast<int>(key.size()));
+}
+
+void PyRandom::SeedByArray(const uint32_t* key, int key_length) {
   // init_by_array(key, key_length)
   InitGenrand(mt_, mti_, 19650218U);
   int i = 1, j = 0;

@@ -9,13 +9,17 @@
 #include <array>
 #include <cstdint>
 
+#include "envserver/pyint.h"
+
 namespace envtune {
 
 class PyRandom {
  public:
   // random.Random(seed) for a non-negative or negative Python int (CPython uses abs(seed)).
   explicit PyRandom(int64_t seed = 0);
+  explicit PyRandom(const PyBigInt& seed);  // a seed of any size
   void Seed(int64_t seed);
+  void Seed(const PyBigInt& seed);
 
   uint32_t GenRand32();              // genrand_uint32
   double Random();                   // random.random(): 53-bit float in [0, 1)
@@ -28,6 +32,8 @@ class PyRandom {
   uint64_t ChoiceIndex(uint64_t n) { return RandBelow(n); }
 
  private:
+  void SeedByArray(const uint32_t* key, int key_length);
+
   static constexpr int kN = 624;
   std::array<uint32_t, kN> mt_{};
   int mti_ = kN + 1;

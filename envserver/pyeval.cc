@@ -2,6 +2,7 @@
 // runs user code: only constants, displays and arithmetic on them.
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -35,24 +36,80 @@ int64_t FloorMod(int64_t a, int64_t b) {
   return r;
 }
 
-absl::StatusOr<PyValue> IntPow(int64_t base, int64_t exp) {
-  if (exp < 0) {
-    if (base == 0) return PyErr("0.0 cannot be raised to a negative power");
-    return PyValue::Float(std::pow(static_cast<double>(base), static_cast<double>(exp)));
+absl::Status TooBig() {
+  return PyErr(absl::StrCat("integer result too large (at most ", PyBigInt::kMaxBits, " bits)"));
+}
+
+// Python float(v) for a number, with OverflowError's text for an int beyond the double range.
+absl::StatusOr<double> ToDouble(const PyValue& v) { return PyValueToDouble(v); }
+
+// Python int <op> int for ints of any size (op is not "/"): exact, as CPython.
+absl::StatusOr<PyValue> BigIntBinOp(const std::string& op, const PyValue& a, const PyValue& b) {
+  const PyBigInt x = a.as_big_int(), y = b.as_big_int();
+  if (op == "+") return PyValue::Int(x + y);
+  if (op == "-") return PyValue::Int(x - y);
+  if (op == "*") {
+    std::optional<PyBigInt> r = PyBigInt::Mul(x, y);
+    if (!r) return TooBig();
+    return PyValue::Int(*r);
   }
+  if (op == "//" || op == "%") {
+    if (y.Sign() == 0) return PyErr("integer division or modulo by zero");
+    return PyValue::Int(op == "//" ? PyBigInt::FloorDiv(x, y) : PyBigInt::FloorMod(x, y));
+  }
+  if (op == "**") {
+    if (y.Sign() < 0) {  // int.__pow__ with a negative exponent: float(x) ** float(y)
+      if (x.Sign() == 0) return PyErr("0.0 cannot be raised to a negative power");
+      absl::StatusOr<double> fx = ToDouble(a), fy = ToDouble(b);
+      if (!fx.ok()) return PyErr(std::string(fx.status().message()));
+      if (!fy.ok()) return PyErr(std::string(fy.status().message()));
+      return PyValue::Float(std::pow(*fx, *fy));
+    }
+    if (x.Sign() == 0 || x.Compare(PyBigInt(1)) == 0) return PyValue::Int(y.Sign() == 0 ? 1 : x.ToInt64());
+    if (x.Compare(PyBigInt(-1)) == 0) {
+      return PyValue::Int(PyBigInt::FloorMod(y, PyBigInt(2)).Sign() == 0 ? 1 : -1);
+    }
+    if (!y.FitsInt64()) return TooBig();
+    std::optional<PyBigInt> r = PyBigInt::Pow(x, static_cast<uint64_t>(y.ToInt64()));
+    if (!r) return TooBig();
+    return PyValue::Int(*r);
+  }
+  if (op == "<<" || op == ">>") {
+    if (y.Sign() < 0) return PyErr("negative shift count");
+    if (op == ">>") {
+      if (!y.FitsInt64()) return PyValue::Int(x.Sign() < 0 ? -1 : 0);
+      return PyValue::Int(PyBigInt::Shr(x, static_cast<uint64_t>(y.ToInt64())));
+    }
+    if (x.Sign() == 0) return PyValue::Int(0);
+    if (!y.FitsInt64()) return TooBig();
+    std::optional<PyBigInt> r = PyBigInt::Shl(x, static_cast<uint64_t>(y.ToInt64()));
+    if (!r) return TooBig();
+    return PyValue::Int(*r);
+  }
+  if (op == "&") return PyValue::Int(PyBigInt::And(x, y));
+  if (op == "|") return PyValue::Int(PyBigInt::Or(x, y));
+  if (op == "^") return PyValue::Int(PyBigInt::Xor(x, y));
+  return Unsupported(op, a, b);
+}
+
+// Small-int fast path of BigIntBinOp's "**"; nullopt when the result leaves int64.
+std::optional<PyValue> IntPow(int64_t base, int64_t exp) {
+  if (exp < 0) return std::nullopt;
   int64_t result = 1;
   int64_t b = base;
   while (exp > 0) {
     if (exp & 1) {
-      if (__builtin_mul_overflow(result, b, &result)) return PyErr("integer overflow (big ints are not supported)");
+      if (__builtin_mul_overflow(result, b, &result)) return std::nullopt;
     }
     exp >>= 1;
-    if (exp > 0 && __builtin_mul_overflow(b, b, &b)) return PyErr("integer overflow (big ints are not supported)");
+    if (exp > 0 && __builtin_mul_overflow(b, b, &b)) return std::nullopt;
   }
   return PyValue::Int(result);
 }
 
-absl::StatusOr<PyValue> Repeat(const PyValue& seq, int64_t n) {
+absl::StatusOr<PyValue> Repeat(const PyValue& seq, const PyValue& count) {
+  if (count.is_big_int()) return PyErr(kCannotFitIndex);  // OverflowError, either sign
+  const int64_t n = count.as_int();
   if (n <= 0) {
     if (seq.is_str()) return PyValue::Str("");
     return seq.is_list() ? PyValue::List() : PyValue::Tuple();
@@ -72,30 +129,35 @@ absl::StatusOr<PyValue> Repeat(const PyValue& seq, int64_t n) {
 absl::StatusOr<PyValue> BinOp(const std::string& op, const PyValue& a, const PyValue& b) {
   if (a.is_number() && b.is_number()) {
     if (IsIntLike(a) && IsIntLike(b) && op != "/") {
+      if (a.is_big_int() || b.is_big_int()) return BigIntBinOp(op, a, b);
       int64_t x = a.as_int(), y = b.as_int(), r = 0;
+      // Fast paths on int64; anything that leaves int64 is redone exactly.
       if (op == "+") {
-        if (__builtin_add_overflow(x, y, &r)) return PyErr("integer overflow (big ints are not supported)");
+        if (__builtin_add_overflow(x, y, &r)) return BigIntBinOp(op, a, b);
         return PyValue::Int(r);
       }
       if (op == "-") {
-        if (__builtin_sub_overflow(x, y, &r)) return PyErr("integer overflow (big ints are not supported)");
+        if (__builtin_sub_overflow(x, y, &r)) return BigIntBinOp(op, a, b);
         return PyValue::Int(r);
       }
       if (op == "*") {
-        if (__builtin_mul_overflow(x, y, &r)) return PyErr("integer overflow (big ints are not supported)");
+        if (__builtin_mul_overflow(x, y, &r)) return BigIntBinOp(op, a, b);
         return PyValue::Int(r);
       }
       if (op == "//" || op == "%") {
         if (y == 0) return PyErr("integer division or modulo by zero");
-        if (x == std::numeric_limits<int64_t>::min() && y == -1) return PyErr("integer overflow (big ints are not supported)");
+        if (x == std::numeric_limits<int64_t>::min() && y == -1) return BigIntBinOp(op, a, b);
         return PyValue::Int(op == "//" ? FloorDiv(x, y) : FloorMod(x, y));
       }
-      if (op == "**") return IntPow(x, y);
+      if (op == "**") {
+        if (std::optional<PyValue> p = IntPow(x, y)) return *std::move(p);
+        return BigIntBinOp(op, a, b);
+      }
       if (op == "<<" || op == ">>") {
         if (y < 0) return PyErr("negative shift count");
         if (op == ">>") return PyValue::Int(y >= 63 ? (x < 0 ? -1 : 0) : (x >> y));
         if (y >= 63 || (x != 0 && (x > (INT64_MAX >> y) || x < (INT64_MIN >> y))))
-          return PyErr("integer overflow (big ints are not supported)");
+          return BigIntBinOp(op, a, b);
         return PyValue::Int(x << y);
       }
       if (op == "&") return a.is_bool() && b.is_bool() ? PyValue::Bool(x & y) : PyValue::Int(x & y);
@@ -103,12 +165,22 @@ absl::StatusOr<PyValue> BinOp(const std::string& op, const PyValue& a, const PyV
       if (op == "^") return a.is_bool() && b.is_bool() ? PyValue::Bool(x ^ y) : PyValue::Int(x ^ y);
       return Unsupported(op, a, b);
     }
-    double x = a.as_float(), y = b.as_float();
+    if (op == "/" && IsIntLike(a) && IsIntLike(b)) {  // int / int: correctly rounded, any size
+      const PyBigInt x = a.as_big_int(), y = b.as_big_int();
+      if (y.Sign() == 0) return PyErr("division by zero");
+      std::optional<double> q = PyBigInt::TrueDivide(x, y);
+      if (!q) return PyErr(kIntDivisionTooLargeForFloat);
+      return PyValue::Float(*q);
+    }
+    absl::StatusOr<double> fa = ToDouble(a), fb = ToDouble(b);  // OverflowError for big ints
+    if (!fa.ok()) return PyErr(std::string(fa.status().message()));
+    if (!fb.ok()) return PyErr(std::string(fb.status().message()));
+    double x = *fa, y = *fb;
     if (op == "+") return PyValue::Float(x + y);
     if (op == "-") return PyValue::Float(x - y);
     if (op == "*") return PyValue::Float(x * y);
     if (op == "/") {
-      if (y == 0) return PyErr(IsIntLike(a) && IsIntLike(b) ? "division by zero" : "float division by zero");
+      if (y == 0) return PyErr("float division by zero");
       return PyValue::Float(x / y);
     }
     if (op == "//") {
@@ -151,8 +223,8 @@ absl::StatusOr<PyValue> BinOp(const std::string& op, const PyValue& a, const PyV
   if (op == "*") {
     bool a_seq = a.is_str() || a.is_list() || a.is_tuple();
     bool b_seq = b.is_str() || b.is_list() || b.is_tuple();
-    if (a_seq && IsIntLike(b)) return Repeat(a, b.as_int());
-    if (b_seq && IsIntLike(a)) return Repeat(b, a.as_int());
+    if (a_seq && IsIntLike(b)) return Repeat(a, b);
+    if (b_seq && IsIntLike(a)) return Repeat(b, a);
     if (a_seq && b.is_number()) {
       return PyErr(absl::StrCat("can't multiply sequence by non-int of type '", TypeName(b), "'"));
     }
@@ -169,6 +241,10 @@ absl::StatusOr<PyValue> BinOp(const std::string& op, const PyValue& a, const PyV
 }
 
 }  // namespace
+
+absl::StatusOr<PyValue> PyBinaryOp(std::string_view op, const PyValue& a, const PyValue& b) {
+  return BinOp(std::string(op), a, b);
+}
 
 bool PyHashable(const PyValue& v) {
   if (v.is_list() || v.is_dict() || v.is_set()) return false;
@@ -189,7 +265,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
         case PyConstKind::kNone: return PyValue::None();
         case PyConstKind::kBool: return PyValue::Bool(node.bool_value);
         case PyConstKind::kInt:
-          if (node.big_int) return PyErr("integer literal too large (big ints are not supported)");
+          if (node.big_int) return PyValue::Int(*PyBigInt::FromString(node.text));
           return PyValue::Int(node.int_value);
         case PyConstKind::kFloat: return PyValue::Float(node.float_value);
         case PyConstKind::kStr: return PyValue::Str(node.str);
@@ -252,14 +328,17 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
       if (node.text == "not") return PyValue::Bool(!v->Truthy());
       if (node.text == "~") {
         if (!IsIntLike(*v)) return PyErr(absl::StrCat("bad operand type for unary ~: '", TypeName(*v), "'"));
+        if (v->is_big_int()) return PyValue::Int(v->as_big_int().Invert());
         return PyValue::Int(~v->as_int());
       }
       if (!v->is_number()) {
         return PyErr(absl::StrCat("bad operand type for unary ", node.text, ": '", TypeName(*v), "'"));
       }
-      if (node.text == "+") return v->is_float() ? *v : PyValue::Int(v->as_int());
+      if (node.text == "+") return v->is_float() || v->is_big_int() ? *v : PyValue::Int(v->as_int());
       if (v->is_float()) return PyValue::Float(-v->as_float());
-      if (v->as_int() == std::numeric_limits<int64_t>::min()) return PyErr("integer overflow (big ints are not supported)");
+      if (v->is_big_int() || v->as_int() == std::numeric_limits<int64_t>::min()) {
+        return PyValue::Int(-v->as_big_int());
+      }
       return PyValue::Int(-v->as_int());
     }
     case PyNodeKind::kBinOp: {

@@ -1242,24 +1242,18 @@ class Parser {
     if (base == 10) {
       size_t nz = digits.find_first_not_of('0');
       n->text = nz == std::string::npos ? "0" : digits.substr(nz);
-    } else {
-      // Convert to decimal by repeated division on a digit vector.
-      std::vector<int> dec{0};
-      for (char c : digits) {
-        int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
-        int carry = d;
-        for (int& x : dec) {
-          int y = x * base + carry;
-          x = y % 10;
-          carry = y / 10;
-        }
-        while (carry > 0) {
-          dec.push_back(carry % 10);
-          carry /= 10;
-        }
+      if (n->text.size() > kIntMaxStrDigits) {
+        return Error(absl::StrCat("Exceeds the limit (", kIntMaxStrDigits,
+                                  " digits) for integer string conversion: value has ",
+                                  n->text.size(),
+                                  " digits; use sys.set_int_max_str_digits() to increase the "
+                                  "limit - Consider hexadecimal for huge integer literals to "
+                                  "avoid decimal conversion limits."),
+                     true, &t);
       }
-      while (dec.size() > 1 && dec.back() == 0) dec.pop_back();
-      for (auto it = dec.rbegin(); it != dec.rend(); ++it) n->text.push_back(static_cast<char>('0' + *it));
+    } else {
+      // Power-of-two bases have no digit limit in CPython.
+      n->text = PyBigInt::FromString(digits, base)->ToString();
     }
     return n;
   }

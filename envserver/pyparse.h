@@ -10,7 +10,8 @@
 //   f-strings, comparisons, boolean ops, conditionals, starred, slices) are parsed into nodes so
 //   consumers can report "Unsupported AST type: <class 'ast.X'>".
 // * Complex literals parse as Constant kComplex; ints beyond int64 as kInt with `big_int` set
-//   (value kept as decimal text). Bytes literals keep their raw bytes in `str`.
+//   (value kept as decimal text). A decimal literal of more than 4300 digits is CPython's
+//   SyntaxError ("Exceeds the limit (4300 digits) ..."); hex/octal/binary ones have no limit. Bytes literals keep their raw bytes in `str`.
 // * Input must be valid UTF-8; depth is bounded, so hostile input cannot exhaust the stack.
 #ifndef ENVTUNE_ENVSERVER_PYPARSE_H_
 #define ENVTUNE_ENVSERVER_PYPARSE_H_
@@ -111,13 +112,18 @@ std::string UnparsePy(const PyNode& node);
 std::string_view PyAstClassName(const PyNode& node);
 
 // Safe evaluation of literal expressions: constants (None/bool/int/float/str), list/tuple/set/dict
-// displays, unary and binary arithmetic with Python semantics (int64 ints; overflow, bytes,
-// complex and big ints are errors). Call nodes go to `call_hook` (nullptr: error); names other
+// displays, unary and binary arithmetic with Python semantics (ints of any size, exact; bytes and
+// complex are errors, as are int results wider than PyBigInt::kMaxBits). Call nodes go to `call_hook` (nullptr: error); names other
 // than True/False/None raise NameError text. On failure the status message is the Python
 // exception's str() (e.g. "division by zero", "name 'x' is not defined").
 class PyValue;
 using PyCallHook = std::function<absl::StatusOr<PyValue>(const PyNode& call)>;
 absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call_hook = nullptr);
+
+// Python `a <op> b` for a binary operator ("+", "-", "*", "/", "//", "%", "**", "<<", ">>", "&",
+// "|", "^") on values EvalPyLiteral supports: exact ints of any size, CPython's float rules and
+// error texts (the status message is the exception's str()).
+absl::StatusOr<PyValue> PyBinaryOp(std::string_view op, const PyValue& a, const PyValue& b);
 
 // Whether Python's hash(v) works: false for a list, dict or set, and for a tuple holding one.
 bool PyHashable(const PyValue& v);

@@ -9,6 +9,9 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <map>
+#include <vector>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -86,8 +89,17 @@ uint64_t HashKey(const PyValue& v) {
     case PyValue::Type::kNone:
       return 0x4E6F6E65;
     case PyValue::Type::kBool:
-    case PyValue::Type::kInt:
-      return Mix(static_cast<uint64_t>(v.as_int()));
+    case PyValue::Type::kInt: {
+      if (!v.is_big_int()) return Mix(static_cast<uint64_t>(v.as_int()));
+      // A big int equal to a float must hash as that float does.
+      const PyBigInt big = v.as_big_int();
+      if (std::optional<double> d = big.ToDouble(); d && big.CompareDouble(*d) == 0) {
+        uint64_t bits;
+        std::memcpy(&bits, &*d, sizeof bits);
+        return Mix(bits ^ 0xF10A7);
+      }
+      return Mix(big.Hash());
+    }
     case PyValue::Type::kFloat: {
       int64_t i;
       double d = v.as_float();
@@ -284,6 +296,13 @@ PyValue PyValue::Int(int64_t i) {
   v.data_ = i;
   return v;
 }
+PyValue PyValue::Int(const PyBigInt& i) {
+  if (i.FitsInt64()) return Int(i.ToInt64());
+  PyValue v;
+  v.type_ = Type::kInt;
+  v.data_ = std::make_shared<const PyBigInt>(i);
+  return v;
+}
 PyValue PyValue::Float(double d) {
   PyValue v;
   v.type_ = Type::kFloat;
@@ -339,11 +358,19 @@ bool PyValue::as_bool() const {
 }
 int64_t PyValue::as_int() const {
   if (type_ == Type::kBool) return std::get<bool>(data_) ? 1 : 0;
-  if (type_ != Type::kInt) Die("as_int", *this);
+  if (type_ != Type::kInt || is_big_int()) Die("as_int", *this);
   return std::get<int64_t>(data_);
+}
+PyBigInt PyValue::as_big_int() const {
+  if (is_big_int()) return *std::get<kBigIndex>(data_);
+  return PyBigInt(as_int());
 }
 double PyValue::as_float() const {
   if (type_ == Type::kFloat) return std::get<double>(data_);
+  if (is_big_int()) {
+    const PyBigInt& big = *std::get<kBigIndex>(data_);
+    return big.ToDouble().value_or(big.Sign() < 0 ? -HUGE_VAL : HUGE_VAL);
+  }
   if (type_ == Type::kInt) return static_cast<double>(std::get<int64_t>(data_));
   if (type_ == Type::kBool) return std::get<bool>(data_) ? 1.0 : 0.0;
   Die("as_float", *this);
@@ -380,7 +407,7 @@ bool PyValue::Truthy() const {
     case Type::kBool:
       return as_bool();
     case Type::kInt:
-      return as_int() != 0;
+      return is_big_int() || as_int() != 0;
     case Type::kFloat:
       return as_float() != 0.0;  // NaN is truthy, as in Python
     case Type::kStr:
@@ -424,7 +451,20 @@ std::string_view PyValue::TypeName() const {
 
 namespace {
 
+// Exact comparison when an operand is a big int: -1/0/1, or 2 when unordered (NaN).
+int BigCompare(const PyValue& a, const PyValue& b) {
+  if (a.is_float() || b.is_float()) {
+    const bool a_float = a.is_float();
+    const double f = a_float ? a.as_float() : b.as_float();
+    if (std::isnan(f)) return 2;
+    const int c = (a_float ? b : a).as_big_int().CompareDouble(f);
+    return a_float ? -c : c;
+  }
+  return a.as_big_int().Compare(b.as_big_int());
+}
+
 bool NumEq(const PyValue& a, const PyValue& b) {
+  if (a.is_big_int() || b.is_big_int()) return BigCompare(a, b) == 0;
   if (!a.is_float() && !b.is_float()) return a.as_int() == b.as_int();
   if (a.is_float() && b.is_float()) return a.as_float() == b.as_float();
   const PyValue& f = a.is_float() ? a : b;
@@ -435,6 +475,7 @@ bool NumEq(const PyValue& a, const PyValue& b) {
 
 // Exact numeric comparison (int vs float compared on their exact values, as CPython does).
 bool NumLess(const PyValue& a, const PyValue& b) {
+  if (a.is_big_int() || b.is_big_int()) return BigCompare(a, b) == -1;
   if (!a.is_float() && !b.is_float()) return a.as_int() < b.as_int();
   if (a.is_float() && b.is_float()) return a.as_float() < b.as_float();
   // long double holds every int64 and every double exactly on x86-64 and aarch64.
@@ -624,7 +665,7 @@ namespace {
       out += v.as_bool() ? "True" : "False";
       return;
     case PyValue::Type::kInt:
-      out += std::to_string(v.as_int());
+      out += v.is_big_int() ? v.as_big_int().ToString() : std::to_string(v.as_int());
       return;
     case PyValue::Type::kFloat:
       out += PyFloatRepr(v.as_float());
@@ -759,6 +800,14 @@ void AppendJsonString(std::string_view s, bool ensure_ascii, std::string& out) {
   out.push_back('"');
 }
 
+std::string IntText(const PyValue& v) {
+  return v.is_big_int() ? v.as_big_int().ToString() : std::to_string(v.as_int());
+}
+// int.__repr__ raises beyond sys.get_int_max_str_digits() decimal digits.
+bool IntWithinStrLimit(const PyValue& v) {
+  return !v.is_big_int() || v.as_big_int().DecimalDigits() <= kIntMaxStrDigits;
+}
+
 std::string JsonFloat(double d) {
   if (std::isnan(d)) return "NaN";
   if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
@@ -826,6 +875,7 @@ class JsonEncoder {
   bool Encode(const PyValue& v, int level) {
     switch (v.type()) {
       default:
+        if (strict_ && v.is_big_int() && !IntWithinStrLimit(v)) return FailValue(kIntStrLimitError);
         EncodeScalar(v);
         return true;
       case PyValue::Type::kList:
@@ -847,7 +897,7 @@ class JsonEncoder {
         out_ += v.as_bool() ? "true" : "false";
         return;
       case PyValue::Type::kInt:
-        out_ += std::to_string(v.as_int());
+        out_ += IntText(v);
         return;
       case PyValue::Type::kFloat:
         out_ += JsonFloat(v.as_float());
@@ -862,11 +912,17 @@ class JsonEncoder {
 
   std::string& out() { return out_; }
   const std::string& error() const { return error_; }
+  bool value_error() const { return value_error_; }
 
  private:
   bool Fail(std::string message) {
     error_ = std::move(message);
     return false;
+  }
+  // A ValueError (not a TypeError): str() of the value fails the same way.
+  bool FailValue(std::string message) {
+    value_error_ = true;
+    return Fail(std::move(message));
   }
   void Newline(int level) {
     out_.push_back('\n');
@@ -915,7 +971,8 @@ class JsonEncoder {
         AppendJsonString("null", options_.ensure_ascii, out_);
         return true;
       case PyValue::Type::kInt:
-        AppendJsonString(std::to_string(k.as_int()), options_.ensure_ascii, out_);
+        if (strict_ && !IntWithinStrLimit(k)) return FailValue(kIntStrLimitError);
+        AppendJsonString(IntText(k), options_.ensure_ascii, out_);
         return true;
       default:
         if (strict_) {
@@ -1006,6 +1063,7 @@ class JsonEncoder {
   bool strict_;
   std::string out_;
   std::string error_;
+  bool value_error_ = false;
 };
 
 }  // namespace
@@ -1018,7 +1076,10 @@ std::string PyValue::JsonDumps(const JsonDumpsOptions& options) const {
 
 absl::StatusOr<std::string> PyJsonDumps(const PyValue& value, const JsonDumpsOptions& options) {
   JsonEncoder encoder(options, /*strict=*/true);
-  if (!encoder.Encode(value, 0)) return absl::InvalidArgumentError(encoder.error());
+  if (!encoder.Encode(value, 0)) {
+    if (encoder.value_error()) return absl::OutOfRangeError(encoder.error());
+    return absl::InvalidArgumentError(encoder.error());
+  }
   return std::move(encoder.out());
 }
 
@@ -1034,7 +1095,23 @@ namespace {
 // level, and a 100k-deep value from a 200 KB model reply overflowed the stack.
 constexpr size_t kMaxJsonDepth = 1000;
 
-class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
+// nlohmann with long double numbers: an integer beyond 64 bits reaches number_float with its
+// lexeme instead of failing as a double overflow, up to ~4900 digits (past CPython's 4300 limit).
+using LongDoubleJson = nlohmann::basic_json<std::map, std::vector, std::string, bool, std::int64_t,
+                                            std::uint64_t, long double>;
+
+std::string IntDigitLimitText(size_t digits) {
+  return absl::StrCat("Exceeds the limit (", kIntMaxStrDigits,
+                      " digits) for integer string conversion: value has ", digits,
+                      " digits; use sys.set_int_max_str_digits() to increase the limit");
+}
+
+bool IsIntegerLexeme(std::string_view s) {
+  if (!s.empty() && s[0] == '-') s.remove_prefix(1);
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
  public:
   bool null() override { return Add(PyValue()); }
   bool boolean(bool b) override { return Add(PyValue::Bool(b)); }
@@ -1043,10 +1120,20 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
     if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       return Add(PyValue::Int(static_cast<int64_t>(u)));
     }
-    return Add(PyValue::Float(static_cast<double>(u)));  // beyond int64: documented limitation
+    return Add(PyValue::Int(*PyBigInt::FromString(std::to_string(u))));
   }
-  bool number_float(number_float_t d, const string_t&) override {
-    return Add(PyValue::Float(d));
+  // nlohmann reports integers beyond 64 bits as floats with their lexeme: json.loads keeps them
+  // exact (up to sys.get_int_max_str_digits() digits).
+  // Floats are parsed again from their lexeme as doubles (strtod rounds correctly; 1e400 -> inf
+  // as json.loads), never through the long double.
+  bool number_float(number_float_t, const string_t& lexeme) override {
+    if (!IsIntegerLexeme(lexeme)) return Add(PyValue::Float(std::strtod(lexeme.c_str(), nullptr)));
+    const size_t digits = lexeme.size() - (lexeme[0] == '-' ? 1 : 0);
+    if (digits > kIntMaxStrDigits) {
+      error_ = IntDigitLimitText(digits);
+      return false;
+    }
+    return Add(PyValue::Int(*PyBigInt::FromString(lexeme)));
   }
   bool string(string_t& s) override { return Add(PyValue::Str(std::move(s))); }
   bool binary(binary_t&) override { return false; }
@@ -1073,8 +1160,13 @@ class PySaxBuilder : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
   bool end_array() override { return end_object(); }
-  bool parse_error(std::size_t position, const std::string&,
+  bool parse_error(std::size_t position, const std::string& last_token,
                    const nlohmann::detail::exception& ex) override {
+    // 406: number overflow, here an integer too long even for a long double.
+    if (ex.id == 406 && IsIntegerLexeme(last_token)) {
+      error_ = IntDigitLimitText(last_token.size() - (last_token[0] == '-' ? 1 : 0));
+      return false;
+    }
     error_ = absl::StrCat("invalid JSON at byte ", position, ": ", ex.what());
     return false;
   }
@@ -1114,7 +1206,7 @@ absl::StatusOr<PyValue> PyValue::FromJson(std::string_view text) {
   PySaxBuilder builder;
   bool ok = false;
   try {
-    ok = nlohmann::json::sax_parse(text, &builder);
+    ok = LongDoubleJson::sax_parse(text, &builder);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
   }
@@ -1122,6 +1214,27 @@ absl::StatusOr<PyValue> PyValue::FromJson(std::string_view text) {
     return absl::InvalidArgumentError(builder.error().empty() ? "invalid JSON" : builder.error());
   }
   return std::move(builder.result());
+}
+
+std::optional<int> PyNumberCompare(const PyValue& a, const PyValue& b) {
+  if (a.is_big_int() || b.is_big_int()) {
+    const int c = BigCompare(a, b);
+    if (c == 2) return std::nullopt;
+    return c;
+  }
+  if ((a.is_float() && std::isnan(a.as_float())) || (b.is_float() && std::isnan(b.as_float()))) {
+    return std::nullopt;
+  }
+  return NumLess(a, b) ? -1 : NumLess(b, a) ? 1 : 0;
+}
+
+absl::StatusOr<double> PyValueToDouble(const PyValue& v) {
+  if (v.is_big_int()) {
+    std::optional<double> d = v.as_big_int().ToDouble();
+    if (!d) return absl::OutOfRangeError(kIntTooLargeForFloat);
+    return *d;
+  }
+  return v.as_float();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "envserver/pyint.h"
 
 namespace envtune {
 
@@ -94,6 +97,8 @@ class PyValue {
   static PyValue None() { return PyValue(); }
   static PyValue Bool(bool b);
   static PyValue Int(int64_t i);
+  // An int of any size (stored inline when it fits int64).
+  static PyValue Int(const PyBigInt& i);
   static PyValue Float(double d);
   static PyValue Str(std::string s);
   static PyValue List(PyList items = {});
@@ -106,6 +111,8 @@ class PyValue {
   bool is_none() const { return type_ == Type::kNone; }
   bool is_bool() const { return type_ == Type::kBool; }
   bool is_int() const { return type_ == Type::kInt; }  // false for bool (unlike isinstance)
+  // An int outside int64's range (then as_int() must not be called; use as_big_int()).
+  bool is_big_int() const { return type_ == Type::kInt && data_.index() == kBigIndex; }
   bool is_float() const { return type_ == Type::kFloat; }
   bool is_number() const { return is_bool() || is_int() || is_float(); }
   bool is_str() const { return type_ == Type::kStr; }
@@ -116,8 +123,12 @@ class PyValue {
 
   // Accessors. REQUIRES: the matching type (as_int also accepts bool; as_float accepts
   // bool/int/float). Violations abort: check the type first.
+  // as_int REQUIRES !is_big_int(). as_big_int accepts any bool/int.
+  // as_float of a big int is float(x) correctly rounded, or +-inf where Python raises
+  // OverflowError: callers that must raise check PyValueToDouble (below) instead.
   bool as_bool() const;
   int64_t as_int() const;
+  PyBigInt as_big_int() const;
   double as_float() const;
   const std::string& as_str() const;
   std::string& as_str();
@@ -160,13 +171,26 @@ class PyValue {
 
  private:
   Type type_ = Type::kNone;
-  std::variant<std::monostate, bool, int64_t, double, std::string, PyList, PyDict> data_;
+  static constexpr size_t kBigIndex = 7;
+  // Big ints are immutable, so copies share them.
+  std::variant<std::monostate, bool, int64_t, double, std::string, PyList, PyDict,
+               std::shared_ptr<const PyBigInt>>
+      data_;
 };
 
-// Python json.dumps exactly, including its failures: INVALID_ARGUMENT with Python's TypeError
-// text ("Object of type set is not JSON serializable", "keys must be str, int, float, bool or
+// Python json.dumps exactly, including its failures: OUT_OF_RANGE with the ValueError text for an
+// int of more than 4300 decimal digits (kIntStrLimitError; str() fails alike), INVALID_ARGUMENT
+// with Python's TypeError text ("Object of type set is not JSON serializable", "keys must be str, int, float, bool or
 // None, not tuple", "'<' not supported between instances of 'str' and 'int'" for sort_keys).
 absl::StatusOr<std::string> PyJsonDumps(const PyValue& value, const JsonDumpsOptions& options = {});
+
+// Python's exact comparison of two numbers (bool/int of any size/float): -1, 0 or 1, nullopt when
+// unordered (a NaN). REQUIRES: both is_number().
+std::optional<int> PyNumberCompare(const PyValue& a, const PyValue& b);
+
+// Python float(v) for a bool, int or float: the OverflowError text (kIntTooLargeForFloat) for an
+// int beyond the double range.
+absl::StatusOr<double> PyValueToDouble(const PyValue& v);
 
 // Appends json.dumps(s) for a str `s` (quotes included) to `out`.
 void AppendPyJsonString(std::string_view s, bool ensure_ascii, std::string* out);

@@ -116,6 +116,10 @@ std::string CallOutcome::ResultString() const {
   if (value.is_dict()) {
     absl::StatusOr<std::string> json = PyJsonDumps(value);
     if (json.ok()) return *std::move(json);
+    // BFCL falls back to str(result), which raises the same ValueError for an over-long int.
+    if (json.status().code() == absl::StatusCode::kOutOfRange) {
+      return "Error during execution: " + std::string(json.status().message());
+    }
   }
   return value.Str();
 }

@@ -1026,9 +1026,10 @@ CallOutcome GorillaFileSystem::Tail(const std::vector<PyValue>& a) {
       return CallOutcome::Raise(absl::StrCat("'>' not supported between instances of '",
                                              TypeName(lines), "' and 'int'"));
     }
-    bool greater = lines.is_float() ? lines.as_float() > static_cast<double>(len)
-                                    : lines.as_int() > len;
+    // Exact for ints of any size; a big negative `lines` slices content[-lines:] to nothing.
+    bool greater = PyValue::Less(PyValue::Int(len), lines);
     if (greater) lines = PyValue::Int(len);
+    if (lines.is_big_int()) lines = PyValue::Int(-len - 1);  // -lines >= len: content[len:]
     if (lines.is_float()) {
       return CallOutcome::Raise(
           "slice indices must be integers or None or have an __index__ method");

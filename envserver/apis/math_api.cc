@@ -1,8 +1,8 @@
 // MathAPI: see math_api.h and shared/bfcl/spec/math_api.md.
 #include "envserver/apis/math_api.h"
 
-#include <dlfcn.h>
 #include <gmp.h>
+#include <mpfr.h>
 
 #include <cerrno>
 #include <cmath>
@@ -16,124 +16,103 @@
 
 #include "absl/strings/str_cat.h"
 #include "envserver/apis/apis.h"
+#include "envserver/pyint.h"
 
 namespace envtune {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// GMP / MPFR, resolved at run time (no link-time dependency).
+// GMP / MPFR (linked: libgmp-dev, libmpfr-dev), behind one table of functions.
 // ---------------------------------------------------------------------------------------------
-struct MpfrStruct {
-  long prec;
-  int sign;
-  long exp;
-  mp_limb_t* d;
-};
-using MpfrPtr = MpfrStruct*;
-using MpfrSrc = const MpfrStruct*;
-enum MpfrRnd { kRndN = 0, kRndZ = 1, kRndU = 2, kRndD = 3, kRndA = 4 };
+using MpfrStruct = __mpfr_struct;
+using MpfrPtr = mpfr_ptr;
+using MpfrSrc = mpfr_srcptr;
+constexpr mpfr_rnd_t kRndN = MPFR_RNDN;
+constexpr mpfr_rnd_t kRndZ = MPFR_RNDZ;
+constexpr mpfr_rnd_t kRndU = MPFR_RNDU;
+constexpr mpfr_rnd_t kRndD = MPFR_RNDD;
+constexpr mpfr_rnd_t kRndA = MPFR_RNDA;
 
 struct MpLib {
-  bool ok = false;
-  std::string error;
   // GMP
-  void (*z_init)(mpz_ptr) = nullptr;
-  void (*z_clear)(mpz_ptr) = nullptr;
-  void (*z_set_si)(mpz_ptr, long) = nullptr;
-  void (*z_set_d)(mpz_ptr, double) = nullptr;
-  int (*z_set_str)(mpz_ptr, const char*, int) = nullptr;
-  char* (*z_get_str)(char*, int, mpz_srcptr) = nullptr;
-  void (*z_mul)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_mul_2exp)(mpz_ptr, mpz_srcptr, mp_bitcnt_t) = nullptr;
-  void (*z_add)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_sub)(mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_ui_pow_ui)(mpz_ptr, unsigned long, unsigned long) = nullptr;
-  void (*z_pow_ui)(mpz_ptr, mpz_srcptr, unsigned long) = nullptr;
-  void (*z_tdiv_qr)(mpz_ptr, mpz_ptr, mpz_srcptr, mpz_srcptr) = nullptr;
-  void (*z_sqrt)(mpz_ptr, mpz_srcptr) = nullptr;
-  int (*z_cmp)(mpz_srcptr, mpz_srcptr) = nullptr;
-  size_t (*z_sizeinbase)(mpz_srcptr, int) = nullptr;
+  void (*z_init)(mpz_ptr) = [](mpz_ptr z) { mpz_init(z); };
+  void (*z_clear)(mpz_ptr) = [](mpz_ptr z) { mpz_clear(z); };
+  void (*z_set_si)(mpz_ptr, long) = [](mpz_ptr z, long v) { mpz_set_si(z, v); };
+  void (*z_set_d)(mpz_ptr, double) = [](mpz_ptr z, double v) { mpz_set_d(z, v); };
+  int (*z_set_str)(mpz_ptr, const char*, int) = [](mpz_ptr z, const char* s, int b) {
+    return mpz_set_str(z, s, b);
+  };
+  char* (*z_get_str)(char*, int, mpz_srcptr) = [](char* s, int b, mpz_srcptr z) {
+    return mpz_get_str(s, b, z);
+  };
+  void (*z_mul)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_mul(r, a, b);
+  };
+  void (*z_mul_2exp)(mpz_ptr, mpz_srcptr, mp_bitcnt_t) = [](mpz_ptr r, mpz_srcptr a, mp_bitcnt_t n) {
+    mpz_mul_2exp(r, a, n);
+  };
+  void (*z_add)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_add(r, a, b);
+  };
+  void (*z_sub)(mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a, mpz_srcptr b) {
+    mpz_sub(r, a, b);
+  };
+  void (*z_ui_pow_ui)(mpz_ptr, unsigned long, unsigned long) = [](mpz_ptr r, unsigned long b,
+                                                                   unsigned long e) {
+    mpz_ui_pow_ui(r, b, e);
+  };
+  void (*z_pow_ui)(mpz_ptr, mpz_srcptr, unsigned long) = [](mpz_ptr r, mpz_srcptr b, unsigned long e) {
+    mpz_pow_ui(r, b, e);
+  };
+  void (*z_tdiv_qr)(mpz_ptr, mpz_ptr, mpz_srcptr, mpz_srcptr) = [](mpz_ptr q, mpz_ptr r,
+                                                                  mpz_srcptr a, mpz_srcptr b) {
+    mpz_tdiv_qr(q, r, a, b);
+  };
+  void (*z_sqrt)(mpz_ptr, mpz_srcptr) = [](mpz_ptr r, mpz_srcptr a) { mpz_sqrt(r, a); };
+  int (*z_cmp)(mpz_srcptr, mpz_srcptr) = [](mpz_srcptr a, mpz_srcptr b) { return mpz_cmp(a, b); };
+  size_t (*z_sizeinbase)(mpz_srcptr, int) = [](mpz_srcptr a, int b) { return mpz_sizeinbase(a, b); };
   // MPFR
-  void (*f_init2)(MpfrPtr, long) = nullptr;
-  void (*f_clear)(MpfrPtr) = nullptr;
-  int (*f_set_d)(MpfrPtr, double, int) = nullptr;
-  int (*f_set_z)(MpfrPtr, mpz_srcptr, int) = nullptr;
-  int (*f_set_str)(MpfrPtr, const char*, int, int) = nullptr;
-  int (*f_log)(MpfrPtr, MpfrSrc, int) = nullptr;
-  int (*f_div)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_mul)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_add)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_sub)(MpfrPtr, MpfrSrc, MpfrSrc, int) = nullptr;
-  int (*f_neg)(MpfrPtr, MpfrSrc, int) = nullptr;
-  int (*f_const_pi)(MpfrPtr, int) = nullptr;
-  char* (*f_get_str)(char*, long*, int, size_t, MpfrSrc, int) = nullptr;
-  void (*f_free_str)(char*) = nullptr;
-  int (*f_nan_p)(MpfrSrc) = nullptr;
-  int (*f_inf_p)(MpfrSrc) = nullptr;
-  int (*f_zero_p)(MpfrSrc) = nullptr;
-  int (*f_sgn)(MpfrSrc) = nullptr;
+  void (*f_init2)(MpfrPtr, long) = [](MpfrPtr x, long p) { mpfr_init2(x, p); };
+  void (*f_clear)(MpfrPtr) = [](MpfrPtr x) { mpfr_clear(x); };
+  int (*f_set_d)(MpfrPtr, double, mpfr_rnd_t) = [](MpfrPtr x, double d, mpfr_rnd_t r) {
+    return mpfr_set_d(x, d, r);
+  };
+  int (*f_set_z)(MpfrPtr, mpz_srcptr, mpfr_rnd_t) = [](MpfrPtr x, mpz_srcptr z, mpfr_rnd_t r) {
+    return mpfr_set_z(x, z, r);
+  };
+  int (*f_set_str)(MpfrPtr, const char*, int, mpfr_rnd_t) = [](MpfrPtr x, const char* s, int b,
+                                                                mpfr_rnd_t r) {
+    return mpfr_set_str(x, s, b, r);
+  };
+  int (*f_log)(MpfrPtr, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, mpfr_rnd_t m) {
+    return mpfr_log(r, a, m);
+  };
+  int (*f_div)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_div(r, a, b, m); };
+  int (*f_mul)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_mul(r, a, b, m); };
+  int (*f_add)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_add(r, a, b, m); };
+  int (*f_sub)(MpfrPtr, MpfrSrc, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, MpfrSrc b,
+                                                          mpfr_rnd_t m) { return mpfr_sub(r, a, b, m); };
+  int (*f_neg)(MpfrPtr, MpfrSrc, mpfr_rnd_t) = [](MpfrPtr r, MpfrSrc a, mpfr_rnd_t m) {
+    return mpfr_neg(r, a, m);
+  };
+  int (*f_const_pi)(MpfrPtr, mpfr_rnd_t) = [](MpfrPtr r, mpfr_rnd_t m) { return mpfr_const_pi(r, m); };
+  char* (*f_get_str)(char*, long*, int, size_t, MpfrSrc, mpfr_rnd_t) =
+      [](char* s, long* e, int b, size_t n, MpfrSrc x, mpfr_rnd_t m) {
+        return mpfr_get_str(s, e, b, n, x, m);
+      };
+  void (*f_free_str)(char*) = [](char* s) { mpfr_free_str(s); };
+  int (*f_nan_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_nan_p(x)); };
+  int (*f_inf_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_inf_p(x)); };
+  int (*f_zero_p)(MpfrSrc) = [](MpfrSrc x) { return static_cast<int>(mpfr_zero_p(x)); };
+  int (*f_sgn)(MpfrSrc) = [](MpfrSrc x) { return mpfr_sgn(x); };
 };
 
-template <typename F>
-bool Resolve(void* handle, const char* name, F* fn, std::string* error) {
-  void* sym = dlsym(handle, name);
-  if (sym == nullptr) {
-    *error = absl::StrCat("missing symbol ", name);
-    return false;
-  }
-  *fn = reinterpret_cast<F>(sym);
-  return true;
-}
-
 const MpLib& Mp() {
-  static const MpLib* lib = [] {
-    auto* l = new MpLib;
-    void* gmp = dlopen("libgmp.so.10", RTLD_NOW | RTLD_LOCAL);
-    void* mpfr = dlopen("libmpfr.so.6", RTLD_NOW | RTLD_LOCAL);
-    if (gmp == nullptr || mpfr == nullptr) {
-      l->error = "arbitrary-precision runtime unavailable: libgmp.so.10/libmpfr.so.6 not found";
-      return l;
-    }
-    std::string& e = l->error;
-    bool ok = Resolve(gmp, "__gmpz_init", &l->z_init, &e) &&
-              Resolve(gmp, "__gmpz_clear", &l->z_clear, &e) &&
-              Resolve(gmp, "__gmpz_set_si", &l->z_set_si, &e) &&
-              Resolve(gmp, "__gmpz_set_d", &l->z_set_d, &e) &&
-              Resolve(gmp, "__gmpz_set_str", &l->z_set_str, &e) &&
-              Resolve(gmp, "__gmpz_get_str", &l->z_get_str, &e) &&
-              Resolve(gmp, "__gmpz_mul", &l->z_mul, &e) &&
-              Resolve(gmp, "__gmpz_mul_2exp", &l->z_mul_2exp, &e) &&
-              Resolve(gmp, "__gmpz_add", &l->z_add, &e) &&
-              Resolve(gmp, "__gmpz_sub", &l->z_sub, &e) &&
-              Resolve(gmp, "__gmpz_ui_pow_ui", &l->z_ui_pow_ui, &e) &&
-              Resolve(gmp, "__gmpz_pow_ui", &l->z_pow_ui, &e) &&
-              Resolve(gmp, "__gmpz_tdiv_qr", &l->z_tdiv_qr, &e) &&
-              Resolve(gmp, "__gmpz_sqrt", &l->z_sqrt, &e) &&
-              Resolve(gmp, "__gmpz_cmp", &l->z_cmp, &e) &&
-              Resolve(gmp, "__gmpz_sizeinbase", &l->z_sizeinbase, &e) &&
-              Resolve(mpfr, "mpfr_init2", &l->f_init2, &e) &&
-              Resolve(mpfr, "mpfr_clear", &l->f_clear, &e) &&
-              Resolve(mpfr, "mpfr_set_d", &l->f_set_d, &e) &&
-              Resolve(mpfr, "mpfr_set_z", &l->f_set_z, &e) &&
-              Resolve(mpfr, "mpfr_set_str", &l->f_set_str, &e) &&
-              Resolve(mpfr, "mpfr_log", &l->f_log, &e) &&
-              Resolve(mpfr, "mpfr_div", &l->f_div, &e) &&
-              Resolve(mpfr, "mpfr_mul", &l->f_mul, &e) &&
-              Resolve(mpfr, "mpfr_add", &l->f_add, &e) &&
-              Resolve(mpfr, "mpfr_sub", &l->f_sub, &e) &&
-              Resolve(mpfr, "mpfr_neg", &l->f_neg, &e) &&
-              Resolve(mpfr, "mpfr_const_pi", &l->f_const_pi, &e) &&
-              Resolve(mpfr, "mpfr_get_str", &l->f_get_str, &e) &&
-              Resolve(mpfr, "mpfr_free_str", &l->f_free_str, &e) &&
-              Resolve(mpfr, "mpfr_nan_p", &l->f_nan_p, &e) &&
-              Resolve(mpfr, "mpfr_inf_p", &l->f_inf_p, &e) &&
-              Resolve(mpfr, "mpfr_zero_p", &l->f_zero_p, &e) &&
-              Resolve(mpfr, "mpfr_sgn", &l->f_sgn, &e);
-    if (!ok) e = "arbitrary-precision runtime unavailable: " + e;
-    l->ok = ok;
-    return l;
-  }();
-  return *lib;
+  static const MpLib lib;
+  return lib;
 }
 
 class Mpz {
@@ -153,21 +132,6 @@ class Mpz {
   mpz_t z;
 };
 
-void SetInt128(Mpz& m, __int128 v) {
-  bool neg = v < 0;
-  unsigned __int128 u = neg ? -static_cast<unsigned __int128>(v) : static_cast<unsigned __int128>(v);
-  Mp().z_set_si(m.z, 0);
-  for (int shift = 96; shift >= 0; shift -= 32) {
-    Mp().z_mul_2exp(m.z, m.z, 32);
-    Mpz part(static_cast<long>((u >> shift) & 0xFFFFFFFFu));
-    Mp().z_add(m.z, m.z, part.z);
-  }
-  if (neg) {
-    Mpz zero(0);
-    Mp().z_sub(m.z, zero.z, m.z);
-  }
-}
-
 class Mpfr {
  public:
   explicit Mpfr(long prec) { Mp().f_init2(&x, prec); }
@@ -186,11 +150,6 @@ class Mpfr {
 // ---------------------------------------------------------------------------------------------
 // Result helpers.
 // ---------------------------------------------------------------------------------------------
-constexpr int kIntMaxStrDigits = 4300;
-const char kIntStrLimitError[] =
-    "Exceeds the limit (4300 digits) for integer string conversion; use "
-    "sys.set_int_max_str_digits() to increase the limit";
-
 CallOutcome Result(PyValue v) {
   PyDict d;
   d.Set("result", std::move(v));
@@ -209,54 +168,46 @@ CallOutcome RawReprResult(const std::string& value_repr) {
   return CallOutcome::Return(PyValue::Str(absl::StrCat("{'result': ", value_repr, "}")));
 }
 
-std::string Int128Str(__int128 v) {
-  if (v == 0) return "0";
-  bool neg = v < 0;
-  unsigned __int128 u = neg ? -static_cast<unsigned __int128>(v) : static_cast<unsigned __int128>(v);
-  std::string s;
-  while (u > 0) {
-    s.push_back(static_cast<char>('0' + static_cast<int>(u % 10)));
-    u /= 10;
+// An int result: json.dumps of it, or CPython's int-to-str limit error (str() of the dict fails
+// as json.dumps did, so the executor reports the exception).
+CallOutcome IntResult(const PyBigInt& v) {
+  if (!v.FitsInt64() && v.DecimalDigits() > kIntMaxStrDigits) {
+    return CallOutcome::Raise(kIntStrLimitError);
   }
-  if (neg) s.push_back('-');
-  return std::string(s.rbegin(), s.rend());
+  return Result(PyValue::Int(v));
 }
-
-CallOutcome IntResult(__int128 v) {
-  if (v >= std::numeric_limits<int64_t>::min() && v <= std::numeric_limits<int64_t>::max()) {
-    return Result(PyValue::Int(static_cast<int64_t>(v)));
-  }
-  return RawJsonResult(Int128Str(v));
-}
-
-// An arbitrary int result (json.dumps text or CPython's int-to-str limit error).
-CallOutcome BigIntResult(const Mpz& v) {
-  std::string s = v.Str();
-  size_t digits = s.size() - (v.Sign() < 0 ? 1 : 0);
-  if (digits > static_cast<size_t>(kIntMaxStrDigits)) return CallOutcome::Raise(kIntStrLimitError);
-  if (s.size() <= 19) {
-    errno = 0;
-    long long ll = std::strtoll(s.c_str(), nullptr, 10);
-    if (errno == 0) return Result(PyValue::Int(ll));
-  }
-  return RawJsonResult(s);
-}
+CallOutcome IntResult(int64_t v) { return Result(PyValue::Int(v)); }
 
 std::string TypeName(const PyValue& v) { return std::string(v.TypeName()); }
 
 // ---------------------------------------------------------------------------------------------
 // Python numbers.
 // ---------------------------------------------------------------------------------------------
+// A Python int (any size) or float.
 struct Num {
   bool is_float = false;
-  __int128 i = 0;
+  PyBigInt i;
   double f = 0;
-  double AsDouble() const { return is_float ? f : static_cast<double>(i); }
+  static Num Int(PyBigInt v) { return Num{false, std::move(v), 0}; }
+  static Num Float(double d) { return Num{true, PyBigInt(), d}; }
+  // Python float(x): nullopt for an int beyond the double range (OverflowError).
+  std::optional<double> ToDouble() const { return is_float ? f : i.ToDouble(); }
+  bool IsZero() const { return is_float ? f == 0 : i.Sign() == 0; }
+  bool IsNegative() const { return is_float ? f < 0 : i.Sign() < 0; }
 };
 
 std::optional<Num> AsNum(const PyValue& v) {
-  if (v.is_bool() || v.is_int()) return Num{false, v.as_int(), 0};
-  if (v.is_float()) return Num{true, 0, v.as_float()};
+  if (v.is_bool() || v.is_int()) return Num::Int(v.as_big_int());
+  if (v.is_float()) return Num::Float(v.as_float());
+  return std::nullopt;
+}
+
+// float(a), float(b) for a mixed operation; the OverflowError outcome when one is too large.
+std::optional<CallOutcome> BothDoubles(const Num& a, const Num& b, double* x, double* y) {
+  std::optional<double> da = a.ToDouble(), db = b.ToDouble();
+  if (!da || !db) return CallOutcome::Raise(kIntTooLargeForFloat);
+  *x = *da;
+  *y = *db;
   return std::nullopt;
 }
 
@@ -264,79 +215,37 @@ CallOutcome NumResult(const Num& n) {
   return n.is_float ? Result(PyValue::Float(n.f)) : IntResult(n.i);
 }
 
-int BitLength(unsigned __int128 u) {
-  int n = 0;
-  while (u) {
-    ++n;
-    u >>= 1;
-  }
-  return n;
-}
-
 }  // namespace
 
-double PyIntTrueDivide(__int128 a, __int128 b) {
-  bool neg = (a < 0) != (b < 0);
-  unsigned __int128 ua = a < 0 ? -static_cast<unsigned __int128>(a) : a;
-  unsigned __int128 ub = b < 0 ? -static_cast<unsigned __int128>(b) : b;
-  if (ua == 0) return neg ? -0.0 : 0.0;
-  int la = BitLength(ua), lb = BitLength(ub);
-  int shift = 0;
-  if (la - lb < 56) {
-    shift = 56 - (la - lb);
-    if (la + shift > 127) {
-      // Only reachable for divisors wider than 71 bits; fall back (still accurate to 1 ulp).
-      double r = static_cast<double>(ua) / static_cast<double>(ub);
-      return neg ? -r : r;
-    }
-    ua <<= shift;
-  }
-  unsigned __int128 q = ua / ub;
-  bool sticky = (ua % ub) != 0;
-  int lq = BitLength(q);
-  int drop = lq - 53;
-  unsigned __int128 m = q >> drop;
-  unsigned __int128 rem = q & ((static_cast<unsigned __int128>(1) << drop) - 1);
-  unsigned __int128 half = static_cast<unsigned __int128>(1) << (drop - 1);
-  if (rem > half || (rem == half && (sticky || (m & 1)))) ++m;
-  double r = std::ldexp(static_cast<double>(m), drop - shift);
-  return neg ? -r : r;
+double PyIntTrueDivide(int64_t a, int64_t b) {
+  return PyBigInt::TrueDivide(PyBigInt(a), PyBigInt(b)).value_or(HUGE_VAL);
 }
 
 namespace {
 
-// Python a / b for numbers (b != 0).
-double TrueDiv(const Num& a, const Num& b) {
-  if (!a.is_float && !b.is_float) return PyIntTrueDivide(a.i, b.i);
-  return a.AsDouble() / b.AsDouble();
+// Python a / b for numbers (b != 0), or the OverflowError text.
+struct Quotient {
+  double value = 0;
+  const char* overflow = nullptr;
+};
+Quotient TrueDiv(const Num& a, const Num& b) {
+  if (!a.is_float && !b.is_float) {
+    std::optional<double> q = PyBigInt::TrueDivide(a.i, b.i);
+    if (!q) return {0, kIntDivisionTooLargeForFloat};
+    return {*q, nullptr};
+  }
+  std::optional<double> x = a.ToDouble(), y = b.ToDouble();
+  if (!x || !y) return {0, kIntTooLargeForFloat};
+  return {*x / *y, nullptr};
 }
 
 // Exact Python comparison a < b for numbers.
 bool NumLess(const Num& a, const Num& b) {
-  if (!a.is_float && !b.is_float) return a.i < b.i;
+  if (!a.is_float && !b.is_float) return a.i.Compare(b.i) < 0;
   if (a.is_float && b.is_float) return a.f < b.f;
-  if (a.is_float) {  // float < int
-    double f = a.f;
-    if (std::isnan(f)) return false;
-    if (std::isinf(f)) return f < 0;
-    double fl = std::floor(f);
-    if (fl < -1.7e38) return true;
-    if (fl > 1.7e38) return false;
-    __int128 fi = static_cast<__int128>(fl);
-    if (fi < b.i) return true;
-    if (fi > b.i) return false;
-    return false;  // floor(f) == b: f < b only if f < floor(f), impossible
-  }
-  // int < float
-  double f = b.f;
+  const double f = a.is_float ? a.f : b.f;
   if (std::isnan(f)) return false;
-  if (std::isinf(f)) return f > 0;
-  double cl = std::ceil(f);
-  if (cl > 1.7e38) return true;
-  if (cl < -1.7e38) return false;
-  __int128 ci = static_cast<__int128>(cl);
-  if (a.i < ci) return true;
-  return false;  // a >= ceil(f) >= f
+  return a.is_float ? b.i.CompareDouble(f) > 0 : a.i.CompareDouble(f) < 0;
 }
 
 // Iterates `numbers` like Python's iter(): list/tuple/set items, dict keys, str characters.
@@ -369,24 +278,30 @@ bool PyIterate(const PyValue& v, std::vector<PyValue>* out, std::string* type_er
 }
 
 // Python sum(items) with start 0 (all items numbers), per CPython 3.11 (or 3.12 with
-// kNeumaierSum). Returns nullopt on a TypeError (a non-number item).
-std::optional<Num> PySum(const std::vector<PyValue>& items) {
-  __int128 isum = 0;
+// kNeumaierSum). Returns nullopt on a TypeError (a non-number item); *overflow is set (and the
+// result is meaningless) when an int too large for a double meets a float (OverflowError).
+std::optional<Num> PySum(const std::vector<PyValue>& items, bool* overflow) {
+  *overflow = false;
+  PyBigInt isum;
   size_t i = 0;
   for (; i < items.size(); ++i) {
     std::optional<Num> n = AsNum(items[i]);
     if (!n) return std::nullopt;
     if (n->is_float) break;
-    isum += n->i;
+    isum = isum + n->i;
   }
-  if (i == items.size()) return Num{false, isum, 0};
-  double s = static_cast<double>(isum) + items[i].as_float();
+  if (i == items.size()) return Num::Int(std::move(isum));
+  std::optional<double> prefix = isum.ToDouble();
+  if (!prefix) *overflow = true;
+  double s = prefix.value_or(0) + items[i].as_float();
   double c = 0.0;
   for (++i; i < items.size(); ++i) {
     std::optional<Num> n = AsNum(items[i]);
     if (!n) return std::nullopt;
     if (!n->is_float) {
-      s += static_cast<double>(n->i);
+      std::optional<double> d = n->i.ToDouble();
+      if (!d) *overflow = true;
+      s += d.value_or(0);
       continue;
     }
     double x = n->f;
@@ -403,7 +318,7 @@ std::optional<Num> PySum(const std::vector<PyValue>& items) {
     }
   }
   if (MathApi::kNeumaierSum && c != 0.0 && std::isfinite(c)) s += c;
-  return Num{true, 0, s};
+  return Num::Float(s);
 }
 
 // The shared start of mean, standard_deviation and sum_values: the items of the list argument
@@ -417,9 +332,11 @@ std::optional<CallOutcome> NumbersAndSum(const PyValue& numbers, const char* emp
   if (!PyIterate(numbers, items, &type_error)) {
     return Error("All elements in the list must be numbers");
   }
-  std::optional<Num> s = PySum(*items);
+  bool overflow = false;
+  std::optional<Num> s = PySum(*items, &overflow);
   if (!s) return Error("All elements in the list must be numbers");
-  *sum = *s;
+  if (overflow) return CallOutcome::Raise(kIntTooLargeForFloat);
+  *sum = *std::move(s);
   return std::nullopt;
 }
 
@@ -544,6 +461,11 @@ CallOutcome ComplexPow(double a_re, double b_re) {
 
 // Python int(x) for logarithm's precision; error text on failure.
 std::optional<std::string> PyInt(const PyValue& v, int64_t* out) {
+  if (v.is_big_int()) {  // saturated: far beyond kMaxPrecisionDigits either way
+    *out = v.as_big_int().Sign() < 0 ? std::numeric_limits<int64_t>::min()
+                                     : std::numeric_limits<int64_t>::max();
+    return std::nullopt;
+  }
   if (v.is_bool() || v.is_int()) {
     *out = v.as_int();
     return std::nullopt;
@@ -730,11 +652,13 @@ std::optional<std::string> ParseMpfString(const std::string& s) {
 // mpmath.convert(v) then mpmath.log at precision `prec` (bits). Error text on failure.
 std::optional<std::string> MpLog(const PyValue& v, long prec, MpNum* out) {
   const MpLib& mp = Mp();
-  Mpfr x(std::max<long>(prec, 64));
+  // mpmath converts ints exactly: enough bits for the whole value.
+  const long int_bits =
+      v.is_int() ? static_cast<long>(std::min<uint64_t>(v.as_big_int().BitLength(), 1L << 30)) : 0;
+  Mpfr x(std::max<long>({prec, 64, int_bits}));
   if (v.is_bool() || v.is_int()) {
-    Mpz z;
-    SetInt128(z, v.as_int());
-    mp.f_set_z(x.p(), z.z, kRndN);
+    const PyBigInt z = v.as_big_int();
+    mp.f_set_z(x.p(), z.raw(), kRndN);
   } else if (v.is_float()) {
     mp.f_set_d(x.p(), v.as_float(), kRndN);
   } else if (v.is_str()) {
@@ -961,9 +885,8 @@ Dec DecFromNum(const Num& n) {
   const MpLib& mp = Mp();
   Dec d;
   if (!n.is_float) {
-    d.negative = n.i < 0;
-    std::string s = Int128Str(n.i);
-    d.digits = d.negative ? s.substr(1) : s;
+    d.negative = n.i.Sign() < 0;
+    d.digits = n.i.Abs().ToString();
     return d;
   }
   d.negative = std::signbit(n.f);
@@ -1037,7 +960,6 @@ CallOutcome MathApi::Logarithm(const std::vector<PyValue>& a) {
   if (dps > kMaxPrecisionDigits) {
     return Error(absl::StrCat("precision too large (at most ", kMaxPrecisionDigits, " digits)"));
   }
-  if (!Mp().ok) return CallOutcome::Raise(Mp().error);
   const long prec = DpsToPrec(dps);
   MpNum l1(prec), l2(prec);
   if (auto err = MpLog(a[0], prec, &l1)) return Error(*err);
@@ -1067,8 +989,9 @@ CallOutcome MathApi::Mean(const std::vector<PyValue>& a) {
   if (auto err = NumbersAndSum(a[0], "Cannot calculate mean of an empty list", &items, &sum)) {
     return *std::move(err);
   }
-  Num n{false, static_cast<__int128>(items.size()), 0};
-  return Result(PyValue::Float(TrueDiv(sum, n)));
+  const Quotient q = TrueDiv(sum, Num::Int(PyBigInt(static_cast<int64_t>(items.size()))));
+  if (q.overflow != nullptr) return CallOutcome::Raise(q.overflow);
+  return Result(PyValue::Float(q.value));
 }
 
 CallOutcome MathApi::StandardDeviation(const std::vector<PyValue>& a) {
@@ -1078,18 +1001,22 @@ CallOutcome MathApi::StandardDeviation(const std::vector<PyValue>& a) {
                                &items, &sum)) {
     return *std::move(err);
   }
-  Num n{false, static_cast<__int128>(items.size()), 0};
-  const double mean = TrueDiv(sum, n);
+  const Quotient q = TrueDiv(sum, Num::Int(PyBigInt(static_cast<int64_t>(items.size()))));
+  if (q.overflow != nullptr) return CallOutcome::Raise(q.overflow);
+  const double mean = q.value;
   std::vector<PyValue> terms;
   terms.reserve(items.size());
   for (const PyValue& item : items) {
-    double d = AsNum(item)->AsDouble() - mean;
+    std::optional<double> x = AsNum(item)->ToDouble();
+    if (!x) return CallOutcome::Raise(kIntTooLargeForFloat);
+    double d = *x - mean;
     PowOutcome p = FloatPow(d, 2.0);
     if (p.exception) return CallOutcome::Raise(*p.exception);
     terms.push_back(PyValue::Float(p.value));
   }
-  std::optional<Num> var_sum = PySum(terms);
-  double variance = var_sum->AsDouble() / static_cast<double>(items.size());
+  bool overflow = false;
+  std::optional<Num> var_sum = PySum(terms, &overflow);
+  double variance = var_sum->f / static_cast<double>(items.size());
   if (variance < 0) return CallOutcome::Raise("math domain error");
   return Result(PyValue::Float(std::sqrt(variance)));
 }
@@ -1152,13 +1079,20 @@ CallOutcome MathApi::SiUnitConversion(const std::vector<PyValue>& a) {
     return Error(absl::StrCat("Conversion from '", FStr(unit_in), "' to '", FStr(unit_out),
                               "' is not supported"));
   }
+  static const char kTooLarge[] = "Conversion resulted in a value too large to represent";
   Num v = *AsNum(value);
   double meters;
   if (!v.is_float && in->is_int) {
-    meters = static_cast<double>(v.i * in->int_factor);  // exact int, then float(int)
+    // Exact int, then float(int) at the second multiplication.
+    std::optional<PyBigInt> m = PyBigInt::Mul(v.i, PyBigInt(in->int_factor));
+    std::optional<double> d = m ? m->ToDouble() : std::nullopt;
+    if (!d) return Error(kTooLarge);
+    meters = *d;
   } else {
     double factor = in->is_int ? static_cast<double>(in->int_factor) : in->float_factor;
-    meters = v.AsDouble() * factor;
+    std::optional<double> d = v.ToDouble();
+    if (!d) return Error(kTooLarge);
+    meters = *d * factor;
   }
   double inverse = out->is_int ? PyIntTrueDivide(1, out->int_factor) : 1.0 / out->float_factor;
   return Result(PyValue::Float(meters * inverse));
@@ -1179,17 +1113,22 @@ CallOutcome MathApi::ImperialSiConversion(const std::vector<PyValue>& a) {
     return Error(absl::StrCat("Conversion from '", FStr(unit_in), "' to '", FStr(unit_out),
                               "' is not supported"));
   }
+  static const char kTooLarge[] = "Conversion resulted in a value too large to represent";
   Num v = *AsNum(value);
+  const bool f_to_c = unit_in.is_str() && unit_out.is_str() &&
+                      unit_in.as_str() == "fahrenheit" && unit_out.as_str() == "celsius";
+  // float(value), or float(value - 32) computed exactly on ints for fahrenheit -> celsius.
+  std::optional<double> x = f_to_c && !v.is_float ? (v.i - PyBigInt(32)).ToDouble() : v.ToDouble();
+  if (!x) return Error(kTooLarge);
   double result;
   if (unit_in.is_str() && unit_out.is_str() && unit_in.as_str() == "celsius" &&
       unit_out.as_str() == "fahrenheit") {
-    result = v.AsDouble() * row->factor + 32;
-  } else if (unit_in.is_str() && unit_out.is_str() && unit_in.as_str() == "fahrenheit" &&
-             unit_out.as_str() == "celsius") {
-    double shifted = v.is_float ? v.f - 32 : static_cast<double>(v.i - 32);
+    result = *x * row->factor + 32;
+  } else if (f_to_c) {
+    double shifted = v.is_float ? *x - 32 : *x;
     result = shifted * row->factor;
   } else {
-    result = v.AsDouble() * row->factor;
+    result = *x * row->factor;
   }
   return Result(PyValue::Float(result));
 }
@@ -1200,8 +1139,9 @@ CallOutcome AddSub(const PyValue& x, const PyValue& y, bool add) {
   std::optional<Num> a = AsNum(x), b = AsNum(y);
   if (a && b) {
     if (!a->is_float && !b->is_float) return IntResult(add ? a->i + b->i : a->i - b->i);
-    double r = add ? a->AsDouble() + b->AsDouble() : a->AsDouble() - b->AsDouble();
-    return Result(PyValue::Float(r));
+    double u, v;
+    if (auto overflow = BothDoubles(*a, *b, &u, &v)) return *std::move(overflow);
+    return Result(PyValue::Float(add ? u + v : u - v));
   }
   if (add && x.is_str() && y.is_str()) {
     if (x.as_str().size() + y.as_str().size() > MathApi::kMaxConcatBytes) {
@@ -1231,44 +1171,59 @@ CallOutcome MathApi::Subtract(const std::vector<PyValue>& a) { return AddSub(a[0
 CallOutcome MathApi::Multiply(const std::vector<PyValue>& a) {
   std::optional<Num> x = AsNum(a[0]), y = AsNum(a[1]);
   if (!x || !y) return Error("Both inputs must be numbers");
-  if (!x->is_float && !y->is_float) return IntResult(x->i * y->i);
-  return Result(PyValue::Float(x->AsDouble() * y->AsDouble()));
+  if (!x->is_float && !y->is_float) {
+    std::optional<PyBigInt> product = PyBigInt::Mul(x->i, y->i);
+    if (!product) return CallOutcome::Raise(kIntStrLimitError);  // far beyond 4300 digits
+    return IntResult(*product);
+  }
+  double u, v;
+  if (auto overflow = BothDoubles(*x, *y, &u, &v)) return *std::move(overflow);
+  return Result(PyValue::Float(u * v));
 }
 
 CallOutcome MathApi::Divide(const std::vector<PyValue>& a) {
   std::optional<Num> x = AsNum(a[0]), y = AsNum(a[1]);
-  if (y && y->AsDouble() == 0 && (y->is_float || y->i == 0)) return Error("Cannot divide by zero");
+  if (y && y->IsZero()) return Error("Cannot divide by zero");
   if (!x || !y) return Error("Both inputs must be numbers");
-  return Result(PyValue::Float(TrueDiv(*x, *y)));
+  const Quotient q = TrueDiv(*x, *y);
+  if (q.overflow != nullptr) return CallOutcome::Raise(q.overflow);
+  return Result(PyValue::Float(q.value));
 }
 
 CallOutcome MathApi::Power(const std::vector<PyValue>& a) {
   std::optional<Num> x = AsNum(a[0]), y = AsNum(a[1]);
   if (!x || !y) return Error("Both inputs must be numbers");
   if (!x->is_float && !y->is_float) {
-    if (y->i < 0) {
-      PowOutcome p = FloatPow(static_cast<double>(x->i), static_cast<double>(y->i));
+    if (y->i.Sign() < 0) {  // float(base) ** float(exponent)
+      double u, v;
+      if (auto overflow = BothDoubles(*x, *y, &u, &v)) return *std::move(overflow);
+      PowOutcome p = FloatPow(u, v);
       if (p.exception) return CallOutcome::Raise(*p.exception);
       return Result(PyValue::Float(p.value));
     }
-    const __int128 base = x->i;
-    const __int128 exp = y->i;
-    if (base == 0) return IntResult(exp == 0 ? 1 : 0);
-    if (base == 1) return IntResult(1);
-    if (base == -1) return IntResult(exp % 2 == 0 ? 1 : -1);
+    const PyBigInt& base = x->i;
+    const PyBigInt& exp = y->i;
+    if (base.Sign() == 0) return IntResult(exp.Sign() == 0 ? 1 : 0);
+    if (base.Compare(PyBigInt(1)) == 0) return IntResult(1);
+    if (base.Compare(PyBigInt(-1)) == 0) {
+      return IntResult(PyBigInt::FloorMod(exp, PyBigInt(2)).Sign() == 0 ? 1 : -1);
+    }
     // Digits of |base|**exp ~ exp * log10|base|: beyond the 4300-digit str() limit, Python
     // builds the number and then fails to print it.
-    double digits = static_cast<double>(exp) * std::log10(std::fabs(static_cast<double>(base)));
-    if (digits > kIntMaxStrDigits + 10) return CallOutcome::Raise(kIntStrLimitError);
-    if (!Mp().ok) return CallOutcome::Raise(Mp().error);
-    Mpz b, r;
-    SetInt128(b, base);
-    Mp().z_pow_ui(r.z, b.z, static_cast<unsigned long>(exp));
-    return BigIntResult(r);
+    const double log10_base = static_cast<double>(base.BitLength() - 1) * 0.30102999566398120;
+    if (!exp.FitsInt64() ||
+        static_cast<double>(exp.ToInt64()) * log10_base > kIntMaxStrDigits + 10) {
+      return CallOutcome::Raise(kIntStrLimitError);
+    }
+    std::optional<PyBigInt> r = PyBigInt::Pow(base, static_cast<uint64_t>(exp.ToInt64()));
+    if (!r) return CallOutcome::Raise(kIntStrLimitError);
+    return IntResult(*r);
   }
-  PowOutcome p = FloatPow(x->AsDouble(), y->AsDouble());
+  double u, v;
+  if (auto overflow = BothDoubles(*x, *y, &u, &v)) return *std::move(overflow);
+  PowOutcome p = FloatPow(u, v);
   if (p.exception) return CallOutcome::Raise(*p.exception);
-  if (p.complex_needed) return ComplexPow(x->AsDouble(), y->AsDouble());
+  if (p.complex_needed) return ComplexPow(u, v);
   return Result(PyValue::Float(p.value));
 }
 
@@ -1277,11 +1232,12 @@ CallOutcome MathApi::SquareRoot(const std::vector<PyValue>& a) {
       "Input must be a number or computation resulted in an invalid operation";
   std::optional<Num> number = AsNum(a[0]);
   if (!number) return Error(kInvalid);  // `number < 0` raises TypeError
-  if (number->is_float ? number->f < 0 : number->i < 0) {
+  if (number->IsNegative()) {
     return Error("Cannot calculate square root of a negative number");
   }
   const PyValue& precision = a[1];
   if (!precision.is_int() && !precision.is_bool()) return Error(kInvalid);
+  if (precision.is_big_int()) return CallOutcome::Raise("valid range for prec is [1, MAX_PREC]");
   const int64_t prec = precision.as_int();
   if (prec < 1 || prec > 999999999999999999LL) {
     return CallOutcome::Raise("valid range for prec is [1, MAX_PREC]");
@@ -1291,7 +1247,6 @@ CallOutcome MathApi::SquareRoot(const std::vector<PyValue>& a) {
   }
   if (number->is_float && std::isnan(number->f)) return RawReprResult("Decimal('NaN')");
   if (number->is_float && std::isinf(number->f)) return RawReprResult("Decimal('Infinity')");
-  if (!Mp().ok) return CallOutcome::Raise(Mp().error);
   Dec root = DecSqrt(DecFromNum(*number), prec);
   return RawReprResult(absl::StrCat("Decimal('", DecStr(root), "')"));
 }
@@ -1300,7 +1255,7 @@ CallOutcome MathApi::AbsoluteValue(const std::vector<PyValue>& a) {
   std::optional<Num> x = AsNum(a[0]);
   if (!x) return Error("Input must be a number");
   if (x->is_float) return Result(PyValue::Float(std::fabs(x->f)));
-  return IntResult(x->i < 0 ? -x->i : x->i);
+  return IntResult(x->i.Abs());
 }
 
 CallOutcome MathApi::RoundNumber(const std::vector<PyValue>& a) {
@@ -1315,14 +1270,14 @@ CallOutcome MathApi::RoundNumber(const std::vector<PyValue>& a) {
     if (std::isnan(f)) return CallOutcome::Raise("cannot convert float NaN to integer");
     if (std::isinf(f)) return CallOutcome::Raise("cannot convert float infinity to integer");
     double r = std::nearbyint(f);  // round half to even
-    if (std::fabs(r) < 1e18) return IntResult(static_cast<__int128>(r));
-    if (!Mp().ok) return CallOutcome::Raise(Mp().error);
-    Mpz z;
-    Mp().z_set_d(z.z, r);
-    return BigIntResult(z);
+    return IntResult(PyBigInt::FromDouble(r));
   }
   if (!places.is_int() && !places.is_bool()) return Error(kTypeError);
-  const int64_t nd = places.as_int();
+  // float.__round__ clamps ndigits to a Py_ssize_t; int.__round__ needs only its sign and size.
+  const int64_t nd = places.is_big_int() ? (places.as_big_int().Sign() < 0
+                                                ? std::numeric_limits<int64_t>::min()
+                                                : std::numeric_limits<int64_t>::max())
+                                         : places.as_int();
   if (x->is_float) {
     double f = x->f;
     if (!std::isfinite(f) || nd > 323) return Result(PyValue::Float(f));
@@ -1330,28 +1285,26 @@ CallOutcome MathApi::RoundNumber(const std::vector<PyValue>& a) {
     return Result(PyValue::Float(PyRound(f, static_cast<int>(nd))));
   }
   if (nd >= 0) return IntResult(x->i);
-  if (nd < -19) return IntResult(0);  // |int64| < 5 * 10**19
-  __int128 pow10 = 1;
-  for (int64_t k = 0; k < -nd; ++k) pow10 *= 10;
-  __int128 v = x->i;
-  __int128 q = v / pow10, r = v % pow10;
-  if (r < 0) {  // floor division
-    r += pow10;
-    q -= 1;
-  }
+  // 10**-nd > 2 * |x| rounds to 0 (half to even at an exact half: q = 0 is even).
+  if (static_cast<uint64_t>(-(nd + 1)) >= x->i.DecimalDigits()) return IntResult(0);
+  const PyBigInt pow10 = *PyBigInt::Pow(PyBigInt(10), static_cast<uint64_t>(-nd));
+  PyBigInt q = PyBigInt::FloorDiv(x->i, pow10);
+  const PyBigInt r = PyBigInt::FloorMod(x->i, pow10);
   // Round half to even.
-  __int128 twice = 2 * r;
-  if (twice > pow10 || (twice == pow10 && (q & 1))) q += 1;
-  return IntResult(q * pow10);
+  const int c = (r + r).Compare(pow10);
+  if (c > 0 || (c == 0 && PyBigInt::FloorMod(q, PyBigInt(2)).Sign() != 0)) q = q + PyBigInt(1);
+  return IntResult(*PyBigInt::Mul(q, pow10));
 }
 
 CallOutcome MathApi::Percentage(const std::vector<PyValue>& a) {
   std::optional<Num> part = AsNum(a[0]), whole = AsNum(a[1]);
-  if (whole && (whole->is_float ? whole->f == 0 : whole->i == 0)) {
+  if (whole && whole->IsZero()) {
     return Error("Whole value cannot be zero");
   }
   if (!part || !whole) return Error("Both inputs must be numbers");
-  return Result(PyValue::Float(TrueDiv(*part, *whole) * 100));
+  const Quotient q = TrueDiv(*part, *whole);
+  if (q.overflow != nullptr) return CallOutcome::Raise(q.overflow);
+  return Result(PyValue::Float(q.value * 100));
 }
 
 namespace {

@@ -8,9 +8,8 @@
 // ints, str(dict) text for the others), which CallOutcome::ResultString() passes through as is.
 //
 // Arbitrary precision: logarithm uses MPFR (correct rounding at mpmath's working precision is
-// what mpmath 1.3.0 produces), square_root and huge ints use GMP. Both are loaded at run time
-// from the system's libmpfr.so.6 / libgmp.so.10 (present wherever GCC is installed); when they
-// are missing those calls raise "arbitrary-precision runtime unavailable: ...".
+// what mpmath 1.3.0 produces), square_root and ints of any size (PyBigInt) use GMP. Both are
+// linked (libmpfr6, libgmp10), so the runtime image carries them.
 //
 // Python sum() semantics: CPython 3.11 (plain left-to-right double addition once the running sum
 // is a float); kNeumaierSum switches to the CPython >= 3.12 compensated summation.
@@ -65,7 +64,7 @@ class MathApi : public ToolApiBase<MathApi> {
 };
 
 // Exposed for tests: Python's int / int true division (correctly rounded, half-even).
-double PyIntTrueDivide(__int128 a, __int128 b);
+double PyIntTrueDivide(int64_t a, int64_t b);
 
 }  // namespace envtune
 

@@ -98,12 +98,12 @@ void MessageApi::LoadScenario(const PyValue& scenario, bool /*long_context*/) {
   // random.Random(seed): ints (and bools) seed as CPython does; a non-int seed (absent from
   // BFCL's data) falls back to the default seed.
   PyValue seed = get("random_seed", PyValue::Int(kDefaultSeed));
-  int64_t seed_int = kDefaultSeed;
+  PyBigInt seed_int(kDefaultSeed);
   if (seed.is_int() || seed.is_bool()) {
-    seed_int = seed.as_int();
+    seed_int = seed.as_big_int();
   } else if (seed.is_float() &&
              seed.as_float() == static_cast<double>(static_cast<int64_t>(seed.as_float()))) {
-    seed_int = static_cast<int64_t>(seed.as_float());  // hash(2.0) == 2
+    seed_int = PyBigInt(static_cast<int64_t>(seed.as_float()));  // hash(2.0) == 2
   }
   random_ = PyRandom(seed_int);
   generated_ids_ = get("generated_ids", PyValue::Set());

@@ -340,6 +340,7 @@ absl::StatusOr<PyValue*> PySubscript(PyValue& container, const PyValue& key, PyV
         return PyError(absl::StrCat(type, " indices must be integers or slices, not ",
                                     std::string(key.TypeName())));
       }
+      if (key.is_big_int()) return PyError(kCannotFitIndex);  // IndexError
       if (container.is_str()) {
         absl::StatusOr<PyList> chars = PyIterate(container);
         if (!chars.ok()) return chars.status();
@@ -369,6 +370,7 @@ absl::Status PySetSubscript(PyValue& container, const PyValue& key, PyValue valu
       return PyError(absl::StrCat("list indices must be integers or slices, not ",
                                   std::string(key.TypeName())));
     }
+    if (key.is_big_int()) return PyError(kCannotFitIndex);  // IndexError
     std::optional<size_t> i = SeqIndex(key.as_int(), container.items().size());
     if (!i.has_value()) return PyError("list assignment index out of range");
     container.items()[*i] = std::move(value);
@@ -441,11 +443,11 @@ absl::Status PyIncrement(PyValue& obj) {
   switch (obj.type()) {
     case PyValue::Type::kBool:
     case PyValue::Type::kInt: {
-      int64_t v = obj.as_int();
-      if (v == std::numeric_limits<int64_t>::max()) {
-        return PyError("counter overflow (int64 limit of this implementation)");
+      if (obj.is_big_int() || obj.as_int() == std::numeric_limits<int64_t>::max()) {
+        obj = PyValue::Int(obj.as_big_int() + PyBigInt(1));
+        return absl::OkStatus();
       }
-      obj = PyValue::Int(v + 1);
+      obj = PyValue::Int(obj.as_int() + 1);
       return absl::OkStatus();
     }
     case PyValue::Type::kFloat:

@@ -29,12 +29,9 @@ absl::StatusOr<bool> PyCompareInt(const PyValue& x, std::string_view op, int64_t
                                         "' not supported between instances of '",
                                         std::string(x.TypeName()), "' and 'int'"));
   }
-  if (x.is_float()) {
-    double d = x.as_float();
-    return op == "<" ? d < static_cast<double>(n) : d > static_cast<double>(n);
-  }
-  int64_t i = x.as_int();
-  return op == "<" ? i < n : i > n;
+  // Exact for ints of any size and floats (PyValue::Less compares numbers on their values).
+  const PyValue limit = PyValue::Int(n);
+  return op == "<" ? PyValue::Less(x, limit) : PyValue::Less(limit, x);
 }
 
 ParamSpec Req(const char* name) { return ParamSpec{name, std::nullopt}; }

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "envserver/pyparse.h"
 #include "absl/strings/str_replace.h"
 #include "envserver/apis/apis.h"
 
@@ -29,20 +30,9 @@ bool IsIntLike(const PyValue& v) { return v.is_bool() || v.is_int(); }
 
 // Numeric comparison with Python's exact int/float semantics.
 int CompareNumbers(const PyValue& a, const PyValue& b, bool* unordered) {
-  *unordered = false;
-  if (!a.is_float() && !b.is_float()) {
-    int64_t x = a.as_int(), y = b.as_int();
-    return x < y ? -1 : (x > y ? 1 : 0);
-  }
-  long double x =
-      a.is_float() ? static_cast<long double>(a.as_float()) : static_cast<long double>(a.as_int());
-  long double y =
-      b.is_float() ? static_cast<long double>(b.as_float()) : static_cast<long double>(b.as_int());
-  if (std::isnan(x) || std::isnan(y)) {
-    *unordered = true;
-    return 0;
-  }
-  return x < y ? -1 : (x > y ? 1 : 0);
+  std::optional<int> c = PyNumberCompare(a, b);
+  *unordered = !c.has_value();
+  return c.value_or(0);
 }
 
 bool ApplyOrder(int cmp, std::string_view op) {
@@ -162,13 +152,15 @@ absl::StatusOr<bool> Compare(const PyValue& a, std::string_view op, const PyValu
 absl::StatusOr<PyValue> Arith(const PyValue& a, char op, const PyValue& b, bool augmented) {
   std::string opstr = augmented ? absl::StrCat(std::string(1, op), "=") : std::string(1, op);
   if (a.is_number() && b.is_number()) {
-    if (!a.is_float() && !b.is_float()) {
+    if (!a.is_float() && !b.is_float() && !a.is_big_int() && !b.is_big_int()) {
       int64_t x = a.as_int(), y = b.as_int(), r = 0;
       bool overflow = op == '+'   ? __builtin_add_overflow(x, y, &r)
                       : op == '-' ? __builtin_sub_overflow(x, y, &r)
                                   : __builtin_mul_overflow(x, y, &r);
       if (!overflow) return PyValue::Int(r);
-      // Beyond int64: Python would keep a big int; we fall back to float (documented).
+    }
+    if (a.is_big_int() || b.is_big_int() || (!a.is_float() && !b.is_float())) {
+      return PyBinaryOp(std::string(1, op), a, b);  // exact ints, OverflowError for big floats
     }
     double x = a.as_float(), y = b.as_float();
     return PyValue::Float(op == '+' ? x + y : op == '-' ? x - y : x * y);
@@ -201,6 +193,9 @@ absl::StatusOr<PyValue> Arith(const PyValue& a, char op, const PyValue& b, bool 
   }
   if (op == '*') {
     auto is_seq = [](const PyValue& v) { return v.is_str() || v.is_list() || v.is_tuple(); };
+    if ((is_seq(a) && b.is_big_int()) || (a.is_big_int() && is_seq(b))) {
+      return PyError(kCannotFitIndex);  // OverflowError
+    }
     if (is_seq(a) && IsIntLike(b)) return Repeat(a, b.as_int());
     if (IsIntLike(a) && is_seq(b)) return Repeat(b, a.as_int());
     if (is_seq(a) && (b.is_float() || is_seq(b))) {
@@ -266,6 +261,7 @@ std::optional<std::string> SubscriptError(const PyValue& container, const PyValu
     if (!IsIntLike(key)) {
       return absl::StrCat(kind, " indices must be integers or slices, not ", TypeName(key));
     }
+    if (key.is_big_int()) return std::string(kCannotFitIndex);  // IndexError
     int64_t i = key.as_int();
     int64_t n = static_cast<int64_t>(container.items().size());
     if (i < 0) i += n;
@@ -631,9 +627,9 @@ void TradingBot::LoadScenario(const PyValue& scenario, bool long_context) {
   watch_list_ = FromScenario(scenario, "watch_list", StrList({"NVDA"}));
   transaction_history_ = FromScenario(scenario, "transaction_history", PyValue::List());
   long_context_ = long_context;
-  int64_t seed = static_cast<int64_t>(kRandomSeed);
+  PyBigInt seed(static_cast<int64_t>(kRandomSeed));
   PyValue seed_value = FromScenario(scenario, "random_seed", PyValue::Int(seed));
-  if (seed_value.is_int() || seed_value.is_bool()) seed = seed_value.as_int();
+  if (seed_value.is_int() || seed_value.is_bool()) seed = seed_value.as_big_int();
   random_ = PyRandom(seed);
 }
 
@@ -799,7 +795,9 @@ CallOutcome TradingBot::PlaceOrder(const std::vector<PyValue>& a) {
       if (std::isnan(x)) return CallOutcome::Raise("cannot convert float NaN to integer");
       amount_int = std::trunc(x);
     } else {
-      amount_int = static_cast<double>(amount.as_int());
+      absl::StatusOr<double> d = PyValueToDouble(amount);  // price * amount: float(amount)
+      if (!d.ok()) return CallOutcome::Raise(std::string(d.status().message()));
+      amount_int = *d;
     }
     double total_cost = price.as_float() * amount_int;
     if (!account_info_.is_dict()) {
@@ -1139,9 +1137,7 @@ CallOutcome TradingBot::NotifyPriceChange(const std::vector<PyValue>& a) {
     if (p.is_float()) {
       magnitude = PyValue::Float(std::fabs(p.as_float()));
     } else if (p.is_int() || p.is_bool()) {
-      int64_t v = p.as_int();
-      magnitude =
-          v == INT64_MIN ? PyValue::Float(-static_cast<double>(v)) : PyValue::Int(v < 0 ? -v : v);
+      magnitude = PyValue::Int(p.as_big_int().Abs());
     } else {
       return CallOutcome::Raise(
           absl::StrCat("bad operand type for abs(): '", pysem::TypeName(p), "'"));

@@ -269,9 +269,9 @@ const TravelApi::MethodTable& TravelApi::Methods() {
 }
 
 void TravelApi::LoadScenario(const PyValue& scenario, bool long_context) {
-  int64_t seed = kRandomSeed;
-  PyValue seed_value = FromScenario(scenario, "random_seed", PyValue::Int(seed));
-  if (seed_value.is_int() || seed_value.is_bool()) seed = seed_value.as_int();
+  PyBigInt seed(kRandomSeed);
+  PyValue seed_value = FromScenario(scenario, "random_seed", PyValue::Int(kRandomSeed));
+  if (seed_value.is_int() || seed_value.is_bool()) seed = seed_value.as_big_int();
   random_ = PyRandom(seed);
   credit_card_list_ = FromScenario(scenario, "credit_card_list", PyValue::Dict());
   booking_record_ = FromScenario(scenario, "booking_record", PyValue::Dict());

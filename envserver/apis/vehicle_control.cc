@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "envserver/apis/apis.h"
+#include "envserver/pyparse.h"
 
 namespace envtune {
 namespace {
@@ -59,15 +60,9 @@ bool ApplyCmp(Cmp op, int sign) {
 // Python `a <op> b` for one comparison operator.
 absl::StatusOr<bool> Compare(const PyValue& a, Cmp op, const PyValue& b) {
   if (a.is_number() && b.is_number()) {
-    if (!a.is_float() && !b.is_float()) {
-      const int64_t x = a.as_int(), y = b.as_int();
-      return ApplyCmp(op, x < y ? -1 : (x > y ? 1 : 0));
-    }
-    // long double holds every int64 and every double exactly: Python's exact int/float compare.
-    const long double x = a.is_float() ? a.as_float() : static_cast<long double>(a.as_int());
-    const long double y = b.is_float() ? b.as_float() : static_cast<long double>(b.as_int());
-    if (std::isnan(x) || std::isnan(y)) return false;
-    return ApplyCmp(op, x < y ? -1 : (x > y ? 1 : 0));
+    const std::optional<int> c = PyNumberCompare(a, b);  // exact, ints of any size
+    if (!c) return false;
+    return ApplyCmp(op, *c);
   }
   if (a.is_str() && b.is_str()) {
     const int c = a.as_str().compare(b.as_str());  // UTF-8 byte order == code point order
@@ -147,8 +142,8 @@ absl::StatusOr<PyValue> IntArith(int64_t x, Arith op, int64_t y) {
       if (r != 0 && ((r < 0) != (y < 0))) r += y;
       return PyValue::Int(r);
   }
-  // Python ints are unbounded; beyond int64 we degrade to a float rather than wrap around.
-  if (overflow) return FloatArith(static_cast<double>(x), op, static_cast<double>(y));
+  // Python ints are unbounded: beyond int64 the exact big-int result.
+  if (overflow) return PyBinaryOp(ArithSymbol(op), PyValue::Int(x), PyValue::Int(y));
   return PyValue::Int(r);
 }
 
@@ -157,6 +152,7 @@ bool IsSequence(const PyValue& v) { return v.is_str() || v.is_list() || v.is_tup
 // Python `a <op> b` for the binary arithmetic operators.
 absl::StatusOr<PyValue> Arithmetic(const PyValue& a, Arith op, const PyValue& b) {
   if (a.is_number() && b.is_number()) {
+    if (a.is_big_int() || b.is_big_int()) return PyBinaryOp(ArithSymbol(op), a, b);
     if (!a.is_float() && !b.is_float()) return IntArith(a.as_int(), op, b.as_int());
     return FloatArith(a.as_float(), op, b.as_float());
   }
@@ -438,8 +434,9 @@ void VehicleControlApi::LoadScenario(const PyValue& scenario, bool long_context)
   };
   // random.Random(seed) for int seeds; other seed types are not used by any task.
   const PyValue* seed = s.Find("random_seed");
-  random_ = PyRandom(seed != nullptr && (seed->is_int() || seed->is_bool()) ? seed->as_int()
-                                                                            : kDefaultSeed);
+  random_ = PyRandom(seed != nullptr && (seed->is_int() || seed->is_bool())
+                         ? seed->as_big_int()
+                         : PyBigInt(kDefaultSeed));
   fuel_level_ = get("fuelLevel", PyValue::Float(0.0));
   battery_voltage_ = get("batteryVoltage", PyValue::Float(12.6));
   engine_state_ = get("engineState", Str("stopped"));

@@ -267,8 +267,9 @@ TEST(PyValueFromJsonTest, ScalarsAndBigIntegers) {
   EXPECT_EQ(PyValue::FromJson("[]")->Repr(), "[]");
   EXPECT_EQ(PyValue::FromJson("9223372036854775807")->Repr(), "9223372036854775807");
   EXPECT_EQ(PyValue::FromJson("-9223372036854775808")->Repr(), "-9223372036854775808");
-  // Documented limitation: integers beyond int64 become floats (Python keeps an int).
-  EXPECT_TRUE(PyValue::FromJson("12345678901234567890")->is_float());
+  // Integers beyond int64 stay exact ints, as in Python (more in big_int_test).
+  EXPECT_TRUE(PyValue::FromJson("12345678901234567890")->is_big_int());
+  EXPECT_EQ(PyValue::FromJson("12345678901234567890")->Repr(), "12345678901234567890");
 }
 
 TEST(PyValueFromJsonTest, ErrorsNamePosition) {
