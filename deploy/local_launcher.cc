@@ -590,6 +590,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   std::string last_stage_name;
   absl::Time start = absl::Now();
   int consecutive_status_failures = 0;
+  double last_skipped_failed = 0;  // the learner's groups/skipped_failed
   absl::Status result = absl::OkStatus();
 
   // The coordinator or the learner exited (local_launcher.h, "Supervision"): every role stops
@@ -774,6 +775,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       if (absl::IsCancelled(resumed.status())) break;
       if (!resumed.ok()) return fail(resumed.status());
       last_step = *resumed;
+      last_skipped_failed = 0;  // a new learner counts from 0
       consecutive_status_failures = 0;
       continue;
     }
@@ -788,6 +790,20 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
           !s.ok()) {
         progress << s.message() << "\n" << std::flush;
       }
+      // Failures are never silent: batches the learner skipped because every episode failed.
+      double skipped_failed = 0;
+      for (const v1::WorkerStatus& w : status->workers()) {
+        if (w.role() != v1::ROLE_LEARNER) continue;
+        for (const v1::Metric& m : w.metrics()) {
+          if (m.name() == "groups/skipped_failed") skipped_failed = std::max(skipped_failed, m.value());
+        }
+      }
+      if (skipped_failed > last_skipped_failed) {
+        progress << "learner: skipped " << skipped_failed - last_skipped_failed
+                 << " groups whose episodes all failed (no step taken; new groups are leased; "
+                    "see " << log_dir << "/actor-*.log)\n" << std::flush;
+      }
+      last_skipped_failed = skipped_failed;
       if (static_cast<int64_t>(status->learner_step()) != last_step) {
         last_step = static_cast<int64_t>(status->learner_step());
         // The batch this step trained on was rolled out in the stage of the previous line (the
@@ -795,6 +811,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         // mean episode reward; a stage change gets its own line below.
         double reward = MetricValue(*status, "reward/mean", NAN);
         double accuracy = MetricValue(*status, "eval/accuracy", NAN);
+        double failed_episodes = MetricValue(*status, "episodes/failed", 0);
         // Completed episodes since the previous progress line (actors finish them in bursts, so
         // their instantaneous heartbeat rates are mostly 0 between bursts).
         const absl::Time now = absl::Now();
@@ -814,10 +831,14 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         if (status->learner_step() > 0) {
           progress << absl::StrFormat(
                           "[stage %d %s] step %d | reward %s | accuracy %s | %.2f episodes/s | "
-                          "policy v%d | %.0fs\n",
+                          "policy v%d | %.0fs%s\n",
                           last_stage, last_stage_name, status->learner_step(), Figure(reward),
                           Figure(accuracy), episodes_per_s, status->policy_version(),
-                          absl::ToDoubleSeconds(absl::Now() - start))
+                          absl::ToDoubleSeconds(absl::Now() - start),
+                          failed_episodes > 0
+                              ? absl::StrFormat(" | %.0f failed episodes (see logs/actor-*.log)",
+                                                failed_episodes)
+                              : std::string())
                    << std::flush;
         }
         if (status->stage() != last_stage) {
