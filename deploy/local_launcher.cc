@@ -224,6 +224,41 @@ std::string Figure(double value) {
   return std::isnan(value) ? std::string("-") : absl::StrFormat("%.3f", value);
 }
 
+// After a rollback to learner step `step`: removes the learner checkpoints (step-<M>, final)
+// and the coordinator's state files of steps M > step. They belong to steps the run gives up
+// and takes again; left in place, a later restart could pair a checkpoint of the old steps with
+// the coordinator's state of the new ones. Returns what it removed.
+std::vector<std::string> DiscardAfter(const std::string& checkpoint_dir,
+                                      const std::string& state_dir, int64_t step) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!checkpoint_dir.empty()) {
+    for (const auto& entry : std::filesystem::directory_iterator(checkpoint_dir, ec)) {
+      const std::string label = entry.path().filename().string();
+      if (label != "final" && !absl::StartsWith(label, "step-")) continue;
+      absl::StatusOr<CheckpointInfo> info = ReadCheckpointInfo(entry.path().string());
+      if (!info.ok() || info->step <= step) continue;
+      std::error_code rm;
+      if (std::filesystem::remove_all(entry.path(), rm) > 0 && !rm) {
+        removed.push_back(entry.path().string());
+      }
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    absl::string_view name = file;
+    int64_t n = 0;
+    if (!absl::ConsumePrefix(&name, "step-") || !absl::ConsumeSuffix(&name, ".binpb") ||
+        !absl::SimpleAtoi(name, &n) || n <= step) {
+      continue;
+    }
+    std::error_code rm;
+    if (std::filesystem::remove(entry.path(), rm) && !rm) removed.push_back(entry.path().string());
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
+
 }  // namespace
 
 absl::Status ReadLaunchOptions(LaunchOptions& options) {
@@ -470,6 +505,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       progress << "resume: learner from " << info.dir << " (step " << info.step << ", policy v"
                << info.policy_version << "), coordinator from its state of step " << info.step
                << "\n" << std::flush;
+      if (std::vector<std::string> gone = DiscardAfter(options.checkpoint_dir, state_dir, info.step);
+          !gone.empty()) {
+        progress << "resume: discarded what came after step " << info.step
+                 << " (no state of the coordinator goes with it): " << absl::StrJoin(gone, ", ")
+                 << "\n" << std::flush;
+      }
       coordinator_flags.push_back(absl::StrCat("coordinator.resume_step=", info.step));
       learner_flags.push_back("learner.resume=" + info.dir);
     }
@@ -594,8 +635,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   absl::Status result = absl::OkStatus();
 
   // The coordinator or the learner exited (local_launcher.h, "Supervision"): every role stops
-  // (actors first, so no episode of the lost steps reaches the new learner; the learner with
-  // SIGTERM, so it writes its `final` checkpoint), then all start again on their ports, the
+  // (actors and env servers killed; the learner with SIGTERM, so it writes its `final`
+  // checkpoint), then all start again on their ports, the
   // coordinator and the learner from the newest checkpoint they agree on. Returns the learner
   // step the run continues from; Cancelled when a stop is requested meanwhile.
   auto restart_core = [&](Slot& failed, int exited) -> absl::StatusOr<int64_t> {
@@ -608,7 +649,19 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
              << absl::FormatDuration(delay) << " (" << failed_name << " restart "
              << failed.restarts << "/" << options.max_restarts << ")\n"
              << std::flush;
+    // Actors and env servers hold nothing worth keeping (their leases are issued again): they
+    // are killed at once, actors first, so no episode of the lost steps reaches the new
+    // learner, and none waits out a retry deadline on its way down.
+    for (Role role : {Role::kActor, Role::kEnvServer}) {
+      for (Slot& slot : slots) {
+        if (slot.role == role && slot.process.has_value()) slot.process->Kill();
+      }
+      for (Slot& slot : slots) {
+        if (slot.role == role && slot.process.has_value()) slot.process->Terminate(absl::Seconds(5));
+      }
+    }
     stop_all();
+    const absl::Duration stopping = absl::Now() - begin;
     std::erase_if(slots, [](const Slot& slot) { return slot.retiring_since.has_value(); });
     for (Slot& slot : slots) slot.restart_at.reset();
     while (absl::Now() < begin + delay) {
@@ -618,7 +671,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     absl::StatusOr<std::optional<CheckpointInfo>> latest =
         LatestResumableCheckpoint(options.checkpoint_dir, state_dir);
     if (!latest.ok()) return latest.status();
-    int64_t step = 0;
+    int64_t step = latest->has_value() ? (*latest)->step : 0;
+    if (std::vector<std::string> gone = DiscardAfter(options.checkpoint_dir, state_dir, step);
+        !gone.empty()) {
+      progress << "restart: discarded what came after step " << step << ": "
+               << absl::StrJoin(gone, ", ") << "\n" << std::flush;
+    }
     for (Slot& slot : slots) {
       if (slot.role == Role::kCoordinator) {
         SetOverride(slot.argv, "coordinator.resume_step",
@@ -630,7 +688,6 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       }
     }
     if (latest->has_value()) {
-      step = (*latest)->step;
       progress << "restart: learner from " << (*latest)->dir << " (step " << step
                << ", policy v" << (*latest)->policy_version
                << "), coordinator from its state of step " << step << "\n" << std::flush;
@@ -655,9 +712,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         }
       }
     }
-    progress << "restarted every role in "
-             << absl::FormatDuration(absl::Trunc(absl::Now() - begin, absl::Milliseconds(100)))
-             << "; the run goes on from learner step " << step << "\n" << std::flush;
+    auto tenths = [](absl::Duration d) {
+      return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(100)));
+    };
+    progress << "restarted every role in " << tenths(absl::Now() - begin) << " (stopping "
+             << tenths(stopping) << "); the run goes on from learner step " << step << "\n"
+             << std::flush;
     return step;
   };
 
