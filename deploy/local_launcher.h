@@ -42,10 +42,12 @@
 //     agree on (LatestResumableCheckpoint: the learner's full checkpoint of step N and the
 //     coordinator's state of step N), as `--resume` does, on their ports. Actors and env servers
 //     are restarted with them: nothing that holds a lease, a worker id or an episode of the lost
-//     steps survives (leases not consumed at step N are issued again unchanged). The learner is
-//     stopped with SIGTERM first, so its `final` checkpoint keeps the steps it took when the
-//     coordinator recorded them; otherwise up to learner.checkpoint_every steps are trained
-//     again (metrics.jsonl then repeats their step numbers). Without checkpoints
+//     steps survives (leases not consumed at step N are issued again unchanged): actors and env
+//     servers are killed (SIGKILL), the learner is stopped with SIGTERM, so its `final`
+//     checkpoint keeps the steps it took when the coordinator recorded them; otherwise up to
+//     learner.checkpoint_every steps are trained again (metrics.jsonl then repeats their step
+//     numbers). Checkpoints and coordinator states of steps after N are discarded (also by
+//     `--resume`), so no later restart pairs them with the new steps. Without checkpoints
 //     (learner.checkpoint_dir "") both start over from step 0.
 // Exit code 2 (a usage or configuration error) is never restarted; a role past max_restarts, or
 // a restart that fails, stops the run with an error naming the role and quoting its log.
