@@ -212,8 +212,8 @@ TEST(ChaosTest, RunSurvivesKillingEachRoleAndDeliversEveryLease) {
                    "[measure] chaos run (seed %d): %.0f s, rc %d; leases issued %d (again after a "
                    "rollback %d), completed %d, re-issued %d, outstanding at the end %d; "
                    "trajectories read %d, failed %d\n",
-                   seed, absl::ToDoubleSeconds(absl::Now() - start), *rc, issued, replayed, completed,
-                   reissued, outstanding, trajectories, failed)
+                   seed, absl::ToDoubleSeconds(absl::Now() - start), *rc, issued, replayed,
+                   completed, reissued, outstanding, trajectories, failed)
             << "[measure] | killed | at learner step | kill -> next learner step (s) |\n";
   for (const Kill& kill : kills) {
     std::cout << absl::StrFormat("[measure] | %s | %d | %.1f |\n", kill.role, kill.step,
