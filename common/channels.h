@@ -31,9 +31,11 @@ struct ChannelOptions {
   int keepalive_time_ms = 20'000;
   int keepalive_timeout_ms = 10'000;
   // Reconnecting to a peer that went away: gRPC's backoff between connection attempts starts
-  // at min and grows to max (gRPC's own default max is 120 s; a restarted peer would then be
-  // found only that long after it is back).
-  int min_reconnect_backoff_ms = 100;
+  // at initial and grows to max (gRPC's own defaults are 1 s and 120 s; a restarted peer would
+  // then be found only up to two minutes after it is back). GRPC_ARG_MIN_RECONNECT_BACKOFF_MS
+  // is left alone: gRPC uses it as the minimum connect timeout (20 s), and a short one fails
+  // TLS handshakes on a loaded machine.
+  int initial_reconnect_backoff_ms = 250;
   int max_reconnect_backoff_ms = 2'000;
   // TLS credentials and the token sent with every call; null = ProcessSecurity().
   std::shared_ptr<const Security> security = nullptr;
