@@ -505,7 +505,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       progress << "resume: learner from " << info.dir << " (step " << info.step << ", policy v"
                << info.policy_version << "), coordinator from its state of step " << info.step
                << "\n" << std::flush;
-      if (std::vector<std::string> gone = DiscardAfter(options.checkpoint_dir, state_dir, info.step);
+      if (std::vector<std::string> gone =
+              DiscardAfter(options.checkpoint_dir, state_dir, info.step);
           !gone.empty()) {
         progress << "resume: discarded what came after step " << info.step
                  << " (no state of the coordinator goes with it): " << absl::StrJoin(gone, ", ")
@@ -657,7 +658,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         if (slot.role == role && slot.process.has_value()) slot.process->Kill();
       }
       for (Slot& slot : slots) {
-        if (slot.role == role && slot.process.has_value()) slot.process->Terminate(absl::Seconds(5));
+        if (slot.role == role && slot.process.has_value()) {
+          slot.process->Terminate(absl::Seconds(5));
+        }
       }
     }
     stop_all();
@@ -855,7 +858,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       for (const v1::WorkerStatus& w : status->workers()) {
         if (w.role() != v1::ROLE_LEARNER) continue;
         for (const v1::Metric& m : w.metrics()) {
-          if (m.name() == "groups/skipped_failed") skipped_failed = std::max(skipped_failed, m.value());
+          if (m.name() == "groups/skipped_failed") {
+            skipped_failed = std::max(skipped_failed, m.value());
+          }
         }
       }
       if (skipped_failed > last_skipped_failed) {

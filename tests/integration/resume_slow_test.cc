@@ -2,10 +2,11 @@
 // A seeded, strictly on-policy (max_staleness 0) run of 4 learner steps over two curriculum
 // stages (the change after step 2) runs uninterrupted; then the same config runs three times
 // with its learner SIGKILLed once checkpoint step-<k> exists, k = 1, 2, 3 (launch.max_restarts
-// 0: the launcher then stops everything and fails), and `envtune train --resume RUN_DIR` continues each to the end
-// of the curriculum: the learner starts from the step-<k> checkpoint (not step 0), the
-// coordinator from its state of step k (the stage is right), the run finishes with a full final
-// checkpoint of step 4, and every step's weights are bitwise those of the uninterrupted run.
+// 0: the launcher then stops everything and fails), and `envtune train --resume RUN_DIR`
+// continues each to the end of the curriculum: the learner starts from the step-<k> checkpoint
+// (not step 0), the coordinator from its state of step k (the stage is right), the run finishes
+// with a full final checkpoint of step 4, and every step's weights are bitwise those of the
+// uninterrupted run.
 #include <signal.h>
 #include <sys/types.h>
 
