@@ -84,7 +84,14 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
   o->env_client.step_timeout = env_timeout;
   o->env_client.start_timeout = env_timeout;
   o->env_client.max_attempts = reader.Get<int>("actor.env_max_attempts", o->env_client.max_attempts);
-  positive("env_max_attempts", o->env_client.max_attempts);
+  if (o->env_client.max_attempts < 0) reader.AddError("actor.env_max_attempts: must be >= 0");
+  o->retry_deadline = absl::Seconds(reader.Get<double>(
+      "actor.retry_deadline_s", absl::ToDoubleSeconds(o->retry_deadline)));
+  if (o->retry_deadline <= absl::ZeroDuration()) {
+    reader.AddError("actor.retry_deadline_s: must be > 0");
+  }
+  o->env_client.retry_deadline = o->retry_deadline;
+  o->push.retry_deadline = o->retry_deadline;
   const std::string discovery = reader.Get<std::string>(
       "actor.env_discovery", o->env_discovery == EnvDiscovery::kCoordinator ? "coordinator" : "static");
   if (discovery == "coordinator") {
@@ -175,9 +182,9 @@ struct Actor::Impl {
     return absl::OkStatus();
   }
 
-  // Registers, retrying transient failures for up to a minute.
+  // Registers, retrying transient failures for up to retry_deadline.
   absl::Status Register() {
-    const absl::Time deadline = absl::Now() + std::max(absl::Minutes(1), options.rpc_timeout);
+    const absl::Time deadline = absl::Now() + std::max(options.retry_deadline, options.rpc_timeout);
     absl::Duration backoff = absl::Milliseconds(200);
     while (true) {
       absl::Status st = RegisterOnce();
@@ -359,8 +366,10 @@ struct Actor::Impl {
 
   void CompleteLease(const v1::Lease& lease, const std::vector<v1::EpisodeStats>& stats,
                      std::atomic<int64_t>* completed) {
+    // Outlasts a coordinator that is briefly away (restarting, overloaded): a lease whose
+    // completion is lost waits for lease_timeout before it is issued again.
     grpc::ClientContext context;
-    SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
+    SetWaitForReady(context, std::max(options.rpc_timeout, options.retry_deadline));
     v1::CompleteLeaseRequest request;
     request.set_worker_id(WorkerId());
     request.set_lease_id(lease.lease_id());

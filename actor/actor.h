@@ -51,7 +51,13 @@
 //   weights_timeout_s: 600     wait for a lease's min_policy_version
 //   rpc_timeout_ms: 10000      coordinator RPCs, version polls
 //   env_timeout_ms: 60000      one StartEpisode/Step attempt
-//   env_max_attempts: 5        attempts per env call (retries go to another replica)
+//   retry_deadline_s: 120      how long a call that fails transiently (UNAVAILABLE: the peer is
+//                              restarting) is retried, with exponential backoff and jitter:
+//                              env calls (on another replica when there is one), Register and
+//                              CompleteLease (gRPC wait_for_ready), trajectory pushes. Longer than
+//                              a role's restart (deploy/local_launcher.h, "Supervision")
+//   env_max_attempts: 0        also stop retrying an env call after this many attempts (0 = the
+//                              deadline alone)
 //   env_discovery: coordinator coordinator: follow the coordinator's env-server fleet
 //                              (ListEnvServers; new replicas get work within a refresh, draining
 //                              ones get none), with --env as the fallback while it is empty;
@@ -98,6 +104,7 @@ struct ActorOptions {
   bool eval_bfcl_semantics = true;
   int max_leases = 0;
   absl::Duration rpc_timeout = absl::Seconds(10);
+  absl::Duration retry_deadline = absl::Minutes(2);  // actor.retry_deadline_s
   absl::Duration weights_timeout = absl::Minutes(10);
   absl::Duration idle_backoff = absl::Milliseconds(500);
 };

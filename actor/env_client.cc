@@ -169,21 +169,31 @@ std::shared_ptr<EnvClient::Replica> EnvClient::Pick(const Replica* avoid) {
 template <typename Request, typename Response, typename Call>
 absl::StatusOr<Response> EnvClient::WithRetries(const char* phase, absl::Duration timeout,
                                                 const Request& request, Call call) {
-  const int attempts = std::max(1, options_.max_attempts);
+  const absl::Time begin = absl::Now();
+  const absl::Time deadline = begin + options_.retry_deadline;
+  const int attempts = std::max(0, options_.max_attempts);  // 0: until the deadline
   absl::Duration backoff = options_.initial_backoff;
   absl::Status last;
   std::shared_ptr<Replica> failed;
-  for (int attempt = 1; attempt <= attempts; ++attempt) {
+  for (int attempt = 1;; ++attempt) {
     std::shared_ptr<Replica> replica = Pick(failed.get());
     v1::EnvService::Stub* stub = replica != nullptr ? replica->stub.get() : stub_.get();
-    const std::string where = absl::StrCat(phase, ", attempt ", attempt, "/", attempts);
+    const std::string where =
+        attempts > 0 ? absl::StrCat(phase, ", attempt ", attempt, "/", attempts)
+                     : absl::StrCat(phase, ", attempt ", attempt, " in ",
+                                    absl::FormatDuration(absl::Trunc(absl::Now() - begin,
+                                                                     absl::Milliseconds(100))));
     if (stub == nullptr) {
       last = absl::UnavailableError(absl::StrCat(
           "env servers (", where, "): no env server is serving (fleet of coordinator ",
           options_.coordinator, " is empty and there is no fallback --env)"));
     } else {
       grpc::ClientContext context;
-      SetDeadline(context, absl::ToChronoMilliseconds(timeout));
+      // A retry gets what is left of the deadline (at least a second), the first try all of
+      // `timeout`.
+      const absl::Duration left = std::max(deadline - absl::Now(), absl::Seconds(1));
+      SetDeadline(context, absl::ToChronoMilliseconds(attempt == 1 ? timeout
+                                                                   : std::min(timeout, left)));
       Response response;
       if (replica != nullptr) replica->inflight.fetch_add(1);
       grpc::Status status = call(stub, &context, request, &response);
@@ -202,9 +212,12 @@ absl::StatusOr<Response> EnvClient::WithRetries(const char* phase, absl::Duratio
       }
       failed = replica;
     }
-    if (!IsRetryableEnvCode(last.code()) || attempt == attempts) break;
+    if (!IsRetryableEnvCode(last.code()) || (attempts > 0 && attempt >= attempts)) break;
+    // Full backoff x 0.5..1.5, so the actors' retries after a restart do not arrive together.
+    const absl::Duration sleep = Jittered(backoff);
+    if (absl::Now() + sleep >= deadline) break;
     retries_.fetch_add(1);
-    absl::SleepFor(backoff);
+    absl::SleepFor(sleep);
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
   return last;

@@ -1,6 +1,9 @@
 // EnvClient: the actor's side of EnvService over every env-server replica. Servers are
-// stateless, so a call that fails with a transient code is retried, with bounded exponential
-// backoff, with the SAME request (the same episode_state) on another replica.
+// stateless, so a call that fails with a transient code is retried with the SAME request (the
+// same episode_state) on another replica, with exponential backoff and jitter, until
+// `retry_deadline` after the call began (long enough to outlast an env server's restart by the
+// launcher or Kubernetes; channels reconnect within max_reconnect_backoff, common/channels.h),
+// or `max_attempts` when that is set.
 //
 // Replicas come from two places:
 //   * the fleet: with `options.coordinator` set, a background thread polls the coordinator's
@@ -18,7 +21,8 @@
 // Retried: UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL (the proto says retrying elsewhere is safe).
 // Not retried (returned at once): INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION and every
 // other code. Every error names the peer, the phase and the attempt, e.g.
-//   "env server ipv4:127.0.0.1:5001 (Step, attempt 3/3): connection refused".
+//   "env server ipv4:127.0.0.1:5001 (Step, attempt 3/3): connection refused"
+//   "env server 127.0.0.1:5001 (Step, attempt 41 in 2m0s): connection refused"
 // Thread safety: thread-safe; calls block the calling thread (run them on a pool).
 #ifndef ENVTUNE_ACTOR_ENV_CLIENT_H_
 #define ENVTUNE_ACTOR_ENV_CLIENT_H_
@@ -44,9 +48,12 @@ namespace envtune {
 struct EnvClientOptions {
   absl::Duration start_timeout = absl::Seconds(60);  // per StartEpisode attempt
   absl::Duration step_timeout = absl::Seconds(60);   // per Step attempt
-  int max_attempts = 5;                               // >= 1, per call
+  // Retrying a call ends at whichever comes first: retry_deadline after it began, or
+  // max_attempts attempts (0 = no count, the deadline alone).
+  absl::Duration retry_deadline = absl::Minutes(2);
+  int max_attempts = 0;
   absl::Duration initial_backoff = absl::Milliseconds(50);
-  absl::Duration max_backoff = absl::Seconds(2);
+  absl::Duration max_backoff = absl::Seconds(2);      // between attempts (x 0.5..1.5 jitter)
   // Fleet discovery: the coordinator's host:port ("" = the fallback target only).
   std::string coordinator;
   absl::Duration fleet_refresh = absl::Seconds(1);

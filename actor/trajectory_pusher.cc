@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/channels.h"
 #include "common/grpc_status.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
@@ -136,8 +137,9 @@ absl::Status TrajectoryPusher::Push(const v1::Trajectory& trajectory) {
   absl::MutexLock lock(&mu_);
   const std::string peer = absl::StrCat("learner ", learner_name_);
   absl::Status last;
-  const int attempts = std::max(1, options_.max_attempts);
-  for (int attempt = 1; attempt <= attempts; ++attempt) {
+  const absl::Time begin = absl::Now();
+  absl::Duration backoff = options_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
     if (stream_ == nullptr || stream_->broken()) {
       stream_.reset();
       stream_ = std::make_unique<Stream>(stub_.get());
@@ -147,8 +149,9 @@ absl::Status TrajectoryPusher::Push(const v1::Trajectory& trajectory) {
       pushed_.fetch_add(1);
       return absl::OkStatus();
     }
-    const std::string phase = absl::StrCat("PushTrajectories ", trajectory.episode_id(),
-                                           ", attempt ", attempt, "/", attempts);
+    const std::string phase = absl::StrCat(
+        "PushTrajectories ", trajectory.episode_id(), ", attempt ", attempt, " in ",
+        absl::FormatDuration(absl::Trunc(absl::Now() - begin, absl::Milliseconds(100))));
     if (absl::IsDeadlineExceeded(written)) {
       stream_.reset();
       return absl::DeadlineExceededError(absl::StrCat(
@@ -167,9 +170,12 @@ absl::Status TrajectoryPusher::Push(const v1::Trajectory& trajectory) {
         code != absl::StatusCode::kOk) {
       return last;
     }
-    if (attempt < attempts) absl::SleepFor(options_.backoff * attempt);
+    // Backoff x 0.5..1.5: actors whose streams broke together do not come back together.
+    const absl::Duration sleep = Jittered(backoff);
+    if (absl::Now() + sleep - begin >= options_.retry_deadline) return last;
+    absl::SleepFor(sleep);
+    backoff = std::min(backoff * 2, options_.max_backoff);
   }
-  return last;
 }
 
 absl::StatusOr<v1::PushTrajectoriesResponse> TrajectoryPusher::Close(absl::Duration timeout) {

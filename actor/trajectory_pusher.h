@@ -5,8 +5,8 @@
 // the write pending and Push() blocks, up to write_timeout (then DEADLINE_EXCEEDED and the
 // stream is cancelled: a write that did not complete may or may not have arrived).
 // If the stream breaks (the learner restarted or ended it), the next Push opens a new stream and
-// retries the message (bounded attempts) when the stream ended with UNAVAILABLE, CANCELLED or
-// OK; other final codes (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) are returned with the
+// retries the message, with exponential backoff and jitter, until retry_deadline after the Push
+// began, when the stream ended with UNAVAILABLE, CANCELLED or OK; other final codes (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) are returned with the
 // learner's message. Errors name the learner and the phase.
 // Thread safety: thread-safe (pushes are serialised).
 #ifndef ENVTUNE_ACTOR_TRAJECTORY_PUSHER_H_
@@ -26,8 +26,9 @@ namespace envtune {
 
 struct TrajectoryPusherOptions {
   absl::Duration write_timeout = absl::Minutes(10);
-  int max_attempts = 3;
-  absl::Duration backoff = absl::Milliseconds(200);
+  absl::Duration retry_deadline = absl::Minutes(2);  // outlasts a learner restart
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(2);
 };
 
 class TrajectoryPusher {

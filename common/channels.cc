@@ -1,5 +1,8 @@
 #include "common/channels.h"
 
+#include <random>
+
+
 #include "absl/strings/str_join.h"
 #include "common/metrics.h"
 #include "grpcpp/create_channel.h"
@@ -49,6 +52,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time_ms);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout_ms);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff_ms);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, options.max_reconnect_backoff_ms);
   if (options.round_robin) args.SetLoadBalancingPolicyName("round_robin");
   std::shared_ptr<const Security> security =
       options.security != nullptr ? options.security : ProcessSecurity();
@@ -70,6 +75,16 @@ std::string StaticListTarget(const std::vector<std::string>& addresses) {
 
 void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout) {
   context.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+void SetWaitForReady(grpc::ClientContext& context, absl::Duration deadline) {
+  context.set_wait_for_ready(true);
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+}
+
+absl::Duration Jittered(absl::Duration backoff) {
+  thread_local std::minstd_rand engine(std::random_device{}());
+  return backoff * std::uniform_real_distribution<double>(0.5, 1.5)(engine);
 }
 
 void ConfigureServerBuilder(grpc::ServerBuilder& builder) {

@@ -1,5 +1,6 @@
 #include "deploy/local_launcher.h"
 
+#include <string.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <map>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/numbers.h"
@@ -27,17 +29,63 @@ namespace envtune {
 namespace {
 
 // One supervised role instance: how to (re)start it and the running process.
+enum class Role { kCoordinator, kEnvServer, kLearner, kActor };
+
 struct Slot {
   std::string name;                 // "env-server-0"
   std::vector<std::string> argv;
-  bool restartable = false;
+  Role role = Role::kActor;
   int restarts = 0;
   std::optional<ChildProcess> process;
   std::string address;              // reported listening address, if any
   int stop_rank = 0;                // stopped in increasing rank: actors, learner, env, coordinator
   bool env_server = false;
   std::optional<absl::Time> retiring_since;  // scaled down: draining, not restarted
+  std::optional<absl::Time> restart_at;      // exited: started again at this time
 };
+
+// The coordinator and the learner restart together (their steps must agree); env servers and
+// actors alone.
+bool IsCore(const Slot& slot) {
+  return slot.role == Role::kCoordinator || slot.role == Role::kLearner;
+}
+
+// Exit status 2: a usage or configuration error, which a restart would only repeat.
+constexpr int kConfigErrorStatus = 2;
+
+// "exit code 3", "signal 9 (Killed)".
+std::string DescribeExit(int status) {
+  if (status > 128 && status < 128 + 65) {
+    const char* name = ::strsignal(status - 128);
+    return absl::StrCat("signal ", status - 128, " (", name != nullptr ? name : "?", ")");
+  }
+  return absl::StrCat("exit code ", status);
+}
+
+// restart_backoff x 2^(restarts - 1), at most max_restart_backoff (restarts >= 1).
+absl::Duration RestartDelay(const LaunchOptions& options, int restarts) {
+  absl::Duration delay = options.restart_backoff;
+  for (int i = 1; i < restarts && delay < options.max_restart_backoff; ++i) delay *= 2;
+  return std::min(delay, options.max_restart_backoff);
+}
+
+// Sets `key`=`value` among the overrides at the end of argv (removing earlier ones; the last
+// override of a key wins over the config file and the user's); nullopt only removes.
+void SetOverride(std::vector<std::string>& argv, const std::string& key,
+                 const std::optional<std::string>& value) {
+  const std::string prefix = key + "=";
+  std::erase_if(argv, [&](const std::string& arg) { return absl::StartsWith(arg, prefix); });
+  if (value.has_value()) argv.push_back(prefix + *value);
+}
+
+// A restarted process listens where the others already dial it: --port=0 becomes the port it
+// reported first.
+void PinPort(Slot& slot) {
+  if (slot.address.empty()) return;
+  for (std::string& arg : slot.argv) {
+    if (arg == "--port=0") arg = "--port=" + slot.address.substr(slot.address.rfind(':') + 1);
+  }
+}
 
 constexpr char kScaleRequest[] = "/control/env_servers";
 constexpr char kScaleApplied[] = "/control/env_servers.applied";
@@ -176,6 +224,41 @@ std::string Figure(double value) {
   return std::isnan(value) ? std::string("-") : absl::StrFormat("%.3f", value);
 }
 
+// After a rollback to learner step `step`: removes the learner checkpoints (step-<M>, final)
+// and the coordinator's state files of steps M > step. They belong to steps the run gives up
+// and takes again; left in place, a later restart could pair a checkpoint of the old steps with
+// the coordinator's state of the new ones. Returns what it removed.
+std::vector<std::string> DiscardAfter(const std::string& checkpoint_dir,
+                                      const std::string& state_dir, int64_t step) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!checkpoint_dir.empty()) {
+    for (const auto& entry : std::filesystem::directory_iterator(checkpoint_dir, ec)) {
+      const std::string label = entry.path().filename().string();
+      if (label != "final" && !absl::StartsWith(label, "step-")) continue;
+      absl::StatusOr<CheckpointInfo> info = ReadCheckpointInfo(entry.path().string());
+      if (!info.ok() || info->step <= step) continue;
+      std::error_code rm;
+      if (std::filesystem::remove_all(entry.path(), rm) > 0 && !rm) {
+        removed.push_back(entry.path().string());
+      }
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    absl::string_view name = file;
+    int64_t n = 0;
+    if (!absl::ConsumePrefix(&name, "step-") || !absl::ConsumeSuffix(&name, ".binpb") ||
+        !absl::SimpleAtoi(name, &n) || n <= step) {
+      continue;
+    }
+    std::error_code rm;
+    if (std::filesystem::remove(entry.path(), rm) && !rm) removed.push_back(entry.path().string());
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
+
 }  // namespace
 
 absl::Status ReadLaunchOptions(LaunchOptions& options) {
@@ -187,6 +270,10 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   options.run_dir = reader.Get<std::string>("launch.run_dir", options.run_dir);
   options.startup_timeout = absl::Seconds(reader.Get<int>("launch.startup_timeout_s", 120));
   options.max_restarts = reader.Get<int>("launch.max_restarts", options.max_restarts);
+  options.restart_backoff = absl::Milliseconds(reader.Get<int>(
+      "launch.restart_backoff_ms", absl::ToInt64Milliseconds(options.restart_backoff)));
+  options.max_restart_backoff = absl::Milliseconds(reader.Get<int>(
+      "launch.max_restart_backoff_ms", absl::ToInt64Milliseconds(options.max_restart_backoff)));
   options.poll_interval = absl::Milliseconds(reader.Get<int>("launch.poll_interval_ms", 1000));
   options.max_wall = absl::Seconds(reader.Get<int>("launch.max_wall_s", 0));
   options.warm_start = reader.Get<std::string>("launch.warm_start", options.warm_start);
@@ -226,6 +313,13 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
     options.warm_start_key = std::string(out.c_str()) + "\n";
   }
   if (options.env_servers < 1) reader.AddError("launch.env_servers: must be >= 1");
+  if (options.max_restarts < 0) reader.AddError("launch.max_restarts: must be >= 0");
+  if (options.restart_backoff < absl::ZeroDuration() ||
+      options.max_restart_backoff < options.restart_backoff) {
+    reader.AddError(
+        "launch.restart_backoff_ms / max_restart_backoff_ms: need 0 <= restart_backoff_ms <= "
+        "max_restart_backoff_ms");
+  }
   if (options.actors < 1) reader.AddError("launch.actors: must be >= 1");
   // Every other section belongs to a role, which checks its own keys.
   for (const auto& entry : config->root()) {
@@ -343,6 +437,31 @@ absl::Status WaitForEnvServerScale(const std::string& run_dir, int env_servers,
   }
 }
 
+absl::StatusOr<std::optional<CheckpointInfo>> LatestResumableCheckpoint(
+    const std::string& checkpoint_dir, const std::string& state_dir) {
+  std::optional<CheckpointInfo> best;
+  std::error_code ec;
+  if (checkpoint_dir.empty() || !std::filesystem::is_directory(checkpoint_dir, ec)) return best;
+  for (const auto& entry : std::filesystem::directory_iterator(checkpoint_dir, ec)) {
+    const std::string label = entry.path().filename().string();
+    if (label != "final" && !absl::StartsWith(label, "step-")) continue;  // .tmp-*, .old-*
+    absl::StatusOr<CheckpointInfo> info = ReadCheckpointInfo(entry.path().string());
+    if (absl::IsNotFound(info.status())) continue;  // weights only (step-0) or incomplete
+    if (!info.ok()) return info.status();
+    if (!std::filesystem::exists(absl::StrCat(state_dir, "/step-", info->step, ".binpb"), ec)) {
+      continue;  // the coordinator never recorded this step
+    }
+    if (!best.has_value() || info->step > best->step ||
+        (info->step == best->step && label == "final")) {
+      best = *std::move(info);
+    }
+  }
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot list ", checkpoint_dir, ": ", ec.message()));
+  }
+  return best;
+}
+
 bool CanReuseWarmStart(const LaunchOptions& options) {
   if (options.warm_start_key.empty()) return false;
   std::error_code ec;
@@ -367,15 +486,15 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     }
   }
   // Resume: the learner's newest complete checkpoint, and the coordinator's state of its step.
-  std::vector<std::string> coordinator_flags{"--port=0",
-                                             "coordinator.state_dir=" + options.run_dir +
-                                                 "/coordinator"};
+  const std::string state_dir = options.run_dir + "/coordinator";
+  std::vector<std::string> coordinator_flags{"--port=0", "coordinator.state_dir=" + state_dir};
   std::vector<std::string> learner_flags;
   if (options.default_checkpoint_dir) {
     learner_flags.push_back("learner.checkpoint_dir=" + options.checkpoint_dir);
   }
   if (options.resume) {
-    absl::StatusOr<std::optional<CheckpointInfo>> latest = LatestCheckpoint(options.checkpoint_dir);
+    absl::StatusOr<std::optional<CheckpointInfo>> latest =
+        LatestResumableCheckpoint(options.checkpoint_dir, state_dir);
     if (!latest.ok()) return latest.status();
     if (!latest->has_value()) {
       progress << "resume: no complete checkpoint in " << options.checkpoint_dir
@@ -386,6 +505,13 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       progress << "resume: learner from " << info.dir << " (step " << info.step << ", policy v"
                << info.policy_version << "), coordinator from its state of step " << info.step
                << "\n" << std::flush;
+      if (std::vector<std::string> gone =
+              DiscardAfter(options.checkpoint_dir, state_dir, info.step);
+          !gone.empty()) {
+        progress << "resume: discarded what came after step " << info.step
+                 << " (no state of the coordinator goes with it): " << absl::StrJoin(gone, ", ")
+                 << "\n" << std::flush;
+      }
       coordinator_flags.push_back(absl::StrCat("coordinator.resume_step=", info.step));
       learner_flags.push_back("learner.resume=" + info.dir);
     }
@@ -430,10 +556,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
 
   slots.push_back(Slot{"coordinator", RoleArgv(options, "coordinator", coordinator_flags,
                                                secrets->coordinator_overrides)});
+  slots.back().role = Role::kCoordinator;
   slots.back().stop_rank = 3;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
   }
+  PinPort(slots.back());
   const std::string coordinator = slots.back().address;
   progress << "coordinator " << coordinator << "\n";
   progress << "sealed: " << (options.security.tls.enabled() ? "TLS and " : "") << "tokens; "
@@ -448,11 +576,13 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
     Slot slot{name, RoleArgv(options, "env-server",
                              {"--port=0", "--coordinator=" + coordinator, "--name=" + name,
                               "--hmac_key_file=" + secrets->hmac_key_file})};
-    slot.restartable = true;
+    slot.role = Role::kEnvServer;
     slot.env_server = true;
     slot.stop_rank = 2;
     slots.push_back(std::move(slot));
-    return StartSlot(slots.back(), log_dir, true, options.startup_timeout);
+    absl::Status started = StartSlot(slots.back(), log_dir, true, options.startup_timeout);
+    PinPort(slots.back());
+    return started;
   };
   std::vector<std::string> env_addresses;
   for (int i = 0; i < options.env_servers; ++i) {
@@ -468,10 +598,12 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
 
   learner_flags.insert(learner_flags.begin(), {"--port=0", "--coordinator=" + coordinator});
   slots.push_back(Slot{"learner", RoleArgv(options, "learner", learner_flags)});
+  slots.back().role = Role::kLearner;
   slots.back().stop_rank = 1;
   if (absl::Status s = StartSlot(slots.back(), log_dir, true, options.startup_timeout); !s.ok()) {
     return fail(s);
   }
+  PinPort(slots.back());
   const std::string learner = slots.back().address;
   progress << "learner " << learner << "\n";
 
@@ -480,7 +612,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
               RoleArgv(options, "actor",
                        {"--coordinator=" + coordinator, "--learner=" + learner,
                         "--env=" + absl::StrJoin(env_addresses, ",")})};
-    slot.restartable = true;
+    slot.role = Role::kActor;
     slots.push_back(std::move(slot));
     if (absl::Status s = StartSlot(slots.back(), log_dir, false, options.startup_timeout); !s.ok()) {
       return fail(s);
@@ -500,7 +632,97 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   std::string last_stage_name;
   absl::Time start = absl::Now();
   int consecutive_status_failures = 0;
+  double last_skipped_failed = 0;  // the learner's groups/skipped_failed
   absl::Status result = absl::OkStatus();
+
+  // The coordinator or the learner exited (local_launcher.h, "Supervision"): every role stops
+  // (actors and env servers killed; the learner with SIGTERM, so it writes its `final`
+  // checkpoint), then all start again on their ports, the
+  // coordinator and the learner from the newest checkpoint they agree on. Returns the learner
+  // step the run continues from; Cancelled when a stop is requested meanwhile.
+  auto restart_core = [&](Slot& failed, int exited) -> absl::StatusOr<int64_t> {
+    const absl::Time begin = absl::Now();
+    const std::string failed_name = failed.name;
+    const absl::Duration delay = RestartDelay(options, failed.restarts);
+    progress << failed_name << " exited with " << DescribeExit(exited)
+             << "; restarting the coordinator and the learner from their newest common "
+                "checkpoint, env servers and actors afresh, in "
+             << absl::FormatDuration(delay) << " (" << failed_name << " restart "
+             << failed.restarts << "/" << options.max_restarts << ")\n"
+             << std::flush;
+    // Actors and env servers hold nothing worth keeping (their leases are issued again): they
+    // are killed at once, actors first, so no episode of the lost steps reaches the new
+    // learner, and none waits out a retry deadline on its way down.
+    for (Role role : {Role::kActor, Role::kEnvServer}) {
+      for (Slot& slot : slots) {
+        if (slot.role == role && slot.process.has_value()) slot.process->Kill();
+      }
+      for (Slot& slot : slots) {
+        if (slot.role == role && slot.process.has_value()) {
+          slot.process->Terminate(absl::Seconds(5));
+        }
+      }
+    }
+    stop_all();
+    const absl::Duration stopping = absl::Now() - begin;
+    std::erase_if(slots, [](const Slot& slot) { return slot.retiring_since.has_value(); });
+    for (Slot& slot : slots) slot.restart_at.reset();
+    while (absl::Now() < begin + delay) {
+      if (stop.load()) return absl::CancelledError("stop requested during a restart");
+      absl::SleepFor(std::min(absl::Milliseconds(100), begin + delay - absl::Now()));
+    }
+    absl::StatusOr<std::optional<CheckpointInfo>> latest =
+        LatestResumableCheckpoint(options.checkpoint_dir, state_dir);
+    if (!latest.ok()) return latest.status();
+    int64_t step = latest->has_value() ? (*latest)->step : 0;
+    if (std::vector<std::string> gone = DiscardAfter(options.checkpoint_dir, state_dir, step);
+        !gone.empty()) {
+      progress << "restart: discarded what came after step " << step << ": "
+               << absl::StrJoin(gone, ", ") << "\n" << std::flush;
+    }
+    for (Slot& slot : slots) {
+      if (slot.role == Role::kCoordinator) {
+        SetOverride(slot.argv, "coordinator.resume_step",
+                    latest->has_value() ? std::optional(absl::StrCat((*latest)->step))
+                                        : std::nullopt);
+      } else if (slot.role == Role::kLearner) {
+        SetOverride(slot.argv, "learner.resume",
+                    latest->has_value() ? std::optional((*latest)->dir) : std::nullopt);
+      }
+    }
+    if (latest->has_value()) {
+      progress << "restart: learner from " << (*latest)->dir << " (step " << step
+               << ", policy v" << (*latest)->policy_version
+               << "), coordinator from its state of step " << step << "\n" << std::flush;
+    } else {
+      progress << "restart: no checkpoint both can resume from"
+               << (options.checkpoint_dir.empty() ? " (learner.checkpoint_dir is \"\")" : "")
+               << "; starting over from step 0\n" << std::flush;
+    }
+    for (Role role : {Role::kCoordinator, Role::kEnvServer, Role::kLearner, Role::kActor}) {
+      for (Slot& slot : slots) {
+        if (slot.role != role) continue;
+        const std::string before = slot.address;
+        if (absl::Status s =
+                StartSlot(slot, log_dir, role != Role::kActor, options.startup_timeout);
+            !s.ok()) {
+          return absl::Status(s.code(), absl::StrCat("restarting ", slot.name, " after ",
+                                                     failed_name, " exited: ", s.message()));
+        }
+        if (slot.address != before) {
+          return absl::UnavailableError(absl::StrCat("restarting ", slot.name, ": it listens on ",
+                                                     slot.address, ", not ", before));
+        }
+      }
+    }
+    auto tenths = [](absl::Duration d) {
+      return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(100)));
+    };
+    progress << "restarted every role in " << tenths(absl::Now() - begin) << " (stopping "
+             << tenths(stopping) << "); the run goes on from learner step " << step << "\n"
+             << std::flush;
+    return step;
+  };
 
   while (!stop.load()) {
     // Scaling: a new request in <run_dir>/control/env_servers.
@@ -562,36 +784,63 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       return slot.retiring_since.has_value() && !slot.process.has_value();
     });
 
-    // Supervision: restart stateless roles, fail on the coordinator or learner.
+    // Supervision (local_launcher.h): restart what exited, within its budget.
+    Slot* core_failed = nullptr;
+    int core_status = 0;
     for (Slot& slot : slots) {
       if (slot.retiring_since.has_value()) continue;
+      if (slot.restart_at.has_value()) {
+        if (absl::Now() < *slot.restart_at) continue;
+        slot.restart_at.reset();
+        if (absl::Status s =
+                StartSlot(slot, log_dir, slot.role == Role::kEnvServer, options.startup_timeout);
+            !s.ok()) {
+          return fail(absl::Status(s.code(), absl::StrCat("restarting ", slot.name, ": ",
+                                                          s.message())));
+        }
+        progress << slot.name << " restarted"
+                 << (slot.address.empty() ? std::string() : " on " + slot.address) << "\n"
+                 << std::flush;
+        continue;
+      }
       std::optional<int> exited = slot.process->PollExit();
       if (!exited.has_value()) continue;
-      if (*exited == 0 && slot.restartable) {
+      if (*exited == 0) {
         // Actors stop by themselves once the curriculum finishes; the status poll below then
         // ends the run, so a clean exit at that point is not restarted.
         absl::StatusOr<v1::ClusterStatus> now = FetchStatus(coordinator, 5000);
         if (now.ok() && now->finished()) continue;
       }
-      if (!slot.restartable || slot.restarts >= options.max_restarts) {
+      if (*exited == kConfigErrorStatus || slot.restarts >= options.max_restarts) {
         return fail(absl::UnavailableError(absl::StrCat(
-            slot.name, " exited with status ", *exited,
-            slot.restartable ? " (restart budget used up)" : "", "; log tail:\n",
-            slot.process->LogTail())));
+            slot.name, " exited with ", DescribeExit(*exited),
+            *exited == kConfigErrorStatus
+                ? " (a usage or configuration error: not restarted)"
+                : absl::StrCat(" and is not restarted (launch.max_restarts ",
+                               options.max_restarts, " used up)"),
+            "; log tail:\n", slot.process->LogTail())));
       }
       ++slot.restarts;
-      progress << slot.name << " exited with status " << *exited << "; restarting ("
-               << slot.restarts << "/" << options.max_restarts << ")\n";
-      // A restarted env server keeps its port so the actors' channel reaches it again.
-      if (!slot.address.empty()) {
-        for (std::string& arg : slot.argv) {
-          if (arg == "--port=0") arg = "--port=" + slot.address.substr(slot.address.rfind(':') + 1);
-        }
+      if (IsCore(slot)) {
+        core_failed = &slot;
+        core_status = *exited;
+        break;
       }
-      if (absl::Status s = StartSlot(slot, log_dir, !slot.address.empty(), options.startup_timeout);
-          !s.ok()) {
-        return fail(s);
-      }
+      const absl::Duration delay = RestartDelay(options, slot.restarts);
+      slot.restart_at = absl::Now() + delay;
+      progress << slot.name << " exited with " << DescribeExit(*exited) << "; restarting in "
+               << absl::FormatDuration(delay) << " (restart " << slot.restarts << "/"
+               << options.max_restarts << ")\n"
+               << std::flush;
+    }
+    if (core_failed != nullptr) {
+      absl::StatusOr<int64_t> resumed = restart_core(*core_failed, core_status);
+      if (absl::IsCancelled(resumed.status())) break;
+      if (!resumed.ok()) return fail(resumed.status());
+      last_step = *resumed;
+      last_skipped_failed = 0;  // a new learner counts from 0
+      consecutive_status_failures = 0;
+      continue;
     }
 
     absl::StatusOr<v1::ClusterStatus> status = FetchStatus(coordinator, 5000);
@@ -604,6 +853,22 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
           !s.ok()) {
         progress << s.message() << "\n" << std::flush;
       }
+      // Failures are never silent: batches the learner skipped because every episode failed.
+      double skipped_failed = 0;
+      for (const v1::WorkerStatus& w : status->workers()) {
+        if (w.role() != v1::ROLE_LEARNER) continue;
+        for (const v1::Metric& m : w.metrics()) {
+          if (m.name() == "groups/skipped_failed") {
+            skipped_failed = std::max(skipped_failed, m.value());
+          }
+        }
+      }
+      if (skipped_failed > last_skipped_failed) {
+        progress << "learner: skipped " << skipped_failed - last_skipped_failed
+                 << " groups whose episodes all failed (no step taken; new groups are leased; "
+                    "see " << log_dir << "/actor-*.log)\n" << std::flush;
+      }
+      last_skipped_failed = skipped_failed;
       if (static_cast<int64_t>(status->learner_step()) != last_step) {
         last_step = static_cast<int64_t>(status->learner_step());
         // The batch this step trained on was rolled out in the stage of the previous line (the
@@ -611,6 +876,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         // mean episode reward; a stage change gets its own line below.
         double reward = MetricValue(*status, "reward/mean", NAN);
         double accuracy = MetricValue(*status, "eval/accuracy", NAN);
+        double failed_episodes = MetricValue(*status, "episodes/failed", 0);
         // Completed episodes since the previous progress line (actors finish them in bursts, so
         // their instantaneous heartbeat rates are mostly 0 between bursts).
         const absl::Time now = absl::Now();
@@ -630,10 +896,14 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         if (status->learner_step() > 0) {
           progress << absl::StrFormat(
                           "[stage %d %s] step %d | reward %s | accuracy %s | %.2f episodes/s | "
-                          "policy v%d | %.0fs\n",
+                          "policy v%d | %.0fs%s\n",
                           last_stage, last_stage_name, status->learner_step(), Figure(reward),
                           Figure(accuracy), episodes_per_s, status->policy_version(),
-                          absl::ToDoubleSeconds(absl::Now() - start))
+                          absl::ToDoubleSeconds(absl::Now() - start),
+                          failed_episodes > 0
+                              ? absl::StrFormat(" | %.0f failed episodes (see logs/actor-*.log)",
+                                                failed_episodes)
+                              : std::string())
                    << std::flush;
         }
         if (status->stage() != last_stage) {

@@ -9,7 +9,11 @@
 //     actors: 2               # actor processes (restarted if they die; leases are re-issued)
 //     run_dir: runs/latest    # logs/<role>.log, metrics.jsonl, metrics.svg, status.json
 //     startup_timeout_s: 120  # per process, until it reports "listening on HOST:PORT"
-//     max_restarts: 3         # per env-server/actor slot before the run fails
+//     max_restarts: 3         # restarts per role process (each env server, actor, the
+//                             #   learner, the coordinator) before the run fails; see
+//                             #   "Supervision" below
+//     restart_backoff_ms: 500 # delay before a role's first restart, doubled for each further
+//     max_restart_backoff_ms: 30000   # restart of that role, up to this
 //     poll_interval_ms: 1000  # coordinator status polling
 //     max_wall_s: 0           # stop the run after this long (0 = until the curriculum ends)
 //     warm_start: none        # none | sft: first run `envtune sft` with this config's `sft:`
@@ -27,6 +31,26 @@
 //                             #   from its state of that learner step (coordinator.resume_step
 //                             #   from <run_dir>/coordinator), actors and env servers afresh;
 //                             #   metrics.jsonl is appended to. No checkpoint yet: a fresh start
+//
+// Supervision: the launcher checks its children every poll. A role process that exits while
+// the run goes on is reported on the progress stream ("actor-0 exited with signal 9 (Killed);
+// restarting in 0.5s (restart 1/3)") and started again after its backoff:
+//   * an env server on the same port (actors retry their calls across the gap: actor.
+//     retry_deadline_s); an actor afresh (its leases are re-issued once the coordinator expires
+//     it, coordinator.worker_expiry_ms);
+//   * the coordinator or the learner: the two restart together from the newest checkpoint they
+//     agree on (LatestResumableCheckpoint: the learner's full checkpoint of step N and the
+//     coordinator's state of step N), as `--resume` does, on their ports. Actors and env servers
+//     are restarted with them: nothing that holds a lease, a worker id or an episode of the lost
+//     steps survives (leases not consumed at step N are issued again unchanged): actors and env
+//     servers are killed (SIGKILL), the learner is stopped with SIGTERM, so its `final`
+//     checkpoint keeps the steps it took when the coordinator recorded them; otherwise up to
+//     learner.checkpoint_every steps are trained again (metrics.jsonl then repeats their step
+//     numbers). Checkpoints and coordinator states of steps after N are discarded (also by
+//     `--resume`), so no later restart pairs them with the new steps. Without checkpoints
+//     (learner.checkpoint_dir "") both start over from step 0.
+// Exit code 2 (a usage or configuration error) is never restarted; a role past max_restarts, or
+// a restart that fails, stops the run with an error naming the role and quoting its log.
 //
 // Checkpoints go to learner.checkpoint_dir, or <run_dir>/checkpoints when the config does not
 // set it (learner.checkpoint_dir="" turns them off).
@@ -54,12 +78,15 @@
 #define ENVTUNE_DEPLOY_LOCAL_LAUNCHER_H_
 
 #include <atomic>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/checkpoint_dir.h"
 #include "common/security.h"
 
 namespace envtune {
@@ -74,6 +101,8 @@ struct LaunchOptions {
   std::string run_dir = "runs/latest";
   absl::Duration startup_timeout = absl::Seconds(120);
   int max_restarts = 3;
+  absl::Duration restart_backoff = absl::Milliseconds(500);
+  absl::Duration max_restart_backoff = absl::Seconds(30);
   absl::Duration poll_interval = absl::Seconds(1);
   absl::Duration max_wall = absl::ZeroDuration();
   std::string warm_start = "none";
@@ -100,6 +129,12 @@ absl::Status ReadLaunchOptions(LaunchOptions& options);
 absl::Status ReadResumeOptions(const std::string& run_dir,
                                const std::vector<std::string>& extra_overrides,
                                LaunchOptions& options);
+
+// The newest complete learner checkpoint under `checkpoint_dir` (step-<N> or final) for whose
+// step the coordinator's state <state_dir>/step-<N>.binpb exists: the point a coordinator and
+// learner restarted together continue from. nullopt when there is none.
+absl::StatusOr<std::optional<CheckpointInfo>> LatestResumableCheckpoint(
+    const std::string& checkpoint_dir, const std::string& state_dir);
 
 // Whether <run_dir>/sft holds a finished warm-start checkpoint (config.json) made with
 // options.warm_start_key.

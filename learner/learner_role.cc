@@ -334,13 +334,19 @@ struct LearnerRole::Impl {
         AddConsumedLocked(request);
       }
       request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
+      int64_t skipped_failed;
+      {
+        absl::MutexLock lock(&mu);
+        skipped_failed = progress.groups_skipped_failed;
+      }
       const double wall = absl::ToDoubleSeconds(absl::Now() - started);
       const double train = train_micros.load() * 1e-6, publish = publish_micros.load() * 1e-6;
       for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
                {"time/train_s", train},
                {"time/publish_s", publish},
                {"time/wait_s", std::max(0.0, wall - train - publish)},
-               {"time/wall_s", wall}}) {
+               {"time/wall_s", wall},
+               {"groups/skipped_failed", static_cast<double>(skipped_failed)}}) {
         v1::Metric* metric = request.add_metrics();
         metric->set_name(name);
         metric->set_value(value);
@@ -400,6 +406,8 @@ struct LearnerRole::Impl {
       absl::MutexLock lock(&mu);
       named.emplace_back("groups/dropped_timeout", static_cast<double>(progress.groups_dropped));
       named.emplace_back("groups/dropped_stale", static_cast<double>(progress.groups_stale));
+      named.emplace_back("groups/skipped_failed",
+                         static_cast<double>(progress.groups_skipped_failed));
       named.emplace_back("trajectories/duplicates",
                          static_cast<double>(progress.duplicates_dropped));
     }
@@ -882,6 +890,20 @@ absl::Status LearnerRole::Impl::RunRoot() {
       absl::MutexLock lock(&mu);
       progress.groups_trained -= static_cast<int64_t>(groups.size());
       progress.groups_dropped += static_cast<int64_t>(groups.size());
+      continue;
+    }
+    if (batch->stats.trajectories > 0 && batch->stats.failed == batch->stats.trajectories) {
+      // Nothing to learn from: no step (the curriculum does not move on failed episodes). The
+      // leases count as consumed, so the coordinator issues new ones; the count reaches the
+      // console through the heartbeat's groups/skipped_failed.
+      Log(Name(), absl::StrCat("skipping a batch: all ", batch->stats.trajectories,
+                               " episodes of its ", batch->stats.groups,
+                               " groups failed (see the actors' logs); new groups are leased "
+                               "in their place"));
+      Consumed(lease_ids);
+      absl::MutexLock lock(&mu);
+      progress.groups_trained -= batch->stats.groups;
+      progress.groups_skipped_failed += batch->stats.groups;
       continue;
     }
     if (result = Broadcast(Command::kStep, SerializeTrainBatch(*batch)); !result.ok()) break;

@@ -10,7 +10,9 @@
 //             of a group already trained on or dropped, are dropped and counted); a group
 //             still incomplete group_timeout_s after its first trajectory is dropped and counted;
 //             a complete group generated more than max_staleness versions ago is dropped and
-//             counted; once train_batch_groups groups are complete (oldest first): BuildTrainBatch ->
+//             counted; once train_batch_groups groups are complete (oldest first): BuildTrainBatch
+//             (a batch whose episodes all failed is skipped, not trained on: logged, counted
+//             in groups/skipped_failed, its leases reported consumed so they are re-leased) ->
 //             broadcast to the other ranks -> Trainer::Step on this rank's shard -> publish
 //             version + 1 (a per-tensor host snapshot; on CUDA the copy completes and the
 //             version becomes visible off the training thread: learner/weight_publisher.h)
@@ -191,6 +193,7 @@ struct LearnerProgress {
   int64_t groups_trained = 0;
   int64_t groups_dropped = 0;       // incomplete past group_timeout
   int64_t groups_stale = 0;         // complete, but older than max_staleness allows
+  int64_t groups_skipped_failed = 0;  // in a batch whose episodes all failed (no step taken)
   // Repeated episode ids, and late episodes of a group already trained on or dropped.
   int64_t duplicates_dropped = 0;
   int64_t trajectories_received = 0;

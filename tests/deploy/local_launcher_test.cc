@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint_dir.h"
 #include "gtest/gtest.h"
 
 namespace envtune {
@@ -61,6 +62,9 @@ TEST(LaunchOptionsTest, BadValuesAndUnknownKeysNameTheKey) {
                         Case{"launch: {env_servers: 0}", "launch.env_servers"},
                         Case{"launch: {actorz: 2}", "launch.actorz"},
                         Case{"launch: {tls: maybe}", "launch.tls"},
+                        Case{"launch: {max_restarts: -1}", "launch.max_restarts"},
+                        Case{"launch: {restart_backoff_ms: 5000, max_restart_backoff_ms: 100}",
+                             "launch.restart_backoff_ms"},
                         Case{"security: {tls: {cert: c.pem}}", "security.tls"},
                         Case{"security: {token: abc}", "security.token"}}) {
     LaunchOptions options;
@@ -160,6 +164,49 @@ learner: {checkpoint_dir: /ckpt, lr: 1.0e-6}
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("learner.checkpoint_dir"), std::string::npos) << s;
   std::filesystem::remove_all(run_dir);
+}
+
+// A restarted coordinator and learner continue from a step both recorded: the learner's full
+// checkpoint of step N and the coordinator's state file of step N.
+TEST(ResumableCheckpointTest, TheNewestStepWithBothAFullCheckpointAndACoordinatorState) {
+  const std::string root = absl::StrCat(::testing::TempDir(), "/resumable-", getpid());
+  std::filesystem::remove_all(root);
+  const std::string checkpoints = root + "/checkpoints", states = root + "/coordinator";
+  std::filesystem::create_directories(checkpoints);
+  std::filesystem::create_directories(states);
+  auto save = [&](const std::string& label, int64_t step, bool full) {
+    absl::StatusOr<std::string> tmp = BeginCheckpoint(checkpoints, label);
+    ASSERT_TRUE(tmp.ok()) << tmp.status();
+    std::ofstream(*tmp + "/model.safetensors") << label;
+    CheckpointInfo info;
+    info.step = step;
+    info.policy_version = static_cast<uint64_t>(step) + 1;
+    ASSERT_TRUE(CommitCheckpoint(checkpoints, label, *tmp, full ? &info : nullptr, 0).ok());
+  };
+  auto state = [&](int64_t step) {
+    std::ofstream(absl::StrCat(states, "/step-", step, ".binpb")) << "state";
+  };
+  auto latest = [&]() { return LatestResumableCheckpoint(checkpoints, states); };
+
+  ASSERT_TRUE(latest().ok());
+  EXPECT_FALSE(latest()->has_value()) << "nothing saved yet";
+  save("step-0", 0, /*full=*/false);  // the random initial weights: never resumed from
+  state(0);
+  EXPECT_FALSE(latest()->has_value());
+  save("step-2", 2, true);
+  EXPECT_FALSE(latest()->has_value()) << "the coordinator never recorded step 2";
+  state(2);
+  state(3);  // the coordinator is ahead of the learner's checkpoints
+  ASSERT_TRUE(latest()->has_value());
+  EXPECT_EQ((*latest())->step, 2);
+  save("step-4", 4, true);  // the learner is ahead of the coordinator (its report was lost)
+  EXPECT_EQ((*latest())->step, 2);
+  state(4);
+  EXPECT_EQ((*latest())->step, 4);
+  save("final", 4, true);  // final wins a tie: it holds the same state
+  EXPECT_EQ((*latest())->dir, checkpoints + "/final");
+  EXPECT_TRUE(LatestResumableCheckpoint("", states)->has_value() == false);
+  std::filesystem::remove_all(root);
 }
 
 TEST(EnvServerScaleTest, RequestIsCheckedWrittenAndAcknowledged) {

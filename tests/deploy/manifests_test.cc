@@ -716,6 +716,38 @@ TEST(ManifestsTest, SlurmJobPassesAddressesBetweenSteps) {
   for (const char* opt : {"--het-group=0", "--het-group=1", "--het-group=2", "--nodelist=cpu-a"}) {
     EXPECT_NE(srun_log.find(opt), std::string::npos) << opt;
   }
+  EXPECT_EQ(ReadFile(run_dir / "logs/argv-coordinator-0").find("coordinator.resume_step="),
+            std::string::npos);
+
+  // Requeued (#SBATCH --requeue; same job id and run directory): the coordinator and every
+  // learner rank continue from the newest learner checkpoint the coordinator has a state of
+  // (step-5 has none), and the earlier attempt's addresses are not reused.
+  for (const auto& [label, step] : std::vector<std::pair<std::string, int>>{{"step-3", 3},
+                                                                            {"step-5", 5}}) {
+    fs::create_directories(run_dir / "checkpoints" / label);
+    std::ofstream(run_dir / "checkpoints" / label / "trainer_state.json")
+        << "{\n \"format\": 1,\n \"step\": " << step << ",\n \"policy_version\": " << step + 1
+        << "\n}\n";
+  }
+  fs::create_directories(run_dir / "coordinator");
+  std::ofstream(run_dir / "coordinator/step-3.binpb") << "state";
+  std::ofstream(run_dir / "env/9.addr") << "10.9.9.9:1\n";  // a stale address
+  r = RunShell("env " + env + " timeout 120 bash " +
+               ShellQuote((SourceDir() / "deploy/slurm/envtune.sbatch").string()) + " actor.seed=3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming from learner step 3"), std::string::npos) << r.output;
+  std::string resumed = ReadFile(run_dir / "logs/argv-coordinator-0");
+  EXPECT_NE(resumed.find("coordinator.resume_step=3"), std::string::npos) << resumed;
+  EXPECT_NE(resumed.find("coordinator.state_dir=" + (run_dir / "coordinator").string()),
+            std::string::npos)
+      << resumed;
+  for (int i = 0; i < 2; ++i) {
+    std::string learner = ReadFile(run_dir / ("logs/argv-learner-" + std::to_string(i)));
+    EXPECT_NE(learner.find("learner.resume=" + (run_dir / "checkpoints/step-3").string()),
+              std::string::npos)
+        << learner;
+  }
+  EXPECT_EQ(ReadFile(run_dir / "env-servers.addr"), "10.0.0.7:5001,10.0.0.8:5002\n");
 }
 
 TEST(ManifestsTest, SlurmJobFailsClearlyWithoutABinary) {

@@ -9,10 +9,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "common/file.h"
 #include "common/security.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -40,6 +44,36 @@ inline std::string RunDir(const std::string& name) {
     if (::kill(std::stoi(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove_all(entry, ec);
   }
   return ::testing::TempDir() + "/" + name + "-" + std::to_string(::getpid());
+}
+
+// The pid of a child of `parent` whose command line has `role` as its second argument.
+inline std::optional<pid_t> ChildRole(pid_t parent, const std::string& role) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    absl::StatusOr<std::string> stat = ReadFileToString(entry.path().string() + "/stat");
+    absl::StatusOr<std::string> cmdline = ReadFileToString(entry.path().string() + "/cmdline");
+    if (!stat.ok() || !cmdline.ok()) continue;
+    // stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+    std::istringstream fields(stat->substr(stat->rfind(')') + 2));
+    std::string state;
+    pid_t ppid = 0;
+    fields >> state >> ppid;
+    if (ppid != parent) continue;
+    std::vector<std::string> args;
+    std::string arg;
+    for (char c : *cmdline) {
+      if (c == '\0') {
+        args.push_back(arg);
+        arg.clear();
+      } else {
+        arg.push_back(c);
+      }
+    }
+    if (args.size() > 1 && args[1] == role) return pid;
+  }
+  return std::nullopt;
 }
 
 // The non-empty lines of a JSON-lines file (ledgers, metrics.jsonl), parsed.

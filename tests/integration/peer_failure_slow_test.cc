@@ -3,9 +3,10 @@
 // them); once the learner has trained a step, one peer is SIGKILLed. Within seconds the actor's
 // log must name that peer by the exact address it listens on and the phase that failed, the
 // actor must still be running (no crash, no exit), and it must still stop cleanly on SIGTERM
-// (no hang). Short actor deadlines (2 s RPCs, 5 s weights/push waits, 2 attempts per env call)
-// make the failures surface quickly. Cases: env server, learner (mid-rollout, and while the
-// actor waits for leases held back by flow control), coordinator (also `envtune status`).
+// (no hang). Short actor deadlines (2 s RPCs, 5 s weights/push waits and retries, 2 attempts
+// per env call) make the failures surface quickly. Cases: env server, learner (mid-rollout, and
+// while the actor waits for leases held back by flow control), coordinator (also `envtune
+// status`).
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,7 @@ curriculum:
   push_timeout_s: 5
   env_timeout_ms: 2000
   env_max_attempts: 2
+  retry_deadline_s: 5
   tokenizer: )", SourceDir(), R"(/third_party/qwen-tokenizer
 )");
 }

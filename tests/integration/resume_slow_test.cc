@@ -1,11 +1,12 @@
 // Kill and resume a whole local run (`envtune train`, every role a process on loopback port 0).
 // A seeded, strictly on-policy (max_staleness 0) run of 4 learner steps over two curriculum
 // stages (the change after step 2) runs uninterrupted; then the same config runs three times
-// with its learner SIGKILLed once checkpoint step-<k> exists, k = 1, 2, 3 (the launcher then
-// stops everything and fails), and `envtune train --resume RUN_DIR` continues each to the end
-// of the curriculum: the learner starts from the step-<k> checkpoint (not step 0), the
-// coordinator from its state of step k (the stage is right), the run finishes with a full final
-// checkpoint of step 4, and every step's weights are bitwise those of the uninterrupted run.
+// with its learner SIGKILLed once checkpoint step-<k> exists, k = 1, 2, 3 (launch.max_restarts
+// 0: the launcher then stops everything and fails), and `envtune train --resume RUN_DIR`
+// continues each to the end of the curriculum: the learner starts from the step-<k> checkpoint
+// (not step 0), the coordinator from its state of step k (the stage is right), the run finishes
+// with a full final checkpoint of step 4, and every step's weights are bitwise those of the
+// uninterrupted run.
 #include <signal.h>
 #include <sys/types.h>
 
@@ -32,6 +33,7 @@ namespace envtune {
 namespace {
 
 using integration::Binary;
+using integration::ChildRole;
 using integration::SourceDir;
 using integration::TinyLearnerYaml;
 
@@ -45,6 +47,7 @@ launch:
   actors: 1
   warm_start: none
   poll_interval_ms: 250
+  max_restarts: 0        # the learner's death ends the run; --resume continues it
   run_dir: )", run_dir, R"(
 coordinator:
   heartbeat_interval_ms: 500
@@ -66,36 +69,6 @@ curriculum:
   seed: 9
   tokenizer: )", SourceDir(), R"(/third_party/qwen-tokenizer
 )");
-}
-
-// The pid of a child of `parent` whose command line has `role` as its second argument.
-std::optional<pid_t> ChildRole(pid_t parent, const std::string& role) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    absl::StatusOr<std::string> stat = ReadFileToString(entry.path().string() + "/stat");
-    absl::StatusOr<std::string> cmdline = ReadFileToString(entry.path().string() + "/cmdline");
-    if (!stat.ok() || !cmdline.ok()) continue;
-    // stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
-    std::istringstream fields(stat->substr(stat->rfind(')') + 2));
-    std::string state;
-    pid_t ppid = 0;
-    fields >> state >> ppid;
-    if (ppid != parent) continue;
-    std::vector<std::string> args;
-    std::string arg;
-    for (char c : *cmdline) {
-      if (c == '\0') {
-        args.push_back(arg);
-        arg.clear();
-      } else {
-        arg.push_back(c);
-      }
-    }
-    if (args.size() > 1 && args[1] == role) return pid;
-  }
-  return std::nullopt;
 }
 
 class ResumeTest : public ::testing::Test {

@@ -130,6 +130,57 @@ TEST(LearnerRole, TrainsCompleteGroupsDropsIncompleteOnesAndCheckpoints) {
   std::filesystem::remove_all(dir);
 }
 
+// A batch whose episodes all failed (an env server down for the whole rollout) is not trained
+// on: no step, no new version, counted; the next batch with data is step 1.
+TEST(LearnerRole, ABatchOfOnlyFailedEpisodesIsSkippedNotTrainedOn) {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("envtune_learner_role_failed_" + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::remove_all(dir);
+  LearnerRoleOptions options = TinyOptions(dir);
+  options.max_steps = 1;
+  auto role = LearnerRole::Create(options);
+  ASSERT_TRUE(role.ok()) << role.status();
+  const std::string address = "127.0.0.1:" + std::to_string((*role)->port());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = (*role)->Run(); });
+  std::mt19937 rng(3);
+  std::vector<v1::Trajectory> failed;
+  for (int g = 0; g < 2; ++g) {
+    for (int i = 0; i < 2; ++i) {
+      v1::Trajectory t = MakeTrajectory("failed" + std::to_string(g), i, 2, 0, 4, 6, rng);
+      t.set_failed(true);
+      t.clear_token_ids();
+      t.clear_loss_mask();
+      t.clear_behaviour_logprobs();
+      failed.push_back(t);
+    }
+  }
+  ASSERT_TRUE(Push(address, failed).ok());
+  for (int i = 0; i < 200 && (*role)->progress().groups_skipped_failed < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ((*role)->progress().groups_skipped_failed, 2);
+  EXPECT_EQ((*role)->progress().steps, 0);
+  EXPECT_EQ(PolicyVersion(address), 1u);
+  std::vector<v1::Trajectory> good;
+  for (int g = 0; g < 2; ++g) {
+    for (int i = 0; i < 2; ++i) {
+      good.push_back(MakeTrajectory("good" + std::to_string(g), i, 2, i, 4, 6, rng));
+    }
+  }
+  ASSERT_TRUE(Push(address, good).ok());
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  LearnerProgress p = (*role)->progress();
+  EXPECT_EQ(p.steps, 1);
+  EXPECT_EQ(p.version, 2u);
+  EXPECT_EQ(p.groups_trained, 2);
+  EXPECT_EQ(p.groups_skipped_failed, 2);
+  role->reset();
+  std::filesystem::remove_all(dir);
+}
+
 // Two batches of two groups each; `scrambled` delivers groups and episodes out of order.
 std::vector<std::vector<v1::Trajectory>> TwoBatches(bool scrambled) {
   std::mt19937 rng(7);

@@ -2,6 +2,7 @@
 // (EnvFleetMember), and an EnvClient that follows the coordinator's list. Replicas are added
 // while clients step episodes, then one is drained through the admin RPC; no call may fail.
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -241,6 +242,42 @@ TEST_F(EnvFleetLoopbackTest, FallsBackToTheStaticTargetWhileTheFleetIsEmpty) {
   start.set_task_id("no_such_task");
   EXPECT_EQ(client.StartEpisode(start).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(client.retries(), 0);
+}
+
+// An env server that restarts on its port (the launcher's supervision) is back within a second
+// or two; a call made meanwhile waits it out (actor.retry_deadline_s) instead of failing the
+// episode after a fixed count of attempts (5 attempts, ~0.75 s before).
+TEST_F(EnvFleetLoopbackTest, ACallOutlastsAnEnvServerRestartOnItsPort) {
+  EnvServiceOptions options;
+  options.data_dir = testing_util::DataDir();
+  absl::StatusOr<std::unique_ptr<EnvServer>> server = EnvServer::Start(options, "127.0.0.1:0");
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  EnvClientOptions client_options;
+  client_options.retry_deadline = absl::Seconds(30);
+  EnvClient client(address, client_options);
+  v1::StartEpisodeRequest start;
+  start.set_task_id("multi_turn_base_0");
+  ASSERT_TRUE(client.StartEpisode(start).ok());
+
+  server->reset();  // down
+  const absl::Duration downtime = absl::Milliseconds(1500);
+  absl::StatusOr<std::unique_ptr<EnvServer>> restarted;
+  std::thread restart([&] {
+    absl::SleepFor(downtime);
+    restarted = EnvServer::Start(options, address);
+  });
+  const absl::Time begin = absl::Now();
+  absl::StatusOr<v1::StartEpisodeResponse> started = client.StartEpisode(start);
+  const absl::Duration took = absl::Now() - begin;
+  restart.join();
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_TRUE(started.ok()) << started.status();
+  EXPECT_GE(took, downtime - absl::Milliseconds(100));
+  EXPECT_LT(took, downtime + absl::Seconds(5)) << "reconnecting took too long";
+  EXPECT_GT(client.retries(), 0);
+  std::cerr << "call across a " << downtime << " restart took " << took << ", "
+            << client.retries() << " retries\n";
 }
 
 TEST_F(EnvFleetLoopbackTest, NoReplicaAndNoFallbackIsUnavailable) {
