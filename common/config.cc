@@ -1,5 +1,7 @@
 #include "common/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -158,6 +160,50 @@ size_t ConfigReader::SequenceSize(const std::string& key) {
 }
 
 void ConfigReader::MarkRead(const std::string& key) { subtrees_.insert(key); }
+
+void ConfigReader::AddBounds(std::span<const ConfigBound> bounds) {
+  for (const ConfigBound& b : bounds) bounds_[b.key] = b;
+}
+
+namespace {
+
+// "a.b[3].c" -> "a.b[*].c": the pattern a sequence element's bound is registered under.
+std::string BoundPattern(const std::string& key) {
+  std::string out;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == '[') {
+      size_t close = key.find(']', i);
+      if (close != std::string::npos) {
+        out += "[*]";
+        i = close;
+        continue;
+      }
+    }
+    out += key[i];
+  }
+  return out;
+}
+
+std::string FormatBound(double x) {
+  if (std::abs(x) < 9e15 && x == std::floor(x)) return absl::StrCat(static_cast<int64_t>(x));
+  return absl::StrCat(x);
+}
+
+}  // namespace
+
+bool ConfigReader::InBounds(const std::string& key, double value, const YAML::Node& node,
+                            size_t index) {
+  if (bounds_.empty()) return true;
+  auto it = bounds_.find(key);
+  if (it == bounds_.end()) it = bounds_.find(BoundPattern(key));
+  if (it == bounds_.end()) return true;
+  const ConfigBound& b = it->second;
+  if (value >= b.min && value <= b.max) return true;  // false for NaN
+  AddError(absl::StrCat(key, index == SIZE_MAX ? "" : absl::StrCat("[", index, "]"), ": ",
+                        Dump(node), " is outside [", FormatBound(b.min), ", ", FormatBound(b.max),
+                        "]"));
+  return false;
+}
 
 std::string ConfigReader::Dump(const YAML::Node& node) {
   YAML::Emitter out;
