@@ -357,7 +357,9 @@ struct Actor::Impl {
       if (absl::IsNotFound(st)) {
         Log(options.name, absl::StrCat(st.message(), "; registering again"));
         if (absl::Status re = RegisterOnce(); !re.ok()) Log(options.name, std::string(re.message()));
-      } else if (absl::IsFailedPrecondition(st)) {
+      } else if (absl::IsFailedPrecondition(st) || absl::IsResourceExhausted(st)) {
+        // RESOURCE_EXHAUSTED: this actor's lease quota (coordinator.max_leases_per_worker or
+        // its fair share) is used up until it completes leases.
         if (absl::StrContains(st.message(), "finished")) {
           finished = true;
         } else if (leases.empty()) {
