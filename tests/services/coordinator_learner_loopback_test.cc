@@ -266,6 +266,23 @@ TEST(LearnerLoopbackTest, OversizedIdsGetShortClearErrors) {
   EXPECT_EQ(queue.size(), 1u);
 }
 
+// gRPC sets SO_REUSEPORT by default: two coordinators on one port both bound and served side
+// by side (split brain with a stale process). A second server on a port in use fails to start.
+TEST(ServerPortTest, ASecondServerCannotShareAPortInUse) {
+  TrajectoryQueue queue(1);
+  WeightStore weights;
+  LearnerServiceImpl first_service(&queue, &weights), second_service(&queue, &weights);
+  TestServer first({&first_service});
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  int port = 0;
+  builder.AddListeningPort(first.address(), ListeningCredentials(), &port);
+  builder.RegisterService(&second_service);
+  std::unique_ptr<grpc::Server> second = builder.BuildAndStart();
+  EXPECT_EQ(second, nullptr);
+  EXPECT_EQ(port, 0);
+}
+
 TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
   TrajectoryQueue queue(2);
   WeightStore weights;
