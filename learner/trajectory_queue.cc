@@ -27,6 +27,9 @@ absl::Status ValidateTrajectory(const v1::Trajectory& t, int64_t vocab_size) {
   }
   if (t.group_id().empty()) return bad("group_id is empty");
   if (t.group_size() == 0) return bad("group_size is 0");
+  // The coordinator's curriculum bounds group_size at 1024; a larger one would hold its
+  // trajectories (and memory) until the group times out, never to complete.
+  if (t.group_size() > 1024) return bad(absl::StrCat("group_size ", t.group_size(), " above 1024"));
   if (t.stage() < 1 || t.stage() > 4) return bad(absl::StrCat("stage ", t.stage(), " outside 1..4"));
   if (!std::isfinite(t.reward())) return bad("reward is not finite");
   if (t.failed()) return absl::OkStatus();  // an accounted-for failure carries no tokens

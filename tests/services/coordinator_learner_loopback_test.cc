@@ -257,6 +257,20 @@ TEST(LearnerLoopbackTest, OversizedIdsGetShortClearErrors) {
         << status.error_message().substr(0, 300);
     EXPECT_LT(status.error_message().size(), 300u);
   }
+  {
+    // A group that can never complete would hold its trajectories until group_timeout.
+    v1::Trajectory huge_group = MakeTrajectory("g", 3, 6);
+    huge_group.set_group_size(4'000'000'000u);
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    writer->Write(huge_group);
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("group_size 4000000000 above 1024"), std::string::npos)
+        << status.error_message();
+  }
   auto context = ContextWithDeadline();
   v1::PushTrajectoriesResponse response;
   auto writer = stub->PushTrajectories(context.get(), &response);
