@@ -32,9 +32,17 @@ std::vector<std::string> SplitKey(const std::string& key) {
   return parts;
 }
 
+// "[N]" with N a decimal of at most 6 digits. Anything else ("[x]", "[-1]", a 30-digit number)
+// is no index (Override refuses it; std::stoul threw on it, and the uncaught exception aborted
+// every role: found by fuzz/config_fuzz).
 bool IsIndex(const std::string& part, size_t* index) {
-  if (part.size() < 3 || part.front() != '[' || part.back() != ']') return false;
-  *index = std::stoul(part.substr(1, part.size() - 2));
+  if (part.size() < 3 || part.size() > 8 || part.front() != '[' || part.back() != ']') return false;
+  size_t value = 0;
+  for (size_t i = 1; i + 1 < part.size(); ++i) {
+    if (part[i] < '0' || part[i] > '9') return false;
+    value = value * 10 + static_cast<size_t>(part[i] - '0');
+  }
+  *index = value;
   return true;
 }
 
@@ -108,6 +116,13 @@ absl::Status Config::Override(const std::string& assignment) {
     return absl::InvalidArgumentError(absl::StrCat("override ", key, ": ", e.what()));
   }
   std::vector<std::string> parts = SplitKey(key);
+  for (const std::string& part : parts) {
+    size_t unused = 0;
+    if (!part.empty() && part.front() == '[' && !IsIndex(part, &unused)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "override ", key.substr(0, 200), ": '", part.substr(0, 64), "' is not an index [0-999999]"));
+    }
+  }
   // Walk with fresh handles (yaml-cpp nodes are references into the tree).
   std::vector<YAML::Node> path{root_};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {

@@ -124,3 +124,29 @@ launch: {actors: -3}
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// An override with a malformed index ("stages[x]") threw std::invalid_argument out of
+// Config::Override and aborted every role (found by fuzz/config_fuzz); it is now an error
+// naming the part.
+TEST(ConfigTest, MalformedIndicesAreErrorsNotAborts) {
+  for (const char* bad : {"curriculum.stages[x].group_size=1", "curriculum.stages[-1].group_size=1",
+                          "curriculum.stages[99999999999999999999999].group_size=1",
+                          ".\377{.\333c\377{;[\010]-=U\350-["}) {
+    absl::StatusOr<Config> config =
+        Config::FromString("curriculum: {stages: [{group_size: 2}]}\n", {bad});
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  absl::StatusOr<Config> x = Config::FromString("", {"curriculum.stages[x].group_size=1"});
+  EXPECT_NE(x.status().message().find("'[x]' is not an index"), std::string::npos) << x.status();
+  absl::StatusOr<Config> ok = Config::FromString("a: [1, 2]\n", {"a[1]=5"});
+  ASSERT_TRUE(ok.ok());
+  ConfigReader reader(*ok);
+  EXPECT_EQ(reader.Get<int>("a[1]", 0), 5);
+}
+
+}  // namespace
+}  // namespace envtune
