@@ -27,9 +27,35 @@ void Log(const std::string& name, const std::string& message) {
   std::cerr << "actor " << name << ": " << message << std::endl;
 }
 
+// Sane ranges of the actor's numeric keys (ConfigReader::AddBounds; errors name key, value
+// and range): far beyond real runs, tight enough that a typo is an error instead of a hang or
+// an allocation that aborts.
+constexpr double kDayMs = 86400e3;
+constexpr ConfigBound kActorBounds[] = {
+    {"actor.concurrency", 1, 1 << 16},
+    {"actor.env_threads", 0, 4096},
+    {"actor.max_new_tokens", 1, 1 << 20},
+    {"actor.temperature", 0, 100},
+    {"actor.top_p", 0, 1},
+    {"actor.top_k", 0, 1 << 21},  // <= the largest vocabulary model/config.cc accepts
+    {"actor.max_model_turns", 1, 10000},
+    {"actor.max_episode_tokens", 1, 1 << 24},  // the coordinator's token-count bound
+    {"actor.max_episode_seconds", 0, 7 * 86400},
+    {"actor.batch_gather_ms", 0, 600e3},
+    {"actor.weights_chunk_bytes", 0, 64 << 20},
+    {"actor.weights_timeout_s", 0, 7 * 86400},
+    {"actor.rpc_timeout_ms", 1, kDayMs},
+    {"actor.env_timeout_ms", 1, kDayMs},
+    {"actor.env_max_attempts", 1, 1000},
+    {"actor.env_fleet_refresh_ms", 1, kDayMs},
+    {"actor.push_timeout_s", 0, 7 * 86400},
+    {"actor.max_leases", 0, 1 << 16},
+};
+
 }  // namespace
 
 void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
+  reader.AddBounds(kActorBounds);
   RolloutOptions& r = o->rollout;
   auto positive = [&](const char* key, int64_t value) {
     if (value < 1) reader.AddError(absl::StrCat("actor.", key, ": must be >= 1"));

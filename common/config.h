@@ -12,8 +12,11 @@
 #ifndef ENVTUNE_COMMON_CONFIG_H_
 #define ENVTUNE_COMMON_CONFIG_H_
 
+#include <map>
 #include <set>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,9 +45,23 @@ class Config {
   std::string source_;  // file name for messages
 };
 
+// A sane range for a numeric key, both ends inclusive. `key` may hold "[*]" for any index of a
+// sequence: "curriculum.stages[*].group_size".
+struct ConfigBound {
+  const char* key;
+  double min;
+  double max;
+};
+
 class ConfigReader {
  public:
   explicit ConfigReader(const Config& config) : config_(config) {}
+
+  // Registers bounds (a component's table of them, next to its reader) checked by every later
+  // Get of a numeric key, list elements included: a value outside its range, or NaN, records
+  // "key: V is outside [min, max]" and Get returns the fallback. A key bounded twice keeps the
+  // later bound.
+  void AddBounds(std::span<const ConfigBound> bounds);
 
   // The value at `key` converted to T, or `fallback` when absent. A present value that does not
   // convert records an error naming the key (and returns the fallback).
@@ -54,7 +71,15 @@ class ConfigReader {
     YAML::Node node = config_.Find(key);
     if (!node.IsDefined() || node.IsNull()) return fallback;
     try {
-      return node.as<T>();
+      T value = node.as<T>();
+      if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+        if (!InBounds(key, static_cast<double>(value), node)) return fallback;
+      } else if constexpr (IsNumericList<T>::value) {
+        for (size_t i = 0; i < value.size(); ++i) {
+          if (!InBounds(key, static_cast<double>(value[i]), node[i], i)) return fallback;
+        }
+      }
+      return value;
     } catch (const YAML::Exception&) {
       AddError(absl::StrCat(key, ": cannot read '", Dump(node), "' as ", TypeName<T>()));
       return fallback;
@@ -85,6 +110,15 @@ class ConfigReader {
  private:
   static std::string Dump(const YAML::Node& node);
   template <typename T>
+  struct IsNumericList : std::false_type {};
+  template <typename E>
+  struct IsNumericList<std::vector<E>>
+      : std::bool_constant<std::is_arithmetic_v<E> && !std::is_same_v<E, bool>> {};
+  // False (with an error recorded) when `key`'s bound excludes `value`; `index` names a list
+  // element (SIZE_MAX: the key itself).
+  bool InBounds(const std::string& key, double value, const YAML::Node& node,
+                size_t index = SIZE_MAX);
+  template <typename T>
   static const char* TypeName() {
     if constexpr (std::is_same_v<T, bool>) return "a boolean";
     else if constexpr (std::is_integral_v<T>) return "an integer";
@@ -97,6 +131,7 @@ class ConfigReader {
   std::set<std::string> read_;      // keys read exactly
   std::set<std::string> subtrees_;  // keys whose whole sub-tree counts as read
   std::vector<std::string> errors_;
+  std::map<std::string, ConfigBound> bounds_;  // by key pattern ("[*]" for indices)
 };
 
 }  // namespace envtune

@@ -20,6 +20,7 @@ namespace {
 // Bounds on what one worker puts into the cluster status (proto: RegisterRequest, Heartbeat).
 constexpr size_t kMaxWorkerFieldBytes = 256;  // name, address, each metric name
 constexpr size_t kMaxWorkerMetrics = 256;     // metrics per heartbeat
+constexpr size_t kMaxWorkerMetricBytes = 16 << 10;  // their names together
 
 class RealClock final : public Clock {
  public:
@@ -134,7 +135,10 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
     SweepLocked(&events);
     if (workers_.size() >= options_.max_workers) {
       return absl::ResourceExhaustedError(
-          absl::StrCat("Register: cluster full (", options_.max_workers, " workers)"));
+          absl::StrCat("Register: cluster full (", workers_.size(),
+                       " workers registered, coordinator.max_workers = ", options_.max_workers,
+                       "); a worker that stops heartbeating frees its slot after ",
+                       absl::FormatDuration(options_.worker_expiry)));
     }
     if (request.role() == v1::ROLE_ENV_SERVER) {
       // A server restarted on the same address replaces its earlier registration.
@@ -185,11 +189,18 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(
     return absl::InvalidArgumentError(absl::StrCat("Heartbeat: at most ", kMaxWorkerMetrics,
                                                    " metrics, got ", request.metrics_size()));
   }
+  size_t metric_bytes = 0;
   for (const v1::Metric& metric : request.metrics()) {
     if (metric.name().size() > kMaxWorkerFieldBytes) {
       return absl::InvalidArgumentError(absl::StrCat("Heartbeat: metric names are limited to ",
                                                      kMaxWorkerFieldBytes, " bytes"));
     }
+    metric_bytes += metric.name().size();
+  }
+  // With max_workers workers at these bounds a GetStatus reply stays far below gRPC's 64 MiB.
+  if (metric_bytes > kMaxWorkerMetricBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("Heartbeat: metric names total ", metric_bytes,
+                                                   " bytes (at most ", kMaxWorkerMetricBytes, ")"));
   }
   std::vector<v1::StageEvent> events;
   v1::HeartbeatResponse response;
@@ -319,6 +330,39 @@ v1::AcquireLeaseResponse NoLease(v1::NoLeaseReason reason, std::string detail) {
 
 }  // namespace
 
+std::optional<std::string> Coordinator::LeaseQuotaLocked(const std::string& worker_id,
+                                                          bool eval_only) const {
+  size_t held = 0, held_training = 0;
+  for (const auto& [id, outstanding] : leases_) {
+    if (outstanding.worker_id != worker_id) continue;
+    ++held;
+    held_training += !outstanding.lease.evaluation();
+  }
+  if (held >= options_.max_leases_per_worker) {
+    return absl::StrCat("worker '", worker_id, "' holds ", held,
+                        " leases (coordinator.max_leases_per_worker = ",
+                        options_.max_leases_per_worker, ")");
+  }
+  // Fair share of the flow-control window: with the window bounded, an actor holding
+  // ceil(window / live actors) uncompleted training leases waits for the others, so one actor
+  // cannot take every slot and starve the rest until lease_timeout. Completed leases do not
+  // count, so a fast actor still takes as much work as it finishes.
+  const uint64_t window = MaxGroupsInFlightLocked();
+  if (!options_.lease_fair_share || window == 0 || eval_only || !eval_queue_.empty()) {
+    return std::nullopt;
+  }
+  uint64_t actors = 0;
+  for (const auto& [id, worker] : workers_) actors += worker.status.role() == v1::ROLE_ACTOR;
+  actors = std::max<uint64_t>(actors, 1);
+  const uint64_t share = (window + actors - 1) / actors;
+  if (held_training >= share) {
+    return absl::StrCat("worker '", worker_id, "' holds ", held_training,
+                        " uncompleted training leases, its fair share of ", window,
+                        " groups in flight over ", actors, " actors (coordinator.lease_fair_share)");
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<v1::AcquireLeaseResponse> Coordinator::AcquireLease(
     const v1::AcquireLeaseRequest& request) {
   if (request.worker_id().empty()) {
@@ -353,14 +397,6 @@ absl::StatusOr<v1::AcquireLeaseResponse> Coordinator::AcquireLeaseLocked(
   if (paused_ && eval_queue_.empty()) {
     return NoLease(v1::NO_LEASE_REASON_PAUSED, "leases are paused");
   }
-  size_t held = 0;
-  for (const auto& [id, outstanding] : leases_)
-    held += outstanding.worker_id == request.worker_id();
-  if (held >= options_.max_leases_per_actor) {
-    return NoLease(
-        v1::NO_LEASE_REASON_WORKER_QUOTA,
-        absl::StrCat("worker holds ", held, " leases (max ", options_.max_leases_per_actor, ")"));
-  }
   const uint64_t max_in_flight = MaxGroupsInFlightLocked();
   const bool learner_busy =
       eval_queue_.empty() && max_in_flight > 0 && GroupsInFlightLocked() >= max_in_flight;
@@ -368,6 +404,9 @@ absl::StatusOr<v1::AcquireLeaseResponse> Coordinator::AcquireLeaseLocked(
     return NoLease(v1::NO_LEASE_REASON_LEARNER_BUSY,
                    absl::StrCat(GroupsInFlightLocked(), " groups in flight (max ", max_in_flight,
                                 "), waiting for the learner"));
+  }
+  if (std::optional<std::string> quota = LeaseQuotaLocked(request.worker_id(), eval_only)) {
+    return NoLease(v1::NO_LEASE_REASON_WORKER_QUOTA, *std::move(quota));
   }
   bool replayed = false;
   if (!replay_.empty() && !eval_only && eval_queue_.empty()) {

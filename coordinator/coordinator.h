@@ -65,9 +65,13 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(2);
   absl::Duration worker_expiry = absl::Seconds(10);
   absl::Duration lease_timeout = absl::Minutes(10);
-  // Max leases an actor may hold at once; further AcquireLease calls get no lease
-  // (NO_LEASE_REASON_WORKER_QUOTA).
-  uint32_t max_leases_per_actor = 64;
+  // Max leases (training and evaluation) a worker may hold at once; further AcquireLease calls
+  // get no lease (NO_LEASE_REASON_WORKER_QUOTA).
+  uint32_t max_leases_per_worker = 64;
+  // With the flow-control window bounded (below), an actor holding ceil(window / live actors)
+  // uncompleted training leases gets no lease (WORKER_QUOTA) until it completes one: one actor cannot
+  // hoard the window and starve the others until lease_timeout.
+  bool lease_fair_share = true;
   // Leases ask for at least (latest policy version - max_policy_staleness).
   uint64_t max_policy_staleness = 1;
   // Flow control: training leases are issued only while fewer GRPO groups than this are leased
@@ -80,6 +84,8 @@ struct CoordinatorOptions {
   int64_t eval_every_steps = 0;
   std::vector<std::string> eval_task_ids;
   uint64_t seed = 1;
+  // Registered workers at most; a Register beyond gets RESOURCE_EXHAUSTED (expired workers
+  // free their slots). Bounds the worker table and every GetStatus reply.
   size_t max_workers = 1024;
   size_t metric_history = 256;              // recent metric values kept for status
   // Optional audit trail: one JSON line per lease event
@@ -170,6 +176,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves to stage index `index` (0-based); returns the event to broadcast.
   v1::StageEvent EnterStageLocked(size_t index, v1::StageChangeReason reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The per-worker limits of AcquireLease (max_leases_per_worker, lease_fair_share):
+  // why `worker_id` may not take one more lease (naming the limit), or nullopt when it may.
+  std::optional<std::string> LeaseQuotaLocked(const std::string& worker_id, bool eval_only) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<PendingTask> NextTaskLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordMetricLocked(const std::string& name, double value, int64_t step)

@@ -26,6 +26,38 @@ struct RewardName {
 constexpr RewardName kRewardNames[] = {{"format", v1::REWARD_KIND_FORMAT},
                                        {"progress", v1::REWARD_KIND_PROGRESS}};
 
+// Sane ranges of the keys read below (ConfigReader::AddBounds): far beyond any real run, tight
+// enough that a typo or a hostile config is an error instead of a hang, an allocation that
+// aborts or a status reply over gRPC's limit.
+constexpr double kDay = 86400e3;  // ms
+constexpr ConfigBound kCoordinatorBounds[] = {
+    {"coordinator.heartbeat_interval_ms", 10, 600e3},
+    {"coordinator.worker_expiry_ms", 100, kDay},
+    {"coordinator.lease_timeout_ms", 100, 7 * kDay},
+    {"coordinator.max_policy_staleness", 0, 1000},
+    {"coordinator.max_inflight_groups", 0, 1 << 20},
+    {"coordinator.max_learner_steps", 0, 1e12},
+    {"coordinator.max_leases_per_worker", 1, 1 << 16},
+    // Every worker's entry (<= ~18 KB at the Register/Heartbeat bounds) is in each GetStatus
+    // reply: 2048 of them stay below half of gRPC's 64 MiB.
+    {"coordinator.max_workers", 1, 2048},
+    {"coordinator.resume_step", -1, 1e15},
+    {"coordinator.state_keep_steps", 1, 1e9},
+    {"evaluation.every_steps", 0, 1e12},
+    {"evaluation.limit", 0, 1e9},
+    {"curriculum.stages[*].limit", 0, 1e9},
+    {"curriculum.stages[*].augment.start", 0, 1},
+    {"curriculum.stages[*].augment.end", 0, 1},
+    {"curriculum.stages[*].augment.anneal_steps", 0, 1e12},
+    {"curriculum.stages[*].group_size", 1, 1024},
+    {"curriculum.stages[*].max_steps_per_turn", 1, 100},  // the env server's max_steps_limit
+    {"curriculum.stages[*].max_new_tokens", 1, 1 << 20},
+    {"curriculum.stages[*].max_episode_tokens", 1, 1 << 24},  // CompleteLease's token bound
+    {"curriculum.stages[*].advance.after_steps", 0, 1e12},
+    {"curriculum.stages[*].advance.threshold", -1e9, 1e9},
+    {"curriculum.stages[*].advance.checks", 1, 1e6},
+};
+
 }  // namespace
 
 absl::StatusOr<v1::RewardKind> ParseRewardKind(absl::string_view name) {
@@ -72,6 +104,7 @@ absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& dat
 absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
                                                           const std::string& data_dir) {
   CoordinatorOptions options;
+  reader.AddBounds(kCoordinatorBounds);
   options.heartbeat_interval =
       absl::Milliseconds(reader.Get<int64_t>("coordinator.heartbeat_interval_ms", 2000));
   options.worker_expiry =
@@ -81,6 +114,11 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.max_policy_staleness = reader.Get<uint64_t>("coordinator.max_policy_staleness", 1);
   options.max_inflight_groups = reader.Get<uint64_t>("coordinator.max_inflight_groups", 0);
   options.max_learner_steps = reader.Get<int64_t>("coordinator.max_learner_steps", 0);
+  options.max_leases_per_worker = reader.Get<uint32_t>("coordinator.max_leases_per_worker",
+                                                       options.max_leases_per_worker);
+  options.lease_fair_share =
+      reader.Get<bool>("coordinator.lease_fair_share", options.lease_fair_share);
+  options.max_workers = reader.Get<size_t>("coordinator.max_workers", options.max_workers);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
   options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");
   if (reader.Has("coordinator.admin_token")) {

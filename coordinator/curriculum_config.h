@@ -8,6 +8,10 @@
 //     max_inflight_groups: 0           # training groups leased but not yet consumed by the
 //                                      #   learner (0 = (staleness + 1) x learner batch groups)
 //     max_learner_steps: 0             # stop after this many learner steps (0 = by curriculum)
+//     max_leases_per_worker: 64        # leases one worker may hold (RESOURCE_EXHAUSTED beyond)
+//     lease_fair_share: true           # an actor holds at most its share of the in-flight
+//                                      #   window in uncompleted training leases
+//     max_workers: 1024                # registered workers at most (RESOURCE_EXHAUSTED beyond)
 //     seed: 1
 //     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
 //     state_dir: ""                    # persist the state after every learner step into
@@ -56,7 +60,8 @@ absl::StatusOr<std::vector<std::string>> LoadSplitTaskIds(const std::string& dat
 // the known names otherwise.
 absl::StatusOr<v1::RewardKind> ParseRewardKind(absl::string_view name);
 
-// Reads the keys above; errors are recorded in `reader` (Finish() reports them) and missing
+// Numeric keys have sane ranges (kCoordinatorBounds in the .cc; an error names key, value and
+// range). Reads the keys above; errors are recorded in `reader` (Finish() reports them) and missing
 // split files are returned as errors. The admin token is security.admin_token_file
 // (common/security.h); the former coordinator.admin_token is an error saying so.
 absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,

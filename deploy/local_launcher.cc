@@ -261,10 +261,19 @@ std::vector<std::string> DiscardAfter(const std::string& checkpoint_dir,
 
 }  // namespace
 
+// Sane ranges of the launch keys (ConfigReader::AddBounds): launch.actors=100000 would start a
+// hundred thousand processes.
+constexpr ConfigBound kLaunchBounds[] = {
+    {"launch.env_servers", 1, 256},   {"launch.actors", 1, 256},
+    {"launch.startup_timeout_s", 1, 86400}, {"launch.max_restarts", 0, 1000},
+    {"launch.poll_interval_ms", 10, 60000}, {"launch.max_wall_s", 0, 365 * 86400},
+};
+
 absl::Status ReadLaunchOptions(LaunchOptions& options) {
   absl::StatusOr<Config> config = Config::Load(options.config_path, options.overrides);
   if (!config.ok()) return config.status();
   ConfigReader reader(*config);
+  reader.AddBounds(kLaunchBounds);
   options.env_servers = reader.Get<int>("launch.env_servers", options.env_servers);
   options.actors = reader.Get<int>("launch.actors", options.actors);
   options.run_dir = reader.Get<std::string>("launch.run_dir", options.run_dir);

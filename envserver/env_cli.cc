@@ -1,6 +1,7 @@
 // `envtune env replay|check|decode` (see env_cli.h).
 #include "envserver/env_cli.h"
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -71,6 +72,12 @@ int ForEachLine(const std::vector<std::string>& args, const char* usage, std::is
   std::ifstream file;
   std::istream* input = &in;
   if (args[1] != "-") {
+    // A directory opens as an ifstream on Linux and reads as empty: refuse it by name.
+    std::error_code ec;
+    if (std::filesystem::is_directory(args[1], ec)) {
+      err << "envtune: " << args[1] << " is a directory, not a JSON-lines file\n";
+      return 2;
+    }
     file.open(args[1]);
     if (!file.good()) {
       err << "envtune: cannot open " << args[1] << "\n";

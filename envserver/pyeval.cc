@@ -16,6 +16,40 @@ constexpr size_t kMaxSequenceResult = 1 << 20;  // cap for 'a' * n and [x] * n
 
 absl::Status PyErr(std::string msg) { return absl::InvalidArgumentError(std::move(msg)); }
 
+// Copies made by one top-level evaluation ('+' and '*' on sequences, * and ** unpacking) are
+// charged against a budget of weight units (one per value, one per string byte): values nest,
+// so a per-operation cap alone let "[[0]*1000000]*1000000" (10^12 values) abort with bad_alloc.
+constexpr size_t kMaxCopiedWeight = size_t{1} << 22;
+thread_local size_t* copy_budget = nullptr;  // remaining units; set by the outermost evaluation
+
+// The weight of `v`, counted up to `cap` (returns > cap when over it).
+size_t Weight(const PyValue& v, size_t cap) {
+  size_t w = 1;
+  if (v.is_str()) return w + v.as_str().size();
+  if (v.is_list() || v.is_tuple() || v.is_set()) {
+    for (const PyValue& x : v.items()) {
+      if (w > cap) break;
+      w += Weight(x, cap - w);
+    }
+  } else if (v.is_dict()) {
+    for (const auto& [k, x] : v.dict().entries()) {
+      if (w > cap) break;
+      w += Weight(k, cap - w);
+      if (w <= cap) w += Weight(x, cap - w);
+    }
+  }
+  return w;
+}
+
+// Charges `copies` copies of `v` (0 = none); MemoryError once the budget is spent.
+absl::Status ChargeCopies(const PyValue& v, uint64_t copies) {
+  if (copy_budget == nullptr || copies == 0) return absl::OkStatus();
+  const size_t w = Weight(v, *copy_budget);
+  if (w > *copy_budget || copies > *copy_budget / w) return PyErr("MemoryError");
+  *copy_budget -= w * copies;
+  return absl::OkStatus();
+}
+
 std::string TypeName(const PyValue& v) { return std::string(v.TypeName()); }
 
 absl::Status Unsupported(const std::string& op, const PyValue& a, const PyValue& b) {
@@ -258,6 +292,16 @@ bool PyHashable(const PyValue& v) {
 
 
 absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call_hook) {
+  size_t budget = kMaxCopiedWeight;
+  struct BudgetScope {  // the outermost evaluation on this thread owns the budget
+    size_t* installed = nullptr;
+    explicit BudgetScope(size_t* b) {
+      if (copy_budget == nullptr) installed = copy_budget = b;
+    }
+    ~BudgetScope() {
+      if (installed != nullptr) copy_budget = nullptr;
+    }
+  } scope(&budget);
   auto eval = [&](const PyNode& n) { return EvalPyLiteral(n, call_hook); };
   switch (node.kind) {
     case PyNodeKind::kConstant:
@@ -287,6 +331,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
           if (!(v->is_list() || v->is_tuple() || v->is_set())) {
             return PyErr(absl::StrCat("Value after * must be an iterable, not ", TypeName(*v)));
           }
+          if (absl::Status s = ChargeCopies(*v, 1); !s.ok()) return s;
           items.insert(items.end(), v->items().begin(), v->items().end());
           continue;
         }
@@ -312,6 +357,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
         if (!v.ok()) return v.status();
         if (node.elts[i] == nullptr) {
           if (!v->is_dict()) return PyErr(absl::StrCat("'", TypeName(*v), "' object is not a mapping"));
+          if (absl::Status s = ChargeCopies(*v, 1); !s.ok()) return s;
           for (const auto& [k, x] : v->dict()) dict.Set(k, x);
           continue;
         }
@@ -346,6 +392,20 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
       if (!a.ok()) return a.status();
       absl::StatusOr<PyValue> b = eval(*node.b);
       if (!b.ok()) return b.status();
+      auto is_seq = [](const PyValue& v) { return v.is_str() || v.is_list() || v.is_tuple(); };
+      if (node.text == "+" && is_seq(*a) && is_seq(*b)) {
+        for (const PyValue* v : {&*a, &*b}) {
+          if (absl::Status s = ChargeCopies(*v, 1); !s.ok()) return s;
+        }
+      } else if (node.text == "*" && (is_seq(*a) || is_seq(*b))) {
+        const PyValue& seq = is_seq(*a) ? *a : *b;
+        const PyValue& n = is_seq(*a) ? *b : *a;
+        if (IsIntLike(n) && n.as_int() > 0) {
+          if (absl::Status s = ChargeCopies(seq, static_cast<uint64_t>(n.as_int())); !s.ok()) {
+            return s;
+          }
+        }
+      }
       return BinOp(node.text, *a, *b);
     }
     case PyNodeKind::kCall:

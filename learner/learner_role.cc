@@ -73,6 +73,50 @@ struct PendingGroup {
   bool complete() const { return trajectories.size() >= size; }
 };
 
+// Sane ranges of the learner's numeric keys (ConfigReader::AddBounds; errors name key, value
+// and range). model.tiny.* also go through ValidateModelConfig (model/config.h).
+constexpr ConfigBound kLearnerBounds[] = {
+    {"model.tiny.vocab_size", 1, 1 << 21},
+    {"model.tiny.hidden_size", 1, 1 << 16},
+    {"model.tiny.intermediate_size", 1, 1 << 18},
+    {"model.tiny.num_hidden_layers", 1, 1024},
+    {"model.tiny.num_attention_heads", 1, 1024},
+    {"model.tiny.num_key_value_heads", 1, 1024},
+    {"learner.train_batch_groups", 1, 1 << 16},
+    {"learner.stage_batch_groups", 1, 1 << 16},
+    {"learner.group_timeout_s", 1e-3, 7 * 86400},
+    {"learner.partial_batch_after_s", 0, 7 * 86400},
+    {"learner.max_steps", 0, 1e12},
+    {"learner.queue_capacity", 1, 1 << 20},
+    {"learner.max_staleness", 0, 1000},
+    {"learner.lr", 0, 1},
+    {"learner.weight_decay", 0, 10},
+    {"learner.betas", 0, 1},
+    {"learner.adam_eps", 0, 1},
+    {"learner.warmup_steps", 0, 1e12},
+    {"learner.total_steps", 0, 1e12},
+    {"learner.min_lr_ratio", 0, 1},
+    {"learner.max_grad_norm", 0, 1e9},
+    {"learner.clip_low", 0, 10},
+    {"learner.clip_high", 0, 10},
+    {"learner.dual_clip", 0, 1e6},
+    {"learner.kl_coef", 0, 1e6},
+    {"learner.entropy_coef", -1e6, 1e6},
+    {"learner.tis_cap", 0, 1e9},
+    {"learner.micro_batch_tokens", 1, 1 << 24},
+    {"learner.score_chunk_size", 1, 1 << 24},
+    {"learner.zero_stage", 0, 2},
+    {"learner.bucket_elements", 1, 1e12},
+    {"learner.checkpoint_every", 1, 1e12},
+    {"learner.keep_checkpoints", 0, 1e6},
+    {"learner.rpc_timeout_ms", 1, 86400e3},
+    {"learner.distributed.world_size", 1, 1 << 16},
+    {"learner.distributed.rank", 0, (1 << 16) - 1},
+    {"learner.distributed.master_port", 0, 65535},
+    {"learner.distributed.timeout_s", 1e-3, 7 * 86400},
+    {"learner.distributed.keepalive_s", 1e-3, 7 * 86400},
+};
+
 }  // namespace
 
 ModelConfig TinyModelConfig(const TinyModelOptions& t) {
@@ -100,6 +144,7 @@ ModelConfig TinyModelConfig(const TinyModelOptions& t) {
 }
 
 void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
+  r.AddBounds(kLearnerBounds);
   o->model_path = r.Get<std::string>("model.path", o->model_path);
   TinyModelOptions& t = o->tiny;
   t.vocab_size = r.Get<int64_t>("model.tiny.vocab_size", t.vocab_size);

@@ -4,17 +4,32 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 
 namespace envtune {
 
 absl::Status ValidateTrajectory(const v1::Trajectory& t, int64_t vocab_size) {
+  // Ids are echoed in errors (as excerpts) and kept per group: bounded like the env server's
+  // task ids, so a 20 MB id is a short INVALID_ARGUMENT.
+  constexpr size_t kMaxIdBytes = 256;
   auto bad = [&t](const std::string& what) {
     return absl::InvalidArgumentError(
-        absl::StrCat("trajectory '", t.episode_id(), "': ", what));
+        absl::StrCat("trajectory '", Excerpt(t.episode_id()), "': ", what));
   };
   if (t.episode_id().empty()) return absl::InvalidArgumentError("trajectory: episode_id is empty");
+  for (const auto& [name, id] : {std::pair<const char*, const std::string*>{"episode_id", &t.episode_id()},
+                                 {"lease_id", &t.lease_id()},
+                                 {"group_id", &t.group_id()},
+                                 {"task_id", &t.task_id()}}) {
+    if (id->size() > kMaxIdBytes) {
+      return bad(absl::StrCat(name, " is longer than ", kMaxIdBytes, " bytes (", id->size(), ")"));
+    }
+  }
   if (t.group_id().empty()) return bad("group_id is empty");
   if (t.group_size() == 0) return bad("group_size is 0");
+  // The coordinator's curriculum bounds group_size at 1024; a larger one would hold its
+  // trajectories (and memory) until the group times out, never to complete.
+  if (t.group_size() > 1024) return bad(absl::StrCat("group_size ", t.group_size(), " above 1024"));
   if (t.stage() < 1 || t.stage() > 4) return bad(absl::StrCat("stage ", t.stage(), " outside 1..4"));
   if (!std::isfinite(t.reward())) return bad("reward is not finite");
   if (t.failed()) return absl::OkStatus();  // an accounted-for failure carries no tokens

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/file.h"
 #include "nlohmann/json.hpp"
 
@@ -131,6 +132,16 @@ absl::Status ParseRopeScaling(const json& j, ModelConfig* c) {
 
 }  // namespace
 
+double ApproxParameterCount(const ModelConfig& c) {
+  const double h = static_cast<double>(c.hidden_size);
+  const double q = static_cast<double>(c.num_attention_heads) * static_cast<double>(c.head_dim);
+  const double kv = static_cast<double>(c.num_key_value_heads) * static_cast<double>(c.head_dim);
+  const double layer = h * q + 2 * h * kv + q * h + 3 * h * static_cast<double>(c.intermediate_size);
+  const double embeddings =
+      static_cast<double>(c.vocab_size) * h * (c.tie_word_embeddings ? 1.0 : 2.0);
+  return static_cast<double>(c.num_hidden_layers) * layer + embeddings;
+}
+
 absl::Status ValidateModelConfig(const ModelConfig& c) {
   // Upper bounds far above any released model (Llama 3.1 405B: hidden 16384, 126 layers,
   // intermediate 53248; vocabularies up to 256k), so a corrupt or hostile config.json is an
@@ -153,6 +164,15 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
     if (p.value > p.max) {
       return KeyError(p.key, absl::StrCat("must be <= ", p.max, ", got ", p.value));
     }
+  }
+  // Each size within its bound can still multiply out to more weights than any machine holds
+  // (hidden 65536 x 1024 layers: 7e13 parameters, a failed 500 GB allocation); bound the total.
+  const double params = ApproxParameterCount(c);
+  if (params > kMaxModelParameters) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config.json: the sizes give about ", absl::StrFormat("%.3g", params),
+        " parameters, more than ", absl::StrFormat("%.3g", kMaxModelParameters),
+        " (vocab_size, hidden_size, intermediate_size, num_hidden_layers, heads)"));
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     return KeyError("num_key_value_heads", "must divide num_attention_heads");

@@ -64,8 +64,16 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text);
 // Reads <dir>/config.json and, if present, <dir>/generation_config.json.
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& dir);
 
-// Checks internal consistency (positive sizes, heads divide, ...).
+// Checks internal consistency (positive sizes, heads divide, ...) and sane bounds: each size
+// below a bound far above released models, and the weights together at most
+// kMaxModelParameters (a hostile or corrupt config.json is an error, never an allocation that
+// aborts).
 absl::Status ValidateModelConfig(const ModelConfig& config);
+
+// About how many weights `config` describes (embeddings, attention, MLP; norms and biases left
+// out), as a double so absurd sizes cannot overflow.
+double ApproxParameterCount(const ModelConfig& config);
+inline constexpr double kMaxModelParameters = 1e12;
 
 // config.json text (2-space indented, sorted keys, like HF's to_json_string) for `config`.
 std::string SerializeModelConfig(const ModelConfig& config);

@@ -137,8 +137,11 @@ absl::StatusOr<TensorMap> ReadSafetensors(const std::string& path) {
       int64_t v = d.get<int64_t>();
       if (v < 0 || v > (int64_t{1} << 40)) return bad("shape dimension out of range");
       shape.push_back(v);
-      numel *= static_cast<uint64_t>(v);
-      if (numel > (uint64_t{1} << 50)) return bad("shape too large");
+      // Checked before it can wrap: [2^40, 2^40] once came out as 0 elements.
+      if (__builtin_mul_overflow(numel, static_cast<uint64_t>(v), &numel) ||
+          numel > (uint64_t{1} << 50)) {
+        return bad("shape too large");
+      }
     }
     if (offs == info.end() || !offs->is_array() || offs->size() != 2 ||
         !(*offs)[0].is_number_unsigned() || !(*offs)[1].is_number_unsigned()) {

@@ -196,8 +196,9 @@ CallOutcome TicketApi::EditTicket(const std::vector<PyValue>& a) {
   std::vector<std::string> invalid_str;
   std::vector<PyValue> invalid_other;
   for (const auto& [key, value] : updates.dict()) {
-    bool valid = key.is_str() && std::any_of(std::begin(kValid), std::end(kValid),
-                                             [&](const char* v) { return key.as_str() == v; });
+    const PyValue& k = key;  // clang 14 cannot capture a structured binding
+    bool valid = k.is_str() && std::any_of(std::begin(kValid), std::end(kValid),
+                                           [&](const char* v) { return k.as_str() == v; });
     if (valid) continue;
     if (key.is_str()) {
       invalid_str.push_back(key.as_str());

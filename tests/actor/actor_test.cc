@@ -34,7 +34,7 @@ CoordinatorOptions Curriculum() {
   options.stages = {stage};
   options.heartbeat_interval = absl::Milliseconds(100);
   options.worker_expiry = absl::Seconds(5);
-  options.max_leases_per_actor = 2;
+  options.max_leases_per_worker = 2;
   return options;
 }
 

@@ -425,3 +425,128 @@ TEST(CoordinatorTest, PauseStopsTrainingLeasesAndEvaluationRoundsReportAccuracy)
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// Per-worker lease quotas (reliability probe §3: two AcquireLease calls by a rogue actor filled
+// the flow-control window and starved the real actors for lease_timeout).
+TEST(CoordinatorQuotaTest, OneActorCannotHoardTheWindow) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.max_inflight_groups = 4;
+  auto c = *Coordinator::Create(options, &clock);
+  const std::string rogue = RegisterWorker(*c, v1::ROLE_ACTOR);
+  const std::string honest = RegisterWorker(*c, v1::ROLE_ACTOR);
+  RegisterWorker(*c, v1::ROLE_EVALUATOR);  // not an actor: no share of training leases
+  v1::AcquireLeaseRequest take_rogue, take_honest;
+  take_rogue.set_worker_id(rogue);
+  take_honest.set_worker_id(honest);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(Acquire(*c, take_rogue).ok()) << i;
+  absl::StatusOr<v1::AcquireLeaseResponse> refused = c->AcquireLease(take_rogue);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->no_lease(), v1::NO_LEASE_REASON_WORKER_QUOTA);
+  EXPECT_THAT(refused->detail(),
+              testing::HasSubstr("fair share of 4 groups in flight over 2 actors"));
+  // The other actor still gets its share.
+  std::vector<v1::Lease> honest_leases;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::Lease> lease = Acquire(*c, take_honest);
+    ASSERT_TRUE(lease.ok()) << i << ": " << lease.status();
+    honest_leases.push_back(*lease);
+  }
+  // The window is full now: the answer is the flow control's, not the quota's.
+  EXPECT_EQ(NoLeaseReasonFor(*c, take_honest), v1::NO_LEASE_REASON_LEARNER_BUSY);
+  // Completed (not yet consumed) leases do not count against a share, only against the window.
+  ASSERT_TRUE(c->CompleteLease(Completion(honest, honest_leases[0], 1.0)).ok());
+  EXPECT_EQ(NoLeaseReasonFor(*c, take_honest), v1::NO_LEASE_REASON_LEARNER_BUSY);
+  // When the rogue expires its leases go back, and the honest actor (alone now) may take the
+  // whole window.
+  for (int i = 0; i < 6; ++i) {
+    clock.Advance(absl::Seconds(2));
+    v1::HeartbeatRequest beat;
+    beat.set_worker_id(honest);
+    ASSERT_TRUE(c->Heartbeat(beat).ok());
+  }
+  c->Sweep();
+  EXPECT_EQ(c->Status().groups_in_flight(), 2u);  // the honest actor's two
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::Lease> lease = Acquire(*c, take_honest);
+    ASSERT_TRUE(lease.ok()) << i << ": " << lease.status();
+  }
+}
+
+TEST(CoordinatorQuotaTest, FairShareCanBeTurnedOffAndHardCapHolds) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.max_inflight_groups = 4;
+  options.lease_fair_share = false;
+  options.max_leases_per_worker = 3;
+  auto c = *Coordinator::Create(options, &clock);
+  const std::string a = RegisterWorker(*c, v1::ROLE_ACTOR);
+  RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::AcquireLeaseRequest take;
+  take.set_worker_id(a);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Acquire(*c, take).ok()) << i;
+  absl::StatusOr<v1::AcquireLeaseResponse> refused = c->AcquireLease(take);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->no_lease(), v1::NO_LEASE_REASON_WORKER_QUOTA);
+  EXPECT_THAT(refused->detail(),
+              testing::HasSubstr("holds 3 leases (coordinator.max_leases_per_worker = 3)"));
+  // Without flow control (no learner has reported a batch size) there is no window to share.
+  options.max_inflight_groups = 0;
+  options.lease_fair_share = true;
+  options.max_leases_per_worker = 64;
+  auto d = *Coordinator::Create(options, &clock);
+  const std::string x = RegisterWorker(*d, v1::ROLE_ACTOR);
+  RegisterWorker(*d, v1::ROLE_ACTOR);
+  take.set_worker_id(x);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Acquire(*d, take).ok()) << i;
+}
+
+// Registrations are bounded (a flood of 1021 Register calls filled the table); expired workers
+// free their slots. And at the bounds every worker may fill, a GetStatus reply stays far below
+// gRPC's 64 MiB message limit.
+TEST(CoordinatorQuotaTest, RegistrationsAreBoundedAndStatusStaysSmall) {
+  FakeClock clock;
+  CoordinatorOptions options = TwoStageOptions();
+  options.max_workers = 3;
+  auto c = *Coordinator::Create(options, &clock);
+  for (int i = 0; i < 3; ++i) RegisterWorker(*c, v1::ROLE_ACTOR);
+  v1::RegisterRequest request;
+  request.set_role(v1::ROLE_ACTOR);
+  absl::StatusOr<v1::RegisterResponse> full = c->Register(request);
+  ASSERT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(full.status().message()),
+              testing::HasSubstr("coordinator.max_workers = 3"));
+  clock.Advance(absl::Seconds(11));
+  EXPECT_TRUE(c->Register(request).ok());
+
+  options.max_workers = 1024;
+  auto big = *Coordinator::Create(options, &clock);
+  for (size_t i = 0; i < options.max_workers; ++i) {
+    request.set_name(std::string(256, 'n'));
+    request.set_address(std::string(256, 'a'));
+    absl::StatusOr<v1::RegisterResponse> r = big->Register(request);
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status();
+    v1::HeartbeatRequest beat;
+    beat.set_worker_id(r->worker_id());
+    for (int m = 0; m < 64; ++m) {
+      v1::Metric* metric = beat.add_metrics();
+      metric->set_name(absl::StrCat(m, std::string(250, 'm')));
+      metric->set_value(1e300);
+    }
+    ASSERT_TRUE(big->Heartbeat(beat).ok());
+  }
+  EXPECT_LT(big->Status().ByteSizeLong(), size_t{32} << 20);
+  // The metric names of one heartbeat are bounded together, too.
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(big->Status().workers(0).worker_id());
+  for (int m = 0; m < 65; ++m) beat.add_metrics()->set_name(std::string(256, 'm'));
+  absl::StatusOr<v1::HeartbeatResponse> refused = big->Heartbeat(beat);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), testing::HasSubstr("at most 16384"));
+}
+
+}  // namespace
+}  // namespace envtune

@@ -88,3 +88,47 @@ TEST(CurriculumConfigTest, AnInlineAdminTokenPointsToTheTokenFile) {
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+TEST(CurriculumConfigTest, QuotaKeysAndSaneBounds) {
+  auto config = Config::FromString(R"(
+coordinator: {max_leases_per_worker: 8, lease_fair_share: false, max_workers: 100}
+curriculum: {stages: [{categories: [base], limit: 2}]}
+)");
+  ASSERT_TRUE(config.ok());
+  ConfigReader reader(*config);
+  auto options = ReadCoordinatorOptions(reader, DataDir());
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(reader.Finish().ok()) << reader.Finish();
+  EXPECT_EQ(options->max_leases_per_worker, 8u);
+  EXPECT_FALSE(options->lease_fair_share);
+  EXPECT_EQ(options->max_workers, 100u);
+
+  auto absurd = Config::FromString(R"(
+coordinator: {max_workers: 100000000, heartbeat_interval_ms: -5, lease_timeout_ms: 1000000000000000000}
+curriculum:
+  stages:
+    - {categories: [base], limit: 2, group_size: 4000000000, max_steps_per_turn: 101}
+    - {categories: [base], limit: 2, augment: {start: 2}, max_episode_tokens: 100000000}
+)");
+  ASSERT_TRUE(absurd.ok());
+  ConfigReader bad(*absurd);
+  ASSERT_TRUE(ReadCoordinatorOptions(bad, DataDir()).ok());
+  absl::Status finish = bad.Finish();
+  ASSERT_EQ(finish.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(finish.message());
+  for (const char* expected : {"coordinator.max_workers: 100000000 is outside [1, 2048]",
+                               "coordinator.heartbeat_interval_ms: -5 is outside [10, 600000]",
+                               "coordinator.lease_timeout_ms: 1000000000000000000 is outside [100, 604800000]",
+                               "curriculum.stages[0].group_size: 4000000000 is outside [1, 1024]",
+                               "curriculum.stages[0].max_steps_per_turn: 101 is outside [1, 100]",
+                               "curriculum.stages[1].augment.start: 2 is outside [0, 1]",
+                               "curriculum.stages[1].max_episode_tokens: 100000000 is outside"}) {
+    EXPECT_NE(message.find(expected), std::string::npos) << expected << " in " << message;
+  }
+}
+
+}  // namespace
+}  // namespace envtune

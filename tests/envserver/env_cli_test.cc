@@ -310,3 +310,82 @@ TEST_F(EnvCliTest, CheckDecodesWithTheChosenMode) {
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// Hostile inputs of the reliability probe (../shared/reviews/reliability-probe.md §2): 100k-deep
+// nesting inside a 200 KB reply, in every decode mode and through `env check`, and a 1M-deep JSON
+// line, each a per-line error or a failed decode, never a stack overflow.
+TEST_F(EnvCliTest, DeepNestingIsAnErrorNotACrash) {
+  const size_t depth = 100000;
+  const std::string lists = std::string(depth, '[') + std::string(depth, ']');
+  const std::string call = "{\"name\": \"ls\", \"arguments\": {\"a\": " + lists + "}}";
+  auto line = [](const std::string& mode, const std::string& input) {
+    return "{\"mode\": \"" + mode + "\", \"input\": " + PyValue::Str(input).JsonDumps() + "}\n";
+  };
+  const std::string envtuning = "<think>x</think>\n<tool_call>\n" + call + "\n</tool_call>";
+  CliRun d = Invoke(RunEnvDecode, {"decode", "-"},
+                    line("envtuning", envtuning) + line("fc", "<tool_call>\n" + call + "\n</tool_call>") +
+                        line("prompting", "[ls(a=" + lists + ")]") +
+                        "{\"mode\": \"fc\", \"input\": " + lists + "}\n" +
+                        std::string(1000000, '[') + std::string(1000000, ']') + "\n");
+  EXPECT_EQ(d.code, 1);  // the last two lines are not JSON the reader accepts
+  ASSERT_EQ(d.lines.size(), 5u) << d.err;
+  EXPECT_NE(d.lines[0].find("nested deeper than 1000 levels"), std::string::npos) << d.lines[0];
+  EXPECT_NE(d.lines[1].find("\"ok\": false"), std::string::npos) << d.lines[1];
+  EXPECT_NE(d.lines[2].find("too many nested parentheses"), std::string::npos) << d.lines[2];
+  for (int i : {3, 4}) {
+    EXPECT_NE(d.lines[i].find("nested deeper than 1000 levels"), std::string::npos) << d.lines[i];
+  }
+  // `env check` decodes the same reply in each of the task's four turns.
+  PyList turns;
+  for (int t = 0; t < 4; ++t) {
+    PyDict turn;
+    turn.Set("responses", PyValue::List({PyValue::Str(envtuning)}));
+    turns.push_back(PyValue::Dict(std::move(turn)));
+  }
+  PyDict task;
+  task.Set("id", PyValue::Str("multi_turn_base_0"));
+  task.Set("mode", PyValue::Str("envtuning"));
+  task.Set("turns", PyValue::List(std::move(turns)));
+  CliRun c = Invoke(RunEnvCheck, {"check", "-"}, PyValue::Dict(std::move(task)).JsonDumps() + "\n");
+  EXPECT_EQ(c.code, 0) << c.err;
+  ASSERT_EQ(c.lines.size(), 1u);
+  EXPECT_NE(c.lines[0].find("\"valid\": false"), std::string::npos) << c.lines[0];
+}
+
+// Executed call arguments copy values ('*', '+', unpacking) within a budget: nested repetition
+// ("[[0]*1000000]*1000000", 10^12 values) aborted `env replay` and the env server with
+// bad_alloc; now the call fails with MemoryError, as a sandbox error result.
+TEST_F(EnvCliTest, NestedRepetitionIsAMemoryErrorNotAnAbort) {
+  for (const std::string arg : {"[[0]*1000000]*1000000", "[[[0]*1000]*1000]*1000",
+                                "'a'*1000000*1000000", "[*[[0]*100000]*100]*1000",
+                                "([0]*1000000+[0]*1000000)*1000"}) {
+    CliRun r = Invoke(RunEnvReplay, {"replay", "-"},
+                      "{\"id\": \"multi_turn_base_0\", \"turns\": [{\"calls\": [\"cd(folder=" + arg +
+                          ")\"]}]}\n");
+    ASSERT_EQ(r.code, 0) << arg << ": " << r.err;
+    ASSERT_EQ(r.lines.size(), 1u);
+    EXPECT_NE(r.lines[0].find("Error during execution: MemoryError"), std::string::npos)
+        << arg << ": " << r.lines[0].substr(0, 300);
+  }
+  // Within the budget the values are built as before.
+  CliRun ok = Invoke(RunEnvReplay, {"replay", "-"},
+                     "{\"id\": \"multi_turn_base_0\", \"turns\": [{\"calls\": "
+                     "[\"cd(folder='ab'*3)\"]}]}\n");
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.lines[0].find("ababab"), std::string::npos) << ok.lines[0].substr(0, 300);
+}
+
+// A directory opens as an empty stream on Linux: it was a silent success (rc 0, no output).
+TEST_F(EnvCliTest, ADirectoryIsAUsageError) {
+  for (auto* cmd : {RunEnvDecode, RunEnvCheck, RunEnvReplay}) {
+    CliRun r = Invoke(cmd, {"x", SourceDir()}, "");
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("is a directory"), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace envtune

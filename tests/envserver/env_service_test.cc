@@ -293,3 +293,66 @@ TEST_F(EnvServiceTest, DrainingServerIsNotServing) {
 
 }  // namespace
 }  // namespace envtune
+
+namespace envtune {
+namespace {
+
+// The reliability probe's env-server crashes (§3): one Step whose reply nests 100k levels
+// inside the 256 KiB limit killed the server with SIGSEGV in the envtuning and Hermes formats,
+// and nested repetition in a prompting-format call aborted it with bad_alloc. Each is now an
+// answer in band (a format error or an execution error) and the server keeps serving.
+TEST_F(EnvServiceTest, HostileRepliesAreAnsweredInBandAndTheServerKeepsServing) {
+  auto stub = Stub(a_);
+  const size_t depth = 100000;
+  const std::string call = "{\"name\": \"ls\", \"arguments\": {\"a\": " + std::string(depth, '[') +
+                           std::string(depth, ']') + "}}";
+  struct Case {
+    v1::OutputFormat format;
+    std::string reply;
+    std::string expect;  // in format_error; "" = the reply does not decode, so (BFCL's rule
+                         // for prompting replies) it is read as text and ends the turn
+  };
+  const Case cases[] = {
+      {v1::OUTPUT_FORMAT_ENVTUNING, "<think>x</think>\n<tool_call>\n" + call + "\n</tool_call>",
+       "nested deeper than 1000 levels"},
+      {v1::OUTPUT_FORMAT_HERMES, "<tool_call>\n" + call + "\n</tool_call>",
+       "nested deeper than 1000 levels"},
+      {v1::OUTPUT_FORMAT_BFCL_PROMPTING,
+       "[ls(a=" + std::string(depth, '[') + std::string(depth, ']') + ")]", ""},
+      {v1::OUTPUT_FORMAT_BFCL_PROMPTING, "[cd(folder=[[0]*1000000]*1000000)]", ""},
+  };
+  for (const Case& c : cases) {
+    ASSERT_LE(c.reply.size(), size_t{256} << 10);
+    v1::StartEpisodeRequest start_req;
+    start_req.set_task_id("multi_turn_base_0");
+    start_req.mutable_options()->set_output_format(c.format);
+    v1::StartEpisodeResponse start;
+    {
+      grpc::ClientContext ctx;
+      ASSERT_TRUE(stub->StartEpisode(&ctx, start_req, &start).ok());
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::StepRequest req;
+    req.set_episode_state(start.episode_state());
+    req.set_model_output(c.reply);
+    v1::StepResponse resp;
+    grpc::Status st = stub->Step(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << c.format << ": " << st.error_code() << " " << st.error_message();
+    EXPECT_FALSE(resp.episode_state().empty());
+    EXPECT_EQ(resp.calls_size(), 0) << c.format;
+    if (c.expect.empty()) {
+      EXPECT_TRUE(resp.turn_ended());
+    } else {
+      EXPECT_EQ(resp.step_signal(), -3) << c.format << ": " << resp.format_error();
+      EXPECT_THAT(resp.format_error(), HasSubstr(c.expect));
+    }
+  }
+  grpc::ClientContext ctx;
+  v1::ListTasksRequest list;
+  v1::ListTasksResponse tasks;
+  ASSERT_TRUE(stub->ListTasks(&ctx, list, &tasks).ok());
+}
+
+}  // namespace
+}  // namespace envtune

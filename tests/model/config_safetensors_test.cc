@@ -133,6 +133,11 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {R"({"architectures":["Qwen2ForCausalLM"],"vocab_size":10000000000000})", "vocab_size"},
       {R"({"architectures":["Qwen2ForCausalLM"],"intermediate_size":1000000000})",
        "intermediate_size"},
+      // Every size within its bound, together 7e13 weights (a 500 GB allocation failed).
+      {R"({"architectures":["Qwen2ForCausalLM"],"hidden_size":65536,"intermediate_size":262144,
+           "num_hidden_layers":1024,"num_attention_heads":64,"num_key_value_heads":8,
+           "vocab_size":2000000})",
+       "parameters, more than 1e+12"},
       {R"({"architectures":["Qwen2ForCausalLM"],"rope_scaling":{"rope_type":"yarn","factor":2}})",
        "rope_type"},
       {R"({"architectures":["Qwen2ForCausalLM"],"rope_scaling":{"rope_type":"linear"}})",
@@ -298,6 +303,11 @@ TEST(SafetensorsTest, CorruptFilesAreClearErrors) {
                   "b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})") + data8, "overlaps"},
       {Header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})") + data8, "cover"},
       {Header(R"({"__metadata__":[1]})"), "__metadata__"},
+      // Element counts that wrap 64 bits ([2^40, 2^40] came out as "need 0 bytes").
+      {Header(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,0]}})"),
+       "shape too large"},
+      {Header(R"({"a":{"dtype":"F32","shape":[1099511627776,16777216,0],"data_offsets":[0,0]}})"),
+       "shape too large"},
   };
   for (const Bad& b : cases) {
     Spit(path, b.bytes);

@@ -232,6 +232,76 @@ TEST(LearnerLoopbackTest, TokenIdsOutsideTheVocabularyAreRefusedOnTheStream) {
   EXPECT_EQ(queue.size(), 1u);
 }
 
+// Ids are bounded and echoed as excerpts: a 1 MB episode id is a short INVALID_ARGUMENT (an
+// unbounded echo overflowed the reply's metadata on the env server), and the stream after it
+// is served as before.
+TEST(LearnerLoopbackTest, OversizedIdsGetShortClearErrors) {
+  TrajectoryQueue queue(4);
+  WeightStore weights;
+  ASSERT_TRUE(weights.Publish(Snapshot(3, 64)).ok());
+  LearnerServiceImpl service(&queue, &weights);
+  TestServer server({&service});
+  auto stub = v1::LearnerService::NewStub(server.Channel());
+  for (const char* field : {"episode_id", "group_id", "lease_id", "task_id"}) {
+    v1::Trajectory bad = MakeTrajectory("e", 3, 6);
+    const std::string big(field == std::string("episode_id") ? size_t{1} << 20 : 257, 'x');
+    if (field == std::string("episode_id")) bad.set_episode_id(big);
+    if (field == std::string("group_id")) bad.set_group_id(big);
+    if (field == std::string("lease_id")) bad.set_lease_id(big);
+    if (field == std::string("task_id")) bad.set_task_id(big);
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    writer->Write(bad);
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_NE(status.error_message().find(absl::StrCat(field, " is longer than 256 bytes (",
+                                                       big.size(), ")")),
+              std::string::npos)
+        << status.error_message().substr(0, 300);
+    EXPECT_LT(status.error_message().size(), 300u);
+  }
+  {
+    // A group that can never complete would hold its trajectories until group_timeout.
+    v1::Trajectory huge_group = MakeTrajectory("g", 3, 6);
+    huge_group.set_group_size(4'000'000'000u);
+    auto context = ContextWithDeadline();
+    v1::PushTrajectoriesResponse response;
+    auto writer = stub->PushTrajectories(context.get(), &response);
+    writer->Write(huge_group);
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("group_size 4000000000 above 1024"), std::string::npos)
+        << status.error_message();
+  }
+  auto context = ContextWithDeadline();
+  v1::PushTrajectoriesResponse response;
+  auto writer = stub->PushTrajectories(context.get(), &response);
+  ASSERT_TRUE(writer->Write(MakeTrajectory("fine", 3, 6)));
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(queue.size(), 1u);
+}
+
+// gRPC sets SO_REUSEPORT by default: two coordinators on one port both bound and served side
+// by side (split brain with a stale process). A second server on a port in use fails to start.
+TEST(ServerPortTest, ASecondServerCannotShareAPortInUse) {
+  TrajectoryQueue queue(1);
+  WeightStore weights;
+  LearnerServiceImpl first_service(&queue, &weights), second_service(&queue, &weights);
+  TestServer first({&first_service});
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(builder);
+  int port = 0;
+  builder.AddListeningPort(first.address(), ListeningCredentials(), &port);
+  builder.RegisterService(&second_service);
+  std::unique_ptr<grpc::Server> second = builder.BuildAndStart();
+  EXPECT_EQ(second, nullptr);
+  EXPECT_EQ(port, 0);
+}
+
 TEST(LearnerLoopbackTest, TrajectoriesWeightsAndVersions) {
   TrajectoryQueue queue(2);
   WeightStore weights;
