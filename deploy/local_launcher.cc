@@ -303,12 +303,12 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
   absl::StatusOr<ChildProcess> child = ChildProcess::Spawn("sft", argv, log_dir + "/sft.log");
   if (!child.ok()) return child.status();
   // A line about every 10 s, and the last step's.
-  JsonLinesTail tail(progress_file);
+  JsonLinesTail progress_lines(progress_file);
   nlohmann::json latest;
   bool fresh = false;
   absl::Time last_line = absl::Now();
   auto report = [&](bool force) {
-    for (nlohmann::json& line : tail.ReadNew()) {
+    for (nlohmann::json& line : progress_lines.ReadNew()) {
       latest = std::move(line);
       fresh = true;
     }
@@ -336,8 +336,9 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
   }
   // The last line of `envtune sft` is its JSON summary.
   std::string tail = child->LogTail(4000);
-  std::string summary = tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{'));
-  nlohmann::json j = nlohmann::json::parse(summary, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j = nlohmann::json::parse(
+      tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{')), nullptr,
+      /*allow_exceptions=*/false);
   if (j.is_object() && j.contains("first_loss") && j.contains("last_loss")) {
     *summary = absl::StrFormat("warm start: %d steps, loss %.3f -> %.3f (%.0fs)",
                                j.value("steps", 0), j.value("first_loss", 0.0),
