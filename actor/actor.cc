@@ -34,7 +34,8 @@ struct RewardRow {
   v1::RewardKind kind;
 };
 constexpr RewardRow kRewards[] = {{"progress", v1::REWARD_KIND_PROGRESS},
-                                  {"format", v1::REWARD_KIND_FORMAT}};
+                                  {"format", v1::REWARD_KIND_FORMAT},
+                                  {"binary", v1::REWARD_KIND_BINARY}};
 
 void Log(const std::string& name, const std::string& message) {
   std::cerr << "actor " << name << ": " << message << std::endl;

@@ -52,9 +52,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     if (stage.task_ids.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".tasks: empty task set"));
     }
-    if (stage.reward_kind != "format" && stage.reward_kind != "progress") {
+    if (stage.reward_kind != "format" && stage.reward_kind != "progress" &&
+        stage.reward_kind != "binary") {
       return absl::InvalidArgumentError(absl::StrCat(
-          where, ".reward: '", stage.reward_kind, "' is not 'format' or 'progress'"));
+          where, ".reward: '", stage.reward_kind, "' is not 'format', 'progress' or 'binary'"));
     }
     if (stage.group_size == 0) {
       return absl::InvalidArgumentError(absl::StrCat(where, ".group_size: must be > 0"));
