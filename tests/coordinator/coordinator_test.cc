@@ -72,8 +72,13 @@ TEST(CoordinatorTest, RejectsBadCurriculum) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(created.status().message()).find("stages[0].tasks"), std::string::npos);
   options = TwoStageOptions();
-  options.stages[0].reward_kind = "binary";
-  EXPECT_EQ(Coordinator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.stages[0].reward_kind = "binary";  // the binary end-of-episode reward is a kind
+  EXPECT_TRUE(Coordinator::Create(options).ok());
+  options.stages[0].reward_kind = "success";
+  created = Coordinator::Create(options);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(created.status().message()).find("'format', 'progress' or 'binary'"),
+            std::string::npos);
   EXPECT_EQ(Coordinator::Create(CoordinatorOptions{}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
