@@ -47,7 +47,7 @@ struct StageConfig {
   int stage = 1;                            // 1..4
   std::string name;
   std::vector<std::string> task_ids;        // the stage's task set (order irrelevant)
-  v1::RewardKind reward_kind = v1::REWARD_KIND_PROGRESS;  // config: reward: format|progress
+  v1::RewardKind reward_kind = v1::REWARD_KIND_PROGRESS;  // config: reward: format|progress|binary
   // Augmentation probability, linear from start to end over the stage's first
   // anneal_steps learner steps (stage 4 anneals to 0).
   double augment_start = 1.0;

@@ -24,7 +24,8 @@ struct RewardName {
   v1::RewardKind kind;
 };
 constexpr RewardName kRewardNames[] = {{"format", v1::REWARD_KIND_FORMAT},
-                                       {"progress", v1::REWARD_KIND_PROGRESS}};
+                                       {"progress", v1::REWARD_KIND_PROGRESS},
+                                       {"binary", v1::REWARD_KIND_BINARY}};
 
 // Sane ranges of the keys read below (ConfigReader::AddBounds): far beyond any real run, tight
 // enough that a typo or a hostile config is an error instead of a hang, an allocation that

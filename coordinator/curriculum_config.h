@@ -29,7 +29,7 @@
 //         split: train                 # task set: ids from <data.dir>/splits/<split>.txt
 //         categories: [base]           # ... restricted to these categories
 //         limit: 0                     # ... first N per category (0 = all)
-//         reward: format               # format | progress
+//         reward: format               # format | progress | binary (1 if every turn right)
 //         augment: {start: 1.0, end: 1.0, anneal_steps: 0}
 //         group_size: 16               # GRPO n
 //         max_steps_per_turn: 5

@@ -37,6 +37,7 @@
 #include "common/security.h"
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
+#include "deploy/ablate.h"
 #include "deploy/env_commands.h"
 #include "deploy/local_launcher.h"
 #include "deploy/role_metrics.h"
@@ -93,6 +94,9 @@ commands:
                   --config FILE (default configs/tiny-cpu.yaml) [key.sub=value ...]
                   --resume RUN_DIR [key.sub=value ...]: continue a stopped or killed run
                   (launcher options: the config's `launch:` section, deploy/local_launcher.h)
+  ablate        the same seeds with one switch flipped, both arms trained and compared
+                  --config FILE --switch augment|reward|curriculum [--run_dir DIR]
+                  [key.sub=value ...]   (deploy/ablate.h; comparison.md, comparison.svg)
   coordinator   serve CoordinatorService (membership, leases, curriculum, status)
                   --config FILE --port N --host ADDR --data_dir DIR
   status        show a running cluster's status (workers, env-server fleet with load, metrics)
@@ -255,6 +259,17 @@ int RunTrain(const std::vector<std::string>& overrides) {
   return 0;
 }
 
+// `envtune ablate` (deploy/ablate.h): parses its own flags; Ctrl-C stops the arm in progress.
+int RunAblate(const std::vector<std::string>& args) {
+  std::error_code ec;
+  const std::string binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return Fail(absl::InternalError("cannot locate the envtune executable"), 1);
+  std::signal(SIGINT, OnTrainSignal);
+  std::signal(SIGTERM, OnTrainSignal);
+  return RunAblateCommand(args, binary, ENVTUNE_DEFAULT_DATA_DIR, g_train_stop, std::cout,
+                          std::cerr);
+}
+
 int RunStatus() {
   std::string address = absl::GetFlag(FLAGS_coordinator);
   if (address.empty()) {
@@ -391,6 +406,7 @@ int main(int argc, char** argv) {
                                    std::cerr);
   }
 #endif
+  if (command == "ablate") return envtune::RunAblate(std::vector<std::string>(argv + 2, argv + argc));
   // Parse the flags after the command; positional leftovers are key.sub=value overrides.
   std::vector<char*> args{argv[0]};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);

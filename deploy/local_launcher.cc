@@ -22,6 +22,7 @@
 #include "common/security.h"
 #include "deploy/plot.h"
 #include "deploy/process.h"
+#include "deploy/run_report.h"
 #include "deploy/status_command.h"
 #include "nlohmann/json.hpp"
 
@@ -289,6 +290,20 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   options.tls = reader.Get<bool>("launch.tls", options.tls);
   options.security = ReadSecurityOptions(reader);
   options.resume = reader.Get<bool>("launch.resume", options.resume);
+  options.eval_subset = reader.Get<std::string>("launch.held_out_eval.subset", "");
+  options.eval_categories =
+      reader.Get<std::vector<std::string>>("launch.held_out_eval.categories", {});
+  options.eval_limit = reader.Get<int>("launch.held_out_eval.limit", 0);
+  options.eval_max_new_tokens = reader.Get<int>("launch.held_out_eval.max_new_tokens", 64);
+  if (options.eval_limit < 0) reader.AddError("launch.held_out_eval.limit: must be >= 0");
+  if (options.eval_max_new_tokens < 1) {
+    reader.AddError("launch.held_out_eval.max_new_tokens: must be >= 1");
+  }
+  {
+    // The actor's format: one name everywhere (envserver/reply_format.h; the actor checks it).
+    options.eval_format = reader.Get<std::string>("actor.output_format", "envtuning");
+    options.eval_tokenizer = reader.Get<std::string>("actor.tokenizer", "");
+  }
   {
     const YAML::Node& root = config->root();
     if (root["model"] && root["model"]["path"] && root["model"]["path"].IsScalar()) {
@@ -365,12 +380,14 @@ std::string WarmStartKeyPath(const LaunchOptions& options) {
 // removed before training and written only after `envtune sft` succeeded, so an interrupted run
 // never leaves a checkpoint that looks reusable.
 absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std::string& log_dir,
-                                         const std::atomic<bool>& stop, std::ostream& progress) {
+                                         const std::atomic<bool>& stop, std::ostream& progress,
+                                         std::string* summary) {
   const std::string out_dir = WarmStartDir(options);
   const std::string key_path = WarmStartKeyPath(options);
   if (CanReuseWarmStart(options)) {
-    progress << "warm start: reusing " << out_dir << " (same sft: section; delete it to retrain)\n"
-             << std::flush;
+    *summary = absl::StrCat("warm start: reusing ", out_dir,
+                            " (same sft: section; delete it to retrain)");
+    progress << *summary << "\n" << std::flush;
     return out_dir;
   }
   std::error_code ec;
@@ -379,18 +396,38 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
                                 "sft.data_dir=" + options.data_dir};
   for (const std::string& o : options.overrides) argv.push_back(o);
   argv.push_back("sft.output_dir=" + out_dir);
+  const std::string progress_file = log_dir + "/sft_progress.jsonl";
+  std::filesystem::remove(progress_file, ec);
+  argv.push_back("sft.progress_file=" + progress_file);
   progress << "warm start: supervised fine-tuning (sft: section) into " << out_dir << "\n"
            << std::flush;
   const absl::Time start = absl::Now();
   absl::StatusOr<ChildProcess> child = ChildProcess::Spawn("sft", argv, log_dir + "/sft.log");
   if (!child.ok()) return child.status();
+  // A line about every 10 s, and the last step's.
+  JsonLinesTail progress_lines(progress_file);
+  nlohmann::json latest;
+  bool fresh = false;
+  absl::Time last_line = absl::Now();
+  auto report = [&](bool force) {
+    for (nlohmann::json& line : progress_lines.ReadNew()) {
+      latest = std::move(line);
+      fresh = true;
+    }
+    if (!fresh || (!force && absl::Now() - last_line < absl::Seconds(10))) return;
+    progress << WarmStartProgressLine(latest) << "\n" << std::flush;
+    fresh = false;
+    last_line = absl::Now();
+  };
   while (!child->PollExit().has_value()) {
     if (stop.load()) {
       child->Terminate(absl::Seconds(10));
       return absl::CancelledError("stopped during the SFT warm start");
     }
     absl::SleepFor(absl::Milliseconds(200));
+    report(false);
   }
+  report(true);
   if (*child->PollExit() != 0) {
     return absl::InternalError(absl::StrCat("warm start: envtune sft exited with status ",
                                             *child->PollExit(), "; log tail:\n",
@@ -401,14 +438,15 @@ absl::StatusOr<std::string> RunWarmStart(const LaunchOptions& options, const std
   }
   // The last line of `envtune sft` is its JSON summary.
   std::string tail = child->LogTail(4000);
-  std::string summary = tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{'));
-  nlohmann::json j = nlohmann::json::parse(summary, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j = nlohmann::json::parse(
+      tail.substr(tail.rfind('{') == std::string::npos ? 0 : tail.rfind('{')), nullptr,
+      /*allow_exceptions=*/false);
   if (j.is_object() && j.contains("first_loss") && j.contains("last_loss")) {
-    progress << absl::StrFormat("warm start: %d steps, loss %.3f -> %.3f (%.0fs)\n",
-                                j.value("steps", 0), j.value("first_loss", 0.0),
-                                j.value("last_loss", 0.0),
-                                absl::ToDoubleSeconds(absl::Now() - start))
-             << std::flush;
+    *summary = absl::StrFormat("warm start: %d steps, loss %.3f -> %.3f (%.0fs)",
+                               j.value("steps", 0), j.value("first_loss", 0.0),
+                               j.value("last_loss", 0.0),
+                               absl::ToDoubleSeconds(absl::Now() - start));
+    progress << *summary << "\n" << std::flush;
   }
   return out_dir;
 }
@@ -479,6 +517,48 @@ bool CanReuseWarmStart(const LaunchOptions& options) {
   return key.ok() && *key == options.warm_start_key;
 }
 
+namespace {
+
+// `envtune eval` of `model` on launch.held_out_eval's tasks into <run_dir>/eval-<tag>
+// (stoppable, like the warm start).
+absl::StatusOr<HeldOutEval> RunHeldOutEval(const LaunchOptions& options, const std::string& model,
+                                           const std::string& tag, const std::string& when,
+                                           const std::atomic<bool>& stop) {
+  const std::string out_dir = absl::StrCat(options.run_dir, "/eval-", tag);
+  std::vector<std::string> argv{options.envtune_binary,
+                                "eval",
+                                "--model=" + model,
+                                "--subset=" + options.eval_subset,
+                                "--format=" + options.eval_format,
+                                absl::StrCat("--max_new_tokens=", options.eval_max_new_tokens),
+                                "--data_dir=" + options.data_dir,
+                                "--out=" + out_dir,
+                                "--quiet"};
+  if (!options.eval_categories.empty()) {
+    argv.push_back("--split=" + absl::StrJoin(options.eval_categories, ","));
+  }
+  if (options.eval_limit > 0) argv.push_back(absl::StrCat("--limit=", options.eval_limit));
+  if (!options.eval_tokenizer.empty()) argv.push_back("--tokenizer=" + options.eval_tokenizer);
+  absl::StatusOr<ChildProcess> child = ChildProcess::Spawn(
+      "eval-" + tag, argv, absl::StrCat(options.run_dir, "/logs/eval-", tag, ".log"));
+  if (!child.ok()) return child.status();
+  while (!child->PollExit().has_value()) {
+    if (stop.load()) {
+      child->Terminate(absl::Seconds(10));
+      return absl::CancelledError("stopped during the held-out evaluation");
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  if (*child->PollExit() != 0) {
+    return absl::InternalError(absl::StrCat("held-out eval (", when, "): envtune eval exited with ",
+                                            "status ", *child->PollExit(), "; log tail:\n",
+                                            child->LogTail()));
+  }
+  return ReadHeldOutEval(out_dir, when);
+}
+
+}  // namespace
+
 absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::atomic<bool>& stop,
                               std::ostream& progress) {
   LaunchOptions options = launch_options;
@@ -525,14 +605,26 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
       learner_flags.push_back("learner.resume=" + info.dir);
     }
   }
+  std::string warm_start_line;
   if (options.warm_start == "sft" && !options.model_path.empty()) {
     progress << "warm start skipped: model.path=" << options.model_path
              << " is given (launch.warm_start=none silences this note)\n" << std::flush;
   } else if (options.warm_start == "sft") {
-    absl::StatusOr<std::string> checkpoint = RunWarmStart(options, log_dir, stop, progress);
+    absl::StatusOr<std::string> checkpoint =
+        RunWarmStart(options, log_dir, stop, progress, &warm_start_line);
     if (absl::IsCancelled(checkpoint.status())) return absl::OkStatus();
     if (!checkpoint.ok()) return checkpoint.status();
     options.overrides.push_back("model.path=" + *checkpoint);
+    options.model_path = *checkpoint;
+  }
+  std::vector<HeldOutEval> evals;
+  if (!options.eval_subset.empty() && !options.resume && !options.model_path.empty()) {
+    absl::StatusOr<HeldOutEval> before =
+        RunHeldOutEval(options, options.model_path, "before", "before RL", stop);
+    if (absl::IsCancelled(before.status())) return absl::OkStatus();
+    if (!before.ok()) return before.status();
+    progress << HeldOutEvalLine(*before) << "\n" << std::flush;
+    evals.push_back(*before);
   }
   absl::StatusOr<RunSecrets> secrets = SealRun(options);
   if (!secrets.ok()) return secrets.status();
@@ -632,7 +724,7 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   // This run only; a resumed run goes on with the lines of the run it continues.
   std::ofstream metrics(options.run_dir + "/metrics.jsonl",
                         options.resume ? std::ios::app : std::ios::trunc);
-  std::map<std::string, Series> reward_series;
+  Series accuracy_series;  // eval/accuracy (evaluation.every_steps) per learner step
   std::vector<std::pair<double, int>> stage_starts;
   int64_t last_step = -1;
   absl::Time last_line_time = absl::Now();
@@ -902,6 +994,8 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
           stage_starts.emplace_back(static_cast<double>(status->learner_step()), last_stage);
         };
         if (last_stage == 0) enter_stage();
+        const uint32_t batch_stage = last_stage;
+        const std::string batch_stage_name = last_stage_name;
         if (status->learner_step() > 0) {
           progress << absl::StrFormat(
                           "[stage %d %s] step %d | reward %s | accuracy %s | %.2f episodes/s | "
@@ -924,6 +1018,10 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         nlohmann::json line;
         line["step"] = status->learner_step();
         line["stage"] = status->stage();
+        if (status->learner_step() > 0) {
+          line["batch_stage"] = batch_stage;
+          line["batch_stage_name"] = batch_stage_name;
+        }
         line["policy_version"] = status->policy_version();
         line["elapsed_s"] = absl::ToDoubleSeconds(absl::Now() - start);
         line["episodes_completed"] = status->episodes_completed();
@@ -940,11 +1038,9 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
         }
         for (const v1::Metric& m : status->metrics()) line["metrics"][m.name()] = m.value();
         metrics << line.dump() << "\n" << std::flush;
-        double step = static_cast<double>(status->learner_step());
-        for (const v1::Metric& m : status->metrics()) {
-          if (m.name().find("/reward") != std::string::npos || m.name() == "eval/accuracy") {
-            reward_series[m.name()].emplace_back(step, m.value());
-          }
+        if (const double accuracy_now = MetricValue(*status, "eval/accuracy", NAN);
+            !std::isnan(accuracy_now)) {
+          accuracy_series.emplace_back(static_cast<double>(status->learner_step()), accuracy_now);
         }
       }
       if (status->finished()) {
@@ -961,15 +1057,51 @@ absl::Status RunLocalTraining(const LaunchOptions& launch_options, const std::at
   }
   if (stop.load()) progress << "stop requested; shutting down\n" << std::flush;
   stop_all();
-  if (absl::Status s = WriteFileAtomically(
-          options.run_dir + "/metrics.svg",
-          RenderLineChartSvg("envtune: reward per stage and held-out accuracy", reward_series,
-                             stage_starts));
-      !s.ok()) {
-    progress << s.message() << "\n" << std::flush;
+  metrics.close();
+  // The held-out evaluation of the final policy (not after a stop: the run is to be resumed).
+  if (!options.eval_subset.empty() && !stop.load() && result.ok()) {
+    const std::string final_dir = options.checkpoint_dir + "/final";
+    if (options.checkpoint_dir.empty() || !std::filesystem::exists(final_dir + "/config.json", ec)) {
+      progress << "held-out eval after RL skipped: no final checkpoint (learner.checkpoint_dir)\n"
+               << std::flush;
+    } else {
+      absl::StatusOr<HeldOutEval> after =
+          RunHeldOutEval(options, final_dir, "after", "after RL", stop);
+      if (after.ok()) {
+        progress << HeldOutEvalLine(*after) << "\n" << std::flush;
+        evals.push_back(*after);
+      } else if (!absl::IsCancelled(after.status())) {
+        result = after.status();
+      }
+    }
+  }
+  // The plot and the page, from everything in metrics.jsonl (a resumed run included).
+  RunReport report;
+  report.title = absl::StrCat("envtune train: ", options.run_dir);
+  report.run_dir = options.run_dir;
+  report.warm_start = warm_start_line;
+  report.stages = SummarizeStages(JsonLinesTail(options.run_dir + "/metrics.jsonl").ReadNew());
+  report.evals = evals;
+  std::map<std::string, Series> series = StageRewardSeries(report.stages);
+  if (!accuracy_series.empty()) series["held-out accuracy"] = accuracy_series;
+  report.svg = RenderLineChartSvg("envtune: batch reward per learner step, by stage", series,
+                                  stage_starts);
+  for (const auto& [file, text] : {std::pair<std::string, std::string>{"metrics.svg", report.svg},
+                                   {"report.html", RenderRunReportHtml(report)}}) {
+    if (absl::Status s = WriteFileAtomically(options.run_dir + "/" + file, text); !s.ok()) {
+      progress << s.message() << "\n" << std::flush;
+    }
+  }
+  for (const StageSummary& stage : report.stages) {
+    progress << absl::StrFormat(
+                    "stage %d %s: reward %.3f -> %.3f (first/last 3 steps of %d), slope %+.4f/step, "
+                    "t = %.1f\n",
+                    stage.stage, stage.name, stage.first_mean, stage.last_mean,
+                    static_cast<int>(stage.rewards.size()), stage.trend.slope, stage.trend.t)
+             << std::flush;
   }
   progress << "metrics: " << options.run_dir << "/metrics.jsonl, plot: " << options.run_dir
-           << "/metrics.svg\n"
+           << "/metrics.svg, report: " << options.run_dir << "/report.html\n"
            << std::flush;
   return result;
 }

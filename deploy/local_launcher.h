@@ -23,6 +23,14 @@
 //                             #   data_dir is reused instead (<run_dir>/sft/warm_start_key.yaml).
 //                             #   Skipped, with a note, when model.path is set: a given model
 //                             #   is never silently replaced by the warm start
+//     held_out_eval:          # greedy `envtune eval` (BFCL's evaluation semantics) of the
+//       subset: ""            #   policy before RL (the warm start or model.path) and after
+//       categories: []        #   (<checkpoint_dir>/final): the tasks of split file `subset`
+//       limit: 0              #   (e.g. val), `categories` (empty = all), the first `limit`
+//       max_new_tokens: 64    #   (0 = all); the format is actor.output_format's. Prints one
+//                             #   line each ("held-out eval before RL: ..."), writes
+//                             #   <run_dir>/eval-before, eval-after (report.json, results.jsonl)
+//                             #   and report.html's table. subset "" = off
 //     tls: true               # TLS between the roles with a fresh loopback PKI (below)
 //     resume: false           # continue the run in run_dir (`envtune train --resume RUN_DIR`
 //                             #   sets this, run_dir and the run's saved config): the learner
@@ -52,6 +60,12 @@
 // Exit code 2 (a usage or configuration error) is never restarted; a role past max_restarts, or
 // a restart that fails, stops the run with an error naming the role and quoting its log.
 //
+// While the warm start runs, a progress line every ~10 s (step/steps, loss, elapsed, time left;
+// `envtune sft`'s sft.progress_file, <run_dir>/logs/sft_progress.jsonl).
+// At the end: metrics.jsonl (one line per learner step; "batch_stage"/"batch_stage_name" = the
+// stage the step's batch was rolled out in), metrics.svg (the batch reward per step, one line
+// per stage) and report.html (deploy/run_report.h: the plot inline, a per-stage table of
+// rewards with slope and t, the held-out evaluation before and after).
 // Checkpoints go to learner.checkpoint_dir, or <run_dir>/checkpoints when the config does not
 // set it (learner.checkpoint_dir="" turns them off).
 // Every run writes <run_dir>/config.yaml (the config after overrides) and persists the
@@ -106,6 +120,14 @@ struct LaunchOptions {
   absl::Duration poll_interval = absl::Seconds(1);
   absl::Duration max_wall = absl::ZeroDuration();
   std::string warm_start = "none";
+  // launch.held_out_eval (empty subset = off); eval_format is actor.output_format's `envtune
+  // eval --format` name, eval_tokenizer actor.tokenizer ("" = eval's default).
+  std::string eval_subset;
+  std::vector<std::string> eval_categories;
+  int eval_limit = 0;
+  int eval_max_new_tokens = 64;
+  std::string eval_format = "envtuning";
+  std::string eval_tokenizer;
   bool tls = true;            // launch.tls
   SecurityOptions security;   // the config's security: section, after overrides
   bool resume = false;

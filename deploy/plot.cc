@@ -10,7 +10,14 @@
 namespace envtune {
 namespace {
 
-std::string Escape(const std::string& text) {
+constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+
+std::string Escape(const std::string& text) { return EscapeXml(text); }
+
+}  // namespace
+
+std::string EscapeXml(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
@@ -23,11 +30,6 @@ std::string Escape(const std::string& text) {
   }
   return out;
 }
-
-constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
-                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-}  // namespace
 
 std::string RenderLineChartSvg(const std::string& title, const std::map<std::string, Series>& series,
                                const std::vector<std::pair<double, int>>& stage_starts) {

@@ -12,6 +12,9 @@ namespace envtune {
 
 using Series = std::vector<std::pair<double, double>>;  // (step, value)
 
+// `text` with <, >, & and " escaped for XML/HTML text and attribute values.
+std::string EscapeXml(const std::string& text);
+
 // `stage_starts` marks the first step of each stage with a vertical line labelled "stage N".
 std::string RenderLineChartSvg(const std::string& title, const std::map<std::string, Series>& series,
                                const std::vector<std::pair<double, int>>& stage_starts = {});

@@ -143,7 +143,13 @@ void FinalizeComponents(const v1::EpisodeState& s, size_t num_turns, v1::RewardC
   c->set_progress(num_turns > 0 ? static_cast<double>(c->turns_scored_one()) / static_cast<double>(num_turns) : 0.0);
   const double has_call = ok + err > 0 ? 1.0 : 0.0;
   c->set_stage1_reward(has_call * (c->format_score() + c->tool_call_score()));
-  *reward = s.options().reward_kind() == v1::REWARD_KIND_FORMAT ? c->stage1_reward() : c->progress();
+  switch (s.options().reward_kind()) {
+    case v1::REWARD_KIND_FORMAT: *reward = c->stage1_reward(); break;
+    case v1::REWARD_KIND_BINARY:
+      *reward = num_turns > 0 && c->turns_scored_one() == num_turns ? 1.0 : 0.0;
+      break;
+    default: *reward = c->progress();
+  }
 }
 
 bool MultisetContains(const std::vector<std::string>& haystack, const std::vector<CallRecord>& needles) {

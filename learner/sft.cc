@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -80,6 +82,7 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   o->device = reader.Get<std::string>("sft.device", o->device);
   o->dtype = reader.Get<std::string>("sft.dtype", o->dtype);
   o->max_steps = reader.Get<int64_t>("sft.max_steps", o->max_steps);
+  o->progress_file = reader.Get<std::string>("sft.progress_file", o->progress_file);
   if (o->epochs < 0) reader.AddError("sft.epochs: must be >= 0");
   if (!(o->lr >= 0)) reader.AddError("sft.lr: must be >= 0");
   if (o->batch_tokens < 1) reader.AddError("sft.batch_tokens: must be >= 1");
@@ -253,6 +256,16 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
     std::mt19937_64 rng(o.seed);
     std::vector<size_t> order(examples->size());
     bool stop = false;
+    std::ofstream progress;
+    if (!o.progress_file.empty()) {
+      progress.open(o.progress_file, std::ios::trunc);
+      if (!progress) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("sft.progress_file: cannot write ", o.progress_file));
+      }
+    }
+    const auto started = std::chrono::steady_clock::now();
+    int64_t planned = 0;  // steps in all; every epoch packs the same sequences into as many batches
     for (int epoch = 0; epoch < o.epochs && !stop; ++epoch) {
       std::iota(order.begin(), order.end(), size_t{0});
       std::shuffle(order.begin(), order.end(), rng);
@@ -263,6 +276,10 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
                        [&](size_t a, size_t b) { return ids(a) < ids(b); });
       std::vector<std::vector<size_t>> batches = PackSequences(order, ids, o.batch_tokens, true);
       std::shuffle(batches.begin(), batches.end(), rng);
+      if (planned == 0) {
+        planned = static_cast<int64_t>(batches.size()) * o.epochs;
+        if (o.max_steps > 0) planned = std::min(planned, o.max_steps);
+      }
       double loss_sum = 0;
       int counted = 0;
       for (const std::vector<size_t>& b : batches) {
@@ -288,6 +305,18 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
         if (log) {
           *log << absl::StrFormat("sft: epoch %d step %d loss %.5f (%d sequences)\n", epoch + 1,
                                   result.steps, l, static_cast<int>(b.size()));
+        }
+        if (progress.is_open()) {
+          const double elapsed = std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - started).count();
+          nlohmann::json line;  // a non-finite loss is written as null
+          line["step"] = result.steps;
+          line["steps"] = planned;
+          line["epoch"] = epoch + 1;
+          line["loss"] = l;
+          line["elapsed_s"] = elapsed;
+          progress << line.dump() << "\n"
+                   << std::flush;
         }
         if (o.max_steps > 0 && result.steps >= o.max_steps) {
           stop = true;

@@ -41,6 +41,10 @@
 //   device: cpu               LibTorch device
 //   dtype: float32            float32 | bfloat16 parameters
 //   max_steps: 0              stop after N optimizer steps (0 = run every epoch)
+//   progress_file: ""         JSON lines, one per optimizer step, appended as they happen
+//                             ({"step", "steps" (planned in all), "epoch", "loss",
+//                             "elapsed_s"}); `envtune train` follows it to print the warm
+//                             start's progress. "" = none
 // Relative paths are taken from the working directory.
 #ifndef ENVTUNE_LEARNER_SFT_H_
 #define ENVTUNE_LEARNER_SFT_H_
@@ -81,6 +85,7 @@ struct SftOptions {
   std::string device = "cpu";
   std::string dtype = "float32";
   int64_t max_steps = 0;
+  std::string progress_file;
 };
 
 // Reads the `sft:` section (other top-level sections are marked read). Errors go to `reader`.

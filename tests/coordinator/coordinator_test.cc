@@ -73,6 +73,8 @@ TEST(CoordinatorTest, RejectsBadCurriculum) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(created.status().message()).find("stages[0].tasks"), std::string::npos);
   options = TwoStageOptions();
+  options.stages[0].reward_kind = v1::REWARD_KIND_BINARY;  // the binary end-of-episode reward
+  EXPECT_TRUE(Coordinator::Create(options).ok());
   options.stages[0].reward_kind = v1::REWARD_KIND_UNSPECIFIED;
   EXPECT_EQ(Coordinator::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Coordinator::Create(CoordinatorOptions{}).status().code(),

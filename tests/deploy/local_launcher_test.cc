@@ -65,6 +65,10 @@ TEST(LaunchOptionsTest, BadValuesAndUnknownKeysNameTheKey) {
                         Case{"launch: {max_restarts: -1}", "launch.max_restarts"},
                         Case{"launch: {restart_backoff_ms: 5000, max_restart_backoff_ms: 100}",
                              "launch.restart_backoff_ms"},
+                        Case{"launch: {held_out_eval: {limit: -1}}", "launch.held_out_eval.limit"},
+                        Case{"launch: {held_out_eval: {max_new_tokens: 0}}",
+                             "launch.held_out_eval.max_new_tokens"},
+                        Case{"launch: {held_out_eval: {subsets: val}}", "launch.held_out_eval.subsets"},
                         Case{"security: {tls: {cert: c.pem}}", "security.tls"},
                         Case{"security: {token: abc}", "security.token"}}) {
     LaunchOptions options;
@@ -73,6 +77,27 @@ TEST(LaunchOptionsTest, BadValuesAndUnknownKeysNameTheKey) {
     EXPECT_FALSE(s.ok()) << c.yaml;
     EXPECT_NE(s.message().find(c.key), std::string::npos) << s.message();
   }
+}
+
+// launch.held_out_eval: the tasks `envtune eval` gets, in the actor's format under eval's name.
+TEST(LaunchOptionsTest, ReadsTheHeldOutEvaluation) {
+  LaunchOptions options;
+  options.config_path = WriteConfig("launch_eval.yaml", R"(
+launch: {held_out_eval: {subset: val_trading, categories: [base], limit: 3, max_new_tokens: 32}}
+actor: {output_format: bfcl_prompting, tokenizer: /tok}
+)");
+  ASSERT_TRUE(ReadLaunchOptions(options).ok());
+  EXPECT_EQ(options.eval_subset, "val_trading");
+  EXPECT_EQ(options.eval_categories, std::vector<std::string>{"base"});
+  EXPECT_EQ(options.eval_limit, 3);
+  EXPECT_EQ(options.eval_max_new_tokens, 32);
+  EXPECT_EQ(options.eval_format, "bfcl_prompting");
+  EXPECT_EQ(options.eval_tokenizer, "/tok");
+  LaunchOptions off;
+  off.config_path = WriteConfig("launch_eval_off.yaml", "launch: {actors: 1}\n");
+  ASSERT_TRUE(ReadLaunchOptions(off).ok());
+  EXPECT_TRUE(off.eval_subset.empty());
+  EXPECT_EQ(off.eval_format, "envtuning");
 }
 
 TEST(LaunchOptionsTest, TheShippedDefaultIsValid) {

@@ -296,6 +296,31 @@ TEST_F(EpisodeTest, Stage1FormatRewardHandComputed) {
   EXPECT_DOUBLE_EQ(a.episode_reward(), 0.0);
 }
 
+TEST_F(EpisodeTest, BinaryRewardIsOneOnlyWhenEveryTurnScoredOne) {
+  // multi_turn_base_42's ground truth, one call per turn (as in the test above); the last turn
+  // either right or answered without its call.
+  const char* calls[] = {kTouch, kEcho, kWc};
+  for (const bool last_right : {true, false}) {
+    SCOPED_TRACE(last_right ? "every turn right" : "last turn wrong");
+    v1::EpisodeOptions o = Opts();
+    o.set_reward_kind(v1::REWARD_KIND_BINARY);
+    Begin("multi_turn_base_42", o);
+    v1::StepResponse a;
+    for (int t = 0; t < 3; ++t) {
+      if (t < 2 || last_right) StepOk(ToolCall(calls[t]));
+      a = StepOk(Answer());
+      ASSERT_TRUE(a.turn_ended());
+      EXPECT_EQ(a.turn_score().score(), t < 2 || last_right ? 1.0 : 0.0);
+      if (t < 2) {
+        EXPECT_DOUBLE_EQ(a.episode_reward(), 0.0);  // the progress reward would be (t + 1) / 3
+      }
+    }
+    ASSERT_TRUE(a.episode_ended());
+    EXPECT_DOUBLE_EQ(a.components().progress(), last_right ? 1.0 : 2.0 / 3.0);
+    EXPECT_DOUBLE_EQ(a.episode_reward(), last_right ? 1.0 : 0.0);
+  }
+}
+
 TEST_F(EpisodeTest, DictErrorsAreCleanStepsAndExceptionsAreErrorSteps) {
   Begin("multi_turn_base_42");
   v1::StepResponse s = StepOk(ToolCall(R"([{"name": "cd", "arguments": {"folder": "nowhere"}}])"));

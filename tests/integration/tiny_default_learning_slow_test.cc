@@ -1,9 +1,9 @@
 // The README's main job learns: `envtune train` with the shipped tiny default
-// (configs/tiny-cpu.yaml: SFT warm start on 8 training tasks, then the four curriculum stages as
-// processes), seeded, and stage 1's per-step reward rises significantly over its 10 learner
-// steps (least-squares slope, t statistic, and the means of the first and last 3 steps).
-// About 8 minutes on 2 cores.
-#include <cmath>
+// (configs/tiny-cpu.yaml: SFT warm start, then the four curriculum stages as processes), seeded.
+// Stage 1's format reward rises (its first step against its last 3) and stage 2's progress
+// reward starts above 0 and rises significantly (least-squares slope of the learner's batch
+// reward per step, t statistic > 3), stages 3-4 report rewards, and
+// the held-out evaluation runs before and after RL. About 10 minutes on 2 idle cores.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "deploy/process.h"
+#include "deploy/run_report.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/integration_util.h"
@@ -22,41 +23,7 @@ using integration::Binary;
 using integration::ReadJsonLines;
 using integration::SourceDir;
 
-struct Trend {
-  double slope = 0, t = 0;
-};
-
-// Least-squares slope of y over x = 1..n and its t statistic (n - 2 degrees of freedom).
-Trend FitTrend(const std::vector<double>& y) {
-  const double n = static_cast<double>(y.size());
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    mx += static_cast<double>(i + 1) / n;
-    my += y[i] / n;
-  }
-  double sxx = 0, sxy = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    sxx += (static_cast<double>(i + 1) - mx) * (static_cast<double>(i + 1) - mx);
-    sxy += (static_cast<double>(i + 1) - mx) * (y[i] - my);
-  }
-  Trend trend;
-  trend.slope = sxy / sxx;
-  double rss = 0;
-  for (size_t i = 0; i < y.size(); ++i) {
-    const double r = y[i] - (my + trend.slope * (static_cast<double>(i + 1) - mx));
-    rss += r * r;
-  }
-  trend.t = trend.slope / std::sqrt(rss / (n - 2) / sxx);
-  return trend;
-}
-
-double Mean(const std::vector<double>& v, size_t from, size_t to) {
-  double sum = 0;
-  for (size_t i = from; i < to; ++i) sum += v[i];
-  return sum / static_cast<double>(to - from);
-}
-
-TEST(TinyDefaultLearning, StageOneRewardRisesUnderRl) {
+TEST(TinyDefaultLearning, FormatAndProgressRewardsRiseUnderRl) {
   if (!std::filesystem::exists(Binary())) GTEST_SKIP() << "envtune binary not built at " << Binary();
   const std::string dir = integration::RunDir("envtune_tiny_default_learning");
   std::filesystem::remove_all(dir);
@@ -80,26 +47,39 @@ TEST(TinyDefaultLearning, StageOneRewardRisesUnderRl) {
   }
   ASSERT_EQ(*train->PollExit(), 0) << train->LogTail(6000);
 
-  // The learner's batch reward per step while stage 1 was being rolled out (steps 1..10; the
-  // coordinator advances after step 10).
-  std::vector<double> stage1;
-  for (const nlohmann::json& j : ReadJsonLines(dir + "/metrics.jsonl")) {
-    const int step = j.value("step", 0);
-    if (step < 1 || step > 10 || !j["metrics"].contains("reward/mean")) continue;
-    stage1.push_back(j["metrics"]["reward/mean"].get<double>());
+  // The learner's batch reward per step, by the stage its batch was rolled out in.
+  const std::vector<StageSummary> stages =
+      SummarizeStages(ReadJsonLines(dir + "/metrics.jsonl"));
+  ASSERT_EQ(stages.size(), 4u) << "stages with learner steps in metrics.jsonl; log:\n"
+                               << train->LogTail(6000);
+  auto rewards = [](const StageSummary& s) {
+    std::string out;
+    for (double r : s.rewards) absl::StrAppend(&out, " ", r);
+    return out;
+  };
+  // Stage 1 (format reward, max 2) rises: it saturates within a step or two (measured 1.281,
+  // 1.875, 1.958, 1.469 with 16 samples per step), so the test compares the first step with
+  // the mean of the last 3 rather than fitting a line.
+  const StageSummary& stage1 = stages[0];
+  ASSERT_GE(stage1.rewards.size(), 4u) << rewards(stage1);
+  EXPECT_GT(stage1.last_mean, stage1.rewards[0] + 0.25) << "rewards:" << rewards(stage1);
+  // Stage 2 (progress reward in [0, 1]) starts above 0 and rises: measured 0.073 0.089 0.125
+  // 0.167 0.135 0.146 0.130 0.203, slope +0.0136/step, t = 3.4 (32 samples per step).
+  const StageSummary& stage2 = stages[1];
+  ASSERT_GE(stage2.rewards.size(), 7u) << rewards(stage2);
+  EXPECT_GT(stage2.first_mean, 0.0) << "rewards:" << rewards(stage2);
+  EXPECT_GT(stage2.trend.t, 3.0) << "slope " << stage2.trend.slope << ", rewards:" << rewards(stage2);
+  // Stages 3-4 report their rewards; the held-out evaluation ran before and after RL and the
+  // run's page was written.
+  for (int i = 2; i < 4; ++i) EXPECT_FALSE(stages[i].rewards.empty()) << "stage " << i + 1;
+  for (const char* when : {"before", "after"}) {
+    absl::StatusOr<HeldOutEval> eval = ReadHeldOutEval(absl::StrCat(dir, "/eval-", when), when);
+    ASSERT_TRUE(eval.ok()) << eval.status();
+    EXPECT_GT(eval->tasks, 0);
+    EXPECT_NE(train->LogTail(20000).find(absl::StrCat("held-out eval ", when, " RL:")),
+              std::string::npos);
   }
-  ASSERT_GE(stage1.size(), 9u) << "stage-1 steps seen in metrics.jsonl; log:\n"
-                                << train->LogTail(6000);
-  const Trend trend = FitTrend(stage1);
-  const double first = Mean(stage1, 0, 3), last = Mean(stage1, stage1.size() - 3, stage1.size());
-  std::string rewards;
-  for (double r : stage1) absl::StrAppend(&rewards, " ", r);
-  // Measured (runs are reproducible since batches train in id order): first 3 steps 1.17, last
-  // 3 1.47, rewards 1.07 1.19 1.25 0.92 1.05 1.20 1.30 1.35 1.54 1.51. Earlier warm starts
-  // began lower (first 3 steps 0.81, last 3 1.51, t = 7.4); the SFT through the trainer
-  // leaves less headroom below the same end, so the rise asked for is 0.25 (was 0.3).
-  EXPECT_GT(trend.t, 3.0) << "slope " << trend.slope << ", rewards:" << rewards;
-  EXPECT_GT(last, first + 0.25) << "rewards:" << rewards;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/report.html"));
 }
 
 }  // namespace
