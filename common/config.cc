@@ -51,7 +51,8 @@ void CollectLeaves(const YAML::Node& node, const std::string& prefix,
                    std::vector<std::string>* out) {
   if (node.IsMap()) {
     for (const auto& entry : node) {
-      std::string key = entry.first.as<std::string>();
+      // A non-scalar key ({[1]: 2}) has no name: as<std::string>() threw (fuzz/config_fuzz).
+      std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "<non-scalar key>";
       CollectLeaves(entry.second, prefix.empty() ? key : prefix + "." + key, out);
     }
   } else if (node.IsSequence() && node.size() > 0 && node[0].IsMap()) {

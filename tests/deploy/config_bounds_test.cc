@@ -19,17 +19,17 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-struct RunResult {
+struct Outcome {
   int code = -1;
   std::string output;
 };
 
-RunResult RunBinary(const std::string& args) {
+Outcome RunBinary(const std::string& args) {
   const std::string source = EnvOr("ENVTUNE_SOURCE_DIR", ".");
   const std::string command = "cd '" + source + "' && timeout 60 '" +
                               EnvOr("ENVTUNE_BINARY_DIR", "build") + "/deploy/envtune' " + args +
                               " 2>&1";
-  RunResult r;
+  Outcome r;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
   std::array<char, 4096> buffer;
@@ -62,7 +62,7 @@ TEST(ConfigBoundsTest, AbsurdValuesAreUsageErrorsNamingKeyValueAndRange) {
   };
   for (const Case& c : cases) {
     const std::string args = std::string(c.args).insert(std::string(c.args).find(' ') + 1, config);
-    RunResult r = RunBinary(args);
+    Outcome r = RunBinary(args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << args << "\n" << r.output;
   }
