@@ -400,7 +400,7 @@ absl::StatusOr<PyValue> EvalPyLiteral(const PyNode& node, const PyCallHook& call
       } else if (node.text == "*" && (is_seq(*a) || is_seq(*b))) {
         const PyValue& seq = is_seq(*a) ? *a : *b;
         const PyValue& n = is_seq(*a) ? *b : *a;
-        if (IsIntLike(n) && n.as_int() > 0) {
+        if (IsIntLike(n) && !n.is_big_int() && n.as_int() > 0) {  // big: BinOp refuses
           if (absl::Status s = ChargeCopies(seq, static_cast<uint64_t>(n.as_int())); !s.ok()) {
             return s;
           }

@@ -70,7 +70,7 @@ curriculum:
   EXPECT_EQ(finish.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(finish.message())
                 .find("curriculum.stages[0].reward: unknown reward "
-                      "'Format' (one of: format, progress)"),
+                      "'Format' (one of: format, progress, binary)"),
             std::string::npos)
       << finish;
 }

@@ -326,9 +326,9 @@ TEST_F(EnvCliTest, DeepNestingIsAnErrorNotACrash) {
   };
   const std::string envtuning = "<think>x</think>\n<tool_call>\n" + call + "\n</tool_call>";
   CliRun d = Invoke(RunEnvDecode, {"decode", "-"},
-                    line("envtuning", envtuning) + line("fc", "<tool_call>\n" + call + "\n</tool_call>") +
-                        line("prompting", "[ls(a=" + lists + ")]") +
-                        "{\"mode\": \"fc\", \"input\": " + lists + "}\n" +
+                    line("envtuning", envtuning) + line("bfcl_fc", "<tool_call>\n" + call + "\n</tool_call>") +
+                        line("bfcl_prompting", "[ls(a=" + lists + ")]") +
+                        "{\"mode\": \"bfcl_fc\", \"input\": " + lists + "}\n" +
                         std::string(1000000, '[') + std::string(1000000, ']') + "\n");
   EXPECT_EQ(d.code, 1);  // the last two lines are not JSON the reader accepts
   ASSERT_EQ(d.lines.size(), 5u) << d.err;
