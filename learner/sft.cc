@@ -57,13 +57,14 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   o->tokenizer = reader.Get<std::string>("sft.tokenizer", o->tokenizer);
   absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(
       reader.Get<std::string>("sft.format", std::string(OutputFormatName(o->format))));
-  if (format.ok() && *format != v1::OUTPUT_FORMAT_HERMES) {
-    o->format = *format;
+  if (!format.ok()) {
+    reader.AddError(absl::StrCat("sft.format: ", format.status().message()));
+  } else if (*format == v1::OUTPUT_FORMAT_HERMES) {
+    reader.AddError(
+        "sft.format: hermes is not supported by the warm start (envtuning or "
+        "bfcl_prompting)");
   } else {
-    reader.AddError(absl::StrCat("sft.format: ", format.ok() ? "hermes is not supported by the "
-                                                               "warm start (envtuning or "
-                                                               "bfcl_prompting)"
-                                                             : format.status().message()));
+    o->format = *format;
   }
   o->epochs = reader.Get<int>("sft.epochs", o->epochs);
   o->lr = reader.Get<double>("sft.lr", o->lr);
