@@ -1,13 +1,10 @@
 #include "envserver/fleet_member.h"
 
-#include <algorithm>
 #include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/channels.h"
-#include "common/grpc_status.h"
-#include "grpcpp/client_context.h"
 
 namespace envtune {
 
@@ -21,7 +18,7 @@ absl::StatusOr<std::unique_ptr<EnvFleetMember>> EnvFleetMember::Start(
   }
   if (options.name.empty()) options.name = options.address;
   std::unique_ptr<EnvFleetMember> member(new EnvFleetMember(server, std::move(options)));
-  member->thread_ = std::thread([m = member.get()] { m->Loop(); });
+  member->session_->StartHeartbeats();
   return member;
 }
 
@@ -29,101 +26,55 @@ EnvFleetMember::EnvFleetMember(EnvServer* server, EnvFleetMemberOptions options)
     : server_(server),
       options_(std::move(options)),
       stub_(v1::CoordinatorService::NewStub(
-          MakeChannel(options_.coordinator, ChannelOptions{.round_robin = false}))),
-      interval_(options_.heartbeat_interval) {}
+          MakeChannel(options_.coordinator, ChannelOptions{.round_robin = false}))) {
+  WorkerSessionHooks hooks;
+  hooks.fill = [this](v1::HeartbeatRequest& request) {
+    request.set_serving_state(State());
+    *request.mutable_env_load() = server_->Load();
+  };
+  hooks.on_response = [this](const v1::HeartbeatRequest&, const v1::HeartbeatResponse& response) {
+    if (response.drain() && !drain_requested_.HasBeenNotified()) drain_requested_.Notify();
+  };
+  hooks.log = [this](const std::string& line) { Log(line); };
+  session_ = std::make_unique<WorkerSession>(
+      stub_.get(),
+      WorkerSessionOptions{.coordinator = options_.coordinator,
+                           .role = v1::ROLE_ENV_SERVER,
+                           .name = options_.name,
+                           .address = options_.address,
+                           .rpc_timeout = options_.rpc_timeout,
+                           .retry_deadline = absl::InfiniteDuration(),
+                           .heartbeat_interval = options_.heartbeat_interval,
+                           .first_heartbeat_at_once = true,  // registers at once
+                           .register_in_background = true},
+      std::move(hooks));
+}
 
 EnvFleetMember::~EnvFleetMember() { Leave(); }
 
-std::string EnvFleetMember::worker_id() {
-  absl::MutexLock lock(&mu_);
-  return worker_id_;
+std::string EnvFleetMember::worker_id() { return session_->worker_id(); }
+
+v1::ServingState EnvFleetMember::State() const {
+  if (left_) return v1::SERVING_STATE_STOPPED;
+  return server_->draining() || draining_ ? v1::SERVING_STATE_DRAINING : v1::SERVING_STATE_SERVING;
 }
 
-absl::Status EnvFleetMember::RegisterOnce() {
-  grpc::ClientContext context;
-  SetDeadline(context, absl::ToChronoMilliseconds(options_.rpc_timeout));
-  v1::RegisterRequest request;
-  request.set_role(v1::ROLE_ENV_SERVER);
-  request.set_address(options_.address);
-  request.set_name(options_.name);
-  v1::RegisterResponse response;
-  grpc::Status status = stub_->Register(&context, request, &response);
-  if (!status.ok()) {
-    return FromGrpcStatus(status, absl::StrCat("coordinator ", options_.coordinator), "Register");
-  }
-  worker_id_ = response.worker_id();
-  if (response.heartbeat_interval_ms() > 0) {
-    interval_ = absl::Milliseconds(std::max<uint32_t>(100, response.heartbeat_interval_ms()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status EnvFleetMember::HeartbeatOnce(v1::ServingState state) {
-  if (worker_id_.empty()) {
-    if (absl::Status st = RegisterOnce(); !st.ok()) return st;
-    std::cerr << "env server " << options_.address << ": registered with coordinator "
-              << options_.coordinator << " as " << worker_id_ << std::endl;
-  }
-  grpc::ClientContext context;
-  SetDeadline(context, absl::ToChronoMilliseconds(options_.rpc_timeout));
-  v1::HeartbeatRequest request;
-  request.set_worker_id(worker_id_);
-  request.set_serving_state(state);
-  *request.mutable_env_load() = server_->Load();
-  v1::HeartbeatResponse response;
-  grpc::Status status = stub_->Heartbeat(&context, request, &response);
-  if (!status.ok()) {
-    absl::Status st =
-        FromGrpcStatus(status, absl::StrCat("coordinator ", options_.coordinator), "Heartbeat");
-    if (absl::IsNotFound(st)) worker_id_.clear();  // forgotten: register again next time
-    return st;
-  }
-  if (response.drain() && !drain_requested_.HasBeenNotified()) drain_requested_.Notify();
-  return absl::OkStatus();
-}
-
-void EnvFleetMember::Loop() {
-  absl::Duration backoff = absl::Milliseconds(200);
-  absl::Duration wait = absl::ZeroDuration();  // the first heartbeat registers at once
-  while (!stop_.WaitForNotificationWithTimeout(wait)) {
-    absl::Status st;
-    {
-      absl::MutexLock lock(&mu_);
-      if (left_) return;
-      st = HeartbeatOnce(server_->draining() ? v1::SERVING_STATE_DRAINING
-                                             : v1::SERVING_STATE_SERVING);
-      wait = interval_;
-    }
-    if (st.ok()) {
-      backoff = absl::Milliseconds(200);
-    } else if (absl::IsNotFound(st)) {
-      wait = absl::ZeroDuration();  // register again now
-    } else {
-      std::cerr << "env server " << options_.address << ": " << st.message() << std::endl;
-      wait = std::min(backoff, wait);
-      backoff = std::min(backoff * 2, absl::Seconds(5));
-    }
-  }
+void EnvFleetMember::Log(const std::string& line) const {
+  std::cerr << "env server " << options_.address << ": " << line << std::endl;
 }
 
 void EnvFleetMember::ReportDraining() {
-  absl::MutexLock lock(&mu_);
-  if (left_ || worker_id_.empty()) return;
-  if (absl::Status st = HeartbeatOnce(v1::SERVING_STATE_DRAINING); !st.ok()) {
-    std::cerr << "env server " << options_.address << ": " << st.message() << std::endl;
-  }
+  draining_ = true;
+  if (left_ || session_->worker_id().empty()) return;
+  if (absl::Status st = session_->HeartbeatNow(); !st.ok()) Log(std::string(st.message()));
 }
 
 void EnvFleetMember::Leave() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!left_) {
-      left_ = true;
-      if (!worker_id_.empty()) (void)HeartbeatOnce(v1::SERVING_STATE_STOPPED);
-    }
-  }
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&leave_mu_);
+  if (session_->stopped()) return;
+  left_ = true;
+  if (!session_->worker_id().empty()) (void)session_->HeartbeatNow();  // STOPPED, best effort
+  session_->Stop();
 }
 
 }  // namespace envtune

@@ -1,9 +1,10 @@
 // EnvFleetMember: an env server's membership in the coordinator's fleet (coordinator.proto,
-// "The env-server fleet"). A background thread registers the server (role ROLE_ENV_SERVER, the
-// address clients dial), heartbeats its serving state and load (EnvServer::Load) every
-// heartbeat interval the coordinator asks for, and registers again when the coordinator has
-// forgotten it (NOT_FOUND: expired, or restarted). A coordinator that is down is retried with
-// backoff; the server keeps serving meanwhile (membership is advisory for clients).
+// "The env-server fleet"), over a WorkerSession (common/worker_session.h). A background thread
+// registers the server (role ROLE_ENV_SERVER, the address clients dial), heartbeats its serving
+// state and load (EnvServer::Load) every heartbeat interval the coordinator asks for, and
+// registers again when the coordinator has forgotten it (NOT_FOUND: expired, or restarted). A
+// coordinator that is down is retried with backoff; the server keeps serving meanwhile
+// (membership is advisory for clients).
 //
 //   Start -> Register -> Heartbeat every interval ... -> [ReportDraining] -> Leave (STOPPED)
 //
@@ -13,14 +14,14 @@
 #ifndef ENVTUNE_ENVSERVER_FLEET_MEMBER_H_
 #define ENVTUNE_ENVSERVER_FLEET_MEMBER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/worker_session.h"
 #include "envserver/env_service.h"
 #include "envtune/v1/coordinator.grpc.pb.h"
 
@@ -54,22 +55,18 @@ class EnvFleetMember {
 
  private:
   EnvFleetMember(EnvServer* server, EnvFleetMemberOptions options);
-  void Loop();
-  absl::Status RegisterOnce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One heartbeat with the server's current state and load (registers first if needed).
-  absl::Status HeartbeatOnce(v1::ServingState state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What heartbeats report: the server's state, or STOPPED once it left.
+  v1::ServingState State() const;
+  void Log(const std::string& line) const;
 
   EnvServer* const server_;
   const EnvFleetMemberOptions options_;
   std::unique_ptr<v1::CoordinatorService::Stub> stub_;
   absl::Notification drain_requested_;
-  absl::Notification stop_;
-  std::thread thread_;
-
-  absl::Mutex mu_;  // serialises RPCs (the loop and ReportDraining/Leave) and guards the below
-  std::string worker_id_ ABSL_GUARDED_BY(mu_);
-  absl::Duration interval_ ABSL_GUARDED_BY(mu_);
-  bool left_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> draining_{false};  // ReportDraining() was called
+  std::atomic<bool> left_{false};
+  absl::Mutex leave_mu_;  // one Leave() at a time
+  std::unique_ptr<WorkerSession> session_;
 };
 
 }  // namespace envtune
