@@ -16,6 +16,7 @@
 #include "common/channels.h"
 #include "common/enum_label.h"
 #include "common/grpc_status.h"
+#include "common/worker_session.h"
 #include "envserver/reply_format.h"
 #include "grpcpp/client_context.h"
 #include "model/text/tokenizer.h"
@@ -181,95 +182,42 @@ struct Actor::Impl {
     return (rollout_micros.load() + std::max<int64_t>(0, running)) * 1e-6;
   }
 
+  // Registration and heartbeats (common/worker_session.h).
+  std::unique_ptr<WorkerSession> session;
   absl::Mutex mu;
-  std::string worker_id ABSL_GUARDED_BY(mu);
-  uint32_t heartbeat_ms ABSL_GUARDED_BY(mu) = 1000;
   grpc::ClientContext* watch_context ABSL_GUARDED_BY(mu) = nullptr;
 
-  std::string WorkerId() {
-    absl::MutexLock lock(&mu);
-    return worker_id;
-  }
+  std::string WorkerId() const { return session->worker_id(); }
   std::string Peer() const { return absl::StrCat("coordinator ", options.coordinator); }
   bool Sleep(absl::Duration d) { return !stop_note.WaitForNotificationWithTimeout(d); }
 
-  absl::Status RegisterOnce() {
-    grpc::ClientContext context;
-    SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
-    v1::RegisterRequest request;
-    request.set_role(v1::ROLE_ACTOR);
-    request.set_name(options.name);
-    v1::RegisterResponse response;
-    grpc::Status status = coordinator->Register(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status, Peer(), "Register");
-    absl::MutexLock lock(&mu);
-    worker_id = response.worker_id();
-    heartbeat_ms = std::max<uint32_t>(100, response.heartbeat_interval_ms());
-    return absl::OkStatus();
-  }
-
-  // Registers, retrying transient failures for up to retry_deadline.
-  absl::Status Register() {
-    const absl::Time deadline = absl::Now() + std::max(options.retry_deadline, options.rpc_timeout);
-    absl::Duration backoff = absl::Milliseconds(200);
-    while (true) {
-      absl::Status st = RegisterOnce();
-      if (st.ok() || stop || absl::Now() + backoff > deadline ||
-          (!absl::IsUnavailable(st) && !absl::IsDeadlineExceeded(st))) {
-        return st;
-      }
-      Sleep(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(5));
+  // The actor's heartbeat fields: rates since the last heartbeat, time split and counters.
+  int64_t last_episodes = 0, last_tokens = 0;
+  absl::Time last_heartbeat = absl::Now();
+  void FillHeartbeat(v1::HeartbeatRequest& request) {
+    const absl::Time now = absl::Now();
+    const double seconds = std::max(1e-3, absl::ToDoubleSeconds(now - last_heartbeat));
+    const int64_t episodes = rollout->episodes_finished();
+    const int64_t tokens = rollout->tokens_generated();
+    request.set_episodes_per_s(static_cast<double>(episodes - last_episodes) / seconds);
+    request.set_tokens_per_s(static_cast<double>(tokens - last_tokens) / seconds);
+    request.set_policy_version(policy->version());
+    for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
+             {"time/generation_s", rollout->generation_seconds()},
+             {"time/env_wait_s", rollout->env_wait_seconds()},
+             {"time/weight_sync_s", weight_sync_micros.load() * 1e-6},
+             {"time/rollout_s", RolloutSeconds()},
+             {"episodes", static_cast<double>(episodes)},
+             {"env/replicas", static_cast<double>(env->ServingReplicas().size())},
+             {"env/retries", static_cast<double>(env->retries())},
+             {"tokens_generated", static_cast<double>(tokens)}}) {
+      v1::Metric* metric = request.add_metrics();
+      metric->set_name(name);
+      metric->set_value(value);
     }
-  }
-
-  void HeartbeatLoop() {
-    int64_t last_episodes = rollout->episodes_finished();
-    int64_t last_tokens = rollout->tokens_generated();
-    absl::Time last = absl::Now();
-    while (true) {
-      uint32_t interval;
-      {
-        absl::MutexLock lock(&mu);
-        interval = heartbeat_ms;
-      }
-      if (!Sleep(absl::Milliseconds(interval))) return;
-      const absl::Time now = absl::Now();
-      const double seconds = std::max(1e-3, absl::ToDoubleSeconds(now - last));
-      const int64_t episodes = rollout->episodes_finished();
-      const int64_t tokens = rollout->tokens_generated();
-      v1::HeartbeatRequest request;
-      request.set_worker_id(WorkerId());
-      request.set_episodes_per_s(static_cast<double>(episodes - last_episodes) / seconds);
-      request.set_tokens_per_s(static_cast<double>(tokens - last_tokens) / seconds);
-      request.set_policy_version(policy->version());
-      for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
-               {"time/generation_s", rollout->generation_seconds()},
-               {"time/env_wait_s", rollout->env_wait_seconds()},
-               {"time/weight_sync_s", weight_sync_micros.load() * 1e-6},
-               {"time/rollout_s", RolloutSeconds()},
-               {"episodes", static_cast<double>(episodes)},
-               {"env/replicas", static_cast<double>(env->ServingReplicas().size())},
-               {"env/retries", static_cast<double>(env->retries())},
-               {"tokens_generated", static_cast<double>(tokens)}}) {
-        v1::Metric* metric = request.add_metrics();
-        metric->set_name(name);
-        metric->set_value(value);
-      }
-      last = now;
-      last_episodes = episodes;
-      last_tokens = tokens;
-      grpc::ClientContext context;
-      SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
-      v1::HeartbeatResponse response;
-      grpc::Status status = coordinator->Heartbeat(&context, request, &response);
-      if (status.ok()) continue;
-      absl::Status st = FromGrpcStatus(status, Peer(), "Heartbeat");
-      Log(options.name, std::string(st.message()));
-      if (absl::IsNotFound(st)) {  // expired: register again under a new id
-        if (absl::Status re = RegisterOnce(); !re.ok()) Log(options.name, std::string(re.message()));
-      }
-    }
+    last_heartbeat = now;
+    last_episodes = episodes;
+    last_tokens = tokens;
   }
 
   void WatchLoop() {
@@ -380,8 +328,9 @@ struct Actor::Impl {
       absl::Status st = FromGrpcStatus(status, Peer(), "AcquireLease");
       if (absl::IsNotFound(st)) {
         Log(options.name, absl::StrCat(st.message(), "; registering again"));
-        if (absl::Status re = RegisterOnce(); !re.ok())
+        if (absl::Status re = session->Reregister(request.worker_id()); !re.ok()) {
           Log(options.name, std::string(re.message()));
+        }
       } else {
         Log(options.name, std::string(st.message()));
       }
@@ -558,14 +507,26 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(ActorOptions options) {
   impl->coordinator = v1::CoordinatorService::NewStub(
       MakeChannel(options.coordinator, ChannelOptions{.round_robin = false}));
   impl->options = std::move(options);
+  Impl* a = impl.get();
+  a->session = std::make_unique<WorkerSession>(
+      a->coordinator.get(),
+      WorkerSessionOptions{.coordinator = a->options.coordinator,
+                           .role = v1::ROLE_ACTOR,
+                           .name = a->options.name,
+                           .rpc_timeout = a->options.rpc_timeout,
+                           .retry_deadline = a->options.retry_deadline},
+      WorkerSessionHooks{.fill = [a](v1::HeartbeatRequest& request) { a->FillHeartbeat(request); },
+                         .log = [a](const std::string& line) { Log(a->options.name, line); }});
   return std::unique_ptr<Actor>(new Actor(std::move(impl)));
 }
 
 absl::Status Actor::Run() {
   Impl& a = *impl_;
-  if (absl::Status st = a.Register(); !st.ok()) return st;
-  Log(a.options.name, absl::StrCat("registered as ", a.WorkerId()));
-  std::thread heartbeat([&a] { a.HeartbeatLoop(); });
+  if (absl::Status st = a.session->Register(); !st.ok()) return st;
+  a.last_episodes = a.rollout->episodes_finished();
+  a.last_tokens = a.rollout->tokens_generated();
+  a.last_heartbeat = absl::Now();
+  a.session->StartHeartbeats();
   std::thread watch([&a] { a.WatchLoop(); });
   absl::Status result = absl::OkStatus();
   while (!a.stop && !a.finished) {
@@ -583,7 +544,6 @@ absl::Status Actor::Run() {
   }
   if (a.finished && !a.stop) Log(a.options.name, "the curriculum finished; stopping");
   Stop();
-  heartbeat.join();
   watch.join();
   absl::StatusOr<v1::PushTrajectoriesResponse> closed = a.pusher->Close(absl::Seconds(10));
   if (!closed.ok()) Log(a.options.name, std::string(closed.status().message()));
@@ -593,9 +553,12 @@ absl::Status Actor::Run() {
 void Actor::Stop() {
   Impl& a = *impl_;
   a.stop = true;
-  absl::MutexLock lock(&a.mu);
-  if (!a.stop_note.HasBeenNotified()) a.stop_note.Notify();
-  if (a.watch_context != nullptr) a.watch_context->TryCancel();
+  {
+    absl::MutexLock lock(&a.mu);
+    if (!a.stop_note.HasBeenNotified()) a.stop_note.Notify();
+    if (a.watch_context != nullptr) a.watch_context->TryCancel();
+  }
+  a.session->Stop();
 }
 
 int64_t Actor::episodes_pushed() const { return static_cast<int64_t>(impl_->pusher->pushed()); }
