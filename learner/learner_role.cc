@@ -23,12 +23,13 @@
 #include "absl/synchronization/notification.h"
 #include "common/channels.h"
 #include "common/grpc_status.h"
+#include "common/worker_session.h"
 #include "envtune/v1/coordinator.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "learner/checkpoint.h"
 #include "learner/distributed.h"
-#include "learner/reference.h"
 #include "learner/learner_service.h"
+#include "learner/reference.h"
 #include "learner/trainer.h"
 #include "learner/trajectory_queue.h"
 #include "learner/weight_publisher.h"
@@ -272,6 +273,7 @@ struct LearnerRole::Impl {
   void NotifyStop() {
     stop = true;
     std::call_once(stop_once, [this] { stop_note.Notify(); });
+    if (session != nullptr) session->Stop();
   }
   mutable absl::Mutex mu;
   LearnerProgress progress ABSL_GUARDED_BY(mu);
@@ -296,8 +298,8 @@ struct LearnerRole::Impl {
     absl::MutexLock lock(&mu);
     for (const std::string& id : request.consumed_leases()) unreported_consumed.erase(id);
   }
-  std::string worker_id ABSL_GUARDED_BY(mu);
-  uint32_t heartbeat_ms ABSL_GUARDED_BY(mu) = 2000;
+  // Rank 0 with a coordinator: set by Create, stopped by NotifyStop.
+  std::unique_ptr<WorkerSession> session;
 
   // Group assembly (training thread only).
   std::map<std::string, PendingGroup> pending;
@@ -327,90 +329,56 @@ struct LearnerRole::Impl {
     return publisher->Publish(*policy, version, static_cast<uint64_t>(step));
   }
 
-  absl::Status RegisterOnce() {
-    grpc::ClientContext context;
-    SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
-    v1::RegisterRequest request;
-    request.set_role(v1::ROLE_LEARNER);
-    request.set_name(options.name);
-    request.set_address(options.advertise_address.empty()
-                            ? absl::StrCat(options.host, ":", port)
-                            : options.advertise_address);
-    v1::RegisterResponse response;
-    grpc::Status status = coordinator->Register(&context, request, &response);
-    if (!status.ok()) return FromGrpcStatus(status, Peer(), "Register");
-    absl::MutexLock lock(&mu);
-    worker_id = response.worker_id();
-    heartbeat_ms = std::max<uint32_t>(100, response.heartbeat_interval_ms());
-    return absl::OkStatus();
-  }
-
-  // Registers, retrying transient failures for up to a minute.
-  absl::Status Register() {
-    const absl::Time deadline = absl::Now() + std::max(absl::Minutes(1), options.rpc_timeout);
-    absl::Duration backoff = absl::Milliseconds(200);
-    while (true) {
-      absl::Status s = RegisterOnce();
-      if (s.ok() || stop || absl::Now() + backoff > deadline ||
-          (!absl::IsUnavailable(s) && !absl::IsDeadlineExceeded(s))) {
-        return s;
-      }
-      stop_note.WaitForNotificationWithTimeout(backoff);
-      backoff = std::min(backoff * 2, absl::Seconds(5));
+  // The learner's heartbeat fields: version, throughput, unreported consumed leases, the batch
+  // size the coordinator's flow control is sized by, and the time split.
+  void FillHeartbeat(v1::HeartbeatRequest& request) {
+    int64_t skipped_failed;
+    {
+      absl::MutexLock lock(&mu);
+      request.set_policy_version(progress.version);
+      request.set_tokens_per_s(progress.last_tokens_per_s);
+      AddConsumedLocked(request);
+      skipped_failed = progress.groups_skipped_failed;
+    }
+    request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
+    const double wall = absl::ToDoubleSeconds(absl::Now() - started);
+    const double train = train_micros.load() * 1e-6, publish = publish_micros.load() * 1e-6;
+    for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
+             {"time/train_s", train},
+             {"time/publish_s", publish},
+             {"time/wait_s", std::max(0.0, wall - train - publish)},
+             {"time/wall_s", wall},
+             {"groups/skipped_failed", static_cast<double>(skipped_failed)}}) {
+      v1::Metric* metric = request.add_metrics();
+      metric->set_name(name);
+      metric->set_value(value);
     }
   }
 
-  // The first heartbeat goes out at once: it tells the coordinator the batch size its flow
-  // control is sized by before any actor asks for work.
-  void HeartbeatLoop() {
-    for (bool first = true;; first = false) {
-      uint32_t interval;
-      {
-        absl::MutexLock lock(&mu);
-        interval = heartbeat_ms;
-      }
-      if (!first && stop_note.WaitForNotificationWithTimeout(absl::Milliseconds(interval))) return;
-      v1::HeartbeatRequest request;
-      {
-        absl::MutexLock lock(&mu);
-        request.set_worker_id(worker_id);
-        request.set_policy_version(progress.version);
-        request.set_tokens_per_s(progress.last_tokens_per_s);
-        AddConsumedLocked(request);
-      }
-      request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
-      int64_t skipped_failed;
-      {
-        absl::MutexLock lock(&mu);
-        skipped_failed = progress.groups_skipped_failed;
-      }
-      const double wall = absl::ToDoubleSeconds(absl::Now() - started);
-      const double train = train_micros.load() * 1e-6, publish = publish_micros.load() * 1e-6;
-      for (const auto& [name, value] : std::initializer_list<std::pair<const char*, double>>{
-               {"time/train_s", train},
-               {"time/publish_s", publish},
-               {"time/wait_s", std::max(0.0, wall - train - publish)},
-               {"time/wall_s", wall},
-               {"groups/skipped_failed", static_cast<double>(skipped_failed)}}) {
-        v1::Metric* metric = request.add_metrics();
-        metric->set_name(name);
-        metric->set_value(value);
-      }
-      grpc::ClientContext context;
-      SetDeadline(context, absl::ToChronoMilliseconds(options.rpc_timeout));
-      v1::HeartbeatResponse response;
-      grpc::Status status = coordinator->Heartbeat(&context, request, &response);
-      if (status.ok()) {
-        stage = response.stage();
-        ReportedConsumed(request);
-        continue;
-      }
-      absl::Status s = FromGrpcStatus(status, Peer(), "Heartbeat");
-      Log(Name(), std::string(s.message()));
-      if (absl::IsNotFound(s)) {  // expired: register again under a new id
-        if (absl::Status re = RegisterOnce(); !re.ok()) Log(Name(), std::string(re.message()));
-      }
-    }
+  // Registration and heartbeats (common/worker_session.h); the first heartbeat goes out at
+  // once: it tells the coordinator the batch size its flow control is sized by before any
+  // actor asks for work.
+  void StartSession() {
+    session = std::make_unique<WorkerSession>(
+        coordinator.get(),
+        WorkerSessionOptions{.coordinator = options.coordinator,
+                             .role = v1::ROLE_LEARNER,
+                             .name = options.name,
+                             .address = options.advertise_address.empty()
+                                            ? absl::StrCat(options.host, ":", port)
+                                            : options.advertise_address,
+                             .rpc_timeout = options.rpc_timeout,
+                             .retry_deadline = absl::Minutes(1),
+                             .heartbeat_interval = absl::Seconds(2),
+                             .first_heartbeat_at_once = true},
+        WorkerSessionHooks{
+            .fill = [this](v1::HeartbeatRequest& request) { FillHeartbeat(request); },
+            .on_response =
+                [this](const v1::HeartbeatRequest& request, const v1::HeartbeatResponse& response) {
+                  stage = response.stage();
+                  ReportedConsumed(request);
+                },
+            .log = [this](const std::string& line) { Log(Name(), line); }});
   }
 
   // The curriculum stage the coordinator last reported (heartbeats, steps; 0 = unknown).
@@ -437,12 +405,12 @@ struct LearnerRole::Impl {
     v1::ReportLearnerStepRequest request;
     {
       absl::MutexLock lock(&mu);
-      request.set_worker_id(worker_id);
       AddConsumedLocked(request);
       for (const std::string& id : trained_leases) {
         if (unreported_consumed.count(id) == 0) request.add_consumed_leases(id);
       }
     }
+    request.set_worker_id(session->worker_id());
     request.set_batch_groups(static_cast<uint32_t>(BatchGroups()));
     request.set_step(static_cast<uint64_t>(m.step));
     request.set_policy_version(version);
@@ -474,9 +442,8 @@ struct LearnerRole::Impl {
       }
       absl::Status s = FromGrpcStatus(status, Peer(), "ReportLearnerStep");
       Log(Name(), std::string(s.message()));
-      if (!absl::IsNotFound(s) || !RegisterOnce().ok()) break;
-      absl::MutexLock lock(&mu);
-      request.set_worker_id(worker_id);
+      if (!absl::IsNotFound(s) || !session->Reregister(request.worker_id()).ok()) break;
+      request.set_worker_id(session->worker_id());
     }
     Consumed(trained_leases);
   }
@@ -840,6 +807,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
   }
   if (!o.coordinator.empty()) {
     impl->coordinator = v1::CoordinatorService::NewStub(MakeChannel(o.coordinator));
+    impl->StartSession();
   }
   return std::unique_ptr<LearnerRole>(new LearnerRole(std::move(impl)));
 }
@@ -893,13 +861,12 @@ absl::Status LearnerRole::Impl::RunRoot() {
       Log(Name(), absl::StrCat("checkpoint failed: ", s.message()));
     }
   }
-  std::thread heartbeat;
-  if (coordinator != nullptr) {
-    if (absl::Status s = Register(); !s.ok()) {
+  if (session != nullptr) {
+    if (absl::Status s = session->Register(); !s.ok()) {
       (void)Broadcast(Command::kStop, "");
       return s;
     }
-    heartbeat = std::thread([this] { HeartbeatLoop(); });
+    session->StartHeartbeats();
   }
   absl::Status result = absl::OkStatus();
   absl::Time last_broadcast = absl::Now();
@@ -1000,7 +967,6 @@ absl::Status LearnerRole::Impl::RunRoot() {
   if (result.ok()) result = saved;
   if (absl::Status s = Broadcast(Command::kStop, ""); !s.ok() && result.ok()) result = s;
   NotifyStop();
-  if (heartbeat.joinable()) heartbeat.join();
   return result;
 }
 
