@@ -508,15 +508,17 @@ absl::StatusOr<std::unique_ptr<Actor>> Actor::Create(ActorOptions options) {
       MakeChannel(options.coordinator, ChannelOptions{.round_robin = false}));
   impl->options = std::move(options);
   Impl* a = impl.get();
-  a->session = std::make_unique<WorkerSession>(
-      a->coordinator.get(),
-      WorkerSessionOptions{.coordinator = a->options.coordinator,
-                           .role = v1::ROLE_ACTOR,
-                           .name = a->options.name,
-                           .rpc_timeout = a->options.rpc_timeout,
-                           .retry_deadline = a->options.retry_deadline},
-      WorkerSessionHooks{.fill = [a](v1::HeartbeatRequest& request) { a->FillHeartbeat(request); },
-                         .log = [a](const std::string& line) { Log(a->options.name, line); }});
+  WorkerSessionOptions session;
+  session.coordinator = a->options.coordinator;
+  session.role = v1::ROLE_ACTOR;
+  session.name = a->options.name;
+  session.rpc_timeout = a->options.rpc_timeout;
+  session.retry_deadline = a->options.retry_deadline;
+  WorkerSessionHooks hooks;
+  hooks.fill = [a](v1::HeartbeatRequest& request) { a->FillHeartbeat(request); };
+  hooks.log = [a](const std::string& line) { Log(a->options.name, line); };
+  a->session =
+      std::make_unique<WorkerSession>(a->coordinator.get(), std::move(session), std::move(hooks));
   return std::unique_ptr<Actor>(new Actor(std::move(impl)));
 }
 
