@@ -23,6 +23,7 @@
 #include "learner/optimizer.h"
 #include "learner/trainer.h"
 #include "model/config.h"
+#include "model/model_spec.h"
 #include "model/qwen2.h"
 #include "tests/learner/trainer_test_util.h"
 
@@ -38,21 +39,14 @@ struct BenchConfig {
   int64_t micro_batch_tokens = 8192;
 };
 
+// The tiny model's architecture (model/model_spec.h) at the bench's sizes.
 ModelConfig MakeConfig(const BenchConfig& b) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = b.vocab;
-  c.hidden_size = b.hidden;
-  c.intermediate_size = b.intermediate;
-  c.num_hidden_layers = b.layers;
-  c.num_attention_heads = b.heads;
-  c.num_key_value_heads = b.kv_heads;
-  c.head_dim = b.hidden / b.heads;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = true;
-  c.qkv_bias = true;
-  return c;
+  return TinyQwen2Config({.vocab_size = b.vocab,
+                          .hidden_size = b.hidden,
+                          .intermediate_size = b.intermediate,
+                          .num_hidden_layers = b.layers,
+                          .num_attention_heads = b.heads,
+                          .num_key_value_heads = b.kv_heads});
 }
 
 std::vector<v1::Trajectory> MakeBatch(const BenchConfig& b, std::mt19937& rng) {

@@ -106,6 +106,8 @@ class ConfigReader {
   // OK, or INVALID_ARGUMENT listing bad values and every key present in the config that no
   // Get/Require/MarkRead asked for ("unknown key 'learner.lrr'").
   absl::Status Finish() const;
+  // The configuration read (for readers that walk a sub-tree themselves).
+  const Config& config() const { return config_; }
 
  private:
   static std::string Dump(const YAML::Node& node);

@@ -75,14 +75,8 @@ struct PendingGroup {
 };
 
 // Sane ranges of the learner's numeric keys (ConfigReader::AddBounds; errors name key, value
-// and range). model.tiny.* also go through ValidateModelConfig (model/config.h).
+// and range). model.tiny.* are bounded by their reader (model/model_spec.h).
 constexpr ConfigBound kLearnerBounds[] = {
-    {"model.tiny.vocab_size", 1, 1 << 21},
-    {"model.tiny.hidden_size", 1, 1 << 16},
-    {"model.tiny.intermediate_size", 1, 1 << 18},
-    {"model.tiny.num_hidden_layers", 1, 1024},
-    {"model.tiny.num_attention_heads", 1, 1024},
-    {"model.tiny.num_key_value_heads", 1, 1024},
     {"learner.train_batch_groups", 1, 1 << 16},
     {"learner.stage_batch_groups", 1, 1 << 16},
     {"learner.group_timeout_s", 1e-3, 7 * 86400},
@@ -120,41 +114,10 @@ constexpr ConfigBound kLearnerBounds[] = {
 
 }  // namespace
 
-ModelConfig TinyModelConfig(const TinyModelOptions& t) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = t.vocab_size;
-  c.hidden_size = t.hidden_size;
-  c.intermediate_size = t.intermediate_size;
-  c.num_hidden_layers = t.num_hidden_layers;
-  c.num_attention_heads = t.num_attention_heads;
-  c.num_key_value_heads = t.num_key_value_heads;
-  c.head_dim = t.num_attention_heads > 0 ? t.hidden_size / t.num_attention_heads : 0;
-  c.rope_theta = 1000000.0;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = t.tie_word_embeddings;
-  c.qkv_bias = true;
-  c.torch_dtype = "float32";
-  c.bos_token_id = 151643;
-  c.eos_token_ids = {151645};
-  c.generation_eos_token_ids = {151645, 151643};
-  c.pad_token_id = 151643;
-  return c;
-}
-
 void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   r.AddBounds(kLearnerBounds);
   o->model_path = r.Get<std::string>("model.path", o->model_path);
-  TinyModelOptions& t = o->tiny;
-  t.vocab_size = r.Get<int64_t>("model.tiny.vocab_size", t.vocab_size);
-  t.hidden_size = r.Get<int64_t>("model.tiny.hidden_size", t.hidden_size);
-  t.intermediate_size = r.Get<int64_t>("model.tiny.intermediate_size", t.intermediate_size);
-  t.num_hidden_layers = r.Get<int64_t>("model.tiny.num_hidden_layers", t.num_hidden_layers);
-  t.num_attention_heads = r.Get<int64_t>("model.tiny.num_attention_heads", t.num_attention_heads);
-  t.num_key_value_heads = r.Get<int64_t>("model.tiny.num_key_value_heads", t.num_key_value_heads);
-  t.tie_word_embeddings = r.Get<bool>("model.tiny.tie_word_embeddings", t.tie_word_embeddings);
+  ReadTinyQwen2Spec(r, "model", &o->tiny);
   // The rest of `model:` belongs to other roles.
   r.MarkRead("model");
 
@@ -716,7 +679,7 @@ absl::StatusOr<std::unique_ptr<LearnerRole>> LearnerRole::Create(const LearnerRo
         if (!p.ok()) return p.status();
         return p->ptr();
       }
-      ModelConfig config = TinyModelConfig(o.tiny);
+      ModelConfig config = TinyQwen2Config(o.tiny);
       if (absl::Status s = ValidateModelConfig(config); !s.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("model.tiny: ", s.message()));
       }

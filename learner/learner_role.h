@@ -99,9 +99,9 @@
 //     backend: gloo              gloo | nccl (CUDA builds with NCCL)
 //     timeout_s: 600             rendezvous and each collective
 //     keepalive_s: 60            rank 0 pings idle ranks this often while waiting for data
-// `model:` keys read here: path (HF checkpoint directory), or tiny: {vocab_size: 151936,
-// hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
-// num_key_value_heads: 2, tie_word_embeddings: true} when path is empty.
+// `model:` keys read here: path (HF checkpoint directory), or tiny: {...} when path is empty
+// (model/model_spec.h: the tiny Qwen2's keys; vocab_size 0 = Qwen2.5's 151936, Qwen's special
+// token ids).
 #ifndef ENVTUNE_LEARNER_LEARNER_ROLE_H_
 #define ENVTUNE_LEARNER_LEARNER_ROLE_H_
 
@@ -116,18 +116,9 @@
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "model/config.h"
+#include "model/model_spec.h"
 
 namespace envtune {
-
-struct TinyModelOptions {
-  int64_t vocab_size = 151936;
-  int64_t hidden_size = 64;
-  int64_t intermediate_size = 128;
-  int64_t num_hidden_layers = 2;
-  int64_t num_attention_heads = 4;
-  int64_t num_key_value_heads = 2;
-  bool tie_word_embeddings = true;
-};
 
 struct LearnerRoleOptions {
   // Serving (rank 0).
@@ -138,7 +129,7 @@ struct LearnerRoleOptions {
   std::string name = "learner";
   // Model.
   std::string model_path;        // HF directory; "" = tiny random
-  TinyModelOptions tiny;
+  TinyQwen2Spec tiny;            // vocab_size 0 = Qwen2.5's 151936
   std::string dtype;             // "" | float32 | bfloat16 | float16
   std::string device;
   std::string publish_dtype;
@@ -182,9 +173,6 @@ struct LearnerRoleOptions {
 // Reads the `learner:` section and the model keys into `options` (other fields untouched).
 // Errors are recorded in `reader` (call reader.Finish()).
 void ReadLearnerOptions(ConfigReader& reader, LearnerRoleOptions* options);
-
-// The model.tiny architecture (Qwen2, rope_theta 1e6).
-ModelConfig TinyModelConfig(const TinyModelOptions& tiny);
 
 // Counters of a running learner (thread-safe snapshot).
 struct LearnerProgress {

@@ -14,16 +14,17 @@
 #include "learner/learner_role.h"
 #include "learner/plan.h"
 #include "model/cli.h"
+#include "model/model_spec.h"
 
 namespace envtune {
 namespace {
 
 // Qwen2.5's published config.json architectures (bf16 checkpoints): the tiny model's
-// architecture (TinyModelConfig: Qwen2, rope_theta 1e6, qkv bias, Qwen's special tokens) at
+// architecture (TinyQwen2Config: Qwen2, rope_theta 1e6, qkv bias, Qwen's special tokens) at
 // their sizes.
 struct KnownModel {
   const char* name;  // lower case, without "-instruct"
-  TinyModelOptions sizes;
+  TinyQwen2Spec sizes;
 };
 const KnownModel kKnownModels[] = {
     {"qwen2.5-0.5b", {151936, 896, 4864, 24, 14, 2, true}},
@@ -55,7 +56,7 @@ std::optional<ModelConfig> KnownModelConfig(std::string_view name) {
   if (absl::EndsWith(base, "-instruct")) base.resize(base.size() - 9);
   for (const KnownModel& k : kKnownModels) {
     if (base != k.name) continue;
-    ModelConfig c = TinyModelConfig(k.sizes);
+    ModelConfig c = TinyQwen2Config(k.sizes);
     c.torch_dtype = "bfloat16";
     return c;
   }
@@ -127,7 +128,7 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
     model = *c;
     source = f->Get("model_config");
   } else if (learner.model_path.empty()) {
-    model = TinyModelConfig(learner.tiny);
+    model = TinyQwen2Config(learner.tiny);
     source = "model.tiny";
   } else if (std::filesystem::exists(learner.model_path + "/config.json")) {
     absl::StatusOr<ModelConfig> c = LoadModelConfig(learner.model_path);

@@ -43,17 +43,7 @@ absl::Status AppendSegment(const Tokenizer& tokenizer, const std::string& text, 
 
 void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   o->model = reader.Get<std::string>("sft.model", o->model);
-  TinyQwen2Spec& t = o->tiny;
-  t.vocab_size = reader.Get<int64_t>("sft.tiny.vocab_size", t.vocab_size);
-  t.hidden_size = reader.Get<int64_t>("sft.tiny.hidden_size", t.hidden_size);
-  t.intermediate_size = reader.Get<int64_t>("sft.tiny.intermediate_size", t.intermediate_size);
-  t.num_hidden_layers = reader.Get<int64_t>("sft.tiny.num_hidden_layers", t.num_hidden_layers);
-  t.num_attention_heads = reader.Get<int64_t>("sft.tiny.num_attention_heads", t.num_attention_heads);
-  t.num_key_value_heads = reader.Get<int64_t>("sft.tiny.num_key_value_heads", t.num_key_value_heads);
-  t.tie_word_embeddings = reader.Get<bool>("sft.tiny.tie_word_embeddings", t.tie_word_embeddings);
-  t.max_position_embeddings =
-      reader.Get<int64_t>("sft.tiny.max_position_embeddings", t.max_position_embeddings);
-  t.rope_theta = reader.Get<double>("sft.tiny.rope_theta", t.rope_theta);
+  ReadTinyQwen2Spec(reader, "sft", &o->tiny);
   o->tokenizer = reader.Get<std::string>("sft.tokenizer", o->tokenizer);
   absl::StatusOr<v1::OutputFormat> format = ParseOutputFormat(
       reader.Get<std::string>("sft.format", std::string(OutputFormatName(o->format))));
@@ -75,7 +65,6 @@ void ReadSftOptions(ConfigReader& reader, SftOptions* o) {
   o->max_replies = reader.Get<int>("sft.max_replies", o->max_replies);
   o->output_dir = reader.Get<std::string>("sft.output_dir", o->output_dir);
   o->seed = reader.Get<uint64_t>("sft.seed", o->seed);
-  o->tiny.seed = o->seed;
   o->data_dir = reader.Get<std::string>("sft.data_dir", o->data_dir);
   o->subset = reader.Get<std::string>("sft.subset", o->subset);
   o->categories = reader.Get<std::vector<std::string>>("sft.categories", o->categories);
@@ -223,15 +212,10 @@ absl::StatusOr<SftResult> RunSft(const SftOptions& o, std::ostream* log) {
     const c10::Device device = *resolved;
     Policy policy{nullptr};
     if (o.model.empty()) {
-      TinyQwen2Spec spec = o.tiny;
-      if (spec.vocab_size <= 0) spec.vocab_size = (*tok)->vocab_size();
-      std::optional<TokenId> im_end = (*tok)->TokenToId(kImEnd);
-      std::optional<TokenId> eot = (*tok)->TokenToId("<|endoftext|>");
-      if (!im_end || !eot) return absl::InvalidArgumentError("the tokenizer has no <|im_end|>/<|endoftext|>");
-      ModelConfig config = TinyQwen2Config(spec, *im_end, *eot);
-      if (absl::Status s = ValidateModelConfig(config); !s.ok()) return s;
-      policy = Policy(PolicyOptions(config).dtype(*dtype).device(device));
-      policy->InitRandom(spec.seed);
+      absl::StatusOr<ModelConfig> config = TinyQwen2ConfigFor(o.tiny, **tok);
+      if (!config.ok()) return config.status();
+      policy = Policy(PolicyOptions(*config).dtype(*dtype).device(device));
+      policy->InitRandom(o.seed);
     } else {
       LoadPolicyOptions load;
       load.dtype = *dtype;

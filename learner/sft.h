@@ -15,10 +15,8 @@
 //
 // YAML `sft:` section (unknown keys are errors; other top-level sections are ignored):
 //   model: ""                 HF checkpoint directory; empty = a tiny random Qwen2 (`tiny:`)
-//   tiny: {...}               model/cli.h TinyQwen2Spec keys (hidden_size, intermediate_size,
-//                             num_hidden_layers, num_attention_heads, num_key_value_heads,
-//                             tie_word_embeddings, vocab_size (0 = tokenizer), max_position_embeddings,
-//                             rope_theta)
+//   tiny: {...}               the tiny model's keys (model/model_spec.h; vocab_size 0 = the
+//                             tokenizer's)
 //   tokenizer: third_party/qwen-tokenizer
 //   format: envtuning         envtuning | bfcl (BFCL prompting mode)
 //   epochs: 1
@@ -59,6 +57,7 @@
 #include "envserver/task_catalog.h"
 #include "envtune/v1/env.pb.h"
 #include "model/cli.h"
+#include "model/model_spec.h"
 #include "model/text/tokenizer.h"
 #include "nlohmann/json.hpp"
 

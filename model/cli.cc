@@ -132,49 +132,13 @@ absl::StatusOr<CliFlags> ParseCliFlags(const std::vector<std::string>& args,
   return flags;
 }
 
-ModelConfig TinyQwen2Config(const TinyQwen2Spec& spec, int64_t im_end_id, int64_t endoftext_id) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = spec.vocab_size;
-  c.hidden_size = spec.hidden_size;
-  c.intermediate_size = spec.intermediate_size;
-  c.num_hidden_layers = spec.num_hidden_layers;
-  c.num_attention_heads = spec.num_attention_heads;
-  c.num_key_value_heads = spec.num_key_value_heads;
-  c.head_dim = spec.num_attention_heads > 0 ? spec.hidden_size / spec.num_attention_heads : 0;
-  c.rope_theta = spec.rope_theta;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = spec.max_position_embeddings;
-  c.tie_word_embeddings = spec.tie_word_embeddings;
-  c.qkv_bias = true;
-  c.torch_dtype = "float32";
-  c.bos_token_id = endoftext_id;
-  c.eos_token_ids = {im_end_id};
-  c.generation_eos_token_ids = {im_end_id, endoftext_id};
-  c.pad_token_id = endoftext_id;
-  return c;
-}
-
-absl::Status InitTinyQwen2(const TinyQwen2Spec& in_spec, const Tokenizer& tokenizer,
-                           const std::string& out_dir) {
-  TinyQwen2Spec spec = in_spec;
-  if (spec.vocab_size <= 0) spec.vocab_size = tokenizer.vocab_size();
-  if (spec.vocab_size < tokenizer.vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("model.tiny.vocab_size ", spec.vocab_size,
-                                                   " is smaller than the tokenizer's ",
-                                                   tokenizer.vocab_size()));
-  }
-  std::optional<TokenId> im_end = tokenizer.TokenToId(kImEnd);
-  std::optional<TokenId> eot = tokenizer.TokenToId("<|endoftext|>");
-  if (!im_end || !eot) {
-    return absl::InvalidArgumentError("the tokenizer has no <|im_end|> / <|endoftext|> tokens");
-  }
-  ModelConfig config = TinyQwen2Config(spec, *im_end, *eot);
-  if (absl::Status s = ValidateModelConfig(config); !s.ok()) return s;
+absl::Status InitTinyQwen2(const TinyQwen2Spec& spec, const Tokenizer& tokenizer,
+                           const std::string& out_dir, uint64_t seed) {
+  absl::StatusOr<ModelConfig> config = TinyQwen2ConfigFor(spec, tokenizer);
+  if (!config.ok()) return config.status();
   try {
-    Policy policy(PolicyOptions(config).dtype(c10::kFloat));
-    policy->InitRandom(spec.seed);
+    Policy policy(PolicyOptions(*config).dtype(c10::kFloat));
+    policy->InitRandom(seed);
     return SavePolicy(*policy, out_dir);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("building the tiny model: ", e.what()));
@@ -402,21 +366,12 @@ int RunModelCommand(const std::vector<std::string>& args, std::istream& in, std:
       }
     }
     TinyQwen2Spec spec;
-    spec.vocab_size = reader.Get<int64_t>("model.tiny.vocab_size", spec.vocab_size);
-    spec.hidden_size = reader.Get<int64_t>("model.tiny.hidden_size", spec.hidden_size);
-    spec.intermediate_size = reader.Get<int64_t>("model.tiny.intermediate_size", spec.intermediate_size);
-    spec.num_hidden_layers = reader.Get<int64_t>("model.tiny.num_hidden_layers", spec.num_hidden_layers);
-    spec.num_attention_heads = reader.Get<int64_t>("model.tiny.num_attention_heads", spec.num_attention_heads);
-    spec.num_key_value_heads = reader.Get<int64_t>("model.tiny.num_key_value_heads", spec.num_key_value_heads);
-    spec.tie_word_embeddings = reader.Get<bool>("model.tiny.tie_word_embeddings", spec.tie_word_embeddings);
-    spec.max_position_embeddings =
-        reader.Get<int64_t>("model.tiny.max_position_embeddings", spec.max_position_embeddings);
-    spec.rope_theta = reader.Get<double>("model.tiny.rope_theta", spec.rope_theta);
-    spec.seed = reader.Get<uint64_t>("model.seed", spec.seed);
+    ReadTinyQwen2Spec(reader, "model", &spec);
+    const uint64_t seed = reader.Get<uint64_t>("model.seed", 1);
     if (absl::Status s = reader.Finish(); !s.ok()) return Usage(err, std::string(s.message()));
     absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer(f->Get("tokenizer"));
     if (!tok.ok()) return Fail(err, tok.status());
-    if (absl::Status s = InitTinyQwen2(spec, **tok, f->Get("out")); !s.ok()) {
+    if (absl::Status s = InitTinyQwen2(spec, **tok, f->Get("out"), seed); !s.ok()) {
       return s.code() == absl::StatusCode::kInvalidArgument ? Usage(err, std::string(s.message()))
                                                             : Fail(err, s);
     }

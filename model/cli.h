@@ -15,10 +15,7 @@
 //   envtune model init --config FILE --out DIR [--tokenizer DIR]
 //       a tiny random Qwen2 checkpoint from the config's `model:` section:
 //         model:
-//           tiny: {hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2,
-//                  num_attention_heads: 4, num_key_value_heads: 2, tie_word_embeddings: true,
-//                  vocab_size: 0 (= the tokenizer's size), max_position_embeddings: 32768,
-//                  rope_theta: 1000000.0}
+//           tiny: {...}   the keys of model/model_spec.h (vocab_size 0 = the tokenizer's size)
 //           seed: 1
 //       Other top-level sections of the file are ignored; unknown keys under `model:` are errors.
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error. A bad input line is an error line
@@ -36,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "model/config.h"
+#include "model/model_spec.h"
 #include "model/text/tokenizer.h"
 
 namespace envtune {
@@ -57,24 +55,10 @@ absl::StatusOr<CliFlags> ParseCliFlags(const std::vector<std::string>& args,
                                        const std::set<std::string>& known,
                                        const std::set<std::string>& bool_flags = {});
 
-// Tiny random Qwen2 ("model.tiny"): the project's own small default.
-struct TinyQwen2Spec {
-  int64_t vocab_size = 0;  // 0 = the tokenizer's vocab_size()
-  int64_t hidden_size = 64;
-  int64_t intermediate_size = 128;
-  int64_t num_hidden_layers = 2;
-  int64_t num_attention_heads = 4;
-  int64_t num_key_value_heads = 2;
-  bool tie_word_embeddings = true;
-  int64_t max_position_embeddings = 32768;
-  double rope_theta = 1000000.0;
-  uint64_t seed = 1;
-};
-// The Qwen2 config of `spec` (vocab_size must be set), eos = <|im_end|> / <|endoftext|> ids given.
-ModelConfig TinyQwen2Config(const TinyQwen2Spec& spec, int64_t im_end_id, int64_t endoftext_id);
-// Builds the random policy (fp32, CPU) and saves it to `out_dir`.
+// Builds the random tiny policy of `spec` (model/model_spec.h) over `tokenizer` (fp32, CPU,
+// initialised from `seed`) and saves it to `out_dir`.
 absl::Status InitTinyQwen2(const TinyQwen2Spec& spec, const Tokenizer& tokenizer,
-                           const std::string& out_dir);
+                           const std::string& out_dir, uint64_t seed = 1);
 
 // Rewrites the checkpoint `in_dir` to `out_dir` in `dtype` ("fp32"/"float32"/"bf16"/"bfloat16";
 // "" keeps it) with shards of at most `shard_bytes` (0 = 5 GiB, HF's default).

@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "model/config.h"
+#include "model/model_spec.h"
 #include "model/qwen2.h"
 #include "model/text/tokenizer.h"
 
@@ -33,24 +34,17 @@ inline std::unique_ptr<Tokenizer> LoadTokenizer() {
   return tokenizer.ok() ? std::move(*tokenizer) : nullptr;
 }
 
+// The tiny model's architecture (model/model_spec.h) at test size, rope_theta 1e4.
 inline ModelConfig TinyConfig(int64_t vocab, bool tie) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = vocab;
-  c.hidden_size = 16;
-  c.intermediate_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 2;
-  c.num_key_value_heads = 1;
-  c.head_dim = 8;
-  c.rope_theta = 10000.0;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = tie;
-  c.qkv_bias = true;
-  c.eos_token_ids = {151645};
-  return c;
+  return TinyQwen2Config({.vocab_size = vocab,
+                          .hidden_size = 16,
+                          .intermediate_size = 32,
+                          .num_hidden_layers = 2,
+                          .num_attention_heads = 2,
+                          .num_key_value_heads = 1,
+                          .tie_word_embeddings = tie,
+                          .max_position_embeddings = 32768,
+                          .rope_theta = 10000.0});
 }
 
 // A random policy. With `stop_id` >= 0 the policy is biased to emit `stop_id` about half of the

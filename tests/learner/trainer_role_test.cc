@@ -279,7 +279,7 @@ TEST(LearnerRole, ArrivalOrderDoesNotMatterAndResumeEndsBitwiseEqual) {
 TEST(LearnerRole, ReadsConfigAndRejectsUnknownKeys) {
   absl::StatusOr<Config> config = Config::FromString(R"(
 model:
-  tiny: {vocab_size: 128, hidden_size: 32}
+  tiny: {vocab_size: 128, hidden_size: 32, rope_theta: 5.0e5}
 learner:
   train_batch_groups: 4
   lr: 2.0e-6
@@ -298,10 +298,12 @@ learner:
   EXPECT_DOUBLE_EQ(o.beta1, 0.8);
   EXPECT_DOUBLE_EQ(o.beta2, 0.95);
   EXPECT_EQ(o.tiny.vocab_size, 128);
+  EXPECT_EQ(o.tiny.rope_theta, 5.0e5);  // honoured, not ignored (model/model_spec.h)
   EXPECT_EQ(o.lr_schedule, "cosine");
   EXPECT_EQ(o.keepalive, absl::Seconds(5));
 
-  absl::StatusOr<Config> bad = Config::FromString("learner: {lrr: 1, train_batch_groups: 0}");
+  absl::StatusOr<Config> bad =
+      Config::FromString("model: {tiny: {rope_thta: 1}}\nlearner: {lrr: 1, train_batch_groups: 0}");
   ASSERT_TRUE(bad.ok());
   ConfigReader bad_reader(*bad);
   ReadLearnerOptions(bad_reader, &o);
@@ -309,6 +311,7 @@ learner:
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("lrr"), std::string_view::npos) << s;
   EXPECT_NE(s.message().find("train_batch_groups"), std::string_view::npos) << s;
+  EXPECT_NE(s.message().find("model.tiny.rope_thta"), std::string_view::npos) << s;
 }
 
 TEST(LearnerRole, ShippedConfigsHaveValidLearnerSections) {

@@ -48,8 +48,7 @@ class ModelCliTest : public ::testing::Test {
     spec.num_hidden_layers = 1;
     spec.num_attention_heads = 2;
     spec.num_key_value_heads = 1;
-    spec.seed = 7;
-    init_status_ = new absl::Status(InitTinyQwen2(spec, *tokenizer_, *dir_));
+    init_status_ = new absl::Status(InitTinyQwen2(spec, *tokenizer_, *dir_, /*seed=*/7));
   }
   static void TearDownTestSuite() {
     if (dir_ != nullptr) fs::remove_all(*dir_);
