@@ -11,8 +11,8 @@
 // the call (at least rpc_timeout; InfiniteDuration = until Stop()). Other errors end it at once.
 // The heartbeat interval is the one RegisterResponse asks for (at least 100 ms), else
 // heartbeat_interval. A heartbeat that fails otherwise is logged and retried after
-// min(backoff, interval). With register_in_background, StartHeartbeats() may be called before
-// any registration: the thread registers first, retrying until Stop().
+// min(jittered backoff, interval). With register_in_background, StartHeartbeats() may be
+// called before any registration: the thread registers first, retrying until Stop().
 //
 // Hooks, all optional, run on the thread that sends the RPC (the heartbeat thread, or the
 // caller of HeartbeatNow), never two at once: `fill` adds the role's fields to a heartbeat
