@@ -24,45 +24,27 @@
 #include "learner/optimizer.h"
 #include "learner/trainer.h"
 #include "model/config.h"
+#include "model/model_spec.h"
 #include "model/qwen2.h"
 
 namespace envtune {
 namespace {
 
+// The tiny model's architecture (model/model_spec.h) at Qwen2.5-0.5B's sizes, the tiny
+// default's (configs/tiny-cpu.yaml), or the tests' (any other name).
 ModelConfig Shape(const std::string& name) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = 151936;
-  c.rope_theta = 1000000.0;
-  c.rms_norm_eps = 1e-6;
-  c.max_position_embeddings = 32768;
-  c.tie_word_embeddings = true;
-  c.qkv_bias = true;
-  c.torch_dtype = "float32";
-  c.eos_token_ids = {151645};
-  if (name == "0.5b") {
-    c.hidden_size = 896;
-    c.intermediate_size = 4864;
-    c.num_hidden_layers = 24;
-    c.num_attention_heads = 14;
-    c.num_key_value_heads = 2;
-  } else if (name == "tiny-default") {
-    c.hidden_size = 128;
-    c.intermediate_size = 384;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
-  } else {
-    c.vocab_size = 64;
-    c.hidden_size = 16;
-    c.intermediate_size = 32;
-    c.num_hidden_layers = 2;
-    c.num_attention_heads = 2;
-    c.num_key_value_heads = 1;
+  struct Named {
+    const char* name;
+    TinyQwen2Spec spec;  // vocab, hidden, intermediate, layers, heads, kv heads
+  };
+  static const Named kShapes[] = {
+      {"0.5b", {kQwen25VocabSize, 896, 4864, 24, 14, 2}},
+      {"tiny-default", {kQwen25VocabSize, 128, 384, 2, 2, 1}},
+  };
+  for (const Named& shape : kShapes) {
+    if (name == shape.name) return TinyQwen2Config(shape.spec);
   }
-  c.head_dim = c.hidden_size / c.num_attention_heads;
-  return c;
+  return TinyQwen2Config({64, 16, 32, 2, 2, 1});
 }
 
 double Seconds(std::chrono::steady_clock::time_point since) {

@@ -38,6 +38,7 @@
 #include "learner/weight_publisher.h"
 #include "learner/weight_store.h"
 #include "model/config.h"
+#include "model/model_spec.h"
 #include "model/qwen2.h"
 #include "model/weights_io.h"
 
@@ -122,41 +123,32 @@ uint64_t ReadStream(v1::LearnerService::Stub& stub, uint32_t chunk_bytes, v1::We
 }
 
 int Main(int argc, char** argv) {
-  ModelConfig c;
-  c.architecture = "Qwen2ForCausalLM";
-  c.model_type = "qwen2";
-  c.vocab_size = 151936;
-  c.hidden_size = 1024;
-  c.intermediate_size = 2816;
-  c.num_hidden_layers = 12;
-  c.num_attention_heads = 16;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = 32768;
-  c.rope_theta = 1e6;
-  c.rms_norm_eps = 1e-6;
-  c.tie_word_embeddings = true;
-  c.qkv_bias = true;
+  // The tiny model's architecture (model/model_spec.h) at ~0.2B parameters unless flags say.
+  TinyQwen2Spec spec{kQwen25VocabSize, 1024, 2816, 12, 16, 2};
   bool bf16 = false, cuda = false;
   uint32_t chunk_bytes = 4 << 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::stoll(argv[++i]) : 0LL; };
-    if (a == "--hidden") c.hidden_size = next();
-    else if (a == "--layers") c.num_hidden_layers = next();
-    else if (a == "--intermediate") c.intermediate_size = next();
-    else if (a == "--vocab") c.vocab_size = next();
+    if (a == "--hidden")
+      spec.hidden_size = next();
+    else if (a == "--layers")
+      spec.num_hidden_layers = next();
+    else if (a == "--intermediate")
+      spec.intermediate_size = next();
+    else if (a == "--vocab")
+      spec.vocab_size = next();
     else if (a == "--chunk_bytes") chunk_bytes = static_cast<uint32_t>(next());
     else if (a == "--bf16") bf16 = true;
     else if (a == "--cuda") cuda = true;
     else if (a == "--qwen05b") {  // Qwen2.5-0.5B's shapes
-      c.hidden_size = 896, c.num_hidden_layers = 24, c.intermediate_size = 4864;
-      c.num_attention_heads = 14, c.num_key_value_heads = 2;
+      spec = {spec.vocab_size, 896, 4864, 24, 14, 2};
     } else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
     }
   }
-  c.head_dim = c.hidden_size / c.num_attention_heads;
+  const ModelConfig c = TinyQwen2Config(spec);
   const c10::ScalarType dtype = bf16 ? c10::kBFloat16 : c10::kFloat;
   const c10::Device device = cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (cuda && !torch::cuda::is_available()) {

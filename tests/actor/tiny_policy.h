@@ -10,9 +10,9 @@
 #include <ATen/ATen.h>
 
 #include "model/config.h"
-#include "model/model_spec.h"
 #include "model/qwen2.h"
 #include "model/text/tokenizer.h"
+#include "tests/model/tiny_test_model.h"
 
 namespace envtune {
 namespace testing_actor {
@@ -34,17 +34,8 @@ inline std::unique_ptr<Tokenizer> LoadTokenizer() {
   return tokenizer.ok() ? std::move(*tokenizer) : nullptr;
 }
 
-// The tiny model's architecture (model/model_spec.h) at test size, rope_theta 1e4.
 inline ModelConfig TinyConfig(int64_t vocab, bool tie) {
-  return TinyQwen2Config({.vocab_size = vocab,
-                          .hidden_size = 16,
-                          .intermediate_size = 32,
-                          .num_hidden_layers = 2,
-                          .num_attention_heads = 2,
-                          .num_key_value_heads = 1,
-                          .tie_word_embeddings = tie,
-                          .max_position_embeddings = 32768,
-                          .rope_theta = 10000.0});
+  return TestTinyConfig(vocab, tie, /*max_positions=*/32768);
 }
 
 // A random policy. With `stop_id` >= 0 the policy is biased to emit `stop_id` about half of the

@@ -22,25 +22,16 @@
 #include "envtune/v1/learner.pb.h"
 #include "learner/distributed.h"
 #include "model/config.h"
-#include "model/model_spec.h"
 #include "model/qwen2.h"
+#include "tests/model/tiny_test_model.h"
 
 namespace envtune {
 namespace trainer_testing {
 
-// The tiny model's architecture (model/model_spec.h) at test size, rope_theta 1e4; the last
-// token ends replies.
+// The last token ends replies.
 inline ModelConfig TinyConfig(int64_t vocab = 64, bool tie = false) {
-  return TinyQwen2Config({.vocab_size = vocab,
-                          .hidden_size = 16,
-                          .intermediate_size = 32,
-                          .num_hidden_layers = 2,
-                          .num_attention_heads = 2,
-                          .num_key_value_heads = 1,
-                          .tie_word_embeddings = tie,
-                          .max_position_embeddings = 4096,
-                          .rope_theta = 10000.0},
-                         {.im_end = vocab - 1, .endoftext = vocab - 1});
+  return TestTinyConfig(vocab, tie, /*max_positions=*/4096,
+                        {.im_end = vocab - 1, .endoftext = vocab - 1});
 }
 
 inline std::shared_ptr<PolicyImpl> TinyPolicy(uint64_t seed, int64_t vocab = 64, bool tie = false,
