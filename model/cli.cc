@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "model/device.h"
 #include "model/generate.h"
 #include "model/qwen2.h"
@@ -395,12 +396,7 @@ int RunModelCommand(const std::vector<std::string>& args, std::istream& in, std:
     if (!config.ok()) return Usage(err, std::string(config.status().message()));
     ConfigReader reader(*config);
     // Only `model:` is read here; the rest of a training config is somebody else's.
-    if (config->root().IsMap()) {
-      for (const auto& kv : config->root()) {
-        std::string key = kv.first.as<std::string>();
-        if (key != "model") reader.MarkRead(key);
-      }
-    }
+    DeclareOtherSections(reader, *config, {"model"});
     TinyQwen2Spec spec;
     spec.vocab_size = reader.Get<int64_t>("model.tiny.vocab_size", spec.vocab_size);
     spec.hidden_size = reader.Get<int64_t>("model.tiny.hidden_size", spec.hidden_size);
