@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -177,13 +178,10 @@ size_t ConfigReader::SequenceSize(const std::string& key) {
 
 void ConfigReader::MarkRead(const std::string& key) { subtrees_.insert(key); }
 
-void ConfigReader::AddBounds(std::span<const ConfigBound> bounds) {
-  for (const ConfigBound& b : bounds) bounds_[b.key] = b;
-}
-
 namespace {
 
-// "a.b[3].c" -> "a.b[*].c": the pattern a sequence element's bound is registered under.
+// "a.b[3].c" -> "a.b[*].c": the pattern a sequence element's bound is registered under (and the
+// name a declared key is listed under).
 std::string BoundPattern(const std::string& key) {
   std::string out;
   for (size_t i = 0; i < key.size(); ++i) {
@@ -219,6 +217,44 @@ bool ConfigReader::InBounds(const std::string& key, double value, const YAML::No
                         Dump(node), " is outside [", FormatBound(b.min), ", ", FormatBound(b.max),
                         "]"));
   return false;
+}
+
+void ConfigReader::Declare(const std::string& key, const char* type, std::string fallback,
+                           bool required) {
+  std::string pattern = BoundPattern(key);
+  auto [it, inserted] = declared_index_.emplace(pattern, declared_.size());
+  if (!inserted) {
+    if (required) declared_[it->second].required = true;
+    return;
+  }
+  DeclaredKey d;
+  d.key = std::move(pattern);
+  d.type = type;
+  d.required = required;
+  if (!required) d.fallback = std::move(fallback);
+  declared_.push_back(std::move(d));
+}
+
+void ConfigReader::AddBounds(std::span<const ConfigBound> bounds) {
+  for (const ConfigBound& b : bounds) bounds_[b.key] = b;
+}
+
+std::vector<DeclaredKey> ConfigReader::declared() const {
+  std::vector<DeclaredKey> out = declared_;
+  for (DeclaredKey& d : out) {
+    auto it = bounds_.find(d.key);
+    if (it == bounds_.end()) continue;
+    d.bounded = true;
+    d.min = it->second.min;
+    d.max = it->second.max;
+  }
+  return out;
+}
+
+std::string ConfigReader::ShortestDouble(double x) {
+  char buffer[64];
+  const std::to_chars_result r = std::to_chars(buffer, buffer + sizeof(buffer), x);
+  return std::string(buffer, r.ptr);
 }
 
 std::string ConfigReader::Dump(const YAML::Node& node) {

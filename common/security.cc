@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "common/file.h"
 
 namespace envtune {
@@ -129,12 +130,7 @@ absl::StatusOr<SecurityOptions> LoadSecurityOptions(const std::string& config_pa
   if (!config.ok()) return config.status();
   ConfigReader reader(*config);
   SecurityOptions options = ReadSecurityOptions(reader);
-  if (config->root().IsMap()) {
-    for (const auto& entry : config->root()) {
-      const std::string section = entry.first.as<std::string>();
-      if (section != "security") reader.MarkRead(section);
-    }
-  }
+  DeclareOtherSections(reader, *config, {"security"});
   if (absl::Status s = reader.Finish(); !s.ok()) return s;
   return options;
 }

@@ -137,15 +137,15 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   if (options.state_keep_steps < 1) reader.AddError("coordinator.state_keep_steps: must be >= 1");
 
   options.eval_every_steps = reader.Get<int64_t>("evaluation.every_steps", 0);
+  // Read (and so checked) whether or not evaluation is on; the split is loaded only when on.
+  const std::string eval_split = reader.Get<std::string>("evaluation.split", "val");
+  const std::vector<std::string> eval_categories =
+      reader.Get<std::vector<std::string>>("evaluation.categories", {});
+  const size_t eval_limit = reader.Get<size_t>("evaluation.limit", 0);
   if (options.eval_every_steps > 0) {
-    auto ids = LoadSplitTaskIds(
-        data_dir, reader.Get<std::string>("evaluation.split", "val"),
-        reader.Get<std::vector<std::string>>("evaluation.categories", {}),
-        reader.Get<size_t>("evaluation.limit", 0));
+    auto ids = LoadSplitTaskIds(data_dir, eval_split, eval_categories, eval_limit);
     if (!ids.ok()) return ids.status();
     options.eval_task_ids = *std::move(ids);
-  } else {
-    reader.MarkRead("evaluation");
   }
 
   size_t n = reader.SequenceSize("curriculum.stages");

@@ -5,8 +5,9 @@
 //   envtune scale --run_dir DIR env-servers N [--wait_s S]   (a running `envtune train`)
 //   envtune env-server [--host ADDR] [--port N] [--data_dir DIR] [--hmac_key_file FILE]
 //                      [--coordinator HOST:PORT] [--advertise_address A] [--drain_grace_ms N]
-//   envtune env play TASK_ID [--format envtuning|bfcl|hermes] [...]   (deploy/env_commands.h)
-//   envtune actor --coordinator HOST:PORT --learner HOST:PORT --env LIST|dns:///NAME:PORT
+//   envtune env play TASK_ID [--format envtuning|bfcl_prompting|hermes] [...]
+//   (deploy/env_commands.h) envtune actor --coordinator HOST:PORT --learner HOST:PORT --env
+//   LIST|dns:///NAME:PORT
 //                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
 //   envtune plan --config FILE [--gpus N] [--gpu_memory GIB] [--json]   (learner/plan_command.h)
 //   envtune learner [--config FILE] [--port N] [--host ADDR] [--coordinator HOST:PORT]
@@ -34,10 +35,12 @@
 #include "absl/synchronization/notification.h"
 #include "common/channels.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "common/security.h"
 #include "coordinator/curriculum_config.h"
 #include "coordinator/service.h"
 #include "deploy/ablate.h"
+#include "deploy/config_command.h"
 #include "deploy/env_commands.h"
 #include "deploy/local_launcher.h"
 #include "deploy/role_metrics.h"
@@ -99,6 +102,9 @@ commands:
                   [key.sub=value ...]   (deploy/ablate.h; comparison.md, comparison.svg)
   coordinator   serve CoordinatorService (membership, leases, curriculum, status)
                   --config FILE --port N --host ADDR --data_dir DIR
+  config        check a config file against every program's keys, or list the keys
+                  check --config FILE [key.sub=value ...]   keys [--config FILE] [--markdown]
+                  (deploy/config_command.h; the reference: docs/config-reference.md)
   status        show a running cluster's status (workers, env-server fleet with load, metrics)
                   --coordinator HOST:PORT [--json] [--timeout_ms N]
   plan          the memory each role needs per device (parameters, gradients, optimizer,
@@ -108,7 +114,7 @@ commands:
                   --run_dir DIR env-servers N [--wait_s S]   (deploy/local_launcher.h)
   env-server    serve EnvService (BFCL sandboxes, augmentation, rewards; stateless)
                   --host ADDR --port N --data_dir DIR [--hmac_key_file FILE]
-  env play      play an episode by hand: env play TASK_ID [--format envtuning|bfcl|hermes]
+  env play      play an episode by hand: env play TASK_ID [--format envtuning|bfcl_prompting|hermes]
                   [--augment_probability P] [--seed N] [--bfcl_eval]
   env replay    execute call strings per turn, print golden-format lines: env replay FILE|-
   env check     BFCL multi-turn checker verdicts + rewards: env check FILE|-
@@ -167,11 +173,8 @@ int RunCoordinator(const std::vector<std::string>& overrides) {
   absl::StatusOr<CoordinatorOptions> options =
       ReadCoordinatorOptions(reader, absl::GetFlag(FLAGS_data_dir));
   if (!options.ok()) return Fail(options.status(), 2);
-  // Sections other roles read are not this role's business (security: main, SetUpSecurity).
-  for (const char* other :
-       {"model", "actor", "learner", "envserver", "launch", "data", "sft", "security"}) {
-    reader.MarkRead(other);
-  }
+  // Other sections are other programs' (security: main, SetUpSecurity).
+  DeclareOtherSections(reader, *config, {"coordinator", "curriculum", "evaluation"});
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
   absl::StatusOr<std::unique_ptr<Coordinator>> coordinator = Coordinator::Create(*options);
   if (!coordinator.ok()) return Fail(coordinator.status(), 2);
@@ -252,6 +255,12 @@ int RunTrain(const std::vector<std::string>& overrides) {
     options.overrides = overrides;
     if (absl::Status s = ReadLaunchOptions(options); !s.ok()) return Fail(s, 2);
   }
+  // Every section, before any process starts: a typo in `actor:` fails here, not in a role's log.
+  {
+    absl::StatusOr<Config> config = Config::Load(options.config_path, options.overrides);
+    if (!config.ok()) return Fail(config.status(), 2);
+    if (absl::Status s = CheckConfig(*config, options.data_dir); !s.ok()) return Fail(s, 2);
+  }
   std::signal(SIGINT, OnTrainSignal);
   std::signal(SIGTERM, OnTrainSignal);
   absl::Status status = RunLocalTraining(options, g_train_stop, std::cout);
@@ -314,11 +323,7 @@ int RunActor(const std::vector<std::string>& overrides) {
   options.learner = absl::GetFlag(FLAGS_learner);
   options.env = absl::GetFlag(FLAGS_env);
   ReadActorOptions(reader, &options);
-  // Sections other roles read are not this role's business.
-  for (const char* other : {"model", "coordinator", "evaluation", "curriculum", "learner",
-                            "envserver", "launch", "data", "sft", "security"}) {
-    reader.MarkRead(other);
-  }
+  DeclareOtherSections(reader, *config, {"actor"});
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
   absl::StatusOr<std::unique_ptr<Actor>> actor = Actor::Create(options);
   if (!actor.ok()) return Fail(actor.status(), 2);
@@ -343,11 +348,7 @@ int RunLearner(const std::vector<std::string>& overrides) {
   options.port = absl::GetFlag(FLAGS_port);
   options.coordinator = absl::GetFlag(FLAGS_coordinator);
   ReadLearnerOptions(reader, &options);
-  // Sections other roles read are not this role's business.
-  for (const char* other : {"coordinator", "evaluation", "curriculum", "actor", "envserver",
-                            "launch", "data", "sft", "security"}) {
-    reader.MarkRead(other);
-  }
+  DeclareOtherSections(reader, *config, {"learner", "model"});
   if (absl::Status s = reader.Finish(); !s.ok()) return Fail(s, 2);
   absl::StatusOr<std::unique_ptr<LearnerRole>> learner = LearnerRole::Create(options);
   if (!learner.ok()) return Fail(learner.status(), 2);
@@ -407,6 +408,11 @@ int main(int argc, char** argv) {
   }
 #endif
   if (command == "ablate") return envtune::RunAblate(std::vector<std::string>(argv + 2, argv + argc));
+  if (command == "config") {
+    return envtune::RunConfigCommand(std::vector<std::string>(argv + 2, argv + argc),
+                                     ENVTUNE_DEFAULT_CONFIG, ENVTUNE_DEFAULT_DATA_DIR, std::cout,
+                                     std::cerr);
+  }
   // Parse the flags after the command; positional leftovers are key.sub=value overrides.
   std::vector<char*> args{argv[0]};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);

@@ -10,13 +10,14 @@
 #include <optional>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/checkpoint_dir.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "common/file.h"
 #include "common/secrets.h"
 #include "common/security.h"
@@ -274,6 +275,13 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   absl::StatusOr<Config> config = Config::Load(options.config_path, options.overrides);
   if (!config.ok()) return config.status();
   ConfigReader reader(*config);
+  ReadLaunchKeys(reader, *config, options);
+  // Every other section belongs to a role, which checks its own keys.
+  DeclareOtherSections(reader, *config, {"launch", "security"});
+  return reader.Finish();
+}
+
+void ReadLaunchKeys(ConfigReader& reader, const Config& config, LaunchOptions& options) {
   reader.AddBounds(kLaunchBounds);
   options.env_servers = reader.Get<int>("launch.env_servers", options.env_servers);
   options.actors = reader.Get<int>("launch.actors", options.actors);
@@ -305,7 +313,7 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
     options.eval_tokenizer = reader.Get<std::string>("actor.tokenizer", "");
   }
   {
-    const YAML::Node& root = config->root();
+    const YAML::Node& root = config.root();
     if (root["model"] && root["model"]["path"] && root["model"]["path"].IsScalar()) {
       options.model_path = root["model"]["path"].as<std::string>();
     }
@@ -331,7 +339,7 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
   {
     YAML::Node key;
     key["data_dir"] = options.data_dir;
-    if (config->root()["sft"]) key["sft"] = config->root()["sft"];
+    if (config.root()["sft"]) key["sft"] = config.root()["sft"];
     YAML::Emitter out;
     out << key;
     options.warm_start_key = std::string(out.c_str()) + "\n";
@@ -345,12 +353,6 @@ absl::Status ReadLaunchOptions(LaunchOptions& options) {
         "max_restart_backoff_ms");
   }
   if (options.actors < 1) reader.AddError("launch.actors: must be >= 1");
-  // Every other section belongs to a role, which checks its own keys.
-  for (const auto& entry : config->root()) {
-    std::string key = entry.first.as<std::string>();
-    if (key != "launch" && key != "security") reader.MarkRead(key);
-  }
-  return reader.Finish();
 }
 
 absl::Status ReadResumeOptions(const std::string& run_dir,

@@ -101,6 +101,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/checkpoint_dir.h"
+#include "common/config.h"
 #include "common/security.h"
 
 namespace envtune {
@@ -144,6 +145,10 @@ struct LaunchOptions {
 
 // Reads the `launch:` section of `config_path` (+ overrides) into `options`.
 absl::Status ReadLaunchOptions(LaunchOptions& options);
+// The same from an open config: `launch:` and `security:` keys (and the few other keys the
+// launcher needs: actor.output_format, model.path, learner.checkpoint_dir, sft), errors recorded
+// in `reader`.
+void ReadLaunchKeys(ConfigReader& reader, const Config& config, LaunchOptions& options);
 
 // `envtune train --resume RUN_DIR [key=value ...]`: the options of the run in RUN_DIR (its
 // saved config.yaml, then `extra_overrides`) with launch.resume set. NotFound when RUN_DIR holds

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "actor/actor.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "common/file.h"
 #include "learner/learner_role.h"
 #include "learner/plan.h"
@@ -107,10 +108,7 @@ int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std:
   ReadLearnerOptions(reader, &learner);
   ActorOptions actor;
   ReadActorOptions(reader, &actor);
-  for (const char* other : {"coordinator", "evaluation", "curriculum", "envserver", "launch",
-                            "data", "sft", "security"}) {
-    reader.MarkRead(other);
-  }
+  DeclareOtherSections(reader, *config, {"learner", "model", "actor"});
   if (absl::Status s = reader.Finish(); !s.ok()) {
     err << "envtune plan: " << s.message() << "\n";
     return 2;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "actor/evaluation.h"
+#include "common/config_sections.h"
 #include "envserver/episode.h"
 #include "envserver/reply_format.h"
 #include "learner/trainer.h"
@@ -338,12 +339,7 @@ int RunSftCommand(const std::vector<std::string>& args, const std::string& defau
     return 2;
   }
   ConfigReader reader(*config);
-  if (config->root().IsMap()) {
-    for (const auto& kv : config->root()) {
-      const std::string key = kv.first.as<std::string>();
-      if (key != "sft") reader.MarkRead(key);
-    }
-  }
+  DeclareOtherSections(reader, *config, {"sft"});
   SftOptions options;
   options.data_dir = default_data_dir;
   ReadSftOptions(reader, &options);

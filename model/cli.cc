@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "common/config_sections.h"
 #include "model/device.h"
 #include "model/generate.h"
 #include "model/qwen2.h"
@@ -359,12 +360,7 @@ int RunModelCommand(const std::vector<std::string>& args, std::istream& in, std:
     if (!config.ok()) return Usage(err, std::string(config.status().message()));
     ConfigReader reader(*config);
     // Only `model:` is read here; the rest of a training config is somebody else's.
-    if (config->root().IsMap()) {
-      for (const auto& kv : config->root()) {
-        std::string key = kv.first.as<std::string>();
-        if (key != "model") reader.MarkRead(key);
-      }
-    }
+    DeclareOtherSections(reader, *config, {"model"});
     TinyQwen2Spec spec;
     ReadTinyQwen2Spec(reader, "model", &spec);
     const uint64_t seed = reader.Get<uint64_t>("model.seed", 1);

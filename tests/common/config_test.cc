@@ -1,5 +1,9 @@
 #include "common/config.h"
 
+#include <string_view>
+
+#include "common/config_sections.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace envtune {
@@ -146,6 +150,77 @@ TEST(ConfigTest, MalformedIndicesAreErrorsNotAborts) {
   ASSERT_TRUE(ok.ok());
   ConfigReader reader(*ok);
   EXPECT_EQ(reader.Get<int>("a[1]", 0), 5);
+}
+
+// Keys are declared by being read: each once, by its "[*]" pattern, with type, default and range.
+TEST(ConfigDeclaredTest, ReadsDeclareKeysWithTypeDefaultAndRange) {
+  auto config = Config::FromString(kYaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigReader reader(*config);
+  static constexpr ConfigBound kBounds[] = {{"learner.lr", 0, 1},
+                                            {"curriculum.stages[*].stage", 1, 4}};
+  reader.AddBounds(kBounds);
+  reader.Get<double>("learner.lr", 1e-6);
+  reader.Get<std::vector<int>>("learner.sizes", {1, 2});
+  for (size_t i = 0; i < reader.SequenceSize("curriculum.stages"); ++i) {
+    reader.Get<int>("curriculum.stages[" + std::to_string(i) + "].stage", 0);
+  }
+  reader.Require<std::string>("learner.name");
+  reader.Get<std::string>("learner.name", "again");  // first read wins; stays required
+  const std::vector<DeclaredKey> keys = reader.declared();
+  ASSERT_EQ(keys.size(), 4u);
+  EXPECT_EQ(keys[0].key, "learner.lr");
+  EXPECT_EQ(keys[0].type, "a number");
+  EXPECT_EQ(keys[0].fallback, "1e-06");
+  EXPECT_TRUE(keys[0].bounded);
+  EXPECT_EQ(keys[0].max, 1);
+  EXPECT_EQ(keys[1].key, "learner.sizes");
+  EXPECT_EQ(keys[1].type, "a list of integers");
+  EXPECT_EQ(keys[1].fallback, "[1, 2]");
+  EXPECT_FALSE(keys[1].bounded);
+  EXPECT_EQ(keys[2].key, "curriculum.stages[*].stage");  // both stages: one entry
+  EXPECT_TRUE(keys[2].bounded);
+  EXPECT_EQ(keys[2].min, 1);
+  EXPECT_EQ(keys[3].key, "learner.name");
+  EXPECT_TRUE(keys[3].required);
+  EXPECT_EQ(keys[3].fallback, "");
+}
+
+// A program owns some sections; the known others are its peers' business; a section nobody
+// owns ("envserver:", "data:") is an error naming the known ones, also for a non-scalar key.
+TEST(ConfigSectionsTest, OtherSectionsAreSkippedAndUnknownOnesRefused) {
+  auto config = Config::FromString(
+      "learner: {lr: 1}\nactor: {concurrency: 2}\nenvserver: {port: 1}\n? [1, 2]\n: 3\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ConfigReader reader(*config);
+  reader.Get<double>("learner.lr", 0);
+  DeclareOtherSections(reader, *config, {"learner", "model"});
+  absl::Status s = reader.Finish();
+  ASSERT_FALSE(s.ok());
+  const std::string message(s.message());
+  EXPECT_THAT(message, ::testing::HasSubstr("unknown section 'envserver' (known: launch, "));
+  EXPECT_THAT(message, ::testing::HasSubstr("unknown section '<non-scalar key>'"));
+  EXPECT_THAT(message, ::testing::Not(::testing::HasSubstr("actor.concurrency")));
+  EXPECT_THAT(message, ::testing::Not(::testing::HasSubstr("unknown key 'envserver.port'")));
+
+  // Its own section is still checked key by key; the others are not.
+  auto typo = Config::FromString("learner: {lrr: 1}\nactor: {concurency: 2}\n");
+  ASSERT_TRUE(typo.ok());
+  ConfigReader typo_reader(*typo);
+  typo_reader.Get<double>("learner.lr", 0);
+  DeclareOtherSections(typo_reader, *typo, {"learner"});
+  EXPECT_THAT(std::string(typo_reader.Finish().message()),
+              ::testing::AllOf(::testing::HasSubstr("unknown key 'learner.lrr'"),
+                               ::testing::Not(::testing::HasSubstr("concurency"))));
+
+  // Every section of the table is known.
+  for (const ConfigSection& section : ConfigSections()) {
+    auto one = Config::FromString(std::string(section.name) + ": {}\n");
+    ASSERT_TRUE(one.ok());
+    ConfigReader r(*one);
+    DeclareOtherSections(r, *one, {});
+    EXPECT_TRUE(r.Finish().ok()) << section.name;
+  }
 }
 
 }  // namespace
