@@ -130,6 +130,10 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   }
   options.state_dir = reader.Get<std::string>("coordinator.state_dir", "");
   options.resume_step = reader.Get<int64_t>("coordinator.resume_step", -1);
+  options.resume_latest = reader.Get<bool>("coordinator.resume_latest", false);
+  if (options.resume_latest && (options.state_dir.empty() || options.resume_step >= 0)) {
+    reader.AddError("coordinator.resume_latest: needs coordinator.state_dir and no resume_step");
+  }
   options.state_keep_steps = reader.Get<int64_t>("coordinator.state_keep_steps", 256);
   if (options.resume_step >= 0 && options.state_dir.empty()) {
     reader.AddError("coordinator.resume_step: needs coordinator.state_dir");

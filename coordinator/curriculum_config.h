@@ -17,6 +17,9 @@
 //     state_dir: ""                    # persist the state after every learner step into
 //                                      #   <dir>/step-<N>.binpb ("" = off; Coordinator)
 //     resume_step: -1                  # >= 0: start from <state_dir>/step-<N>.binpb
+//     resume_latest: false             # start from the newest <state_dir>/step-<N>.binpb
+//                                      #   (none: fresh); worker ids carry the start count
+//                                      #   of <state_dir>/incarnation (w<n>-i<count>)
 //     state_keep_steps: 256            # state files of the last N learner steps are kept
 //   evaluation:
 //     every_steps: 0                   # held-out evaluation every N learner steps (0 = off)
