@@ -87,6 +87,11 @@ struct CoordinatorOptions {
   // Registered workers at most; a Register beyond gets RESOURCE_EXHAUSTED (expired workers
   // free their slots). Bounds the worker table and every GetStatus reply.
   size_t max_workers = 1024;
+  // Open WatchStage streams at most, in all and per worker id (an actor holds one, reopened
+  // after a break); a stream beyond gets RESOURCE_EXHAUSTED. Each open stream holds a
+  // subscription and a queue, so unbounded streams were a way to exhaust the coordinator.
+  size_t max_watch_streams = 4096;
+  size_t max_watch_streams_per_worker = 4;
   size_t metric_history = 256;              // recent metric values kept for status
   // Optional audit trail: one JSON line per lease event
   //   {"event":"issued","lease":..,"task":..,"stage":..,"group_size":..,"min_version":..,"eval":..}
@@ -146,6 +151,7 @@ class Coordinator {
                                                             int64_t step);
   // The newest N of <state_dir>/step-<N>.binpb, or -1.
   static int64_t NewestStateStep(const std::string& state_dir);
+  const CoordinatorOptions& options() const { return options_; }
 
   // Expires workers whose heartbeat is older than worker_expiry and re-queues their leases and
   // any lease past its deadline. Called by every RPC and periodically by the service.

@@ -12,6 +12,8 @@
 //     lease_fair_share: true           # an actor holds at most its share of the in-flight
 //                                      #   window in uncompleted training leases
 //     max_workers: 1024                # registered workers at most (RESOURCE_EXHAUSTED beyond)
+//     max_watch_streams: 4096          # open WatchStage streams at most (RESOURCE_EXHAUSTED
+//     max_watch_streams_per_worker: 4  #   beyond), in all and per worker id
 //     seed: 1
 //     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
 //     state_dir: ""                    # persist the state after every learner step into
