@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -88,20 +89,27 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
     }
     coordinator->EnterStageLocked(0, v1::STAGE_CHANGE_REASON_INITIAL);
   }
-  if (o.resume_step >= 0) {
-    absl::StatusOr<v1::CoordinatorState> state = ReadStateFile(o.state_dir, o.resume_step);
-    if (!state.ok()) return state.status();
-    if (absl::Status s = coordinator->RestoreState(*state); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("coordinator.resume_step ", o.resume_step, ": ",
-                                                  s.message()));
-    }
-  } else if (!o.state_dir.empty()) {
+  if (!o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.state_dir, ec);
     if (ec) {
       return absl::InvalidArgumentError(absl::StrCat("coordinator.state_dir: cannot create '",
                                                      o.state_dir, "': ", ec.message()));
     }
+    absl::StatusOr<uint64_t> incarnation = NextIncarnation(o.state_dir);
+    if (!incarnation.ok()) return incarnation.status();
+    absl::MutexLock lock(&coordinator->mu_);
+    coordinator->incarnation_ = *incarnation;
+  }
+  const int64_t resume_step = o.resume_latest ? NewestStateStep(o.state_dir) : o.resume_step;
+  if (resume_step >= 0) {
+    absl::StatusOr<v1::CoordinatorState> state = ReadStateFile(o.state_dir, resume_step);
+    if (!state.ok()) return state.status();
+    if (absl::Status s = coordinator->RestoreState(*state); !s.ok()) {
+      return absl::Status(s.code(),
+                          absl::StrCat("coordinator.resume_step ", resume_step, ": ", s.message()));
+    }
+  } else if (!o.state_dir.empty()) {
     absl::MutexLock lock(&coordinator->mu_);
     coordinator->PersistLocked();
   }
@@ -154,7 +162,9 @@ absl::StatusOr<v1::RegisterResponse> Coordinator::Register(const v1::RegisterReq
       // waiting for them. Groups still being rolled out will reach it.
       std::erase_if(groups_in_flight_, [](const auto& entry) { return entry.second.completed; });
     }
-    std::string id = absl::StrCat("w", next_worker_++);
+    // Unique across restarts sharing a state_dir: w<n>-i<incarnation> (w<n> without one).
+    std::string id = incarnation_ > 0 ? absl::StrCat("w", next_worker_++, "-i", incarnation_)
+                                      : absl::StrCat("w", next_worker_++);
     Worker& worker = workers_[id];
     worker.status.set_worker_id(id);
     worker.status.set_role(request.role());
@@ -1005,6 +1015,41 @@ absl::StatusOr<v1::CoordinatorState> Coordinator::ReadStateFile(const std::strin
                                                    state.learner_step(), ", not ", step));
   }
   return state;
+}
+
+absl::StatusOr<uint64_t> Coordinator::NextIncarnation(const std::string& state_dir) {
+  const std::string path = absl::StrCat(state_dir, "/incarnation");
+  uint64_t previous = 0;
+  if (std::filesystem::exists(path)) {
+    absl::StatusOr<std::string> text = ReadFileToString(path);
+    if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &previous)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path,
+          ": not an incarnation number (the coordinator counts its starts there, so worker "
+          "ids never repeat; restore or remove the file)"));
+    }
+  }
+  const uint64_t next = previous + 1;
+  if (absl::Status s = WriteFileAtomic(path, absl::StrCat(next, "\n")); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("coordinator.state_dir: cannot record the "
+                                               "incarnation: ",
+                                               s.message()));
+  }
+  return next;
+}
+
+int64_t Coordinator::NewestStateStep(const std::string& state_dir) {
+  int64_t newest = -1;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    int64_t step = 0;
+    if (absl::StartsWith(name, "step-") && absl::EndsWith(name, ".binpb") &&
+        absl::SimpleAtoi(name.substr(5, name.size() - 5 - 6), &step)) {
+      newest = std::max(newest, step);
+    }
+  }
+  return newest;
 }
 
 void Coordinator::PersistLocked() {

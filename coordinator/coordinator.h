@@ -87,6 +87,11 @@ struct CoordinatorOptions {
   // Registered workers at most; a Register beyond gets RESOURCE_EXHAUSTED (expired workers
   // free their slots). Bounds the worker table and every GetStatus reply.
   size_t max_workers = 1024;
+  // Open WatchStage streams at most, in all and per worker id (an actor holds one, reopened
+  // after a break); a stream beyond gets RESOURCE_EXHAUSTED. Each open stream holds a
+  // subscription and a queue, so unbounded streams were a way to exhaust the coordinator.
+  size_t max_watch_streams = 4096;
+  size_t max_watch_streams_per_worker = 4;
   size_t metric_history = 256;              // recent metric values kept for status
   // Optional audit trail: one JSON line per lease event
   //   {"event":"issued","lease":..,"task":..,"stage":..,"group_size":..,"min_version":..,"eval":..}
@@ -102,8 +107,14 @@ struct CoordinatorOptions {
   // <state_dir>/step-<resume_step>.binpb: the learner's checkpoint of that step and this state
   // continue the run as it went on after that step (the learner's pending groups are lost, so
   // their leases are issued again unchanged; workers register afresh).
+  // Every start with a state_dir counts itself in <state_dir>/incarnation (written before it
+  // serves) and issues worker ids w<n>-i<incarnation>, so a coordinator restarted on the same
+  // directory, from any state, never reissues an id a surviving worker may still hold.
+  // resume_latest: start from the newest step-<N>.binpb there (a fresh start when none), for a
+  // supervisor that restarts the coordinator alone (Kubernetes).
   std::string state_dir;
   int64_t resume_step = -1;
+  bool resume_latest = false;
   int64_t state_keep_steps = 256;
 };
 
@@ -138,6 +149,9 @@ class Coordinator {
   // Reads <state_dir>/step-<step>.binpb (NotFound naming it when absent).
   static absl::StatusOr<v1::CoordinatorState> ReadStateFile(const std::string& state_dir,
                                                             int64_t step);
+  // The newest N of <state_dir>/step-<N>.binpb, or -1.
+  static int64_t NewestStateStep(const std::string& state_dir);
+  const CoordinatorOptions& options() const { return options_; }
 
   // Expires workers whose heartbeat is older than worker_expiry and re-queues their leases and
   // any lease past its deadline. Called by every RPC and periodically by the service.
@@ -150,6 +164,8 @@ class Coordinator {
   void Unsubscribe(int id);
 
  private:
+  // Reads <state_dir>/incarnation (0 when absent), writes one more and returns it.
+  static absl::StatusOr<uint64_t> NextIncarnation(const std::string& state_dir);
   struct Worker {
     v1::WorkerStatus status;
     absl::Time last_heartbeat;
@@ -230,6 +246,7 @@ class Coordinator {
   uint64_t policy_version_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_eval_step_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_worker_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t incarnation_ ABSL_GUARDED_BY(mu_) = 0;  // 0: no state_dir
   uint64_t fleet_generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_lease_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t episodes_completed_ ABSL_GUARDED_BY(mu_) = 0;

@@ -42,6 +42,8 @@ constexpr ConfigBound kCoordinatorBounds[] = {
     // Every worker's entry (<= ~18 KB at the Register/Heartbeat bounds) is in each GetStatus
     // reply: 2048 of them stay below half of gRPC's 64 MiB.
     {"coordinator.max_workers", 1, 2048},
+    {"coordinator.max_watch_streams", 1, 1 << 16},
+    {"coordinator.max_watch_streams_per_worker", 1, 1024},
     {"coordinator.resume_step", -1, 1e15},
     {"coordinator.state_keep_steps", 1, 1e9},
     {"evaluation.every_steps", 0, 1e12},
@@ -120,6 +122,10 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   options.lease_fair_share =
       reader.Get<bool>("coordinator.lease_fair_share", options.lease_fair_share);
   options.max_workers = reader.Get<size_t>("coordinator.max_workers", options.max_workers);
+  options.max_watch_streams =
+      reader.Get<size_t>("coordinator.max_watch_streams", options.max_watch_streams);
+  options.max_watch_streams_per_worker = reader.Get<size_t>(
+      "coordinator.max_watch_streams_per_worker", options.max_watch_streams_per_worker);
   options.seed = reader.Get<uint64_t>("coordinator.seed", 1);
   options.ledger_path = reader.Get<std::string>("coordinator.ledger_path", "");
   if (reader.Has("coordinator.admin_token")) {
@@ -130,6 +136,10 @@ absl::StatusOr<CoordinatorOptions> ReadCoordinatorOptions(ConfigReader& reader,
   }
   options.state_dir = reader.Get<std::string>("coordinator.state_dir", "");
   options.resume_step = reader.Get<int64_t>("coordinator.resume_step", -1);
+  options.resume_latest = reader.Get<bool>("coordinator.resume_latest", false);
+  if (options.resume_latest && (options.state_dir.empty() || options.resume_step >= 0)) {
+    reader.AddError("coordinator.resume_latest: needs coordinator.state_dir and no resume_step");
+  }
   options.state_keep_steps = reader.Get<int64_t>("coordinator.state_keep_steps", 256);
   if (options.resume_step >= 0 && options.state_dir.empty()) {
     reader.AddError("coordinator.resume_step: needs coordinator.state_dir");

@@ -12,11 +12,16 @@
 //     lease_fair_share: true           # an actor holds at most its share of the in-flight
 //                                      #   window in uncompleted training leases
 //     max_workers: 1024                # registered workers at most (RESOURCE_EXHAUSTED beyond)
+//     max_watch_streams: 4096          # open WatchStage streams at most (RESOURCE_EXHAUSTED
+//     max_watch_streams_per_worker: 4  #   beyond), in all and per worker id
 //     seed: 1
 //     ledger_path: ""                  # JSON lines of lease events (audit; "" = off)
 //     state_dir: ""                    # persist the state after every learner step into
 //                                      #   <dir>/step-<N>.binpb ("" = off; Coordinator)
 //     resume_step: -1                  # >= 0: start from <state_dir>/step-<N>.binpb
+//     resume_latest: false             # start from the newest <state_dir>/step-<N>.binpb
+//                                      #   (none: fresh); worker ids carry the start count
+//                                      #   of <state_dir>/incarnation (w<n>-i<count>)
 //     state_keep_steps: 256            # state files of the last N learner steps are kept
 //   evaluation:
 //     every_steps: 0                   # held-out evaluation every N learner steps (0 = off)

@@ -4,6 +4,7 @@
 #include <deque>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/security.h"
 
@@ -33,8 +34,8 @@ grpc::ServerUnaryReactor* FinishStatus(grpc::CallbackServerContext* context,
 // (StartWrite -> OnWriteDone chain). Events wait in a queue; nothing blocks inside reactions.
 class CoordinatorServiceImpl::WatchReactor final : public grpc::ServerWriteReactor<v1::StageEvent> {
  public:
-  WatchReactor(CoordinatorServiceImpl* service, Coordinator* coordinator)
-      : service_(service), coordinator_(coordinator) {
+  WatchReactor(CoordinatorServiceImpl* service, Coordinator* coordinator, std::string worker_id)
+      : service_(service), coordinator_(coordinator), worker_id_(std::move(worker_id)) {
     Enqueue(coordinator_->CurrentStageEvent());
     listener_id_ = coordinator_->Subscribe([this](const v1::StageEvent& e) { Enqueue(e); });
   }
@@ -74,6 +75,8 @@ class CoordinatorServiceImpl::WatchReactor final : public grpc::ServerWriteReact
 
   void OnCancel() override { End(); }
 
+  const std::string& worker_id() const { return worker_id_; }
+
   void OnDone() override {
     coordinator_->Unsubscribe(listener_id_);
     service_->RemoveWatcher(this);
@@ -103,6 +106,7 @@ class CoordinatorServiceImpl::WatchReactor final : public grpc::ServerWriteReact
 
   CoordinatorServiceImpl* const service_;
   Coordinator* const coordinator_;
+  const std::string worker_id_;
   int listener_id_ = 0;
   absl::Mutex mu_;
   std::deque<v1::StageEvent> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
@@ -180,10 +184,31 @@ grpc::ServerWriteReactor<v1::StageEvent>* CoordinatorServiceImpl::WatchStage(
   if (auto* refused = RejectWriteUnlessAuthorized<v1::StageEvent>(context, RpcAccess::kWorker)) {
     return refused;
   }
-  auto* reactor = new WatchReactor(this, coordinator_);
+  const size_t max_total = coordinator_->options().max_watch_streams;
+  const size_t max_per_worker = coordinator_->options().max_watch_streams_per_worker;
+  WatchReactor* reactor = nullptr;
   bool end_now = false;
   {
     absl::MutexLock lock(&mu_);
+    const size_t same_worker = static_cast<size_t>(std::count_if(
+        watchers_.begin(), watchers_.end(),
+        [&](const WatchReactor* w) { return w->worker_id() == request->worker_id(); }));
+    std::string refusal;
+    if (watchers_.size() >= max_total) {
+      refusal = absl::StrCat("WatchStage: ", watchers_.size(),
+                             " streams open (coordinator.max_watch_streams = ", max_total, ")");
+    } else if (same_worker >= max_per_worker) {
+      refusal = absl::StrCat(
+          "WatchStage: worker '", request->worker_id().substr(0, 64), "' has ", same_worker,
+          " streams open (coordinator.max_watch_streams_per_worker = ", max_per_worker, ")");
+    }
+    if (!refusal.empty()) {
+      return new RejectedWriteReactor<v1::StageEvent>(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, refusal));
+    }
+    // Built under the lock, so the count and the list agree; its reactions run only after this
+    // method returns, and the coordinator calls subscribers under none of its locks.
+    reactor = new WatchReactor(this, coordinator_, request->worker_id());
     watchers_.push_back(reactor);
     end_now = shutting_down_;
   }

@@ -71,6 +71,7 @@ struct PendingGroup {
   absl::Time first_seen;
   std::set<std::string> episodes;
   std::vector<v1::Trajectory> trajectories;
+  size_t bytes = 0;  // the trajectories' serialized size
   bool complete() const { return trajectories.size() >= size; }
 };
 
@@ -80,6 +81,7 @@ constexpr ConfigBound kLearnerBounds[] = {
     {"learner.train_batch_groups", 1, 1 << 16},
     {"learner.stage_batch_groups", 1, 1 << 16},
     {"learner.group_timeout_s", 1e-3, 7 * 86400},
+    {"learner.max_incomplete_group_bytes", 1 << 10, 1e12},
     {"learner.partial_batch_after_s", 0, 7 * 86400},
     {"learner.max_steps", 0, 1e12},
     {"learner.queue_capacity", 1, 1 << 20},
@@ -130,6 +132,8 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   if (o->stage_batch_groups.size() > 4) r.AddError(p + "stage_batch_groups: at most 4 stages");
   o->group_timeout = absl::Seconds(
       r.Get<double>(p + "group_timeout_s", absl::ToDoubleSeconds(o->group_timeout)));
+  o->max_incomplete_group_bytes =
+      r.Get<int64_t>(p + "max_incomplete_group_bytes", o->max_incomplete_group_bytes);
   o->partial_batch_after = absl::Seconds(r.Get<double>(
       p + "partial_batch_after_s", absl::ToDoubleSeconds(o->partial_batch_after)));
   o->max_steps = r.Get<int64_t>(p + "max_steps", o->max_steps);
@@ -382,6 +386,8 @@ struct LearnerRole::Impl {
       absl::MutexLock lock(&mu);
       named.emplace_back("groups/dropped_timeout", static_cast<double>(progress.groups_dropped));
       named.emplace_back("groups/dropped_stale", static_cast<double>(progress.groups_stale));
+      named.emplace_back("groups/dropped_memory",
+                         static_cast<double>(progress.groups_dropped_memory));
       named.emplace_back("groups/skipped_failed",
                          static_cast<double>(progress.groups_skipped_failed));
       named.emplace_back("trajectories/duplicates",
@@ -433,6 +439,7 @@ struct LearnerRole::Impl {
         ++duplicates;
         continue;
       }
+      g.bytes += t.ByteSizeLong();
       g.trajectories.push_back(std::move(t));
     }
     const std::vector<std::string> dropped_leases =
@@ -443,10 +450,34 @@ struct LearnerRole::Impl {
         });
     const int64_t dropped = static_cast<int64_t>(dropped_leases.size());  // never empty groups
     Consumed(dropped_leases);
+    // Memory held for incomplete groups is bounded: past learner.max_incomplete_group_bytes the
+    // oldest incomplete groups are dropped (logged, counted, their leases reported consumed so
+    // the coordinator issues them again) until the rest fit. Complete groups are trained soon.
+    int64_t incomplete_bytes = 0;
+    for (const auto& [id, g] : pending) {
+      if (!g.complete()) incomplete_bytes += static_cast<int64_t>(g.bytes);
+    }
+    std::vector<std::string> over_leases;
+    if (incomplete_bytes > options.max_incomplete_group_bytes) {
+      over_leases = DropGroups([&](const PendingGroup& g) -> std::optional<std::string> {
+        if (g.complete() || incomplete_bytes <= options.max_incomplete_group_bytes) {
+          return std::nullopt;
+        }
+        std::string reason = absl::StrCat(g.trajectories.size(), " of ", g.size, " episodes (",
+                                          g.bytes, " bytes) while ", incomplete_bytes,
+                                          " bytes are held for incomplete groups (learner."
+                                          "max_incomplete_group_bytes = ",
+                                          options.max_incomplete_group_bytes, ")");
+        incomplete_bytes -= static_cast<int64_t>(g.bytes);
+        return reason;
+      });
+      Consumed(over_leases);
+    }
     absl::MutexLock lock(&mu);
     progress.trajectories_received += static_cast<int64_t>(got.size());
     progress.duplicates_dropped += duplicates;
     progress.groups_dropped += dropped;
+    progress.groups_dropped_memory += static_cast<int64_t>(over_leases.size());
   }
 
   int CompleteGroups() const {

@@ -34,6 +34,10 @@
 //   stage_batch_groups: []       per curriculum stage 1..4 (e.g. [16, 32, 32, 32]); the stage
 //                                is the one ReportLearnerStep returns; missing = the above
 //   group_timeout_s: 900         drop a group still incomplete this long after its first episode
+//   max_incomplete_group_bytes: 2147483648
+//                                bytes of trajectories held for incomplete groups at most; past
+//                                it the oldest incomplete groups are dropped (logged, counted in
+//                                groups/dropped_memory, their leases re-issued)
 //   partial_batch_after_s: 0     >0: step with the complete groups in hand after waiting this
 //                                long for a full batch (0 = always wait for a full batch)
 //   max_steps: 0                 stop after this many steps (0 = until stopped)
@@ -150,6 +154,7 @@ struct LearnerRoleOptions {
   int train_batch_groups = 32;
   std::vector<int> stage_batch_groups;  // index stage - 1
   absl::Duration group_timeout = absl::Seconds(900);
+  int64_t max_incomplete_group_bytes = int64_t{2} << 30;
   absl::Duration partial_batch_after = absl::ZeroDuration();
   int64_t max_steps = 0;
   size_t queue_capacity = 4096;
@@ -180,6 +185,7 @@ struct LearnerProgress {
   uint64_t version = 0;
   int64_t groups_trained = 0;
   int64_t groups_dropped = 0;       // incomplete past group_timeout
+  int64_t groups_dropped_memory = 0;  // incomplete, over max_incomplete_group_bytes
   int64_t groups_stale = 0;         // complete, but older than max_staleness allows
   int64_t groups_skipped_failed = 0;  // in a batch whose episodes all failed (no step taken)
   // Repeated episode ids, and late episodes of a group already trained on or dropped.

@@ -7,8 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file.h"
 #include "coordinator/coordinator.h"
 #include "gtest/gtest.h"
 #include "tests/coordinator/fake_clock.h"
@@ -252,6 +255,58 @@ TEST(CoordinatorState, OldStateFilesArePruned) {
               step > kSteps - 2)
         << step;
   }
+}
+
+// Kubernetes restarts the coordinator alone (coordinator.resume_latest on its state volume)
+// while actors, env servers and the learner keep the ids they were given: a restarted
+// coordinator, resumed from its newest state, from an older one, or started fresh on the same
+// directory, never issues an id an earlier incarnation issued.
+TEST(CoordinatorState, WorkerIdsNeverRepeatAcrossRestarts) {
+  const std::string dir = FreshDir("ids");
+  FakeClock clock;
+  std::set<std::string> issued;
+  auto register_some = [&](Coordinator& c, int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string id = Register(c, i % 2 == 0 ? v1::ROLE_ACTOR : v1::ROLE_LEARNER);
+      EXPECT_TRUE(issued.insert(id).second) << id << " issued twice";
+    }
+  };
+  int64_t newest = -1;
+  for (int start = 1; start <= 4; ++start) {
+    CoordinatorOptions options = Options(dir);
+    if (start == 3) {
+      options.resume_step = 0;  // rolled back to an older state
+    } else {
+      options.resume_latest = true;
+    }
+    auto c = Coordinator::Create(options, &clock);
+    ASSERT_TRUE(c.ok()) << c.status();
+    // The first start had no state to resume: a fresh run at learner step 0, persisted.
+    EXPECT_EQ(Coordinator::NewestStateStep(dir), start == 1 ? 0 : newest) << start;
+    if (start == 2) EXPECT_EQ((*c)->Status().learner_step(), 6u);  // resumed the newest state
+    if (start == 1) Drive(**c, 0);  // learner steps 1..6: states step-0 .. step-6
+    register_some(**c, 3);
+    newest = Coordinator::NewestStateStep(dir);
+    EXPECT_EQ(ReadFileToString(dir + "/incarnation").value_or(""), absl::StrCat(start, "\n"));
+  }
+  EXPECT_EQ(issued.size(), 4u * 3u);
+  for (const std::string& id : issued) EXPECT_TRUE(absl::StrContains(id, "-i")) << id;
+
+  // A damaged incarnation file is a clear error, not a silent restart from 1.
+  std::ofstream(dir + "/incarnation") << "not a number";
+  auto broken = Coordinator::Create(Options(dir), &clock);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(broken.status().message(), "incarnation")) << broken.status();
+}
+
+// Without a state_dir, ids stay w<n> (nothing persists, so nothing to be unique across).
+TEST(CoordinatorState, WorkerIdsWithoutAStateDirArePlain) {
+  FakeClock clock;
+  auto c = Coordinator::Create(Options(""), &clock);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(Register(**c, v1::ROLE_ACTOR), "w1");
+  EXPECT_EQ(Register(**c, v1::ROLE_ACTOR), "w2");
 }
 
 }  // namespace

@@ -384,8 +384,9 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   ASSERT_EQ(Strings(lc["command"]), (std::vector<std::string>{"/bin/sh", "-c"}));
   std::string script = Strings(lc["args"]).at(0);
   for (const char* part : {"exec envtune learner", "learner.distributed.rank=${HOSTNAME##*-}",
-                           "learner.distributed.world_size=${WORLD_SIZE}", "learner.distributed.master_addr=${MASTER_ADDR}",
-                           "--config=${ENVTUNE_CONFIG}", "--port=5002"}) {
+                           "learner.distributed.world_size=${WORLD_SIZE}",
+                           "learner.distributed.master_addr=${MASTER_ADDR}",
+                           "--config=${ENVTUNE_CONFIG}", "--port=5002", "learner.resume=latest"}) {
     EXPECT_NE(script.find(part), std::string::npos) << part << " not in: " << script;
   }
   // The rank expression really yields the ordinal.
@@ -425,6 +426,37 @@ void CheckOverlay(const Rendered& r, const std::string& overlay, const std::stri
   }
   YAML::Node coord = pods["coordinator"]["spec"]["containers"][0];
   EXPECT_TRUE(Contains(Strings(coord["args"]), "security.admin_token_file=/etc/envtune/secrets/admin-token"));
+  // Supervision: the kubelet restarts every container; the coordinator resumes from its newest
+  // state on its own volume (worker ids carry the incarnation counted there).
+  for (const auto& [name, pod] : pods) {
+    EXPECT_EQ(pod["spec"]["restartPolicy"].as<std::string>(""), "Always") << name;
+  }
+  EXPECT_TRUE(
+      Contains(Strings(coord["args"]), "coordinator.state_dir=/var/lib/envtune/coordinator"));
+  EXPECT_TRUE(Contains(Strings(coord["args"]), "coordinator.resume_latest=true"));
+  bool state_mounted = false;
+  for (const YAML::Node& m : coord["volumeMounts"]) {
+    if (m["name"].as<std::string>() == "state") {
+      state_mounted =
+          m["mountPath"].as<std::string>() == "/var/lib/envtune" && !m["readOnly"].as<bool>(false);
+    }
+  }
+  EXPECT_TRUE(state_mounted);
+  bool state_claimed = false;
+  for (const YAML::Node& v : pods["coordinator"]["spec"]["volumes"]) {
+    if (v["name"].as<std::string>() == "state") {
+      state_claimed =
+          v["persistentVolumeClaim"]["claimName"].as<std::string>("") == "coordinator-state";
+    }
+  }
+  EXPECT_TRUE(state_claimed);
+  const YAML::Node* claim = r.Find("PersistentVolumeClaim", "coordinator-state");
+  ASSERT_NE(claim, nullptr);
+  EXPECT_EQ(Strings((*claim)["spec"]["accessModes"]), (std::vector<std::string>{"ReadWriteOnce"}));
+  EXPECT_EQ(pods.count("coordinator"), 1u);
+  EXPECT_EQ(
+      r.Find("Deployment", "coordinator")->operator[]("spec")["strategy"]["type"].as<std::string>(),
+      "Recreate");
   // Ingress only from the run's own pods, and /metrics for Prometheus.
   const YAML::Node* policy = r.Find("NetworkPolicy", "envtune-ingress");
   ASSERT_NE(policy, nullptr);

@@ -130,6 +130,50 @@ TEST(LearnerRole, TrainsCompleteGroupsDropsIncompleteOnesAndCheckpoints) {
   std::filesystem::remove_all(dir);
 }
 
+// Bytes held for incomplete groups are bounded (learner.max_incomplete_group_bytes): past the
+// bound the oldest incomplete group is dropped and counted (groups/dropped_memory), its late
+// episode is a duplicate, and the groups that fit complete and are trained on.
+TEST(LearnerRole, IncompleteGroupsOverTheByteBoundDropTheOldest) {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("envtune_learner_role_bytes_" + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::remove_all(dir);
+  std::mt19937 rng(3);
+  std::vector<v1::Trajectory> firsts, seconds;
+  for (const char* group : {"old", "mid", "new"}) {
+    firsts.push_back(MakeTrajectory(group, 0, 2, 0.0, 4, 6, rng));
+    seconds.push_back(MakeTrajectory(group, 1, 2, 1.0, 4, 6, rng));
+  }
+  size_t largest = 0;
+  for (const v1::Trajectory& t : firsts) largest = std::max(largest, t.ByteSizeLong());
+  LearnerRoleOptions options = TinyOptions(dir);
+  options.group_timeout = absl::Seconds(600);  // only the byte bound drops here
+  options.max_steps = 1;
+  options.max_incomplete_group_bytes = static_cast<int64_t>(largest * 5 / 2);  // 2 of 3 fit
+  auto role = LearnerRole::Create(options);
+  ASSERT_TRUE(role.ok()) << role.status();
+  const std::string address = "127.0.0.1:" + std::to_string((*role)->port());
+  absl::Status run_status;
+  std::thread runner([&] { run_status = (*role)->Run(); });
+
+  ASSERT_TRUE(Push(address, firsts).ok());
+  for (int i = 0; i < 200 && (*role)->progress().groups_dropped_memory == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ((*role)->progress().groups_dropped_memory, 1);
+  // "mid" and "new" complete (a batch of 2: one step); "old" was dropped, its episode is late.
+  ASSERT_TRUE(Push(address, {seconds[1], seconds[2], seconds[0]}).ok());
+  runner.join();
+  ASSERT_TRUE(run_status.ok()) << run_status;
+  LearnerProgress p = (*role)->progress();
+  EXPECT_EQ(p.steps, 1);
+  EXPECT_EQ(p.groups_trained, 2);
+  EXPECT_EQ(p.groups_dropped_memory, 1);
+  EXPECT_EQ(p.groups_dropped, 0);
+  role->reset();
+  std::filesystem::remove_all(dir);
+}
+
 // A batch whose episodes all failed (an env server down for the whole rollout) is not trained
 // on: no step, no new version, counted; the next batch with data is step 1.
 TEST(LearnerRole, ABatchOfOnlyFailedEpisodesIsSkippedNotTrainedOn) {

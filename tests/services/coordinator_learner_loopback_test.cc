@@ -196,6 +196,73 @@ std::shared_ptr<const WeightSnapshot> Snapshot(uint64_t version, size_t bytes) {
 // One pushed trajectory with a token id past the policy's vocabulary used to pass validation and
 // kill the learner when it trained on it (the reliability probe's 40-byte attack). The service
 // now refuses it on the stream, naming the token; ids inside the vocabulary are accepted.
+// Open WatchStage streams are bounded in all (coordinator.max_watch_streams) and per worker id
+// (max_watch_streams_per_worker): one beyond is RESOURCE_EXHAUSTED naming the bound; a closed
+// stream frees its slot.
+TEST(CoordinatorWatchLimitsTest, StreamsBeyondTheBoundsAreResourceExhausted) {
+  CoordinatorOptions options = SmallCurriculum();
+  options.max_watch_streams = 3;
+  options.max_watch_streams_per_worker = 2;
+  std::unique_ptr<Coordinator> coordinator = *Coordinator::Create(options);
+  CoordinatorServiceImpl service(coordinator.get());
+  TestServer server({&service});
+  auto stub = v1::CoordinatorService::NewStub(server.Channel());
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> context = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<grpc::ClientReader<v1::StageEvent>> reader;
+  };
+  auto open = [&](const std::string& worker) {
+    Stream stream;
+    v1::WatchStageRequest request;
+    request.set_worker_id(worker);
+    stream.reader = stub->WatchStage(stream.context.get(), request);
+    return stream;
+  };
+  auto refused = [](Stream& stream, const std::string& bound) {
+    v1::StageEvent event;
+    EXPECT_FALSE(stream.reader->Read(&event));
+    const grpc::Status status = stream.reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_NE(status.error_message().find(bound), std::string::npos) << status.error_message();
+  };
+  std::vector<Stream> open_streams;
+  v1::StageEvent event;
+  for (const char* worker : {"w1", "w1"}) {
+    open_streams.push_back(open(worker));
+    ASSERT_TRUE(open_streams.back().reader->Read(&event));  // the current stage: it is open
+  }
+  Stream third_of_w1 = open("w1");
+  refused(third_of_w1, "coordinator.max_watch_streams_per_worker = 2");
+  open_streams.push_back(open("w2"));
+  ASSERT_TRUE(open_streams.back().reader->Read(&event));
+  Stream fourth = open("w3");
+  refused(fourth, "coordinator.max_watch_streams = 3");
+
+  // A cancelled stream frees its slot (once the server has let go of it).
+  open_streams.front().context->TryCancel();
+  while (open_streams.front().reader->Read(&event)) {
+  }
+  EXPECT_EQ(open_streams.front().reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  bool reopened = false;
+  for (int attempt = 0; attempt < 50 && !reopened; ++attempt) {
+    Stream again = open("w3");
+    if (again.reader->Read(&event)) {
+      reopened = true;
+      open_streams.push_back(std::move(again));
+    } else {
+      EXPECT_EQ(again.reader->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(reopened);
+  service.Shutdown();
+  for (size_t i = 1; i < open_streams.size(); ++i) {
+    while (open_streams[i].reader->Read(&event)) {
+    }
+    EXPECT_TRUE(open_streams[i].reader->Finish().ok());
+  }
+}
+
 TEST(LearnerLoopbackTest, TokenIdsOutsideTheVocabularyAreRefusedOnTheStream) {
   TrajectoryQueue queue(4);
   WeightStore weights;
