@@ -49,14 +49,18 @@ bool IsEmptyExecuteResponse(const CallList& calls) {
   return calls.empty() || (calls.size() == 1 && calls[0].empty());
 }
 
-std::vector<CallList> PrepareTurnSteps(DecodeMode mode, const std::vector<std::string>& raw_replies) {
+std::vector<CallList> PrepareTurnSteps(const ReplyDecoder& decoder, const std::vector<std::string>& raw_replies) {
   std::vector<CallList> steps;
   for (const std::string& raw : raw_replies) {
-    DecodeResult d = DecodeModelOutput(mode, raw);
+    DecodeResult d = decoder.Decode(raw);
     if (d.kind != DecodeResult::Kind::kCalls || IsEmptyExecuteResponse(d.calls)) continue;
     steps.push_back(std::move(d.calls));
   }
   return steps;
+}
+
+std::vector<CallList> PrepareTurnSteps(DecodeMode mode, const std::vector<std::string>& raw_replies) {
+  return PrepareTurnSteps(ReplyDecoderFor(mode), raw_replies);
 }
 
 std::vector<CallList> DropEmptySteps(const std::vector<CallList>& steps) {

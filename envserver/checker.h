@@ -3,7 +3,7 @@
 //
 // Contract:
 // * Input preparation (D.1): PrepareTurnSteps decodes each step's raw reply again with the chosen
-//   DecodeMode; a step whose decoding fails, yields no call (kNoCall/kAnswer/kFormatError/kError),
+//   decoder (a DecodeMode, or any reply format: envserver/reply_format.h); a step whose decoding fails, yields no call (kNoCall/kAnswer/kFormatError/kError),
 //   or is "empty" in BFCL's is_empty_execute_response sense ([] or [""]) is dropped.
 //   DropEmptySteps applies the same filter to already-decoded call lists.
 // * CheckMultiTurn(task, model_turns): model_turns[t] = the model's steps in turn t, each a list
@@ -39,6 +39,7 @@
 #include "envserver/decode.h"
 #include "envserver/executor.h"
 #include "envserver/pyvalue.h"
+#include "envserver/reply_format.h"
 #include "envserver/task_catalog.h"
 
 namespace envtune {
@@ -83,6 +84,8 @@ struct CheckerOptions {
 // BFCL's is_empty_execute_response: [] or [""].
 bool IsEmptyExecuteResponse(const CallList& calls);
 // D.1 for one turn: decode each raw reply; keep only non-empty call lists.
+std::vector<CallList> PrepareTurnSteps(const ReplyDecoder& decoder, const std::vector<std::string>& raw_replies);
+// The same with ReplyDecoderFor(mode).
 std::vector<CallList> PrepareTurnSteps(DecodeMode mode, const std::vector<std::string>& raw_replies);
 // D.1 filter for already-decoded steps.
 std::vector<CallList> DropEmptySteps(const std::vector<CallList>& steps);

@@ -445,6 +445,47 @@ DecodeResult DecodeEnvTuning(std::string_view text) {
   return result;
 }
 
+DecodeResult DecodeHermes(std::string_view text) {
+  static constexpr std::string_view kOpen = "<tool_call>";
+  static constexpr std::string_view kClose = "</tool_call>";
+  PyList objects;
+  size_t p = 0;
+  while (true) {
+    size_t open = text.find(kOpen, p);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find(kClose, open + kOpen.size());
+    if (close == std::string_view::npos)
+      return FormatError("a <tool_call> block is not closed (missing </tool_call>).");
+    std::string_view body = text.substr(open + kOpen.size(), close - open - kOpen.size());
+    absl::StatusOr<PyValue> json = PyValue::FromJson(body);
+    if (!json.ok()) {
+      return FormatError(absl::StrCat("a <tool_call> block does not hold valid JSON: ",
+                                      std::string(json.status().message())));
+    }
+    if (!json->is_dict())
+      return FormatError(
+          "a <tool_call> block must hold one JSON object {\"name\", \"arguments\"}.");
+    objects.push_back(*std::move(json));
+    p = close + kClose.size();
+  }
+  if (objects.empty()) {
+    DecodeResult r;
+    r.kind = DecodeResult::Kind::kAnswer;
+    r.message = std::string(text);
+    return r;
+  }
+  // Same validation and rendering as the envtuning format's call list.
+  JsonDumpsOptions opts;
+  opts.ensure_ascii = false;
+  DecodeResult r = DecodeEnvTuning(absl::StrCat("<think></think><tool_call>",
+                                                PyValue::List(std::move(objects)).JsonDumps(opts),
+                                                "</tool_call>"));
+  if (r.kind == DecodeResult::Kind::kNoCall) {
+    return FormatError(absl::StrCat("unusable tool call: ", r.message, "."));
+  }
+  return r;
+}
+
 DecodeResult DecodeModelOutput(DecodeMode mode, std::string_view text) {
   if (mode == DecodeMode::kEnvTuning) return DecodeEnvTuning(text);
   absl::StatusOr<std::vector<std::string>> calls =

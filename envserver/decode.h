@@ -1,4 +1,5 @@
-// Decoding of model replies into executable call strings, for three output formats:
+// Decoding of model replies into executable call strings, for four output formats (which one an
+// episode or a CLI mode uses: envserver/reply_format.h):
 //
 // * kBfclPrompting — BFCL's prompting mode (checker.md B.1-B.3): `[f(a=1), g(b='x')]`. Strip
 //   "`\n " from both ends, add missing brackets, parse (pyparse), every element must be a call;
@@ -19,6 +20,11 @@
 //   Calls render as `name(k1=repr(v1), k2=repr(v2))`: Python literal values like BFCL's FC
 //   rendering but with ", " between keywords, i.e. the B.3 normal form for non-dict values
 //   (dict arguments are plain Python dict reprs, never nested-call renderings).
+// * Hermes/Qwen native tool calls (DecodeHermes; not a DecodeMode: the checker CLI has no Hermes
+//   mode): every <tool_call>...</tool_call> block holds one JSON object {"name", "arguments"}
+//   (arguments an object or a JSON string). No block -> kAnswer (the text is a final reply). A
+//   block with invalid JSON / no valid name / non-object arguments -> kFormatError naming the
+//   problem. Calls render like the envtuning decoder's.
 // Never evaluates model text; never throws.
 #ifndef ENVTUNE_ENVSERVER_DECODE_H_
 #define ENVTUNE_ENVSERVER_DECODE_H_
@@ -67,6 +73,7 @@ DecodeResult DecodeModelOutput(DecodeMode mode, std::string_view text);
 absl::StatusOr<std::vector<std::string>> DecodeBfclPrompting(std::string_view text);
 absl::StatusOr<std::vector<std::string>> DecodeBfclFunctionCalling(std::string_view text);
 DecodeResult DecodeEnvTuning(std::string_view text);
+DecodeResult DecodeHermes(std::string_view text);
 
 }  // namespace envtune
 

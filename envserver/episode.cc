@@ -13,6 +13,7 @@
 #include "common/utf8.h"
 #include "envserver/decode.h"
 #include "envserver/prompts.h"
+#include "envserver/reply_format.h"
 #include "openssl/core_names.h"
 #include "openssl/crypto.h"
 #include "openssl/evp.h"
@@ -74,18 +75,6 @@ void ComputeTagInto(const EVP_MD* sha256, const EVP_MAC_CTX* keyed, uint64_t key
   }
 }
 
-v1::OutputFormat FormatOf(const v1::EpisodeState& s) { return s.options().output_format(); }
-
-std::string RoleForResults(v1::OutputFormat f) { return f == v1::OUTPUT_FORMAT_ENVTUNING ? "user" : "tool"; }
-
-void AddMessage(google::protobuf::RepeatedPtrField<v1::ChatMessage>* out, std::string role, std::string content,
-                std::string name = "") {
-  v1::ChatMessage* m = out->Add();
-  m->set_role(std::move(role));
-  m->set_content(std::move(content));
-  if (!name.empty()) m->set_name(std::move(name));
-}
-
 // The held-out docs already revealed when turn `turn` starts, plus the visible ones.
 PyList DocsInForce(const TaskDocs& docs, int turn) {
   PyList out = docs.visible;
@@ -96,24 +85,18 @@ PyList DocsInForce(const TaskDocs& docs, int turn) {
   return out;
 }
 
-std::vector<std::string> ToolsJson(const TaskDocs& docs, int turn, v1::OutputFormat format) {
-  JsonDumpsOptions opts;
-  opts.ensure_ascii = false;
+std::vector<std::string> ToolsJson(const TaskDocs& docs, int turn, const ReplyFormat& format) {
   std::vector<std::string> out;
-  for (const PyValue& doc : DocsInForce(docs, turn)) {
-    out.push_back(format == v1::OUTPUT_FORMAT_HERMES ? HermesToolJson(doc) : doc.JsonDumps(opts));
-  }
+  for (const PyValue& doc : DocsInForce(docs, turn)) out.push_back(format.ToolJson(doc));
   return out;
 }
 
 // The user message that opens an empty-question turn (a reveal turn of miss_func).
-std::string OpeningOfEmptyTurn(const TaskDocs& docs, int turn, v1::OutputFormat format) {
+std::string OpeningOfEmptyTurn(const TaskDocs& docs, int turn, const ReplyFormat& format) {
   auto it = docs.held_out.find(turn);
-  const PyList revealed = it == docs.held_out.end() ? PyList{} : it->second;
-  if (revealed.empty()) return "";  // an empty turn that reveals nothing (not in BFCL data)
-  return format == v1::OUTPUT_FORMAT_HERMES           ? std::string(kRevealSentence)
-         : format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclRevealMessage(revealed)
-                                                      : EnvTuningRevealMessage(revealed);
+  if (it == docs.held_out.end() || it->second.empty())
+    return "";  // reveals nothing (not in BFCL data)
+  return format.RevealMessage(it->second);
 }
 
 void SetTools(const std::vector<std::string>& tools, google::protobuf::RepeatedPtrField<std::string>* out) {
@@ -127,12 +110,28 @@ void AddTurnMessages(const BfclTask& task, int turn, const std::map<int, std::st
   const std::vector<BfclMessage>& msgs = task.questions[turn];
   if (msgs.empty()) {
     auto it = openings.find(turn);
-    AddMessage(out, "user", prefix + (it == openings.end() ? std::string() : it->second));
+    AddChatMessage(out, "user", prefix + (it == openings.end() ? std::string() : it->second));
     return;
   }
   for (size_t i = 0; i < msgs.size(); ++i) {
-    AddMessage(out, msgs[i].role, (i == 0 ? prefix : std::string()) + msgs[i].content);
+    AddChatMessage(out, msgs[i].role, (i == 0 ? prefix : std::string()) + msgs[i].content);
   }
+}
+
+// The reply decoded in `format`. Token-level sampling can produce invalid UTF-8: it is decoded
+// like Python's errors="replace" first, so that call strings, results and the blob stay valid
+// protobuf strings. More than `max_calls` calls is a format error.
+DecodeResult DecodeReply(const ReplyFormat& format, std::string_view reply, size_t max_calls) {
+  DecodeResult decoded =
+      IsValidUtf8(reply) ? format.Decode(reply) : format.Decode(SanitizeUtf8(reply));
+  if (decoded.kind == DecodeResult::Kind::kCalls && decoded.calls.size() > max_calls) {
+    const size_t n = decoded.calls.size();
+    decoded = DecodeResult{};
+    decoded.kind = DecodeResult::Kind::kFormatError;
+    decoded.message = absl::StrCat("the reply holds ", n, " calls; at most ", max_calls,
+                                   " are allowed in one step.");
+  }
+  return decoded;
 }
 
 void FinalizeComponents(const v1::EpisodeState& s, size_t num_turns, v1::RewardComponents* c, double* reward) {
@@ -369,16 +368,15 @@ std::shared_ptr<const EpisodeEngine::TaskPrompts> EpisodeEngine::Prompts(const T
   // Rendered outside the lock: two threads may render the same texts; the first stored wins.
   auto prompts = std::make_shared<TaskPrompts>();
   const TaskDocs docs = CollectTaskDocs(*catalog_, task);
-  if (format != v1::OUTPUT_FORMAT_HERMES) {
-    std::string functions = DocsJsonIndent4(WithPython3Suffix(docs.visible));
-    prompts->system = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? BfclSystemPrompt(functions)
-                                                                 : EnvTuningSystemPrompt(functions);
-  }
-  prompts->tools[0] = ToolsJson(docs, 0, format);
-  for (const auto& [turn, names] : task.missed_function) prompts->tools[turn] = ToolsJson(docs, turn, format);
+  const ReplyFormat& reply_format = ReplyFormatFor(format);
+  prompts->system = reply_format.SystemPrompt(docs.visible);
+  prompts->tools[0] = ToolsJson(docs, 0, reply_format);
+  for (const auto& [turn, names] : task.missed_function)
+    prompts->tools[turn] = ToolsJson(docs, turn, reply_format);
   for (size_t t = 0; t < task.questions.size(); ++t) {
     if (task.questions[t].empty()) {
-      prompts->opening[static_cast<int>(t)] = OpeningOfEmptyTurn(docs, static_cast<int>(t), format);
+      prompts->opening[static_cast<int>(t)] =
+          OpeningOfEmptyTurn(docs, static_cast<int>(t), reply_format);
     }
   }
   absl::MutexLock lock(&cache.prompts_mu);
@@ -419,17 +417,17 @@ absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view t
   }
   if (opts.output_format() == v1::OUTPUT_FORMAT_UNSPECIFIED) opts.set_output_format(v1::OUTPUT_FORMAT_ENVTUNING);
   if (opts.reward_kind() == v1::REWARD_KIND_UNSPECIFIED) opts.set_reward_kind(v1::REWARD_KIND_PROGRESS);
-  if (opts.max_steps_per_turn() == 0) {
-    opts.set_max_steps_per_turn(opts.bfcl_eval_semantics() ? kDefaultEvalSteps : kDefaultTrainingSteps);
-  }
-  const bool augment = !opts.bfcl_eval_semantics() && DecideAugment(opts.seed(), task->id, p);
+  const EpisodeSemantics& semantics = SemanticsFor(opts);
+  if (opts.max_steps_per_turn() == 0) opts.set_max_steps_per_turn(semantics.default_max_steps());
+  const bool augment = semantics.allows_augmentation() && DecideAugment(opts.seed(), task->id, p);
   absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, augment);
   if (!cache.ok()) return cache.status();
 
   v1::StartEpisodeResponse resp;
   const v1::OutputFormat format = opts.output_format();
   std::shared_ptr<const TaskPrompts> prompts = Prompts(**cache, *task, format);
-  if (format != v1::OUTPUT_FORMAT_HERMES) AddMessage(resp.mutable_messages(), "system", prompts->system);
+  if (prompts->system.has_value())
+    AddChatMessage(resp.mutable_messages(), "system", *prompts->system);
   AddTurnMessages(*task, 0, prompts->opening, "", resp.mutable_messages());
   SetTools(prompts->tools.at(0), resp.mutable_tools_json());
   resp.set_num_turns(static_cast<uint32_t>(task->questions.size()));
@@ -444,217 +442,123 @@ absl::StatusOr<v1::StartEpisodeResponse> EpisodeEngine::Start(std::string_view t
   return resp;
 }
 
-absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_state,
-                                                     std::string_view model_output) const {
-  if (model_output.size() > options_.max_model_output_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("model_output is ", model_output.size(), " bytes; the limit is ",
-                                                   options_.max_model_output_bytes));
-  }
+absl::StatusOr<EpisodeEngine::StepInput> EpisodeEngine::OpenForStep(std::string_view blob) const {
+  StepInput in;
   // A blob this engine sealed and cached needs neither verification nor parsing.
-  std::unique_ptr<EpisodeEntry> episode = TakeEpisode(episode_state);
-  v1::EpisodeState s;
-  if (episode != nullptr) {
-    s = std::move(episode->state);
-  } else {
-    absl::StatusOr<v1::EpisodeState> opened = Open(episode_state);
-    if (!opened.ok()) return opened.status();
-    s = *std::move(opened);
+  in.episode = TakeEpisode(blob);
+  v1::EpisodeState opened;
+  if (in.episode == nullptr) {
+    absl::StatusOr<v1::EpisodeState> state = Open(blob);
+    if (!state.ok()) return state.status();
+    opened = *std::move(state);
   }
+  const v1::EpisodeState& s = in.episode != nullptr ? in.episode->state : opened;
   if (s.ended()) {
     return absl::FailedPreconditionError(
         absl::StrCat("the episode of task ", s.task_id(), " has already ended; start a new episode"));
   }
-  const BfclTask* task = catalog_->Find(s.task_id());
-  if (task == nullptr) {
+  in.task = catalog_->Find(s.task_id());
+  if (in.task == nullptr) {
     return absl::NotFoundError(absl::StrCat("episode_state names task '", s.task_id(), "', unknown to this server"));
   }
-  const size_t num_turns = task->questions.size();
-  const int t = static_cast<int>(s.turn_index());
-  if (s.turn_index() >= num_turns || task->ground_truth.size() != num_turns) {
+  const size_t num_turns = in.task->questions.size();
+  if (s.turn_index() >= num_turns || in.task->ground_truth.size() != num_turns) {
     return absl::InvalidArgumentError("episode_state turn index is out of range for its task");
   }
-  absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*task, s.augmented());
+  absl::StatusOr<std::shared_ptr<const TaskCache>> cache = GetTaskCache(*in.task, s.augmented());
   if (!cache.ok()) return cache.status();
-
-  // The model side: from the episode cache, else rebuilt (initial sandbox + every executed step).
-  if (episode == nullptr) {
-    episode = std::make_unique<EpisodeEntry>(EpisodeEntry{(*cache)->initial, {}, {}, {}});
-    for (const v1::ExecutedStep& step : s.steps()) {
-      for (const std::string& call : step.calls()) {
-        episode->all_results.push_back(episode->model.ExecuteCall(call).result);
-      }
+  in.cache = *std::move(cache);
+  if (in.episode != nullptr) return in;
+  // Not from the episode cache: rebuild the model side (initial sandbox + every executed step).
+  in.episode =
+      std::make_unique<EpisodeEntry>(EpisodeEntry{in.cache->initial, {}, {}, std::move(opened)});
+  for (const v1::ExecutedStep& step : in.episode->state.steps()) {
+    for (const std::string& call : step.calls()) {
+      in.episode->all_results.push_back(in.episode->model.ExecuteCall(call).result);
     }
   }
-  Sandbox& model = episode->model;
-  std::vector<std::string>& all_results = episode->all_results;
+  return in;
+}
 
-  const v1::OutputFormat format = FormatOf(s);
-  const bool eval = s.options().bfcl_eval_semantics();
-  const uint32_t max_steps = s.options().max_steps_per_turn();
-  const bool cannot_serve = task->ground_truth[t].empty();
-
-  // Token-level sampling can produce invalid UTF-8; decode it like Python's errors="replace" so
-  // that call strings, results and the blob stay valid protobuf strings.
-  std::string sanitized;
-  if (!IsValidUtf8(model_output)) {
-    sanitized = SanitizeUtf8(model_output);
-    model_output = sanitized;
+void EpisodeEngine::EndTurn(const TurnEnd& end, const EpisodeSemantics& semantics, StepInput& in,
+                            v1::StepResponse* resp) const {
+  v1::EpisodeState& s = in.episode->state;
+  const int t = static_cast<int>(s.turn_index());
+  v1::TurnScore ts;
+  ts.set_turn_index(s.turn_index());
+  ts.set_cannot_serve(in.task->ground_truth[t].empty());
+  ts.set_executed_calls(s.executed_in_turn() > 0);
+  ts.set_end_reason(end.reason);
+  double score = 0.0;
+  if (ts.cannot_serve()) {
+    score = semantics.CannotServeScore(end.reason);
+  } else if (s.executed_in_turn() > 0) {
+    const ReplayTurn& truth = in.cache->truth.turns[t];
+    ts.set_state_ok(StatesMatch(in.episode->model, truth.state, in.cache->truth_is_initial[t]));
+    ts.set_response_ok(MultisetContains(in.episode->all_results, truth.records));
+    score = ts.state_ok() && ts.response_ok() ? 1.0 : 0.0;
   }
-  DecodeResult decoded = format == v1::OUTPUT_FORMAT_BFCL_PROMPTING ? DecodeModelOutput(DecodeMode::kBfclPrompting, model_output)
-                         : format == v1::OUTPUT_FORMAT_HERMES       ? DecodeHermes(model_output)
-                                                                    : DecodeEnvTuning(model_output);
-  if (decoded.kind == DecodeResult::Kind::kCalls && decoded.calls.size() > options_.max_calls_per_step) {
-    size_t n = decoded.calls.size();
-    decoded = DecodeResult{};
-    decoded.kind = DecodeResult::Kind::kFormatError;
-    decoded.message = absl::StrCat("the reply holds ", n, " calls; at most ", options_.max_calls_per_step,
-                                   " are allowed in one step.");
-  }
-
-  v1::StepResponse resp;
-  resp.set_turn_index(s.turn_index());
-  resp.set_step_index(s.replies_in_turn());
-  s.set_replies_in_turn(s.replies_in_turn() + 1);
+  ts.set_score(score);
+  *s.add_turn_scores() = ts;
+  *resp->mutable_turn_score() = ts;
+  resp->set_turn_ended(true);
   v1::RewardComponents* comp = s.mutable_components();
-
-  bool end_turn = false;
-  v1::TurnEndReason end_reason = v1::TURN_END_REASON_UNSPECIFIED;
-  bool warn_next = false;
-  bool force_quit = false;
-
-  using Kind = DecodeResult::Kind;
-  // A <tool_call> reply whose list is unusable is still a tool-call attempt (envtuning format).
-  const bool tool_attempt =
-      decoded.kind == Kind::kCalls || (format == v1::OUTPUT_FORMAT_ENVTUNING && decoded.kind == Kind::kNoCall);
-
-  if (decoded.kind == Kind::kFormatError) {
-    resp.set_step_signal(-3);
-    resp.set_format_error(decoded.message);
-    comp->set_format_errors(comp->format_errors() + 1);
-    comp->set_entries(comp->entries() + 1);
-    s.set_attempts(s.attempts() + 1);
-    if (eval) {
-      end_turn = true;
-      end_reason = v1::TURN_END_REASON_FORMAT_ERROR;
-    } else if (s.attempts() > max_steps) {
-      end_turn = true;
-      end_reason = v1::TURN_END_REASON_FORMAT_LIMIT;
-    } else {
-      AddMessage(resp.mutable_observation(), "user",
-                 CapText(FormatErrorObservation(decoded.message, format == v1::OUTPUT_FORMAT_ENVTUNING),
-                         options_.max_observation_bytes));
-    }
-  } else if (cannot_serve && !eval) {
-    end_turn = true;
-    if (tool_attempt) {
-      end_reason = v1::TURN_END_REASON_CALLED_ON_CANNOT_SERVE;
-      warn_next = true;
-    } else {
-      end_reason = v1::TURN_END_REASON_ANSWER;
-    }
-  } else if (decoded.kind == Kind::kCalls) {
-    std::vector<CallRecord> records;
-    records.reserve(decoded.calls.size());
-    const bool structured = decoded.structured.size() == decoded.calls.size();
-    for (size_t i = 0; i < decoded.calls.size(); ++i) {
-      records.push_back(structured ? model.ExecuteDecoded(std::move(decoded.calls[i]), decoded.structured[i])
-                                   : model.ExecuteCall(decoded.calls[i]));
-    }
-    v1::ExecutedStep* step = s.add_steps();
-    step->set_turn(s.turn_index());
-    bool raised = false;
-    std::vector<std::string> shown;
-    for (CallRecord& r : records) {
-      step->add_calls(r.call);
-      v1::CallResult* cr = resp.add_calls();
-      cr->set_call(r.call);
-      cr->set_result(r.result);
-      cr->set_raised(r.raised);
-      cr->set_api_class(r.served_by);
-      raised = raised || r.raised;
-      shown.push_back(CapText(r.result, options_.max_result_bytes));
-      all_results.push_back(std::move(r.result));
-    }
-    resp.set_step_signal(raised ? -2 : -1);
-    if (raised) {
-      comp->set_error_steps(comp->error_steps() + 1);
-    } else {
-      comp->set_clean_steps(comp->clean_steps() + 1);
-    }
-    comp->set_entries(comp->entries() + 1);
-    s.set_attempts(s.attempts() + 1);
-    s.set_executed_in_turn(s.executed_in_turn() + 1);
-    if (eval && s.executed_in_turn() > max_steps) {
-      end_turn = true;
-      end_reason = v1::TURN_END_REASON_FORCE_QUIT;
-      force_quit = true;
-    } else if (!eval && s.attempts() > max_steps) {
-      end_turn = true;
-      end_reason = v1::TURN_END_REASON_STEP_LIMIT;
-    } else if (format == v1::OUTPUT_FORMAT_ENVTUNING) {
-      AddMessage(resp.mutable_observation(), "user",
-                 CapText(ToolResultsObservation(shown), options_.max_observation_bytes));
-    } else {
-      for (size_t i = 0; i < shown.size(); ++i) {
-        AddMessage(resp.mutable_observation(), RoleForResults(format), std::move(shown[i]), records[i].call);
-      }
-    }
-  } else {
-    end_turn = true;
-    end_reason =
-        decoded.kind == Kind::kAnswer ? v1::TURN_END_REASON_ANSWER : v1::TURN_END_REASON_NO_CALL;
+  comp->set_turns_finished(comp->turns_finished() + 1);
+  if (score > 0.5) comp->set_turns_scored_one(comp->turns_scored_one() + 1);
+  comp->set_entries(comp->entries() + 1);
+  s.set_attempts(0);
+  s.set_executed_in_turn(0);
+  s.set_replies_in_turn(0);
+  s.set_turn_index(s.turn_index() + 1);
+  if (end.force_quit || s.turn_index() >= in.task->questions.size()) {
+    s.set_ended(true);
+    s.set_force_quit(end.force_quit);
+    resp->set_episode_ended(true);
+    return;
   }
+  const int next = static_cast<int>(s.turn_index());
+  std::shared_ptr<const TaskPrompts> prompts =
+      Prompts(*in.cache, *in.task, s.options().output_format());
+  AddTurnMessages(*in.task, next, prompts->opening, end.warn_next ? CannotServeWarning() : "",
+                  resp->mutable_observation());
+  if (auto it = prompts->tools.find(next); it != prompts->tools.end() && next != 0) {
+    SetTools(it->second, resp->mutable_tools_json());
+  }
+}
 
-  if (end_turn) {
-    v1::TurnScore ts;
-    ts.set_turn_index(s.turn_index());
-    ts.set_cannot_serve(cannot_serve);
-    ts.set_executed_calls(s.executed_in_turn() > 0);
-    ts.set_end_reason(end_reason);
-    double score = 0.0;
-    if (cannot_serve) {
-      // Training: only a plain answer is right. BFCL evaluation: the turn is not checked.
-      score = eval || end_reason == v1::TURN_END_REASON_ANSWER ? 1.0 : 0.0;
-    } else if (s.executed_in_turn() > 0) {
-      const ReplayTurn& truth = (*cache)->truth.turns[t];
-      ts.set_state_ok(StatesMatch(model, truth.state, (*cache)->truth_is_initial[t]));
-      ts.set_response_ok(MultisetContains(all_results, truth.records));
-      score = ts.state_ok() && ts.response_ok() ? 1.0 : 0.0;
-    }
-    ts.set_score(score);
-    *s.add_turn_scores() = ts;
-    *resp.mutable_turn_score() = ts;
-    resp.set_turn_ended(true);
-    comp->set_turns_finished(comp->turns_finished() + 1);
-    if (score > 0.5) comp->set_turns_scored_one(comp->turns_scored_one() + 1);
-    comp->set_entries(comp->entries() + 1);
-    s.set_attempts(0);
-    s.set_executed_in_turn(0);
-    s.set_replies_in_turn(0);
-    s.set_turn_index(s.turn_index() + 1);
-    if (force_quit || s.turn_index() >= num_turns) {
-      s.set_ended(true);
-      s.set_force_quit(force_quit);
-      resp.set_episode_ended(true);
-    } else {
-      const int next = static_cast<int>(s.turn_index());
-      std::shared_ptr<const TaskPrompts> prompts = Prompts(**cache, *task, format);
-      AddTurnMessages(*task, next, prompts->opening, warn_next ? CannotServeWarning() : "",
-                      resp.mutable_observation());
-      if (auto it = prompts->tools.find(next); it != prompts->tools.end() && next != 0) {
-        SetTools(it->second, resp.mutable_tools_json());
-      }
-    }
+absl::StatusOr<v1::StepResponse> EpisodeEngine::Step(std::string_view episode_state,
+                                                     std::string_view model_output) const {
+  if (model_output.size() > options_.max_model_output_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("model_output is ", model_output.size(),
+                                                   " bytes; the limit is ",
+                                                   options_.max_model_output_bytes));
+  }
+  absl::StatusOr<StepInput> in = OpenForStep(episode_state);
+  if (!in.ok()) return in.status();
+  EpisodeEntry& episode = *in->episode;
+  v1::EpisodeState& s = episode.state;
+  const ReplyFormat& format = ReplyFormatFor(s.options().output_format());
+  const EpisodeSemantics& semantics = SemanticsFor(s.options());
+
+  DecodeResult decoded = DecodeReply(format, model_output, options_.max_calls_per_step);
+  const StepContext ctx{&format,
+                        &episode.model,
+                        &episode.all_results,
+                        in->task->ground_truth[s.turn_index()].empty(),
+                        options_.max_result_bytes,
+                        options_.max_observation_bytes};
+  v1::StepResponse resp;
+  if (std::optional<TurnEnd> end = semantics.Apply(std::move(decoded), ctx, &s, &resp)) {
+    EndTurn(*end, semantics, *in, &resp);
   }
 
   double reward = 0.0;
-  FinalizeComponents(s, num_turns, resp.mutable_components(), &reward);
+  FinalizeComponents(s, in->task->questions.size(), resp.mutable_components(), &reward);
   resp.set_episode_reward(reward);
   resp.set_episode_state(Seal(s));
   if (!s.ended() && options_.episode_cache_capacity > 0) {
-    episode->blob = resp.episode_state();
-    episode->state = std::move(s);
-    PutEpisode(std::move(episode));
+    episode.blob = resp.episode_state();
+    PutEpisode(std::move(in->episode));
   }
   return resp;
 }

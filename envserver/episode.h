@@ -2,20 +2,16 @@
 // (task catalog, episode-state blob, model text). No gRPC; no per-episode memory that results
 // depend on (the episode cache below only saves rebuilding what the blob already determines).
 //
+// Step is a pipeline: open the blob (or take the cached episode) -> decode the reply in its
+// format (envserver/reply_format.h: ReplyFormatFor) -> apply it under the episode's semantics
+// (envserver/episode_semantics.h: TrainingSemantics by default, BfclEvalSemantics under
+// bfcl_eval_semantics; execution, step limits, cannot-serve turns, observations) -> score the turn
+// if it ended and open the next one -> seal the new blob.
+//
 // Semantics (METHOD.md §2.2-2.6, §4, §5.3-5.4; checker.md A.4, A.6, D):
-// * Training semantics (default): per turn an `attempts` counter counts executed tool steps and
-//   format errors; attempts > max_steps_per_turn (default 5) force-ends the turn (a step that
-//   crosses the limit is executed and scored but its results are not shown). Format errors: -3,
-//   format-error observation. Cannot-serve turns (empty ground truth): the first well-formed reply
-//   decides: an answer scores 1; a <tool_call> is not executed, scores 0, and the next question is
-//   prefixed with CannotServeWarning(). An answer, or an empty/unusable call list, ends a normal
-//   turn.
-// * bfcl_eval_semantics: BFCL's runner. A reply that decodes to no call (answer, format error,
-//   decode error) ends the turn; calls are executed on every turn, including cannot-serve turns;
-//   no augmentation, no warning; more than max_steps_per_turn (default 20) executed steps in a turn
-//   force-quits the task (the turn is scored, later turns are not). Cannot-serve turns score 1
-//   (BFCL does not check them).
-// * Turn score (§4.1): cannot-serve turns as above; else 0 without an executed step in the turn;
+// * Training vs BFCL evaluation: see episode_semantics.h.
+// * Turn score (§4.1): cannot-serve turns by the semantics (CannotServeScore); else 0 without an
+// executed step in the turn;
 //   else 1 iff the model-side public state equals the ground truth's after this turn for every
 //   involved class AND this turn's ground-truth results are a multiset subset of all the model's
 //   results so far.
@@ -23,7 +19,8 @@
 //   turn count, not the turns reached); stage-1 format reward = has_call * ((N-F)/N + C/(C+E)).
 // * miss_func: held-out functions are absent from the prompt/tools until their reveal turn, whose
 //   (empty) question becomes the reveal message.
-// * Augmentation: decided once per episode: SHA-256(seed, task id) mapped to [0,1) < p. It sets
+// * Augmentation (training semantics only): decided once per episode: SHA-256(seed, task id) mapped
+// to [0,1) < p. It sets
 //   SandboxContext::augment for both the model side and the ground-truth side. p = 0 gives BFCL's
 //   bytes exactly.
 // * Hostile output: model_output over max_model_output_bytes is INVALID_ARGUMENT; invalid UTF-8 is
@@ -50,6 +47,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +55,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "envserver/episode_semantics.h"
 #include "envserver/executor.h"
 #include "envserver/replay.h"
 #include "envserver/task_catalog.h"
@@ -92,8 +91,6 @@ struct EpisodeEngineOptions {
 class EpisodeEngine {
  public:
   static constexpr uint32_t kStateVersion = 1;
-  static constexpr int kDefaultTrainingSteps = 5;
-  static constexpr int kDefaultEvalSteps = 20;
 
   // `catalog` must outlive the engine.
   EpisodeEngine(const TaskCatalog* catalog, EpisodeEngineOptions options);
@@ -119,7 +116,7 @@ class EpisodeEngine {
   // The texts a task shows in one output format; they depend on nothing else, so they are
   // rendered once (JSON of the function docs is most of Start's work otherwise).
   struct TaskPrompts {
-    std::string system;                              // "" for Hermes (tools travel as schemas)
+    std::optional<std::string> system;               // none for Hermes (tools travel as schemas)
     std::map<int, std::vector<std::string>> tools;   // turn 0 and every reveal turn -> tools_json
     std::map<int, std::string> opening;              // empty-question turn -> its user message
   };
@@ -151,6 +148,19 @@ class EpisodeEngine {
   std::unique_ptr<EpisodeEntry> TakeEpisode(std::string_view blob) const;
   // Stores `entry` under its blob's seal tag. REQUIRES: entry->blob was sealed by Seal().
   void PutEpisode(std::unique_ptr<EpisodeEntry> entry) const;
+  // Step's first stage: the episode of `blob` (cached, or opened and rebuilt), its task and
+  // task cache; FAILED_PRECONDITION if it has ended, INVALID_ARGUMENT / NOT_FOUND if it does not
+  // open or names an unknown task or turn.
+  struct StepInput {
+    std::unique_ptr<EpisodeEntry> episode;  // episode->state is the opened state
+    const BfclTask* task = nullptr;
+    std::shared_ptr<const TaskCache> cache;
+  };
+  absl::StatusOr<StepInput> OpenForStep(std::string_view blob) const;
+  // Scores the turn that `end` ended, records it in `s` and `resp`, and opens the next turn (its
+  // messages and newly revealed tools) or ends the episode.
+  void EndTurn(const TurnEnd& end, const EpisodeSemantics& semantics, StepInput& in,
+               v1::StepResponse* resp) const;
   const SandboxContext* Context(bool augment) const { return augment ? &augmented_ : &plain_; }
 
   struct SealContext;

@@ -1,4 +1,4 @@
-// Prompt texts, tool schemas and the Hermes decoder (see prompts.h).
+// Prompt texts and tool schemas (see prompts.h).
 #include "envserver/prompts.h"
 
 #include <cstddef>
@@ -79,13 +79,6 @@ PyValue ConvertTypes(const PyValue& v) {
     return PyValue::List(std::move(items));
   }
   return v;
-}
-
-DecodeResult HermesFormatError(std::string message) {
-  DecodeResult r;
-  r.kind = DecodeResult::Kind::kFormatError;
-  r.message = std::move(message);
-  return r;
 }
 
 }  // namespace
@@ -199,43 +192,6 @@ std::string FormatErrorObservation(std::string_view problem, bool envtuning_remi
       "\nNothing was executed. Reply again with one <think>...</think> block followed by exactly one "
       "<tool_call>[{\"name\": ..., \"arguments\": {...}}]</tool_call> block or one <answer>...</answer> "
       "block, and no text outside these tags.");
-}
-
-DecodeResult DecodeHermes(std::string_view text) {
-  static constexpr std::string_view kOpen = "<tool_call>";
-  static constexpr std::string_view kClose = "</tool_call>";
-  PyList objects;
-  size_t p = 0;
-  while (true) {
-    size_t open = text.find(kOpen, p);
-    if (open == std::string_view::npos) break;
-    size_t close = text.find(kClose, open + kOpen.size());
-    if (close == std::string_view::npos) return HermesFormatError("a <tool_call> block is not closed (missing </tool_call>).");
-    std::string_view body = text.substr(open + kOpen.size(), close - open - kOpen.size());
-    absl::StatusOr<PyValue> json = PyValue::FromJson(body);
-    if (!json.ok()) {
-      return HermesFormatError(
-          absl::StrCat("a <tool_call> block does not hold valid JSON: ", std::string(json.status().message())));
-    }
-    if (!json->is_dict()) return HermesFormatError("a <tool_call> block must hold one JSON object {\"name\", \"arguments\"}.");
-    objects.push_back(*std::move(json));
-    p = close + kClose.size();
-  }
-  if (objects.empty()) {
-    DecodeResult r;
-    r.kind = DecodeResult::Kind::kAnswer;
-    r.message = std::string(text);
-    return r;
-  }
-  // Same validation and rendering as the envtuning format's call list.
-  JsonDumpsOptions opts;
-  opts.ensure_ascii = false;
-  DecodeResult r = DecodeEnvTuning(
-      absl::StrCat("<think></think><tool_call>", PyValue::List(std::move(objects)).JsonDumps(opts), "</tool_call>"));
-  if (r.kind == DecodeResult::Kind::kNoCall) {
-    return HermesFormatError(absl::StrCat("unusable tool call: ", r.message, "."));
-  }
-  return r;
 }
 
 std::string SanitizeUtf8(std::string_view text) { return Utf8Lossy(text); }

@@ -9,8 +9,8 @@
 //   and format-error texts.
 // * Hermes/Qwen native tool calling: BFCL docs converted to chat-template tool schemas
 //   ({"type":"function","function":{name, description, parameters}}, BFCL types dict->object,
-//   float->number, tuple->array, `response` dropped, no suffix), plus a decoder for
-//   <tool_call>{"name":..., "arguments":{...}}</tool_call> blocks.
+//   float->number, tuple->array, `response` dropped, no suffix); its decoder, DecodeHermes, is
+//   in decode.h.
 // Pure functions of their inputs; never throw.
 #ifndef ENVTUNE_ENVSERVER_PROMPTS_H_
 #define ENVTUNE_ENVSERVER_PROMPTS_H_
@@ -69,13 +69,6 @@ std::string CannotServeWarning();
 // METHOD.md §5.3 (our wording): the observation for a malformed reply; `problem` says what.
 // `envtuning_reminder` appends how a well-formed envtuning reply looks (off for other formats).
 std::string FormatErrorObservation(std::string_view problem, bool envtuning_reminder = true);
-
-// Qwen/Hermes native tool calls: every <tool_call>...</tool_call> block holds one JSON object
-// {"name", "arguments"} (arguments an object or a JSON string). No block -> kAnswer (the text is
-// a final reply). A block with invalid JSON / no valid name / non-object arguments ->
-// kFormatError naming the problem. Calls render like the envtuning decoder's:
-// `name(k1=repr(v1), k2=repr(v2))`.
-DecodeResult DecodeHermes(std::string_view text);
 
 // Python's bytes.decode("utf-8", errors="replace") re-encoded: every invalid or truncated UTF-8
 // sequence (including surrogates and overlong forms) becomes U+FFFD. Valid text is unchanged.
