@@ -78,7 +78,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 #include "actor/policy_client.h"
 #include "actor/rollout.h"
 #include "actor/trajectory_pusher.h"

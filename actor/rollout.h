@@ -47,7 +47,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 #include "envtune/v1/coordinator.pb.h"
 #include "envtune/v1/env.pb.h"
 #include "envtune/v1/learner.pb.h"

@@ -9,7 +9,7 @@
 //   (deploy/env_commands.h) envtune actor --coordinator HOST:PORT --learner HOST:PORT --env
 //   LIST|dns:///NAME:PORT
 //                 [--config FILE] [actor.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
-//   envtune plan --config FILE [--gpus N] [--gpu_memory GIB] [--json]   (learner/plan_command.h)
+//   envtune plan --config FILE [--gpus N] [--gpu_memory GIB] [--json]   (deploy/commands/plan_command.h)
 //   envtune learner [--config FILE] [--port N] [--host ADDR] [--coordinator HOST:PORT]
 //                   [learner.key=value ...]   (builds with ENVTUNE_WITH_TORCH only)
 //
@@ -369,15 +369,15 @@ int RunLearner(const std::vector<std::string>& overrides) {
 }  // namespace
 }  // namespace envtune
 
-// eval / sft / model: torch-side user commands that parse their own flags (actor/evaluation.h,
-// learner/sft.h, model/cli.h).
+// eval / sft / plan / model: torch-side user commands that parse their own flags
+// (deploy/commands/*.h, model/cli.h).
 #ifdef ENVTUNE_HAS_TORCH
-#include "actor/evaluation.h"
 #include "model/cli.h"
 #endif
 #ifdef ENVTUNE_HAS_LEARNER
-#include "learner/plan_command.h"
-#include "learner/sft.h"
+#include "deploy/commands/eval_command.h"
+#include "deploy/commands/plan_command.h"
+#include "deploy/commands/sft_command.h"
 #endif
 
 int main(int argc, char** argv) {
@@ -390,14 +390,16 @@ int main(int argc, char** argv) {
   std::string command = argv[1];
   // eval, sft and model parse their own flags (before absl sees them).
 #ifdef ENVTUNE_HAS_TORCH
-  if (command == "eval" || command == "model") {
+  if (command == "model") {
     std::vector<std::string> sub(argv + 2, argv + argc);
-    return command == "eval"
-               ? envtune::RunEvalCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr)
-               : envtune::RunModelCommand(sub, std::cin, std::cout, std::cerr);
+    return envtune::RunModelCommand(sub, std::cin, std::cout, std::cerr);
   }
 #endif
 #ifdef ENVTUNE_HAS_LEARNER
+  if (command == "eval") {
+    std::vector<std::string> sub(argv + 2, argv + argc);
+    return envtune::RunEvalCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr);
+  }
   if (command == "sft") {
     std::vector<std::string> sub(argv + 2, argv + argc);
     return envtune::RunSftCommand(sub, ENVTUNE_DEFAULT_DATA_DIR, std::cout, std::cerr);

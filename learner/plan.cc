@@ -2,13 +2,34 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "learner/learner_role.h"
+#include "model/model_spec.h"
 #include "nlohmann/json.hpp"
 
 namespace envtune {
 namespace {
+
+// Qwen2.5's published config.json architectures (bf16 checkpoints): the tiny model's
+// architecture (TinyQwen2Config: Qwen2, rope_theta 1e6, qkv bias, Qwen's special tokens) at
+// their sizes.
+struct KnownModel {
+  const char* name;  // lower case, without "-instruct"
+  TinyQwen2Spec sizes;
+};
+const KnownModel kKnownModels[] = {
+    {"qwen2.5-0.5b", {151936, 896, 4864, 24, 14, 2, true}},
+    {"qwen2.5-1.5b", {151936, 1536, 8960, 28, 12, 2, true}},
+    {"qwen2.5-3b", {151936, 2048, 11008, 36, 16, 2, true}},
+    {"qwen2.5-7b", {152064, 3584, 18944, 28, 28, 4, false}},
+    {"qwen2.5-14b", {152064, 5120, 13824, 48, 40, 8, false}},
+};
+
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // model/score.cc: rows per vocabulary chunk keep one [rows, vocab] fp32 buffer near 64 MiB.
@@ -224,6 +245,21 @@ std::string PlansToJson(const std::vector<RolePlan>& plans) {
                      {"fits", p.fits}});
   }
   return nlohmann::json({{"roles", roles}}).dump(2);
+}
+
+std::optional<ModelConfig> KnownModelConfig(std::string_view name) {
+  std::string base = absl::AsciiStrToLower(std::filesystem::path(name).filename().string());
+  if (base.empty()) {
+    base = absl::AsciiStrToLower(std::filesystem::path(name).parent_path().filename().string());
+  }
+  if (absl::EndsWith(base, "-instruct")) base.resize(base.size() - 9);
+  for (const KnownModel& k : kKnownModels) {
+    if (base != k.name) continue;
+    ModelConfig c = TinyQwen2Config(k.sizes);
+    c.torch_dtype = "bfloat16";
+    return c;
+  }
+  return std::nullopt;
 }
 
 }  // namespace envtune

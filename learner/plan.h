@@ -16,7 +16,9 @@
 #define ENVTUNE_LEARNER_PLAN_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/config.h"
@@ -68,6 +70,9 @@ struct ActorPlanInputs {
 
 // Parameters of the model (embeddings, decoder layers, norms, lm_head unless tied).
 int64_t ParameterCount(const ModelConfig& model);
+// The config.json of a known checkpoint (Qwen2.5-{0.5B,1.5B,3B,7B,14B}[-Instruct], bf16) named
+// like `name`'s last path component; nullopt for any other name.
+std::optional<ModelConfig> KnownModelConfig(std::string_view name);
 // Key/value bytes one token occupies in every layer's cache.
 int64_t KvBytesPerToken(const ModelConfig& model, int dtype_bytes);
 

@@ -1,8 +1,9 @@
 // Supervised fine-tuning on ground-truth trajectories: the paper's SFT baseline and the tiny
-// default's warm start (`envtune sft --config FILE [sft.key=value ...]`).
+// default's warm start (`envtune sft --config FILE [sft.key=value ...]`, deploy/commands/
+// sft_command.h).
 //
 // Data: every selected task (default: the train split, all four categories) is played by the
-// ground-truth policy (actor/evaluation.h) against the in-process episode engine under BFCL's
+// ground-truth policy (episodes/evaluation.h) against the in-process episode engine under BFCL's
 // evaluation semantics, in the chosen output format, so the conversations carry exactly the
 // system prompts, observations and reveal messages the policy sees in training/evaluation. Each
 // conversation is rendered with the Qwen2.5 chat template and tokenized segment by segment (as
@@ -121,11 +122,6 @@ struct SftResult {
 
 // The whole run; progress lines go to `log` (may be null).
 absl::StatusOr<SftResult> RunSft(const SftOptions& options, std::ostream* log);
-
-// `envtune sft --config FILE [sft.key=value ...]`. 0 ok, 1 failure, 2 usage/config error.
-// `default_data_dir` replaces data_dir's default when the config does not set it.
-int RunSftCommand(const std::vector<std::string>& args, const std::string& default_data_dir,
-                  std::ostream& out, std::ostream& err);
 
 }  // namespace envtune
 

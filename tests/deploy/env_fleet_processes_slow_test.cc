@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_format.h"
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 #include "common/channels.h"
 #include "deploy/process.h"
 #include "deploy/status_command.h"

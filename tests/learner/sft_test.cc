@@ -1,5 +1,6 @@
 // SFT on ground-truth trajectories: assistant-only masks, data from the ground-truth policy in both
-// formats, a tiny run whose loss falls and whose checkpoint loads, and config checking.
+// formats, a tiny run whose loss falls and whose checkpoint loads (config checking:
+// tests/deploy/commands/sft_command_test.cc).
 #include "learner/sft.h"
 
 #include <unistd.h>
@@ -133,19 +134,6 @@ TEST_F(SftTest, TinyRunLowersTheLossAndWritesALoadableCheckpoint) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ((*p)->config().vocab_size, tokenizer_->vocab_size());
   fs::remove_all(o.output_dir);
-}
-
-TEST_F(SftTest, ConfigErrorsAreUsageErrors) {
-  const std::string cfg = Temp("cfg") + ".yaml";
-  { std::ofstream(cfg) << "sft:\n  epochs: 1\n  lrr: 0.1\nlearner: {anything: 1}\n"; }
-  std::ostringstream out, err;
-  EXPECT_EQ(RunSftCommand({"--config", cfg}, SourceDir() + "/data", out, err), 2);
-  EXPECT_NE(err.str().find("lrr"), std::string::npos) << err.str();
-  { std::ofstream(cfg) << "sft:\n  format: hermes\n"; }
-  EXPECT_EQ(RunSftCommand({"--config", cfg}, SourceDir() + "/data", out, err), 2);
-  EXPECT_EQ(RunSftCommand({"--config", cfg, "stray"}, SourceDir() + "/data", out, err), 2);
-  EXPECT_EQ(RunSftCommand({"--bogus"}, SourceDir() + "/data", out, err), 2);
-  fs::remove(cfg);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 #include "coordinator/service.h"
 #include "envserver/env_service.h"
 #include "envserver/fleet_member.h"

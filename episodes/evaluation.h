@@ -16,10 +16,10 @@
 //   steps run in parallel and are applied in task order; finished episodes are replaced by the
 //   next tasks. The batch composition depends only on the task list, so greedy runs are
 //   deterministic. EvaluateTask is the single-task form (what an actor's evaluation lease calls).
-// * Report: accuracy per category and overall (BFCL's multi-turn overall = unweighted mean over
-//   the categories evaluated; the task-weighted mean is reported too), mean progress reward,
-//   failure types (BFCL error types) and finish reasons; JSON and a Markdown table. No timings in
-//   the report, so equal runs give byte-identical reports.
+// * TaskEvaluationJson: one results.jsonl line per task. The report (accuracy per category, JSON
+//   and Markdown) and `envtune eval` live in deploy/commands/eval_report.h and eval_command.h;
+//   task selection (splits, categories) in episodes/task_selection.h; the ground-truth reply
+//   texts next to the task catalog (envserver/ground_truth_reply.h).
 //
 // Budgets outside BFCL (documented deviations, both rare): a conversation longer than
 // max_context_tokens or more than max_replies replies ends the episode ("context_budget" /
@@ -27,8 +27,8 @@
 // judges multi_turn:force_terminated. A policy error fails that task as
 // multi_turn:inference_error.
 // Thread safety: one EvaluateTasks at a time per policy; envs are thread-safe.
-#ifndef ENVTUNE_ACTOR_EVALUATION_H_
-#define ENVTUNE_ACTOR_EVALUATION_H_
+#ifndef ENVTUNE_EPISODES_EVALUATION_H_
+#define ENVTUNE_EPISODES_EVALUATION_H_
 
 #include <cstdint>
 #include <functional>
@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 #include "envserver/checker.h"
 #include "envserver/episode.h"
 #include "envserver/task_catalog.h"
@@ -107,16 +107,6 @@ absl::StatusOr<std::unique_ptr<EvalPolicy>> ModelEvalPolicy(PolicyImpl* policy,
 std::unique_ptr<EvalPolicy> GroundTruthEvalPolicy(const TaskCatalog* catalog);
 std::unique_ptr<EvalPolicy> NoCallsEvalPolicy();
 
-// Texts the ground-truth policy (and SFT) use. `calls` are BFCL ground-truth call strings.
-// Prompting: "[f(a=1), g(b='x')]" with keyword arguments only (positionals named from the doc).
-// EnvTuning: "<think>...</think>\n<tool_call>[{"name":..,"arguments":{..}}]</tool_call>".
-// Hermes: one "<tool_call>\n{...}\n</tool_call>" block per call.
-absl::StatusOr<std::string> GroundTruthCallsReply(const TaskCatalog& catalog, const BfclTask& task,
-                                                  v1::OutputFormat format,
-                                                  const std::vector<std::string>& calls);
-// The final answer of a turn: `cannot_serve` for turns whose ground truth is empty.
-std::string GroundTruthAnswerReply(v1::OutputFormat format, bool cannot_serve);
-
 // ---- running ----
 struct EvalOptions {
   v1::OutputFormat format = v1::OUTPUT_FORMAT_BFCL_PROMPTING;
@@ -164,44 +154,6 @@ v1::EpisodeStats EvalEpisodeStats(const TaskEvaluation& result, const std::strin
 // reason, turn replies, turn scores, the conversation.
 nlohmann::ordered_json TaskEvaluationJson(const TaskEvaluation& result);
 
-struct EvalReport {
-  struct Row {
-    int tasks = 0;
-    int correct = 0;
-    double accuracy = 0.0;
-    double mean_progress = 0.0;
-  };
-  std::map<std::string, Row> categories;  // keyed by category, printed in BFCL's order
-  Row overall_tasks;                      // task-weighted
-  double overall_accuracy = 0.0;          // unweighted mean over categories (BFCL)
-  std::map<std::string, int> failure_types;
-  std::map<std::string, int> finish_reasons;
-};
-EvalReport BuildEvalReport(const std::vector<TaskEvaluation>& results);
-nlohmann::ordered_json EvalReportJson(const EvalReport& report, const nlohmann::ordered_json& meta);
-std::string EvalReportMarkdown(const EvalReport& report, const nlohmann::ordered_json& meta);
-
-// ---- task selection ----
-// Short category name ("base") of a category or task id ("multi_turn_base", "multi_turn_base_3").
-std::string ShortCategory(std::string_view category_or_id);
-struct TaskSelection {
-  std::vector<std::string> categories;  // short or long names; empty = all four
-  std::string subset = "val,test";      // comma list of train|val|test, or "all"
-  std::string tasks_file;               // optional: one id per line (# comments, blanks ok)
-  int limit = 0;                        // 0 = all; else the first `limit` selected ids
-};
-// Task ids in catalog order matching the selection. `data_dir` holds splits/*.txt.
-absl::StatusOr<std::vector<std::string>> SelectEvalTasks(const TaskCatalog& catalog,
-                                                         const std::string& data_dir,
-                                                         const TaskSelection& selection);
-
-// `envtune eval ...` (flags documented in the usage text EvalCommandUsage()). Exit code:
-// 0 ok, 1 runtime failure, 2 usage error. Progress goes to `err`, the summary table to `out`.
-// `default_data_dir` is used when --data_dir is not given.
-int RunEvalCommand(const std::vector<std::string>& args, const std::string& default_data_dir,
-                   std::ostream& out, std::ostream& err);
-const char* EvalCommandUsage();
-
 }  // namespace envtune
 
-#endif  // ENVTUNE_ACTOR_EVALUATION_H_
+#endif  // ENVTUNE_EPISODES_EVALUATION_H_

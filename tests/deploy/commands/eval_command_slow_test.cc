@@ -1,5 +1,5 @@
 // `envtune eval` with a tiny random Qwen2 on the full BFCL prompts (long prefills: slow). The
-// ground-truth acceptance over all 800 tasks is in evaluation_test.cc.
+// ground-truth acceptance over all 800 tasks is in tests/episodes/evaluation_test.cc.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -7,9 +7,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "actor/evaluation.h"
+#include "deploy/commands/eval_command.h"
 #include "gtest/gtest.h"
 #include "model/cli.h"
+#include "model/text/tokenizer.h"
 #include "model/text/text_tools.h"
 
 namespace envtune {

@@ -1,4 +1,4 @@
-#include "learner/plan_command.h"
+#include "deploy/commands/plan_command.h"
 
 #include <unistd.h>
 
@@ -20,21 +20,6 @@
 namespace envtune {
 namespace {
 
-// Qwen2.5's published config.json architectures (bf16 checkpoints): the tiny model's
-// architecture (TinyQwen2Config: Qwen2, rope_theta 1e6, qkv bias, Qwen's special tokens) at
-// their sizes.
-struct KnownModel {
-  const char* name;  // lower case, without "-instruct"
-  TinyQwen2Spec sizes;
-};
-const KnownModel kKnownModels[] = {
-    {"qwen2.5-0.5b", {151936, 896, 4864, 24, 14, 2, true}},
-    {"qwen2.5-1.5b", {151936, 1536, 8960, 28, 12, 2, true}},
-    {"qwen2.5-3b", {151936, 2048, 11008, 36, 16, 2, true}},
-    {"qwen2.5-7b", {152064, 3584, 18944, 28, 28, 4, false}},
-    {"qwen2.5-14b", {152064, 5120, 13824, 48, 40, 8, false}},
-};
-
 int DtypeBytes(const std::string& dtype) {
   const std::string d = absl::AsciiStrToLower(dtype);
   return d == "bfloat16" || d == "float16" || d == "bf16" || d == "f16" ? 2 : 4;
@@ -48,21 +33,6 @@ int64_t MachineMemory() {
 }
 
 }  // namespace
-
-std::optional<ModelConfig> KnownModelConfig(std::string_view name) {
-  std::string base = absl::AsciiStrToLower(std::filesystem::path(name).filename().string());
-  if (base.empty()) {
-    base = absl::AsciiStrToLower(std::filesystem::path(name).parent_path().filename().string());
-  }
-  if (absl::EndsWith(base, "-instruct")) base.resize(base.size() - 9);
-  for (const KnownModel& k : kKnownModels) {
-    if (base != k.name) continue;
-    ModelConfig c = TinyQwen2Config(k.sizes);
-    c.torch_dtype = "bfloat16";
-    return c;
-  }
-  return std::nullopt;
-}
 
 int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   constexpr const char* kUsage =

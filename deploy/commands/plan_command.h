@@ -1,6 +1,7 @@
 // `envtune plan --config FILE [--gpus N] [--gpu_memory GIB] [--model_config FILE] [--json]
 //  [key.sub=value ...]`: the memory each role of the run needs per device (learner/plan.h) and
-// whether it fits, before any GPU is rented.
+// whether it fits, before any GPU is rented. Reads the learner's and the actor's config sections
+// (learner/learner_role.h, actor/actor.h), hence its place above both.
 //
 // The model comes from model.path/config.json; when that directory is not on this machine (the
 // weights are not downloaded yet) a Qwen2.5 checkpoint is recognised by its directory name
@@ -8,24 +9,17 @@
 // model.path is the tiny default. --gpus sets the learner's ranks (learner.distributed.
 // world_size); --gpu_memory the memory of one GPU (GiB, default 80); CPU roles are judged
 // against this machine's RAM. Exit codes: 0 every role fits, 1 one does not, 2 usage or config.
-#ifndef ENVTUNE_LEARNER_PLAN_COMMAND_H_
-#define ENVTUNE_LEARNER_PLAN_COMMAND_H_
+#ifndef ENVTUNE_DEPLOY_COMMANDS_PLAN_COMMAND_H_
+#define ENVTUNE_DEPLOY_COMMANDS_PLAN_COMMAND_H_
 
-#include <optional>
 #include <ostream>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "model/config.h"
-
 namespace envtune {
-
-// The config.json of a known checkpoint named like `name`'s last path component.
-std::optional<ModelConfig> KnownModelConfig(std::string_view name);
 
 int RunPlanCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace envtune
 
-#endif  // ENVTUNE_LEARNER_PLAN_COMMAND_H_
+#endif  // ENVTUNE_DEPLOY_COMMANDS_PLAN_COMMAND_H_

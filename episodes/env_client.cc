@@ -1,4 +1,4 @@
-#include "actor/env_client.h"
+#include "episodes/env_client.h"
 
 #include <algorithm>
 #include <chrono>

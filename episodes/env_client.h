@@ -24,8 +24,8 @@
 //   "env server ipv4:127.0.0.1:5001 (Step, attempt 3/3): connection refused"
 //   "env server 127.0.0.1:5001 (Step, attempt 41 in 2m0s): connection refused"
 // Thread safety: thread-safe; calls block the calling thread (run them on a pool).
-#ifndef ENVTUNE_ACTOR_ENV_CLIENT_H_
-#define ENVTUNE_ACTOR_ENV_CLIENT_H_
+#ifndef ENVTUNE_EPISODES_ENV_CLIENT_H_
+#define ENVTUNE_EPISODES_ENV_CLIENT_H_
 
 #include <atomic>
 #include <map>
@@ -132,4 +132,4 @@ class EnvClient {
 
 }  // namespace envtune
 
-#endif  // ENVTUNE_ACTOR_ENV_CLIENT_H_
+#endif  // ENVTUNE_EPISODES_ENV_CLIENT_H_
