@@ -79,6 +79,7 @@ void ReadActorOptions(ConfigReader& reader, ActorOptions* o) {
       "actor.max_episode_seconds", absl::ToDoubleSeconds(r.max_episode_time)));
   r.batch_gather = absl::Milliseconds(
       reader.Get<int64_t>("actor.batch_gather_ms", absl::ToInt64Milliseconds(r.batch_gather)));
+  r.lockstep = reader.Get<bool>("actor.lockstep", r.lockstep);
   r.seed = reader.Get<uint64_t>("actor.seed", r.seed);
   r.reuse_kv_cache = reader.Get<bool>("actor.reuse_kv_cache", r.reuse_kv_cache);
   std::string kv_budget;  // the current value, as the key would spell it

@@ -12,12 +12,12 @@
 //         -> CompleteLease with one EpisodeStats per episode (valid = BFCL verdict).
 // Stage changes take effect at episode boundaries: every episode runs under its lease's stage
 // options. Episodes end with "time_budget" rpc_timeout before their lease's
-// deadline, so the lease is completed before the coordinator re-issues it. If the learner cannot provide a lease's min_policy_version within weights_timeout,
-// the lease's episodes are completed as failed and the error names the learner and phase.
-// Every RPC has a deadline; errors name the peer and the phase. Rollout errors (KV budget,
-// out of memory, generation failures) end Run with that error instead of failing episodes. Stop() ends the loop at the
-// next boundary; in-flight episodes end as cancelled and their leases are left to expire
-// (the coordinator re-issues them).
+// deadline, so the lease is completed before the coordinator re-issues it. If the learner cannot
+// provide a lease's min_policy_version within weights_timeout, the lease's episodes are completed
+// as failed and the error names the learner and phase. Every RPC has a deadline; errors name the
+// peer and the phase. Rollout errors (KV budget, out of memory, generation failures) end Run with
+// that error instead of failing episodes. Stop() ends the loop at the next boundary; in-flight
+// episodes end as cancelled and their leases are left to expire (the coordinator re-issues them).
 //
 // YAML (`actor:` section; every key optional, unknown keys are errors):
 //   concurrency: 64            episodes in flight at once
@@ -30,6 +30,8 @@
 //   max_episode_tokens: 32768  whole conversation when the lease does not set one ("token_budget")
 //   max_episode_seconds: 1800  wall time per episode ("time_budget")
 //   batch_gather_ms: 20        wait for in-flight env replies before a generation batch
+//   lockstep: false            wait for all of them instead: batches, samples and log-probs
+//                              depend on the episodes alone (bitwise-reproducible seeded runs)
 //   reuse_kv_cache: true       keep each episode's keys/values between replies (prefill only
 //                              the observation, not the whole conversation)
 //   kv_budget: ""              key/value memory of the episodes in flight: "" = unlimited (only

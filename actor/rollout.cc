@@ -591,12 +591,22 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     };
     collect();
     if (!sampled.empty() || !greedy.empty()) {
-      // Give env replies still in flight a moment to join this batch.
+      // Give env replies still in flight a moment to join this batch; in lockstep, wait for all
+      // of them (checking for cancellation), so the batch is every episode not done.
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait_for(lock, absl::ToChronoMilliseconds(options_.batch_gather),
-                    [&] { return completions.size() >= in_flight; });
+        auto all_replied = [&] { return completions.size() >= in_flight; };
+        if (options_.lockstep) {
+          while (!cv.wait_for(lock, std::chrono::milliseconds(200), all_replied) && !cancelled()) {
+          }
+        } else {
+          cv.wait_for(lock, absl::ToChronoMilliseconds(options_.batch_gather), all_replied);
+        }
         batch.swap(completions);
+      }
+      if (cancelled()) {
+        drain(batch);
+        continue;
       }
       drain(batch);
       collect();

@@ -4,7 +4,8 @@
 // is generated in ONE Generate batch (a greedy batch and a sampled batch when both kinds wait);
 // env calls (StartEpisode/Step) run on a thread pool, so an episode waiting for an env server
 // never blocks the others. After each batch the engine waits at most `batch_gather` for env
-// replies still in flight before the next batch, trading a little latency for larger batches.
+// replies still in flight before the next batch, trading a little latency for larger batches
+// (`lockstep`: for all of them, for reproducible batches).
 //
 // Token in, token out: a trajectory's token_ids are the rendered and tokenized opening messages
 // (loss mask 0), then for each model reply exactly the sampled ids (mask 1, behaviour log-probs
@@ -15,10 +16,10 @@
 //
 // Budgets per episode: model replies (max_model_turns -> "turn_budget"), tokens of the whole
 // conversation (max_episode_tokens -> "token_budget"; each generation is capped at the remaining
-// room), wall time (max_episode_time or the spec's deadline -> "time_budget"). An episode over budget is delivered
-// with its reward so far. An episode whose env calls fail (after EnvClient's retries) or whose
-// text cannot be rendered is delivered with failed=true, no tokens and the error, so its GRPO
-// group is still accounted for.
+// room), wall time (max_episode_time or the spec's deadline -> "time_budget"). An episode over
+// budget is delivered with its reward so far. An episode whose env calls fail (after EnvClient's
+// retries) or whose text cannot be rendered is delivered with failed=true, no tokens and the error,
+// so its GRPO group is still accounted for.
 //
 // KV budget (RolloutOptions::kv_budget): each episode reserves max_episode_tokens x
 // KvBytesPerToken (model/generate.h: 2 x layers x kv heads x head_dim x dtype bytes) of
@@ -83,6 +84,12 @@ struct RolloutOptions {
   int64_t max_episode_tokens = 32768; // whole conversation, prompt included
   absl::Duration max_episode_time = absl::Minutes(30);
   absl::Duration batch_gather = absl::Milliseconds(20);
+  // Lockstep: before each generation batch wait for every env call in flight (not at most
+  // batch_gather), so each batch holds every episode that is not done, in episode order. The
+  // batches, and with them every sampled token and log-prob, are then a function of the
+  // episodes alone, so a seeded run is bitwise reproducible at any concurrency; costs the
+  // overlap of env calls with generation.
+  bool lockstep = false;
   uint64_t seed = 0;                  // mixed into every batch's sampling seed
   // Keep each episode's keys/values between its replies, so a reply prefills only the tokens
   // added since the last one (the observation) instead of the whole conversation. Costs the

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +67,9 @@ class FakeEnvService final : public v1::EnvService::Service {
 
   std::atomic<int> steps_served{0};
   std::atomic<bool> unavailable{false};  // answer everything with UNAVAILABLE (draining)
+  // Each Step also sleeps a random 0..max_jitter_us microseconds, drawn from the clock, so the
+  // order replies arrive in differs from run to run (as on a real, loaded fleet).
+  std::atomic<int> max_jitter_us{0};
 
   grpc::Status StartEpisode(grpc::ServerContext*, const v1::StartEpisodeRequest* request,
                             v1::StartEpisodeResponse* response) override {
@@ -90,6 +94,13 @@ class FakeEnvService final : public v1::EnvService::Service {
                     v1::StepResponse* response) override {
     if (unavailable) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+    if (const int jitter = max_jitter_us.load(); jitter > 0) {
+      thread_local std::mt19937 jitter_rng(
+          static_cast<uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count() ^
+                                std::hash<std::thread::id>()(std::this_thread::get_id())));
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(std::uniform_int_distribution<int>(0, jitter)(jitter_rng)));
+    }
     std::vector<std::string> parts = absl::StrSplit(request->episode_state(), '|');
     FakeTask task;
     uint64_t seed = 0;
