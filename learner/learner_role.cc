@@ -120,8 +120,8 @@ void ReadLearnerOptions(ConfigReader& r, LearnerRoleOptions* o) {
   r.AddBounds(kLearnerBounds);
   o->model_path = r.Get<std::string>("model.path", o->model_path);
   ReadTinyQwen2Spec(r, "model", &o->tiny);
-  // The rest of `model:` belongs to other roles.
-  r.MarkRead("model");
+  // model.seed seeds `envtune model init` only; any other key under `model:` is unknown.
+  r.MarkRead("model.seed");
 
   const std::string p = "learner.";
   o->train_batch_groups = r.Get<int>(p + "train_batch_groups", o->train_batch_groups);
