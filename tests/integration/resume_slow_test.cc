@@ -6,7 +6,9 @@
 // continues each to the end of the curriculum: the learner starts from the step-<k> checkpoint
 // (not step 0), the coordinator from its state of step k (the stage is right), the run finishes
 // with a full final checkpoint of step 4, and every step's weights are bitwise those of the
-// uninterrupted run.
+// uninterrupted run. Every step trains on generated tokens (loss tokens and gradient norm
+// above 0), with actor.lockstep. A second test: two seeded runs whose 8 episodes a step share
+// generation batches end every step with bitwise-equal weights.
 #include <signal.h>
 #include <sys/types.h>
 
@@ -40,7 +42,11 @@ using integration::TinyLearnerYaml;
 constexpr int kFinalStep = 4;
 
 // No learner.checkpoint_dir: the launcher puts checkpoints in <run_dir>/checkpoints.
-std::string Config(const std::string& run_dir) {
+// `group_size` and `concurrency` set the actor's batches (the kill-and-resume runs use groups of
+// 2); actor.lockstep makes them a function of the episodes alone. max_episode_tokens leaves
+// room for replies after the opening prompt (below its length, every episode would end before
+// the policy replies and no step would train on anything).
+std::string Config(const std::string& run_dir, int group_size = 2, int concurrency = 4) {
   return absl::StrCat(R"(
 launch:
   env_servers: 1
@@ -58,17 +64,35 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+       group_size: )", group_size, R"(, max_new_tokens: 12, max_episode_tokens: 32768,
+       advance: {after_steps: 2}}
     - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+       group_size: )", group_size, R"(, max_new_tokens: 12, max_episode_tokens: 32768,
+       advance: {after_steps: 2}}
 )", TinyLearnerYaml("  checkpoint_every: 1\n  seed: 5\n"),
                       R"(actor:
-  concurrency: 4
+  concurrency: )", concurrency, R"(
+  lockstep: true
   max_model_turns: 2
   max_episode_seconds: 300
   seed: 9
   tokenizer: )", SourceDir(), R"(/third_party/qwen-tokenizer
 )");
+}
+
+// Every learner step of the run in `dir` trained on generated tokens, `episodes` a step.
+void ExpectEveryStepTrained(const std::string& dir, double episodes) {
+  const auto lines = integration::ReadJsonLines(dir + "/metrics.jsonl");
+  int trained = 0;
+  for (const auto& line : lines) {
+    if (!line.contains("metrics") || line.value("step", 0) < 1) continue;
+    const auto& m = line["metrics"];
+    EXPECT_EQ(m.value("episodes/total", 0.0), episodes) << line.dump();
+    EXPECT_GT(m.value("loss_tokens", 0.0), 0.0) << line.dump();
+    EXPECT_GT(m.value("grad_norm", 0.0), 0.0) << line.dump();
+    ++trained;
+  }
+  EXPECT_GE(trained, kFinalStep) << dir;
 }
 
 class ResumeTest : public ::testing::Test {
@@ -98,6 +122,38 @@ class ResumeTest : public ::testing::Test {
   }
 };
 
+// Two seeded runs, each step training on 2 groups of 4 whose 8 episodes the actor generates in
+// shared batches (concurrency 8) under actor.lockstep, end every step with bitwise-equal
+// weights. (Without lockstep a row's log-probs depend on which rows share its batch, and batches
+// form by env timing: docs/operations.md "Reproducibility".)
+TEST_F(ResumeTest, SeededRunsWithSharedGenerationBatchesAreBitwiseEqual) {
+  const std::string root = integration::RunDir("envtune_reproducible");
+  std::filesystem::remove_all(root);
+  std::vector<std::string> dirs;
+  for (const char* name : {"a", "b"}) {
+    const std::string dir = absl::StrCat(root, "/", name);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/config.in.yaml")
+        << Config(dir, /*group_size=*/4, /*concurrency=*/8);
+    absl::StatusOr<ChildProcess> run =
+        Train(dir, {"--config=" + dir + "/config.in.yaml", "learner.train_batch_groups=2"});
+    ASSERT_TRUE(run.ok()) << run.status();
+    std::optional<int> rc = WaitExit(*run, absl::Minutes(8));
+    ASSERT_TRUE(rc.has_value()) << "run " << name << " did not finish:\n" << run->LogTail(4000);
+    ASSERT_EQ(*rc, 0) << run->LogTail(4000);
+    dirs.push_back(dir);
+  }
+  for (int step = 1; step <= kFinalStep; ++step) {
+    absl::StatusOr<std::string> x =
+        ReadFileToString(absl::StrCat(dirs[0], "/checkpoints/step-", step, "/model.safetensors"));
+    absl::StatusOr<std::string> y =
+        ReadFileToString(absl::StrCat(dirs[1], "/checkpoints/step-", step, "/model.safetensors"));
+    ASSERT_TRUE(x.ok() && y.ok()) << step;
+    EXPECT_TRUE(*x == *y) << "step-" << step << " weights differ between two seeded runs";
+  }
+  ExpectEveryStepTrained(dirs[0], 8);
+}
+
 TEST_F(ResumeTest, KilledLearnerResumesFromItsCheckpointToTheEnd) {
   const std::string root = integration::RunDir("envtune_resume");
   std::filesystem::remove_all(root);
@@ -120,6 +176,7 @@ TEST_F(ResumeTest, KilledLearnerResumesFromItsCheckpointToTheEnd) {
       ReadCheckpointInfo(whole_dir + "/checkpoints/final");
   ASSERT_TRUE(whole_final.ok()) << whole_final.status();
   EXPECT_EQ(whole_final->step, kFinalStep);
+  ExpectEveryStepTrained(whole_dir, 2);
 
   absl::StatusOr<std::string> whole_weights =
       ReadFileToString(whole_dir + "/checkpoints/final/model.safetensors");
