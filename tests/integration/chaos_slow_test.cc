@@ -60,10 +60,10 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768,
        advance: {after_steps: )", kStepsPerStage, R"(}}
     - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768,
        advance: {after_steps: )", kStepsPerStage, R"(}}
 )", TinyLearnerYaml(absl::StrCat("  checkpoint_every: 1\n  keep_checkpoints: 3\n  ledger_path: ",
                                    dir, "/trajectories.jsonl\n")),

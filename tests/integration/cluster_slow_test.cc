@@ -42,9 +42,9 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768, advance: {after_steps: 2}}
     - {name: hints, split: train, categories: [base], limit: 2, reward: progress,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000, advance: {after_steps: 2}}
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768, advance: {after_steps: 2}}
 )", TinyLearnerYaml(absl::StrCat("  ledger_path: ", dir, "/trajectories.jsonl\n")), R"(actor:
   concurrency: 4
   max_model_turns: 3
@@ -127,10 +127,14 @@ TEST(ClusterTest, ShortCurriculumDeliversEveryEpisodeExactlyOnce) {
     metrics.insert(m["name"].get<std::string>());
     values[m["name"].get<std::string>()] = m["value"].get<double>();
   }
-  // Flow control kept every trained group within the staleness bound; nothing is left in flight.
+  // Flow control kept every trained group within the staleness bound. Left in flight at the
+  // end: at most the window's surplus over the last step's batch (groups rolled out, with
+  // max_policy_staleness 1, for a step the finished curriculum never takes).
   EXPECT_LE(values["staleness/max"], 1.0) << status.dump();
   EXPECT_EQ(values["groups/dropped_stale"], 0.0) << status.dump();
-  EXPECT_EQ(status["groups_in_flight"], "0") << status.dump();
+  EXPECT_LE(std::stoll(status["groups_in_flight"].get<std::string>()),
+            std::stoll(status["max_groups_in_flight"].get<std::string>()) - 1)
+      << status.dump();
   EXPECT_TRUE(metrics.count("stage1/reward")) << status.dump();
   EXPECT_TRUE(metrics.count("stage2/reward")) << status.dump();
   EXPECT_TRUE(std::filesystem::exists(dir + "/run/metrics.svg"));

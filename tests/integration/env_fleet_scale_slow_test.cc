@@ -47,7 +47,7 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 4, reward: format,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768,
        advance: {after_steps: 100000}}
 )", TinyLearnerYaml(absl::StrCat("  ledger_path: ", dir, "/trajectories.jsonl\n")), R"(actor:
   concurrency: 8

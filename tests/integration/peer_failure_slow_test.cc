@@ -49,7 +49,7 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 2, reward: format,
-       group_size: 2, max_new_tokens: 12, max_episode_tokens: 6000,
+       group_size: 2, max_new_tokens: 12, max_episode_tokens: 32768,
        advance: {after_steps: 1000}}
 )", TinyLearnerYaml("  rpc_timeout_ms: 2000\n"), R"(actor:
   concurrency: 4

@@ -36,7 +36,7 @@ coordinator:
 curriculum:
   stages:
     - {name: syntax, split: train, categories: [base], limit: 1, reward: format,
-       group_size: 2, max_new_tokens: 8, max_episode_tokens: 6000, advance: {after_steps: 30}}
+       group_size: 2, max_new_tokens: 8, max_episode_tokens: 32768, advance: {after_steps: 30}}
 )", TinyLearnerYaml(""), R"(actor:
   concurrency: 2
   max_model_turns: 2

@@ -238,7 +238,7 @@ int64_t CheckpointStep(const fs::path& checkpoint) {
 std::string Config(int steps_per_stage) {
   const std::string stage = absl::StrCat(
       "split: train, categories: [base], limit: 2, group_size: 2, max_new_tokens: 12, "
-      "max_episode_tokens: 6000, advance: {after_steps: ",
+      "max_episode_tokens: 32768, advance: {after_steps: ",
       steps_per_stage, "}}\n");
   return absl::StrCat(R"(coordinator:
   heartbeat_interval_ms: 500
