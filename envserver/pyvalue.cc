@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/utf8.h"
@@ -1111,12 +1112,99 @@ bool IsIntegerLexeme(std::string_view s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
 }
 
+// json.loads also reads the literals NaN, Infinity and -Infinity where a value may stand.
+// nlohmann does not, so outside strings each such literal, standing alone as a token, is
+// replaced by a number of the same length ("0" and spaces) and its ordinal among the text's
+// number tokens is recorded with its value; the builder gives those numbers that value. A
+// literal glued to other characters ("-NaN", "1NaN", "NaNa") is left as it is, an error as in
+// Python. Returns the text to parse: `text` itself when it holds no such literal.
+struct NonFiniteNumber {
+  size_t ordinal;  // among the number tokens of the text, from 0
+  double value;
+};
+std::string_view ReplaceNonFiniteLiterals(std::string_view text, std::string* storage,
+                                          std::vector<NonFiniteNumber>* found) {
+  static constexpr struct {
+    std::string_view literal;
+    double value;
+  } kLiterals[] = {{"NaN", std::numeric_limits<double>::quiet_NaN()},
+                   {"Infinity", std::numeric_limits<double>::infinity()},
+                   {"-Infinity", -std::numeric_limits<double>::infinity()}};
+  auto word_char = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '+' ||
+           c == '-';
+  };
+  if (text.find("NaN") == std::string_view::npos &&
+      text.find("Infinity") == std::string_view::npos) {
+    return text;
+  }
+  size_t ordinal = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        i += 2;
+        continue;
+      }
+      if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      ++i;
+      continue;
+    }
+    bool replaced = false;
+    for (const auto& l : kLiterals) {
+      if (text.substr(i, l.literal.size()) != l.literal) continue;
+      const size_t end = i + l.literal.size();
+      if ((i > 0 && word_char(text[i - 1])) || (end < text.size() && word_char(text[end]))) break;
+      if (storage->empty()) storage->assign(text);
+      (*storage)[i] = '0';
+      for (size_t k = i + 1; k < end; ++k) (*storage)[k] = ' ';
+      found->push_back({ordinal++, l.value});
+      i = end;
+      replaced = true;
+      break;
+    }
+    if (replaced) continue;
+    if (absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
+        (c == '-' && i + 1 < text.size() &&
+         absl::ascii_isdigit(static_cast<unsigned char>(text[i + 1])))) {
+      ++ordinal;  // one number token: skip the rest of it
+      for (++i; i < text.size() &&
+                (absl::ascii_isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.' ||
+                 text[i] == 'e' || text[i] == 'E' || text[i] == '+' || text[i] == '-');
+           ++i) {
+      }
+      continue;
+    }
+    // Any other run of word characters (true, false, null, garbage) is skipped whole, so a
+    // literal inside it is not taken for one.
+    if (word_char(c)) {
+      while (i < text.size() && word_char(text[i])) ++i;
+      continue;
+    }
+    ++i;
+  }
+  return storage->empty() ? text : std::string_view(*storage);
+}
+
 class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
  public:
+  explicit PySaxBuilder(std::vector<NonFiniteNumber> non_finite = {})
+      : non_finite_(std::move(non_finite)) {}
+
   bool null() override { return Add(PyValue()); }
   bool boolean(bool b) override { return Add(PyValue::Bool(b)); }
-  bool number_integer(number_integer_t i) override { return Add(PyValue::Int(i)); }
+  bool number_integer(number_integer_t i) override {
+    if (std::optional<double> v = NonFinite()) return Add(PyValue::Float(*v));
+    return Add(PyValue::Int(i));
+  }
   bool number_unsigned(number_unsigned_t u) override {
+    if (std::optional<double> v = NonFinite()) return Add(PyValue::Float(*v));
     if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       return Add(PyValue::Int(static_cast<int64_t>(u)));
     }
@@ -1127,6 +1215,7 @@ class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
   // Floats are parsed again from their lexeme as doubles (strtod rounds correctly; 1e400 -> inf
   // as json.loads), never through the long double.
   bool number_float(number_float_t, const string_t& lexeme) override {
+    if (std::optional<double> v = NonFinite()) return Add(PyValue::Float(*v));
     if (!IsIntegerLexeme(lexeme)) return Add(PyValue::Float(std::strtod(lexeme.c_str(), nullptr)));
     const size_t digits = lexeme.size() - (lexeme[0] == '-' ? 1 : 0);
     if (digits > kIntMaxStrDigits) {
@@ -1175,6 +1264,14 @@ class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
   const std::string& error() const { return error_; }
 
  private:
+  // Counts one number token; its value when it stood for NaN/Infinity/-Infinity.
+  std::optional<double> NonFinite() {
+    const size_t ordinal = numbers_++;
+    if (next_ < non_finite_.size() && non_finite_[next_].ordinal == ordinal) {
+      return non_finite_[next_++].value;
+    }
+    return std::nullopt;
+  }
   bool TooDeep() {
     error_ = absl::StrCat("invalid JSON: nested deeper than ", kMaxJsonDepth, " levels");
     return false;
@@ -1194,6 +1291,9 @@ class PySaxBuilder : public nlohmann::json_sax<LongDoubleJson> {
   std::vector<std::string> keys_;
   PyValue result_;
   std::string error_;
+  std::vector<NonFiniteNumber> non_finite_;
+  size_t next_ = 0;     // the next entry of non_finite_
+  size_t numbers_ = 0;  // number tokens seen
 };
 
 }  // namespace
@@ -1203,10 +1303,13 @@ void AppendPyJsonString(std::string_view s, bool ensure_ascii, std::string* out)
 }
 
 absl::StatusOr<PyValue> PyValue::FromJson(std::string_view text) {
-  PySaxBuilder builder;
+  std::string replaced;
+  std::vector<NonFiniteNumber> non_finite;
+  const std::string_view parsed = ReplaceNonFiniteLiterals(text, &replaced, &non_finite);
+  PySaxBuilder builder(std::move(non_finite));
   bool ok = false;
   try {
-    ok = LongDoubleJson::sax_parse(text, &builder);
+    ok = LongDoubleJson::sax_parse(parsed, &builder);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
   }

@@ -273,11 +273,34 @@ TEST(PyValueFromJsonTest, ScalarsAndBigIntegers) {
 }
 
 TEST(PyValueFromJsonTest, ErrorsNamePosition) {
-  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "nul", "[1] x", "NaN"}) {
+  for (const char* bad : {"", "{", "[1,]", "{\"a\" 1}", "nul", "[1] x", "nan", "-NaN", "1NaN",
+                          "NaNa", "[Infinity1]", "+Infinity", "[NaN NaN]"}) {
     absl::StatusOr<PyValue> v = PyValue::FromJson(bad);
     ASSERT_FALSE(v.ok()) << bad;
     EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(v.status().message(), HasSubstr("JSON")) << bad;
+  }
+}
+
+// json.loads reads NaN, Infinity and -Infinity (and json.dumps writes them): as values, in
+// lists and dicts, among other numbers; inside strings they stay text.
+TEST(PyValueFromJsonTest, NonFiniteLiteralsAsJsonLoadsReadsThem) {
+  absl::StatusOr<PyValue> v = PyValue::FromJson(
+      R"({"a": [1, NaN, 2.5, Infinity, -Infinity, -3], "NaN": "Infinity", "b": -Infinity})");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->Repr(), "{'a': [1, nan, 2.5, inf, -inf, -3], 'NaN': 'Infinity', 'b': -inf}");
+  EXPECT_EQ(PyValue::FromJson("NaN")->Repr(), "nan");
+  EXPECT_EQ(PyValue::FromJson(" Infinity ")->Repr(), "inf");
+  EXPECT_EQ(PyValue::FromJson("[\"\\\"NaN\", NaN]")->Repr(), "['\"NaN', nan]");
+  // What PyJsonDumps writes for them parses back (found by fuzz/json_fuzz's smoke run: 1e3808).
+  for (const char* text : {"1e3808", "-1e3808", "[NaN]"}) {
+    absl::StatusOr<PyValue> value = PyValue::FromJson(text);
+    ASSERT_TRUE(value.ok()) << text;
+    absl::StatusOr<std::string> dumped = PyJsonDumps(*value);
+    ASSERT_TRUE(dumped.ok()) << text;
+    absl::StatusOr<PyValue> again = PyValue::FromJson(*dumped);
+    ASSERT_TRUE(again.ok()) << *dumped;
+    EXPECT_EQ(again->Repr(), value->Repr()) << *dumped;
   }
 }
 
