@@ -32,7 +32,8 @@ envtune::CoordinatorOptions Options(FuzzedDataProvider& in) {
     s.stage = i + 1;
     s.name = "s" + std::to_string(i + 1);
     for (int t = in.ConsumeIntegralInRange(1, 4); t > 0; --t) s.task_ids.push_back("t" + std::to_string(t));
-    s.reward_kind = in.ConsumeBool() ? "format" : "progress";
+    s.reward_kind =
+        in.ConsumeBool() ? envtune::v1::REWARD_KIND_FORMAT : envtune::v1::REWARD_KIND_PROGRESS;
     s.group_size = in.ConsumeIntegralInRange<uint32_t>(1, 8);
     s.anneal_steps = in.ConsumeIntegralInRange<int64_t>(0, 4);
     s.augment_end = in.ConsumeProbability<double>();
@@ -119,8 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else {
           r.set_worker_id(Pick(in, workers));
         }
-        absl::StatusOr<v1::Lease> lease = c.AcquireLease(r);
-        if (lease.ok()) leases.push_back(*lease);
+        absl::StatusOr<v1::AcquireLeaseResponse> got = c.AcquireLease(r);
+        if (got.ok() && got->has_lease()) leases.push_back(got->lease());
         break;
       }
       case 4: {
