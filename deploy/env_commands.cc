@@ -14,8 +14,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/enum_label.h"
 #include "common/metrics.h"
+#include "deploy/env_cli.h"
 #include "deploy/role_metrics.h"
-#include "envserver/env_cli.h"
 #include "envserver/env_service.h"
 #include "envserver/episode.h"
 #include "envserver/fleet_member.h"
@@ -153,7 +153,7 @@ int RunPlay(const std::vector<std::string>& args, const std::string& data_dir, s
   return 0;
 }
 
-// The JSON-lines commands of envserver/env_cli.h (results on `out`, diagnostics on stderr).
+// The JSON-lines commands of deploy/env_cli.h (results on `out`, diagnostics on stderr).
 using JsonLinesFn = int (*)(const std::vector<std::string>&, const EnvCliOptions&, std::istream&, std::ostream&,
                             std::ostream&);
 std::function<int(const std::vector<std::string>&, const std::string&, std::istream&, std::ostream&)> JsonLinesCommand(

@@ -17,7 +17,7 @@
 //
 //   envtune env replay|check|decode FILE|- [--mode bfcl_prompting|bfcl_fc|envtuning] [--model_name
 //   M]
-//       JSON-lines tools over the BFCL executor, checker and decoders (envserver/env_cli.h).
+//       JSON-lines tools over the BFCL executor, checker and decoders (deploy/env_cli.h).
 //
 // Subcommands of `envtune env` are rows of a table (RunEnvCommand); each returns the process exit
 // code: 0 success, 1 runtime failure, 2 usage error.

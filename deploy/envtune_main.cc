@@ -132,7 +132,7 @@ commands:
                   [--limit N] [--format bfcl_prompting|envtuning|hermes] [--env LIST] [--out DIR]
   sft           supervised fine-tuning on ground-truth trajectories (the SFT baseline)
                   --config FILE [sft.key=value ...]   (keys documented in learner/sft.h)
-  model         tokenize | generate | convert | init   (model/cli.h)
+  model         tokenize | generate | convert | init   (deploy/commands/model_command.h)
 
 coordinator, env-server, learner and actor take --metrics_port N: Prometheus metrics at
 http://HOST:N/metrics (docs/operations.md, "Metrics").
@@ -370,9 +370,9 @@ int RunLearner(const std::vector<std::string>& overrides) {
 }  // namespace envtune
 
 // eval / sft / plan / model: torch-side user commands that parse their own flags
-// (deploy/commands/*.h, model/cli.h).
+// (deploy/commands/*.h).
 #ifdef ENVTUNE_HAS_TORCH
-#include "model/cli.h"
+#include "deploy/commands/model_command.h"
 #endif
 #ifdef ENVTUNE_HAS_LEARNER
 #include "deploy/commands/eval_command.h"

@@ -57,7 +57,6 @@
 #include "common/config.h"
 #include "envserver/task_catalog.h"
 #include "envtune/v1/env.pb.h"
-#include "model/cli.h"
 #include "model/model_spec.h"
 #include "model/text/tokenizer.h"
 #include "nlohmann/json.hpp"

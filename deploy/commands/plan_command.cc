@@ -9,12 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "actor/actor.h"
+#include "common/cli_flags.h"
 #include "common/config.h"
 #include "common/config_sections.h"
 #include "common/file.h"
 #include "learner/learner_role.h"
 #include "learner/plan.h"
-#include "model/cli.h"
 #include "model/model_spec.h"
 
 namespace envtune {

@@ -1,10 +1,10 @@
 #include "deploy/commands/sft_command.h"
 
 #include "absl/strings/str_format.h"
+#include "common/cli_flags.h"
 #include "common/config.h"
 #include "common/config_sections.h"
 #include "learner/sft.h"
-#include "model/cli.h"
 
 namespace envtune {
 

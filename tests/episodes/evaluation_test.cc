@@ -15,7 +15,7 @@
 #include "envserver/prompts.h"
 #include "episodes/task_selection.h"
 #include "gtest/gtest.h"
-#include "model/cli.h"
+#include "model/model_tools.h"
 #include "model/qwen2.h"
 #include "model/text/text_tools.h"
 

@@ -9,9 +9,9 @@
 
 #include "deploy/commands/eval_command.h"
 #include "gtest/gtest.h"
-#include "model/cli.h"
-#include "model/text/tokenizer.h"
+#include "model/model_tools.h"
 #include "model/text/text_tools.h"
+#include "model/text/tokenizer.h"
 
 namespace envtune {
 namespace {

@@ -1,6 +1,7 @@
-// `envtune env replay|check|decode` command logic (envserver/env_cli.h), driven with streams:
-// golden files round-trip byte for byte, decode cases, check verdicts, error records and exit codes.
-#include "envserver/env_cli.h"
+// `envtune env replay|check|decode` command logic (deploy/env_cli.h), driven with streams:
+// golden files round-trip byte for byte, decode cases, check verdicts, error records and exit
+// codes.
+#include "deploy/env_cli.h"
 
 #include <algorithm>
 #include <cstdlib>

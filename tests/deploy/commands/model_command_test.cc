@@ -1,5 +1,6 @@
-// `envtune model ...` commands: flag parsing, tiny init, tokenize/generate JSON lines, convert.
-#include "model/cli.h"
+// `envtune model ...` commands (deploy/commands/model_command.h) and the model tools under them
+// (model/model_tools.h): tiny init, tokenize/generate JSON lines, convert, exit codes.
+#include "deploy/commands/model_command.h"
 
 #include <torch/torch.h>
 
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
+#include "model/model_tools.h"
 #include "model/qwen2.h"
 #include "model/safetensors.h"
 #include "model/text/text_tools.h"
@@ -64,29 +66,6 @@ class ModelCliTest : public ::testing::Test {
 Tokenizer* ModelCliTest::tokenizer_ = nullptr;
 std::string* ModelCliTest::dir_ = nullptr;
 absl::Status* ModelCliTest::init_status_ = nullptr;
-
-TEST(CliFlagsTest, ParsesValuesBoolsAndPositionals) {
-  absl::StatusOr<CliFlags> f =
-      ParseCliFlags({"--model", "m", "--limit=3", "pos", "--quiet", "--seed", "5"},
-                    {"model", "limit", "seed"}, {"quiet"});
-  ASSERT_TRUE(f.ok()) << f.status();
-  EXPECT_EQ(f->Get("model"), "m");
-  EXPECT_EQ(*f->GetInt("limit", 0), 3);
-  EXPECT_EQ(*f->GetInt("seed", 0), 5);
-  EXPECT_TRUE(*f->GetBool("quiet", false));
-  EXPECT_EQ(*f->GetInt("missing", 9), 9);
-  ASSERT_EQ(f->positionals.size(), 1u);
-  EXPECT_EQ(f->positionals[0], "pos");
-}
-
-TEST(CliFlagsTest, RejectsUnknownAndMissingValuesAndBadNumbers) {
-  EXPECT_FALSE(ParseCliFlags({"--bogus=1"}, {"model"}).ok());
-  EXPECT_FALSE(ParseCliFlags({"--model"}, {"model"}).ok());
-  absl::StatusOr<CliFlags> f = ParseCliFlags({"--limit=x"}, {"limit"});
-  ASSERT_TRUE(f.ok());
-  EXPECT_FALSE(f->GetInt("limit", 0).ok());
-  EXPECT_FALSE(f->GetDouble("limit", 0).ok());
-}
 
 TEST_F(ModelCliTest, InitWritesLoadableTinyQwen2WithTokenizerVocab) {
   absl::StatusOr<Policy> p = LoadPolicy(*dir_);

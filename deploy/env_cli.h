@@ -33,8 +33,8 @@
 // processing continues, and the command exits 1 at the end. Usage errors (bad arguments,
 // unreadable file, unloadable data directory) print a message on `err` and exit 2. 0 otherwise.
 // Never throws.
-#ifndef ENVTUNE_ENVSERVER_ENV_CLI_H_
-#define ENVTUNE_ENVSERVER_ENV_CLI_H_
+#ifndef ENVTUNE_DEPLOY_ENV_CLI_H_
+#define ENVTUNE_DEPLOY_ENV_CLI_H_
 
 #include <iosfwd>
 #include <string>
@@ -63,4 +63,4 @@ const char* EnvCliUsage();
 
 }  // namespace envtune
 
-#endif  // ENVTUNE_ENVSERVER_ENV_CLI_H_
+#endif  // ENVTUNE_DEPLOY_ENV_CLI_H_

@@ -1,5 +1,5 @@
 // `envtune env replay|check|decode` (see env_cli.h).
-#include "envserver/env_cli.h"
+#include "deploy/env_cli.h"
 
 #include <filesystem>
 #include <fstream>
