@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "episodes/conversation.h"
 #include "model/generate.h"
 #include "model/text/chat_template.h"
 #include "nlohmann/json.hpp"
@@ -85,16 +86,12 @@ struct Episode {
   size_t index = 0;
   enum class Phase { kWaitingEnv, kReady, kDone } phase = Phase::kWaitingEnv;
   absl::Time started;
-  std::vector<int32_t> ids;
-  std::string mask;  // one byte per token
-  std::vector<float> logprobs;
-  uint32_t prompt_tokens = 0;
-  Json messages = Json::array();
-  Json tools;  // null unless the Hermes format carries native tool schemas
+  // Tokens, loss mask, behaviour log-probs and messages (episodes/conversation.h); empty until
+  // the episode started.
+  std::optional<Conversation> conversation;
   std::string state;
   uint32_t model_turns = 0;
   int64_t generated = 0;
-  bool reply_stopped = true;  // the last reply ended with <|im_end|>
   SequenceCachePtr kv;        // keys/values of the conversation so far (reuse_kv_cache)
   int64_t kv_reserved = 0;    // bytes of the KV budget this episode holds while in flight
   size_t reply_begin = 0, reply_end = 0;
@@ -285,11 +282,12 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
       t.set_failed(true);
       t.set_error(e.error);
     } else {
-      t.mutable_token_ids()->Assign(e.ids.begin(), e.ids.end());
-      t.set_loss_mask(e.mask);
-      t.mutable_behaviour_logprobs()->Assign(e.logprobs.begin(), e.logprobs.end());
+      const Conversation& c = *e.conversation;
+      t.mutable_token_ids()->Assign(c.ids().begin(), c.ids().end());
+      t.set_loss_mask(c.mask());
+      t.mutable_behaviour_logprobs()->Assign(c.logprobs().begin(), c.logprobs().end());
       for (const v1::TurnSpan& span : e.spans) *t.add_turns() = span;
-      t.set_prompt_tokens(e.prompt_tokens);
+      t.set_prompt_tokens(static_cast<uint32_t>(c.prompt_tokens()));
       t.set_reward(e.reward);
       t.set_progress(e.components.progress());
       t.set_format_score(e.components.format_score());
@@ -350,35 +348,27 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     if (!r.ok()) return fail(e, "env_error", std::string(r.status().message()));
     e.state = std::move(*r->mutable_episode_state());
     e.augmented = r->augmented();
-    e.messages = MessagesToJson(r->messages());
-    e.tools = Json();
+    Json tools;  // null unless the Hermes format carries native tool schemas
     if (e.spec->options.output_format() == v1::OUTPUT_FORMAT_HERMES && r->tools_json_size() > 0) {
-      e.tools = Json::array();
+      tools = Json::array();
       for (const std::string& tool : r->tools_json()) {
         Json parsed = Json::parse(tool, nullptr, /*allow_exceptions=*/false);
         if (parsed.is_discarded()) {
           return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
                                                    ": env sent a tool schema that is not JSON"));
         }
-        e.tools.push_back(std::move(parsed));
+        tools.push_back(std::move(parsed));
       }
     }
-    absl::StatusOr<std::string> text = RenderQwen25Chat(e.messages, e.tools, true);
-    if (!text.ok()) {
-      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
-                                               ": rendering the opening messages: ",
-                                               text.status().message()));
+    absl::StatusOr<Conversation> conversation =
+        Conversation::Open(tokenizer_, MessagesToJson(r->messages()), std::move(tools));
+    if (!conversation.ok()) {
+      return fail(e, "env_error",
+                  absl::StrCat("episode ", e.spec->episode_id,
+                               ": rendering and tokenizing the opening messages: ",
+                               conversation.status().message()));
     }
-    absl::StatusOr<std::vector<TokenId>> ids = tokenizer_->Encode(*text);
-    if (!ids.ok()) {
-      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
-                                               ": tokenizing the opening messages: ",
-                                               ids.status().message()));
-    }
-    e.ids = std::move(*ids);
-    e.mask.assign(e.ids.size(), '\0');
-    e.logprobs.assign(e.ids.size(), 0.0f);
-    e.prompt_tokens = static_cast<uint32_t>(e.ids.size());
+    e.conversation = std::move(*conversation);
     e.phase = Episode::Phase::kReady;
   };
 
@@ -404,28 +394,19 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     }
     if (r->episode_ended()) return finish(e, "done");
     Json added = MessagesToJson(r->observation());
-    absl::StatusOr<std::string> delta = RenderQwen25ChatDelta(e.messages, added, e.tools, true);
-    if (!delta.ok()) {
-      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
-                                               ": rendering the observation: ",
-                                               delta.status().message()));
-    }
-    const std::string text =
-        absl::StrCat(e.reply_stopped ? "" : std::string(kImEnd), "\n", *delta);
-    absl::StatusOr<std::vector<TokenId>> ids = tokenizer_->Encode(text);
+    absl::StatusOr<std::vector<TokenId>> ids = e.conversation->NextMessagesTokens(added);
     if (!ids.ok()) {
-      return fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
-                                               ": tokenizing the observation: ",
-                                               ids.status().message()));
+      return fail(
+          e, "env_error",
+          absl::StrCat("episode ", e.spec->episode_id,
+                       ": rendering and tokenizing the observation: ", ids.status().message()));
     }
-    for (Json& m : added) e.messages.push_back(std::move(m));
     // The observation plus at least one generated token must fit.
-    if (static_cast<int64_t>(e.ids.size() + ids->size()) >= episode_tokens(*e.spec)) {
+    if (static_cast<int64_t>(e.conversation->ids().size() + ids->size()) >=
+        episode_tokens(*e.spec)) {
       return finish(e, "token_budget");
     }
-    e.ids.insert(e.ids.end(), ids->begin(), ids->end());
-    e.mask.append(ids->size(), '\0');
-    e.logprobs.insert(e.logprobs.end(), ids->size(), 0.0f);
+    e.conversation->AppendMessages(std::move(added), *ids);
     e.phase = Episode::Phase::kReady;
   };
 
@@ -465,12 +446,13 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
     for (size_t i : rows) {
       const Episode& e = episodes[i];
       kv_rows += e.kv_reserved;
-      prompts.emplace_back(e.ids.begin(), e.ids.end());
+      prompts.emplace_back(e.conversation->ids().begin(), e.conversation->ids().end());
       caches.push_back(std::move(episodes[i].kv));  // Generate consumes it
       g.row_seeds.push_back(SplitMix64(options_.seed ^ SplitMix64(e.spec->options.seed()) ^
                                        SplitMix64(static_cast<uint64_t>(e.model_turns) + 1)));
       int64_t cap = e.spec->max_new_tokens > 0 ? e.spec->max_new_tokens : options_.max_new_tokens;
-      cap = std::min<int64_t>(cap, episode_tokens(*e.spec) - static_cast<int64_t>(e.ids.size()));
+      cap = std::min<int64_t>(
+          cap, episode_tokens(*e.spec) - static_cast<int64_t>(e.conversation->ids().size()));
       caps.push_back(cap);
       max_cap = std::max(max_cap, cap);
     }
@@ -510,27 +492,23 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
         res.token_ids.resize(caps[k]);
         res.logprobs.resize(caps[k]);
       }
-      e.reply_stopped = !res.token_ids.empty() && res.token_ids.back() == *im_end;
-      e.reply_begin = e.ids.size();
-      for (size_t t = 0; t < res.token_ids.size(); ++t) {
-        e.ids.push_back(static_cast<TokenId>(res.token_ids[t]));
-        e.logprobs.push_back(res.logprobs[t]);
-      }
-      e.mask.append(res.token_ids.size(), '\1');
-      e.reply_end = e.ids.size();
-      e.generated += static_cast<int64_t>(res.token_ids.size());
-      tokens_generated_.fetch_add(static_cast<int64_t>(res.token_ids.size()));
+      const bool stopped = !res.token_ids.empty() && res.token_ids.back() == *im_end;
+      const std::vector<TokenId> sampled(res.token_ids.begin(), res.token_ids.end());
+      e.generated += static_cast<int64_t>(sampled.size());
+      tokens_generated_.fetch_add(static_cast<int64_t>(sampled.size()));
       ++e.model_turns;
       // Decode only to talk to the env: the reply without its stop token.
-      std::vector<TokenId> reply(e.ids.begin() + e.reply_begin,
-                                 e.ids.end() - (e.reply_stopped ? 1 : 0));
-      absl::StatusOr<std::string> text = tokenizer_->Decode(reply, {.skip_unknown_ids = true});
+      absl::StatusOr<std::string> text =
+          tokenizer_->Decode(absl::MakeConstSpan(sampled).first(sampled.size() - (stopped ? 1 : 0)),
+                             {.skip_unknown_ids = true});
       if (!text.ok()) {
         fail(e, "env_error", absl::StrCat("episode ", e.spec->episode_id,
                                           ": decoding the reply: ", text.status().message()));
         continue;
       }
-      e.messages.push_back(Json{{"role", "assistant"}, {"content", *text}});
+      e.reply_begin = e.conversation->ids().size();
+      e.conversation->AppendSampledReply(sampled, res.logprobs, stopped, *text);
+      e.reply_end = e.conversation->ids().size();
       v1::StepRequest request;
       request.set_episode_state(e.state);
       request.set_model_output(std::move(*text));
@@ -582,7 +560,7 @@ absl::StatusOr<std::vector<EpisodeResult>> Rollout::Run(PolicyImpl& policy,
           finish(e, "time_budget");
         } else if (e.model_turns >= options_.max_model_turns) {
           finish(e, "turn_budget");
-        } else if (static_cast<int64_t>(e.ids.size()) >= episode_tokens(*e.spec)) {
+        } else if (static_cast<int64_t>(e.conversation->ids().size()) >= episode_tokens(*e.spec)) {
           finish(e, "token_budget");
         } else {
           (e.spec->greedy ? greedy : sampled).push_back(e.index);

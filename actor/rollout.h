@@ -7,12 +7,12 @@
 // replies still in flight before the next batch, trading a little latency for larger batches
 // (`lockstep`: for all of them, for reproducible batches).
 //
-// Token in, token out: a trajectory's token_ids are the rendered and tokenized opening messages
-// (loss mask 0), then for each model reply exactly the sampled ids (mask 1, behaviour log-probs
-// = GenerationResult::logprobs, i.e. the temperature-1 policy), then the ids of "\n" + the chat
-// template delta of the observation messages (mask 0; "<|im_end|>\n" + delta when the reply
-// was cut by max_new_tokens). Model output is decoded only to send text to the env; it is never
-// re-encoded. The model's stop token is <|im_end|>.
+// Token in, token out (episodes/conversation.h): a trajectory's token_ids are the rendered and
+// tokenized opening messages (loss mask 0), then for each model reply exactly the sampled ids (mask
+// 1, behaviour log-probs = GenerationResult::logprobs, i.e. the temperature-1 policy), then the ids
+// of "\n" + the chat template delta of the observation messages (mask 0; "<|im_end|>\n" + delta
+// when the reply was cut by max_new_tokens). Model output is decoded only to send text to the env;
+// it is never re-encoded. The model's stop token is <|im_end|>.
 //
 // Budgets per episode: model replies (max_model_turns -> "turn_budget"), tokens of the whole
 // conversation (max_episode_tokens -> "token_budget"; each generation is capped at the remaining

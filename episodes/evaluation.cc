@@ -11,6 +11,7 @@
 #include "envserver/decode.h"
 #include "envserver/ground_truth_reply.h"
 #include "envserver/prompts.h"
+#include "episodes/conversation.h"
 #include "episodes/task_selection.h"
 #include "model/text/chat_template.h"
 
@@ -153,9 +154,8 @@ class ModelPolicy : public EvalPolicy {
       const EvalEpisodeView& v = batch[i];
       const Json& tools =
           v.format == v1::OUTPUT_FORMAT_HERMES && v.tools != nullptr ? *v.tools : null_tools;
-      absl::StatusOr<std::string> text = RenderQwen25Chat(*v.messages, tools, true);
-      if (!text.ok()) return text.status();
-      absl::StatusOr<std::vector<TokenId>> ids = tokenizer_->Encode(*text);
+      // The whole conversation afresh, as BFCL's runner prompts a model each step.
+      absl::StatusOr<std::vector<TokenId>> ids = EncodeChat(*tokenizer_, *v.messages, tools);
       if (!ids.ok()) return ids.status();
       out[i].prompt_tokens = static_cast<int64_t>(ids->size());
       const int64_t room = options_.max_context_tokens - static_cast<int64_t>(ids->size());

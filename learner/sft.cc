@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "envserver/episode.h"
 #include "envserver/reply_format.h"
+#include "episodes/conversation.h"
 #include "episodes/evaluation.h"
 #include "episodes/task_selection.h"
 #include "learner/trainer.h"
@@ -27,18 +29,6 @@ namespace envtune {
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-absl::Status AppendSegment(const Tokenizer& tokenizer, const std::string& text, uint8_t mask,
-                           SftExample* ex) {
-  if (text.empty()) return absl::OkStatus();
-  absl::StatusOr<std::vector<TokenId>> ids = tokenizer.Encode(text);
-  if (!ids.ok()) return ids.status();
-  for (TokenId id : *ids) {
-    ex->ids.push_back(id);
-    ex->mask.push_back(mask);
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -90,41 +80,36 @@ absl::StatusOr<SftExample> RenderSftExample(const Tokenizer& tokenizer, const Js
   if (!messages.is_array() || messages.empty()) {
     return absl::InvalidArgumentError("sft: a conversation needs messages");
   }
-  SftExample ex;
-  const Json null_tools;
-  // Render segment by segment: everything up to each assistant reply's generation prompt is
-  // context (mask 0), the reply + <|im_end|> is trained (mask 1), the "\n" after it is context.
-  std::string rendered;  // text covered so far
-  Json prefix = Json::array();
+  // Through episodes/conversation.h, as rollouts tokenize: the context up to each assistant
+  // reply's generation prompt is mask 0, the reply + <|im_end|> is trained, the "\n" after it
+  // is context. Trailing messages after the last trained reply are left out.
+  std::optional<Conversation> conversation;
+  Json pending = Json::array();  // messages since the last reply
   int replies = 0;
   for (size_t i = 0; i < messages.size() && (max_replies <= 0 || replies < max_replies); ++i) {
     const Json& m = messages[i];
-    if (m.value("role", "") == "assistant") {
-      absl::StatusOr<std::string> before = RenderQwen25Chat(prefix, null_tools, true);
-      if (!before.ok()) return before.status();
-      if (before->compare(0, rendered.size(), rendered) != 0) {
-        return absl::InternalError("sft: chat rendering is not incremental");
-      }
-      if (absl::Status s = AppendSegment(tokenizer, before->substr(rendered.size()), 0, &ex); !s.ok()) {
-        return s;
-      }
-      const std::string reply = m.value("content", "");
-      if (absl::Status s = AppendSegment(tokenizer, reply, 1, &ex); !s.ok()) return s;
-      std::optional<TokenId> im_end = tokenizer.TokenToId(kImEnd);
-      if (!im_end) return absl::InvalidArgumentError("the tokenizer has no <|im_end|>");
-      ex.ids.push_back(*im_end);
-      ex.mask.push_back(1);
-      if (absl::Status s = AppendSegment(tokenizer, "\n", 0, &ex); !s.ok()) return s;
-      prefix.push_back(m);
-      absl::StatusOr<std::string> after = RenderQwen25Chat(prefix, null_tools, false);
-      if (!after.ok()) return after.status();
-      rendered = *after;
-      ++replies;
-    } else {
-      prefix.push_back(m);
+    if (m.value("role", "") != "assistant") {
+      pending.push_back(m);
+      continue;
     }
+    if (!conversation) {
+      absl::StatusOr<Conversation> opened = Conversation::Open(&tokenizer, pending, Json());
+      if (!opened.ok()) return opened.status();
+      conversation = std::move(*opened);
+    } else {
+      absl::StatusOr<std::vector<TokenId>> next = conversation->NextMessagesTokens(pending);
+      if (!next.ok()) return next.status();
+      conversation->AppendMessages(pending, *next);
+    }
+    pending = Json::array();
+    if (absl::Status s = conversation->AppendReplyText(m.value("content", "")); !s.ok()) return s;
+    ++replies;
   }
-  // Trailing context after the last reply is never trained; leave it out.
+  SftExample ex;
+  if (conversation) {
+    ex.ids.assign(conversation->ids().begin(), conversation->ids().end());
+    ex.mask.assign(conversation->mask().begin(), conversation->mask().end());
+  }
   if (static_cast<int64_t>(ex.ids.size()) > max_length) {
     ex.ids.resize(max_length);
     ex.mask.resize(max_length);
