@@ -18,6 +18,8 @@
 #include "model/model_tools.h"
 #include "model/qwen2.h"
 #include "model/text/text_tools.h"
+#include "tests/episodes/evaluation_fixture.h"
+#include "tests/model/tiny_test_model.h"
 
 namespace envtune {
 namespace {
@@ -25,41 +27,8 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-std::string SourceDir() {
-  const char* s = std::getenv("ENVTUNE_SOURCE_DIR");
-  return s != nullptr ? s : ".";
-}
-std::string DataDir() { return SourceDir() + "/data"; }
-
-class EvaluationTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<TaskCatalog> c = TaskCatalog::Load(DataDir() + "/bfcl");
-    if (!c.ok()) return;
-    catalog_ = new TaskCatalog(*std::move(c));
-    engine_ = new EpisodeEngine(catalog_, EpisodeEngineOptions{});
-  }
-  void SetUp() override {
-    if (catalog_ == nullptr) GTEST_SKIP() << "BFCL data not found under " << DataDir();
-    env_ = InProcessEvalEnv(engine_);
-  }
-  // The first `per_category` tasks of each category.
-  std::vector<std::string> Sample(int per_category) {
-    std::vector<std::string> ids;
-    for (const std::string& c : TaskCatalog::Categories()) {
-      std::vector<const BfclTask*> tasks = catalog_->ByCategory(c);
-      for (int i = 0; i < per_category && i < static_cast<int>(tasks.size()); ++i) {
-        ids.push_back(tasks[i]->id);
-      }
-    }
-    return ids;
-  }
-  static TaskCatalog* catalog_;
-  static EpisodeEngine* engine_;
-  std::unique_ptr<EvalEnv> env_;
-};
-TaskCatalog* EvaluationTest::catalog_ = nullptr;
-EpisodeEngine* EvaluationTest::engine_ = nullptr;
+using testing_eval::DataDir;
+using testing_eval::EvaluationTest;
 
 // Tasks and correct verdicts per short category.
 struct CategoryCount {
@@ -284,12 +253,7 @@ TEST_F(EvaluationTest, TinyRandomQwen2RunsTheModelPathDeterministically) {
   absl::StatusOr<std::unique_ptr<Tokenizer>> tok = LoadTokenizer("");
   if (!tok.ok()) GTEST_SKIP() << "shipped tokenizer not found";
   const std::string dir = (fs::temp_directory_path() / ("envtune_eval_tiny_" + std::to_string(::getpid()))).string();
-  TinyQwen2Spec spec;
-  spec.hidden_size = 16;
-  spec.intermediate_size = 32;
-  spec.num_hidden_layers = 1;
-  spec.num_attention_heads = 2;
-  spec.num_key_value_heads = 1;
+  const TinyQwen2Spec spec = TestTinySpec();
   ASSERT_TRUE(InitTinyQwen2(spec, **tok, dir).ok());
   absl::StatusOr<Policy> model = LoadPolicy(dir);
   ASSERT_TRUE(model.ok()) << model.status();

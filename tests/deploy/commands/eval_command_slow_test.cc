@@ -12,6 +12,7 @@
 #include "model/model_tools.h"
 #include "model/text/text_tools.h"
 #include "model/text/tokenizer.h"
+#include "tests/model/tiny_test_model.h"
 
 namespace envtune {
 namespace {
@@ -25,12 +26,7 @@ TEST(EvaluationSlowTest, EvalCommandWithTinyModelIsDeterministic) {
   if (!tok.ok() || !std::filesystem::exists(data + "/bfcl")) GTEST_SKIP() << "data or tokenizer missing";
   namespace fs = std::filesystem;
   const std::string base = (fs::temp_directory_path() / ("envtune_eval_slow_" + std::to_string(::getpid()))).string();
-  TinyQwen2Spec spec;
-  spec.hidden_size = 16;
-  spec.intermediate_size = 32;
-  spec.num_hidden_layers = 1;
-  spec.num_attention_heads = 2;
-  spec.num_key_value_heads = 1;
+  const TinyQwen2Spec spec = TestTinySpec();
   ASSERT_TRUE(InitTinyQwen2(spec, **tok, base + "/model").ok());
   std::string reports[2], results[2];
   for (int run = 0; run < 2; ++run) {

@@ -13,6 +13,7 @@
 #include "envserver/checker.h"
 #include "episodes/evaluation.h"
 #include "gtest/gtest.h"
+#include "tests/episodes/evaluation_fixture.h"
 
 namespace envtune {
 namespace {
@@ -20,41 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
-std::string SourceDir() {
-  const char* s = std::getenv("ENVTUNE_SOURCE_DIR");
-  return s != nullptr ? s : ".";
-}
-std::string DataDir() { return SourceDir() + "/data"; }
-
-class EvaluationTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<TaskCatalog> c = TaskCatalog::Load(DataDir() + "/bfcl");
-    if (!c.ok()) return;
-    catalog_ = new TaskCatalog(*std::move(c));
-    engine_ = new EpisodeEngine(catalog_, EpisodeEngineOptions{});
-  }
-  void SetUp() override {
-    if (catalog_ == nullptr) GTEST_SKIP() << "BFCL data not found under " << DataDir();
-    env_ = InProcessEvalEnv(engine_);
-  }
-  // The first `per_category` tasks of each category.
-  std::vector<std::string> Sample(int per_category) {
-    std::vector<std::string> ids;
-    for (const std::string& c : TaskCatalog::Categories()) {
-      std::vector<const BfclTask*> tasks = catalog_->ByCategory(c);
-      for (int i = 0; i < per_category && i < static_cast<int>(tasks.size()); ++i) {
-        ids.push_back(tasks[i]->id);
-      }
-    }
-    return ids;
-  }
-  static TaskCatalog* catalog_;
-  static EpisodeEngine* engine_;
-  std::unique_ptr<EvalEnv> env_;
-};
-TaskCatalog* EvaluationTest::catalog_ = nullptr;
-EpisodeEngine* EvaluationTest::engine_ = nullptr;
+using testing_eval::DataDir;
+using testing_eval::EvaluationTest;
 
 TEST_F(EvaluationTest, ReportOfGroundTruthIsFullMarksPerCategory) {
   std::unique_ptr<EvalPolicy> gt = GroundTruthEvalPolicy(catalog_);

@@ -16,6 +16,7 @@
 #include "model/safetensors.h"
 #include "model/text/text_tools.h"
 #include "nlohmann/json.hpp"
+#include "tests/model/tiny_test_model.h"
 
 namespace envtune {
 namespace {
@@ -44,12 +45,7 @@ class ModelCliTest : public ::testing::Test {
     if (!tok.ok()) return;
     tokenizer_ = tok->release();
     dir_ = new std::string(TempDir("tiny"));
-    TinyQwen2Spec spec;
-    spec.hidden_size = 16;
-    spec.intermediate_size = 32;
-    spec.num_hidden_layers = 1;
-    spec.num_attention_heads = 2;
-    spec.num_key_value_heads = 1;
+    const TinyQwen2Spec spec = TestTinySpec();
     init_status_ = new absl::Status(InitTinyQwen2(spec, *tokenizer_, *dir_, /*seed=*/7));
   }
   static void TearDownTestSuite() {
